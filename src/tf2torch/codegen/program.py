@@ -1,0 +1,110 @@
+"""The Python module model: submodules, forward statements, imports and helper classes.
+
+Converters write into a `ModuleBuilder`; `render.render_module` turns it into text. Naming
+is decided here, once: Keras layer names become attribute names, a linear chain reuses
+`x`, and a value used more than once gets its producing layer's name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tf2torch.codegen.naming import MODULE_RESERVED, NameScope
+from tf2torch.ir import Graph, Node, Value
+
+
+@dataclass
+class Submodule:
+    attr: str
+    ctor: str
+    state: dict[str, np.ndarray]
+    frozen: tuple[str, ...] = ()  # parameter names with requires_grad=False; "*" for all
+    comment: str | None = None
+
+
+@dataclass
+class Statement:
+    targets: list[str]
+    expr: str
+    comment: str | None = None
+
+
+@dataclass
+class ModuleBuilder:
+    graph: Graph
+    imports: set[str] = field(default_factory=lambda: {"import torch", "from torch import nn"})
+    helpers: dict[str, str] = field(default_factory=dict)
+    submodules: list[Submodule] = field(default_factory=list)
+    statements: list[Statement] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._attrs = NameScope(MODULE_RESERVED)
+        self._by_key: dict[tuple[str, str], Submodule] = {}
+        self._vars, self._scope = assign_variable_names(self.graph)
+
+    # -- what converters call -------------------------------------------------------------
+
+    def var(self, value: Value) -> str:
+        return self._vars[id(value)]
+
+    def submodule(
+        self, node: Node, ctor: str, state: dict[str, np.ndarray], *, suffix: str = "",
+        frozen: tuple[str, ...] = (), comment: str | None = None,
+    ) -> str:
+        """Declare `self.<layer name>` once per Keras layer; a shared layer reuses it."""
+        key = (node.source.name, suffix)
+        if key not in self._by_key:
+            base = node.source.name + (f"_{suffix}" if suffix else "")
+            sub = Submodule(self._attrs.unique(base), ctor, state, frozen, comment)
+            self._by_key[key] = sub
+            self.submodules.append(sub)
+        return f"self.{self._by_key[key].attr}"
+
+    def emit(self, outputs: Value | list[Value], expr: str, comment: str | None = None) -> None:
+        values = outputs if isinstance(outputs, list) else [outputs]
+        self.statements.append(Statement([self.var(v) for v in values], expr, comment))
+
+    def temp(self, base: str, expr: str, comment: str | None = None) -> str:
+        """A statement whose result has no IR value (an intermediate step of one op)."""
+        name = self._scope.unique(base)
+        self.statements.append(Statement([name], expr, comment))
+        return name
+
+    def alias(self, output: Value, source: Value) -> None:
+        """An op that changes nothing: reuse the input's variable when the names allow it."""
+        if self.var(output) != self.var(source):
+            self.emit(output, self.var(source))
+
+    def use_functional(self) -> str:
+        self.imports.add("import torch.nn.functional as F")
+        return "F"
+
+    def helper(self, name: str, source: str) -> str:
+        self.helpers.setdefault(name, source)
+        return name
+
+
+def assign_variable_names(graph: Graph) -> tuple[dict[int, str], NameScope]:
+    """`x` for a value consumed once, by the very next statement; else the layer's name."""
+    scope = NameScope({"x"})
+    names: dict[int, str] = {}
+    first = graph.nodes[0] if graph.nodes else None
+    single_input = len(graph.inputs) == 1
+    for value, name in zip(graph.inputs, graph.input_names):
+        consumers = graph.consumers(value)
+        chain = single_input and len(consumers) == 1 and consumers[0] is first and value not in graph.outputs
+        names[id(value)] = "x" if chain else scope.unique(name)
+    for i, node in enumerate(graph.nodes):
+        following = graph.nodes[i + 1] if i + 1 < len(graph.nodes) else None
+        for value in node.outputs:
+            consumers = graph.consumers(value)
+            chain = (
+                len(node.outputs) == 1
+                and len(consumers) == 1
+                and consumers[0] is following
+                and value not in graph.outputs
+            )
+            names[id(value)] = "x" if chain else scope.unique(value.name)
+    return names, scope

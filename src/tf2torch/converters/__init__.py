@@ -1,0 +1,13 @@
+"""Converter modules, one per op family. Imported explicitly to fill the registry."""
+
+from tf2torch.converters import (  # noqa: F401
+    activation,
+    conv,
+    custom,
+    elementwise,
+    linear,
+    norm,
+    pool,
+    regularization,
+    shape,
+)

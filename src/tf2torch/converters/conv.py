@@ -1,0 +1,100 @@
+"""conv (also depthwise and separable parts) and conv_transpose."""
+
+from __future__ import annotations
+
+from tf2torch.codegen.literals import call, compact
+from tf2torch.codegen.program import ModuleBuilder
+from tf2torch.converters.params import frozen_names, state_array
+from tf2torch.converters.registry import register_converter
+from tf2torch.ir import Node
+
+# Keras kernel (*k, in, out) -> torch (out, in, *k); Keras transpose kernel (*k, out, in) ->
+# torch ConvTranspose (in, out, *k): the same axis permutation in both cases.
+KERNEL_TO_TORCH = {1: (2, 1, 0), 2: (3, 2, 0, 1), 3: (4, 3, 0, 1, 2)}
+
+SAME_PAD_HELPER = '''
+def pad_same(x: torch.Tensor, kernel_size: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...]) -> torch.Tensor:
+    """TensorFlow 'same' padding for the input's size: the odd cell goes at the end."""
+    pads: list[int] = []
+    for size, k, s, d in zip(reversed(x.shape[2:]), reversed(kernel_size), reversed(stride), reversed(dilation)):
+        total = max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
+        pads += [total // 2, total - total // 2]
+    return F.pad(x, pads)
+'''
+
+
+def torch_pad_list(pads: list[tuple[int, int]]) -> tuple[int, ...]:
+    """[(top, bottom), (left, right)] -> F.pad's (left, right, top, bottom)."""
+    flat: list[int] = []
+    for left, right in reversed(pads):
+        flat += [left, right]
+    return tuple(flat)
+
+
+@register_converter("conv")
+def convert_conv(node: Node, b: ModuleBuilder) -> None:
+    a = node.attrs
+    rank = a["rank"]
+    x = b.var(node.inputs[0])
+    kwargs: dict = {}
+    pads = a["pads"]
+    comment = None
+    if pads == "same_dynamic":
+        F = b.use_functional()
+        b.helper("pad_same", SAME_PAD_HELPER)
+        x = b.temp(f"{x}_padded", f"pad_same({x}, {a['kernel_size']}, {a['stride']}, {a['dilation']})",
+                   comment="TF 'same' padding depends on the input size here: computed at run time.")
+
+    elif all(left == right for left, right in pads):
+        if any(left for left, _ in pads):
+            kwargs["padding"] = compact(tuple(left for left, _ in pads))
+    else:
+        F = b.use_functional()
+        x = b.temp(f"{x}_padded", f"{F}.pad({x}, {torch_pad_list(pads)})",
+                   comment="TF 'same' padding is asymmetric here: the extra cell goes at the end.")
+    if any(s != 1 for s in a["stride"]):
+        kwargs = {"stride": compact(a["stride"]), **kwargs}
+    if any(d != 1 for d in a["dilation"]):
+        kwargs["dilation"] = compact(a["dilation"])
+    if a["groups"] != 1:
+        kwargs["groups"] = a["groups"]
+    if "bias" not in node.params:
+        kwargs["bias"] = False
+    ctor = call(f"nn.Conv{rank}d", a["in_channels"], a["out_channels"], kernel_size=compact(a["kernel_size"]), **kwargs)
+    state = {"weight": state_array(node.params["kernel"].array.transpose(KERNEL_TO_TORCH[rank]))}
+    if "bias" in node.params:
+        state["bias"] = state_array(node.params["bias"].array)
+    frozen = frozen_names(node, {"kernel": "weight", "bias": "bias"})
+    mod = b.submodule(node, ctor, state, suffix=a.get("module_suffix", ""), frozen=frozen)
+    b.emit(node.outputs[0], f"{mod}({x})", comment=comment)
+
+
+@register_converter("conv_transpose")
+def convert_conv_transpose(node: Node, b: ModuleBuilder) -> None:
+    a = node.attrs
+    rank = a["rank"]
+    kwargs: dict = {}
+    if any(s != 1 for s in a["stride"]):
+        kwargs["stride"] = compact(a["stride"])
+    if any(a["padding"]):
+        kwargs["padding"] = compact(a["padding"])
+    if any(a["output_padding"]):
+        kwargs["output_padding"] = compact(a["output_padding"])
+    if "bias" not in node.params:
+        kwargs["bias"] = False
+    if any(d != 1 for d in a["dilation"]):
+        kwargs["dilation"] = compact(a["dilation"])
+    ctor = call(f"nn.ConvTranspose{rank}d", a["in_channels"], a["out_channels"], kernel_size=compact(a["kernel_size"]), **kwargs)
+    state = {"weight": state_array(node.params["kernel"].array.transpose(KERNEL_TO_TORCH[rank]))}
+    if "bias" in node.params:
+        state["bias"] = state_array(node.params["bias"].array)
+    mod = b.submodule(node, ctor, state, frozen=frozen_names(node, {"kernel": "weight", "bias": "bias"}))
+    expr = f"{mod}({b.var(node.inputs[0])})"
+    crops = a["crops"]
+    if any(left or right for left, right in crops):
+        y = b.temp(f"{node.source.name}_full", expr)
+        slices = ", ".join(f"{left}:{-right if right else ''}" for left, right in crops)
+        b.emit(node.outputs[0], f"{y}[:, :, {slices}]",
+               comment="TF crops the transposed conv asymmetrically (more at the end).")
+    else:
+        b.emit(node.outputs[0], expr)

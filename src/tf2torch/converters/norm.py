@@ -1,0 +1,93 @@
+"""batch_norm and layer_norm."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tf2torch.codegen.literals import call
+from tf2torch.codegen.program import ModuleBuilder
+from tf2torch.converters.params import state_array
+from tf2torch.converters.registry import register_converter
+from tf2torch.ir import Node
+
+BIASED_BN_HELPER = '''
+class KerasBatchNorm{n}d(nn.BatchNorm{n}d):
+    """BatchNorm whose running variance tracks the *biased* batch variance, as Keras does
+    (torch's own BatchNorm tracks the unbiased one). Inference is plain BatchNorm."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().forward(x)
+        dims = [0] + list(range(2, x.dim()))
+        var, mean = torch.var_mean(x, dim=dims, correction=0)
+        with torch.no_grad():
+            self.running_mean.lerp_(mean, self.momentum)
+            self.running_var.lerp_(var, self.momentum)
+            self.num_batches_tracked += 1
+        return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+'''
+
+FROZEN_BN_HELPER = '''
+class FrozenBatchNorm{n}d(nn.BatchNorm{n}d):
+    """A BatchNorm that Keras had frozen (trainable=False): it always normalizes with its
+    moving statistics and never updates them, even in train() mode."""
+
+    def train(self, mode: bool = True) -> "FrozenBatchNorm{n}d":
+        return super().train(False)
+'''
+
+
+@register_converter("batch_norm")
+def convert_batch_norm(node: Node, b: ModuleBuilder) -> None:
+    a = node.attrs
+    n = {2: 1, 3: 1, 4: 2, 5: 3}[node.inputs[0].rank]
+    if a["frozen"]:
+        cls = b.helper(f"FrozenBatchNorm{n}d", FROZEN_BN_HELPER.format(n=n))
+    elif a["unbiased_running_var"]:
+        cls = f"nn.BatchNorm{n}d"
+    else:
+        b.use_functional()
+        cls = b.helper(f"KerasBatchNorm{n}d", BIASED_BN_HELPER.format(n=n))
+    p = node.params
+    ctor = call(cls, a["num_features"], eps=a["eps"], momentum=round(1.0 - a["momentum"], 12))
+    state = {
+        "weight": state_array(p["gamma"].array),
+        "bias": state_array(p["beta"].array),
+        "running_mean": state_array(p["moving_mean"].array),
+        "running_var": state_array(p["moving_variance"].array),
+        "num_batches_tracked": np.zeros((), dtype=np.int64),
+    }
+    if a["frozen"]:
+        frozen: tuple[str, ...] = ("*",)
+    else:
+        frozen = tuple(name for key, name in (("gamma", "weight"), ("beta", "bias")) if not p[key].trainable)
+    comment = None
+    if not a["center"] or not a["scale"]:
+        missing = [w for w, on in (("beta (center=False)", a["center"]), ("gamma (scale=False)", a["scale"])) if not on]
+        comment = f"Keras has no {' and no '.join(missing)}: kept at its neutral value and frozen."
+    mod = b.submodule(node, ctor, state, frozen=frozen, comment=comment)
+    b.emit(node.outputs[0], f"{mod}({b.var(node.inputs[0])})")
+
+
+@register_converter("layer_norm")
+def convert_layer_norm(node: Node, b: ModuleBuilder) -> None:
+    a = node.attrs
+    shape = a["normalized_shape"]
+    kwargs: dict = {"eps": a["eps"]}
+    state = {}
+    if "gamma" in node.params:
+        state["weight"] = state_array(node.params["gamma"].array)
+    if "beta" in node.params:
+        state["bias"] = state_array(node.params["beta"].array)
+    if not state:
+        kwargs["elementwise_affine"] = False
+    elif "bias" not in state:
+        kwargs["bias"] = False
+    elif "weight" not in state:
+        state["weight"] = np.ones(shape, np.float32)
+    frozen = tuple(n for k, n in (("gamma", "weight"), ("beta", "bias")) if k in node.params and not node.params[k].trainable)
+    if state and "gamma" not in node.params:
+        frozen += ("weight",)
+    ctor = call("nn.LayerNorm", shape[0] if len(shape) == 1 else shape, **kwargs)
+    mod = b.submodule(node, ctor, state, frozen=frozen)
+    b.emit(node.outputs[0], f"{mod}({b.var(node.inputs[0])})")

@@ -1,0 +1,51 @@
+"""pool (max / average, 1D-3D) and global_pool."""
+
+from __future__ import annotations
+
+from tf2torch.codegen.literals import compact
+from tf2torch.codegen.program import ModuleBuilder
+from tf2torch.converters.conv import torch_pad_list
+from tf2torch.converters.registry import register_converter
+from tf2torch.ir import Node
+
+
+@register_converter("pool")
+def convert_pool(node: Node, b: ModuleBuilder) -> None:
+    a = node.attrs
+    F = b.use_functional()
+    x = b.var(node.inputs[0])
+    rank, kind = a["rank"], a["kind"]
+    k, s = compact(a["kernel_size"]), compact(a["stride"])
+    pads = a["pads"]
+    symmetric = all(l == r for l, r in pads) and all(l <= kk // 2 for (l, _), kk in zip(pads, a["kernel_size"]))
+    fn = f"{F}.{kind}_pool{rank}d"
+    args = f"{k}" if k == s else f"{k}, {s}"
+    if not any(l or r for l, r in pads):
+        b.emit(node.outputs[0], f"{fn}({x}, {args})")
+    elif symmetric:
+        pad = compact(tuple(l for l, _ in pads))
+        extra = "" if kind == "max" else ", count_include_pad=False"
+        if k == s:
+            args = f"{k}, {s}"
+        b.emit(node.outputs[0], f"{fn}({x}, {args}, padding={pad}{extra})",
+               comment=None if kind == "max" else "TF leaves padded cells out of the average.")
+    elif kind == "max":
+        padded = b.temp(f"{x}_padded", f'{F}.pad({x}, {torch_pad_list(pads)}, value=float("-inf"))',
+                        comment="TF 'same' pooling pads asymmetrically (extra cell at the end).")
+        b.emit(node.outputs[0], f"{fn}({padded}, {args})")
+    else:
+        pad_list = torch_pad_list(pads)
+        total = b.temp(f"{x}_sum", f"{fn}({F}.pad({x}, {pad_list}), {args})",
+                       comment="TF 'same' average pooling: asymmetric padding, padded cells not counted.")
+        count = b.temp(f"{x}_count", f"{fn}({F}.pad(torch.ones_like({x}[:1, :1]), {pad_list}), {args})")
+        b.emit(node.outputs[0], f"{total} / {count}")
+
+
+@register_converter("global_pool")
+def convert_global_pool(node: Node, b: ModuleBuilder) -> None:
+    x = node.inputs[0]
+    dims = tuple(range(2, x.rank))
+    fn = "mean" if node.attrs["kind"] == "avg" else "amax"
+    dim = dims[0] if len(dims) == 1 else dims
+    keep = ", keepdim=True" if node.attrs["keepdims"] else ""
+    b.emit(node.outputs[0], f"{b.var(x)}.{fn}(dim={dim}{keep})")

@@ -1,0 +1,1 @@
+"""Keras frontend: .keras archives, legacy .h5 files and live keras.Model objects."""

@@ -1,0 +1,77 @@
+"""User-registered converters for custom Keras layers.
+
+    @tf2torch.register_layer("SinLayer")
+    def convert_sin(config: dict, weights: list[np.ndarray]) -> tf2torch.CustomLayer:
+        return tf2torch.CustomLayer(SinModule)
+
+The generated model.py imports `SinModule` from its module path and builds it with `kwargs`.
+The module receives and returns tensors in the Keras (channels-last) layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tf2torch.errors import ConversionError
+from tf2torch.frontends.keras.context import LayerContext
+from tf2torch.ir import Param, TensorSpec, Value
+
+
+@dataclass
+class CustomLayer:
+    """What a user converter returns: a torch module class, its kwargs, its state_dict."""
+
+    module_class: type
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    state_dict: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+UserConverter = Callable[[dict, list[np.ndarray]], CustomLayer]
+USER_LAYERS: dict[str, UserConverter] = {}
+
+
+def register_layer(class_name: str, *, replace: bool = False) -> Callable[[UserConverter], UserConverter]:
+    """Register `fn(config, weights) -> CustomLayer` for the Keras layer class `class_name`."""
+
+    def decorate(fn: UserConverter) -> UserConverter:
+        if class_name in USER_LAYERS and not replace:
+            raise ValueError(f"a converter for layer class {class_name!r} is already registered; pass replace=True")
+        USER_LAYERS[class_name] = fn
+        return fn
+
+    return decorate
+
+
+def unregister_layer(class_name: str) -> None:
+    USER_LAYERS.pop(class_name, None)
+
+
+def import_user_layer(ctx: LayerContext) -> list[Value]:
+    import torch
+
+    custom = USER_LAYERS[ctx.class_name](ctx.config, ctx.weights())
+    cls = custom.module_class
+    if not isinstance(cls, type) or cls.__module__ in ("__main__", "builtins"):
+        raise ConversionError(
+            f"{ctx.file}: the converter for {ctx.class_name!r} returned {cls!r}, whose class cannot be "
+            "imported by the generated model.py; define it in an importable module."
+        )
+    module = cls(**custom.kwargs)
+    if custom.state_dict:
+        module.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in custom.state_dict.items()}, strict=True)
+    # Shapes downstream need this layer's output shape: run the module once on zeros.
+    probes = [torch.zeros([2 if d is None else d for d in v.spec.shape], dtype=getattr(torch, v.spec.dtype)) for v in ctx.inputs]
+    with torch.no_grad():
+        result = module(*probes)
+    results = list(result) if isinstance(result, (tuple, list)) else [result]
+    specs = []
+    for tensor in results:
+        shape = tuple(None if (i == 0 and ctx.inputs[0].spec.shape[0] is None) else int(d) for i, d in enumerate(tensor.shape))
+        specs.append(TensorSpec(shape, str(tensor.dtype).removeprefix("torch.")))
+    params = {k: Param(np.asarray(v), "torch", True) for k, v in custom.state_dict.items()}
+    node = ctx.add("custom", ctx.inputs, specs, {"module_class": cls, "kwargs": dict(custom.kwargs)}, params)
+    return node.outputs

@@ -1,0 +1,210 @@
+"""Walk a Keras model config (Sequential or functional, possibly nested) into an IR Graph."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tf2torch.errors import BadModelFile, InvalidGraph, UnsupportedLayer, UnsupportedLayers
+from tf2torch.frontends.keras import importers  # noqa: F401  (fills LAYER_IMPORTERS)
+from tf2torch.frontends.keras.archive import KerasSource, WeightReader, layer_name_of
+from tf2torch.frontends.keras.context import LayerContext
+from tf2torch.frontends.keras.custom import USER_LAYERS, import_user_layer
+from tf2torch.frontends.keras.layer_calls import (
+    MODEL_CLASSES,
+    LayerCall,
+    LayerEntry,
+    TensorRef,
+    parse_layer,
+    refs_from_spec,
+)
+from tf2torch.frontends.keras.registry import LAYER_IMPORTERS
+from tf2torch.ir import Graph, TensorSpec, Value
+
+
+def is_supported(class_name: str) -> bool:
+    return class_name in USER_LAYERS or class_name in LAYER_IMPORTERS or class_name in MODEL_CLASSES
+
+
+def find_unsupported(model_config: dict) -> list[UnsupportedLayer]:
+    """Every layer (in nested models too) that has no importer."""
+    found: list[UnsupportedLayer] = []
+    for raw in model_config.get("config", {}).get("layers", []):
+        class_name = raw.get("class_name", "?")
+        if class_name in MODEL_CLASSES:
+            found.extend(find_unsupported(raw))
+        elif not is_supported(class_name):
+            found.append(UnsupportedLayer(layer_name_of(raw), class_name))
+    return found
+
+
+def import_keras_model(source: KerasSource) -> Graph:
+    unsupported = find_unsupported(source.model_config)
+    if unsupported:
+        raise UnsupportedLayers(source.path, unsupported)
+    cfg = source.model_config
+    name = cfg.get("config", {}).get("name", "model")
+    graph = Graph(name=name, source_format=f"keras{source.keras_major}")
+    walker = _ModelWalker(graph, source)
+    outputs = walker.import_model(cfg, source.weights, prefix="", bound_inputs=None)
+    graph.outputs = outputs
+    return graph
+
+
+@dataclass
+class _ModelWalker:
+    graph: Graph
+    source: KerasSource
+    _input_count: int = field(default=0)
+
+    def import_model(
+        self, cfg: dict, reader: WeightReader, prefix: str, bound_inputs: list[Value] | None
+    ) -> list[Value]:
+        class_name = cfg.get("class_name")
+        if class_name == "Sequential":
+            return self._import_sequential(cfg, reader, prefix, bound_inputs)
+        if class_name in ("Functional", "Model"):
+            return self._import_functional(cfg, reader, prefix, bound_inputs)
+        raise BadModelFile(
+            f"{self.source.path}: top-level class {class_name!r} is not a Sequential or functional "
+            "model. Subclassed models have no layer graph in their config; export them as a "
+            "SavedModel (support planned) or rebuild them functionally."
+        )
+
+    # -- inputs -------------------------------------------------------------------------
+
+    def _new_input(self, name: str, shape: list | tuple, dtype: Any) -> Value:
+        spec = TensorSpec(tuple(None if d is None else int(d) for d in shape), _dtype_name(dtype))
+        value = Value(name, spec)
+        self.graph.inputs.append(value)
+        self.graph.input_names.append(name)
+        return value
+
+    def _sequential_input_shape(self, cfg: dict, layers: list[dict]) -> tuple[list, Any, str]:
+        first = layers[0] if layers else {}
+        first_cfg = first.get("config", {})
+        if first.get("class_name") == "InputLayer":
+            shape = first_cfg.get("batch_shape") or first_cfg.get("batch_input_shape")
+            return shape, first_cfg.get("dtype", "float32"), first_cfg.get("name", "input")
+        shape = first_cfg.get("batch_input_shape") or first_cfg.get("batch_shape")
+        if shape is None:
+            shape = (cfg.get("build_config") or {}).get("input_shape") or cfg.get("config", {}).get("build_input_shape")
+        if shape is None:
+            raise BadModelFile(
+                f"{self.source.path}: the Sequential model was never built, so its input shape is "
+                "unknown. Give it an Input(...) or call it once before saving."
+            )
+        return shape, first_cfg.get("dtype", "float32"), "input"
+
+    # -- model kinds ----------------------------------------------------------------------
+
+    def _import_sequential(
+        self, cfg: dict, reader: WeightReader, prefix: str, bound_inputs: list[Value] | None
+    ) -> list[Value]:
+        layers = cfg["config"]["layers"]
+        if bound_inputs is None:
+            shape, dtype, name = self._sequential_input_shape(cfg, layers)
+            current = self._new_input(name, shape, dtype)
+        else:
+            current = bound_inputs[0]
+        for raw in layers:
+            if raw.get("class_name") == "InputLayer":
+                continue
+            entry = parse_layer(raw, self.source.path)
+            outputs = self._import_call(entry, LayerCall([]), 0, [current], {}, reader, prefix)
+            if len(outputs) != 1:
+                raise InvalidGraph(f"{self.source.path}: layer {entry.name!r} in a Sequential model has {len(outputs)} outputs")
+            current = outputs[0]
+        return [current]
+
+    def _import_functional(
+        self, cfg: dict, reader: WeightReader, prefix: str, bound_inputs: list[Value] | None
+    ) -> list[Value]:
+        body = cfg["config"]
+        entries = [parse_layer(raw, self.source.path) for raw in body["layers"]]
+        by_name = {e.name: e for e in entries}
+        produced: dict[TensorRef, Value] = {}
+        input_refs = refs_from_spec(body["input_layers"])
+        if bound_inputs is not None and len(bound_inputs) != len(input_refs):
+            raise InvalidGraph(f"{self.source.path}: nested model {prefix!r} takes {len(input_refs)} inputs, got {len(bound_inputs)}")
+        for i, ref in enumerate(input_refs):
+            entry = by_name.get(ref.layer)
+            if entry is None:
+                raise InvalidGraph(f"{self.source.path}: model input {ref.layer!r} is not among the layers")
+            if bound_inputs is not None:
+                produced[TensorRef(ref.layer, 0, 0)] = bound_inputs[i]
+            else:
+                shape = entry.config.get("batch_shape") or entry.config.get("batch_input_shape")
+                produced[TensorRef(ref.layer, 0, 0)] = self._new_input(entry.name, shape, entry.config.get("dtype", "float32"))
+
+        pending = [
+            (entry, call_index, call)
+            for entry in entries
+            if entry.class_name != "InputLayer"
+            for call_index, call in enumerate(entry.calls)
+        ]
+        while pending:
+            progressed = False
+            still_pending = []
+            for entry, call_index, call in pending:
+                needed = call.inputs + [r for refs in call.tensor_kwargs.values() for r in refs]
+                if not all(ref in produced for ref in needed):
+                    still_pending.append((entry, call_index, call))
+                    continue
+                inputs = [produced[ref] for ref in call.inputs]
+                tensor_kwargs = {k: [produced[r] for r in refs] for k, refs in call.tensor_kwargs.items()}
+                outputs = self._import_call(entry, call, call_index, inputs, tensor_kwargs, reader, prefix)
+                for tensor_index, value in enumerate(outputs):
+                    produced[TensorRef(entry.name, call_index, tensor_index)] = value
+                progressed = True
+            if not progressed:
+                missing = sorted({f"{e.name}" for e, _, _ in still_pending})
+                raise InvalidGraph(f"{self.source.path}: cannot resolve the inputs of layers {missing}")
+            pending = still_pending
+
+        outputs = []
+        for ref in refs_from_spec(body["output_layers"]):
+            if ref not in produced:
+                raise InvalidGraph(f"{self.source.path}: model output {ref.layer!r} is never computed")
+            outputs.append(produced[ref])
+        return outputs
+
+    # -- one layer call -------------------------------------------------------------------
+
+    def _import_call(
+        self,
+        entry: LayerEntry,
+        call: LayerCall,
+        call_index: int,
+        inputs: list[Value],
+        tensor_kwargs: dict[str, list[Value]],
+        reader: WeightReader,
+        prefix: str,
+    ) -> list[Value]:
+        name = prefix + entry.name
+        if entry.is_model:
+            inner_layers = entry.config.get("layers", [])
+            nested_reader = reader.nested(entry.name, inner_layers, entry.class_name == "Sequential")
+            return self.import_model(entry.raw, nested_reader, prefix=name + "/", bound_inputs=inputs)
+        ctx = LayerContext(
+            graph=self.graph,
+            entry=entry,
+            call=call,
+            call_index=call_index,
+            inputs=inputs,
+            tensor_kwargs=tensor_kwargs,
+            keras_major=self.source.keras_major,
+            name=name,
+            file=self.source.path,
+            _weights=reader.read(entry.name),
+        )
+        if entry.class_name in USER_LAYERS:
+            return import_user_layer(ctx)
+        return LAYER_IMPORTERS[entry.class_name](ctx)
+
+
+def _dtype_name(dtype: Any) -> str:
+    if isinstance(dtype, dict):  # Keras 3 DTypePolicy
+        dtype = dtype.get("config", {}).get("name", "float32")
+    dtype = str(dtype or "float32")
+    return "float32" if dtype.startswith("mixed") else dtype

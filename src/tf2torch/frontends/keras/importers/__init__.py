@@ -1,0 +1,11 @@
+"""Importer modules. Imported explicitly so the registry is filled in a known order."""
+
+from tf2torch.frontends.keras.importers import (  # noqa: F401
+    activations,
+    conv,
+    core,
+    merge,
+    normalization,
+    pooling,
+    reshaping,
+)

@@ -1,0 +1,73 @@
+"""BatchNormalization and LayerNormalization."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tf2torch.frontends.keras.context import LayerContext
+from tf2torch.frontends.keras.registry import register_importer
+from tf2torch.ir import TensorSpec, Value
+
+
+def _axes(ctx: LayerContext, rank: int) -> list[int]:
+    axis = ctx.config.get("axis", -1)
+    axes = axis if isinstance(axis, (list, tuple)) else [axis]
+    return sorted(int(a) % rank for a in axes)
+
+
+@register_importer("BatchNormalization")
+def import_batch_norm(ctx: LayerContext) -> list[Value]:
+    x = ctx.inputs[0]
+    cfg = ctx.config
+    if cfg.get("renorm"):
+        raise ctx.unsupported("renorm=True (batch renormalization)")
+    if _axes(ctx, x.rank) != [x.rank - 1]:
+        raise ctx.unsupported(f"BatchNormalization over axis {cfg.get('axis')} (only the channel axis, -1)")
+    center, scale = cfg.get("center", True), cfg.get("scale", True)
+    weights = ctx.weights(2 + int(center) + int(scale))
+    channels = int(x.spec.shape[-1])
+    it = iter(weights)
+    gamma = next(it) if scale else np.ones(channels, np.float32)
+    beta = next(it) if center else np.zeros(channels, np.float32)
+    mean, var = next(it), next(it)
+    # Moving variance update: TF's fused kernel (Keras 2, 4D/5D input) uses the
+    # Bessel-corrected batch variance like torch; Keras 3 and Keras 2's non-fused path
+    # use the biased one.
+    unbiased = ctx.keras_major == 2 and x.rank in (4, 5)
+    eps = float(cfg.get("epsilon", 1e-3))
+    if ctx.keras_major == 2 and unbiased:
+        eps = max(eps, 1.001e-5)  # TF's fused batch norm raises smaller epsilons
+    attrs = {
+        "num_features": channels, "eps": eps, "momentum": float(cfg.get("momentum", 0.99)),
+        "center": bool(center), "scale": bool(scale), "unbiased_running_var": unbiased,
+        "frozen": not ctx.trainable,
+    }
+    params = {
+        "gamma": ctx.param(gamma, "C", trainable=ctx.trainable and bool(scale)),
+        "beta": ctx.param(beta, "C", trainable=ctx.trainable and bool(center)),
+        "moving_mean": ctx.param(mean, "C", trainable=False),
+        "moving_variance": ctx.param(var, "C", trainable=False),
+    }
+    return ctx.add("batch_norm", [x], [x.spec], attrs, params).outputs
+
+
+@register_importer("LayerNormalization")
+def import_layer_norm(ctx: LayerContext) -> list[Value]:
+    x = ctx.inputs[0]
+    cfg = ctx.config
+    if cfg.get("rms_scaling"):
+        raise ctx.unsupported("rms_scaling=True")
+    axes = _axes(ctx, x.rank)
+    if axes != list(range(x.rank - len(axes), x.rank)):
+        raise ctx.unsupported(f"LayerNormalization over non-trailing axes {axes}")
+    center, scale = cfg.get("center", True), cfg.get("scale", True)
+    weights = ctx.weights(int(center) + int(scale))
+    it = iter(weights)
+    shape = tuple(int(x.spec.shape[a]) for a in axes)
+    params = {}
+    if scale:
+        params["gamma"] = ctx.param(np.reshape(next(it), shape), "C")
+    if center:
+        params["beta"] = ctx.param(np.reshape(next(it), shape), "C")
+    attrs = {"normalized_shape": shape, "eps": float(cfg.get("epsilon", 1e-3))}
+    return ctx.add("layer_norm", [x], [TensorSpec(x.spec.shape)], attrs, params).outputs

@@ -1,0 +1,113 @@
+"""Normalize Keras 2 and Keras 3 model configs into one shape: layers and their calls.
+
+Keras 3 writes `inbound_nodes` as `[{"args": [...keras tensors...], "kwargs": {...}}]`,
+Keras 2 as `[[["layer", node_index, tensor_index, {kwargs}], ...]]`. Both become
+`LayerCall`s whose inputs are `TensorRef`s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tf2torch.errors import BadModelFile
+
+MODEL_CLASSES = {"Functional", "Model", "Sequential"}
+
+
+@dataclass(frozen=True)
+class TensorRef:
+    layer: str
+    call_index: int
+    tensor_index: int
+
+
+@dataclass
+class LayerCall:
+    inputs: list[TensorRef]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    tensor_kwargs: dict[str, list[TensorRef]] = field(default_factory=dict)
+
+
+@dataclass
+class LayerEntry:
+    class_name: str
+    name: str
+    config: dict
+    calls: list[LayerCall]
+    raw: dict  # the full layer entry (module, registered_name, build_config, ...)
+
+    @property
+    def is_model(self) -> bool:
+        return self.class_name in MODEL_CLASSES
+
+
+def _is_keras_tensor(obj: Any) -> bool:
+    return isinstance(obj, dict) and obj.get("class_name") == "__keras_tensor__"
+
+
+def _tensor_ref_v3(obj: dict) -> TensorRef:
+    layer, call_index, tensor_index = obj["config"]["keras_history"]
+    return TensorRef(layer, int(call_index), int(tensor_index))
+
+
+def _collect_tensors_v3(obj: Any) -> list[TensorRef]:
+    if _is_keras_tensor(obj):
+        return [_tensor_ref_v3(obj)]
+    if isinstance(obj, (list, tuple)):
+        return [ref for item in obj for ref in _collect_tensors_v3(item)]
+    if isinstance(obj, dict) and obj.get("class_name") != "__keras_tensor__":
+        return [ref for item in obj.values() for ref in _collect_tensors_v3(item)]
+    return []
+
+
+def _parse_call_v3(node: dict) -> LayerCall:
+    inputs = _collect_tensors_v3(node.get("args", []))
+    kwargs: dict[str, Any] = {}
+    tensor_kwargs: dict[str, list[TensorRef]] = {}
+    for key, value in node.get("kwargs", {}).items():
+        refs = _collect_tensors_v3(value)
+        if refs:
+            tensor_kwargs[key] = refs
+        else:
+            kwargs[key] = value
+    return LayerCall(inputs, kwargs, tensor_kwargs)
+
+
+def _parse_call_v2(node: list) -> LayerCall:
+    inputs: list[TensorRef] = []
+    kwargs: dict[str, Any] = {}
+    tensor_kwargs: dict[str, list[TensorRef]] = {}
+    for entry in node:
+        inputs.append(TensorRef(entry[0], int(entry[1]), int(entry[2])))
+        extra = entry[3] if len(entry) > 3 else {}
+        for key, value in (extra or {}).items():
+            if isinstance(value, list) and len(value) == 3 and isinstance(value[0], str):
+                tensor_kwargs[key] = [TensorRef(value[0], int(value[1]), int(value[2]))]
+            else:
+                kwargs[key] = value
+    return LayerCall(inputs, kwargs, tensor_kwargs)
+
+
+def parse_layer(raw: dict, source: str) -> LayerEntry:
+    try:
+        class_name = raw["class_name"]
+        config = raw.get("config", {})
+        name = raw.get("name") or config["name"]
+    except (KeyError, TypeError) as exc:
+        raise BadModelFile(f"{source}: malformed layer entry in the model config: {raw!r:.200}") from exc
+    calls = []
+    for node in raw.get("inbound_nodes", []):
+        calls.append(_parse_call_v3(node) if isinstance(node, dict) else _parse_call_v2(node))
+    return LayerEntry(class_name, name, config, calls, raw)
+
+
+def refs_from_spec(spec: Any) -> list[TensorRef]:
+    """`input_layers` / `output_layers`: `["name", 0, 0]` or a list (or dict) of those."""
+    if isinstance(spec, dict):
+        return [ref for item in spec.values() for ref in refs_from_spec(item)]
+    if isinstance(spec, list) and len(spec) == 3 and isinstance(spec[0], str) and isinstance(spec[1], int):
+        return [TensorRef(spec[0], spec[1], spec[2])]
+    if isinstance(spec, list):
+        return [ref for item in spec for ref in refs_from_spec(item)]
+    raise BadModelFile(f"unexpected input/output spec in the model config: {spec!r:.200}")

@@ -1,0 +1,93 @@
+"""The IR op vocabulary and how each op relates to tensor layout.
+
+The layout pass reads only this table; converters never branch on data format.
+
+- CHANNELS_FIRST: the op wants its tensor inputs with the channel axis at dim 1 (conv,
+  pooling, BatchNorm...). Its outputs of rank >= 3 are channels-first too.
+- ELEMENTWISE: works in any layout; all inputs are brought to one common layout and the
+  output keeps it. A flatten's feature order passes through unary ops of this kind.
+- AXIS: like ELEMENTWISE, and the pass rewrites the integer attributes named in
+  `axis_attrs` from source axes to torch dims.
+- SOURCE: needs the source (Keras) layout, e.g. Reshape, Dense on rank > 2, RNNs.
+- FLATTEN: Flatten; channels-first input is flattened directly when every consumer can
+  absorb the feature order (a Dense reorders its weight rows), else permuted first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Layout(Enum):
+    CHANNELS_FIRST = "channels_first"
+    ELEMENTWISE = "elementwise"
+    AXIS = "axis"
+    SOURCE = "source"
+    FLATTEN = "flatten"
+
+
+@dataclass(frozen=True)
+class OpDef:
+    name: str
+    layout: Layout
+    axis_attrs: tuple[str, ...] = ()
+    # True if a Dense can absorb a flatten feature order through this op (unary ops).
+    passes_feature_order: bool = False
+
+
+def _defs(*defs: OpDef) -> dict[str, OpDef]:
+    table: dict[str, OpDef] = {}
+    for d in defs:
+        if d.name in table:
+            raise ValueError(f"IR op {d.name!r} defined twice")
+        table[d.name] = d
+    return table
+
+
+OPS: dict[str, OpDef] = _defs(
+    OpDef("dense", Layout.SOURCE),
+    OpDef("activation", Layout.ELEMENTWISE, passes_feature_order=True),
+    OpDef("softmax", Layout.AXIS, axis_attrs=("axis",)),
+    OpDef("prelu", Layout.ELEMENTWISE),
+    OpDef("conv", Layout.CHANNELS_FIRST),
+    OpDef("conv_transpose", Layout.CHANNELS_FIRST),
+    OpDef("depthwise_conv", Layout.CHANNELS_FIRST),
+    OpDef("separable_conv", Layout.CHANNELS_FIRST),
+    OpDef("pool", Layout.CHANNELS_FIRST),
+    OpDef("global_pool", Layout.CHANNELS_FIRST),
+    OpDef("batch_norm", Layout.CHANNELS_FIRST),
+    OpDef("layer_norm", Layout.SOURCE),
+    OpDef("dropout", Layout.ELEMENTWISE, passes_feature_order=True),
+    OpDef("spatial_dropout", Layout.CHANNELS_FIRST),
+    OpDef("gaussian_noise", Layout.ELEMENTWISE, passes_feature_order=True),
+    OpDef("gaussian_dropout", Layout.ELEMENTWISE, passes_feature_order=True),
+    OpDef("alpha_dropout", Layout.ELEMENTWISE, passes_feature_order=True),
+    OpDef("flatten", Layout.FLATTEN),
+    OpDef("reshape", Layout.SOURCE),
+    OpDef("permute", Layout.SOURCE),
+    OpDef("pad", Layout.CHANNELS_FIRST),
+    OpDef("crop", Layout.CHANNELS_FIRST),
+    OpDef("upsample", Layout.CHANNELS_FIRST),
+    OpDef("add", Layout.ELEMENTWISE),
+    OpDef("subtract", Layout.ELEMENTWISE),
+    OpDef("multiply", Layout.ELEMENTWISE),
+    OpDef("average", Layout.ELEMENTWISE),
+    OpDef("maximum", Layout.ELEMENTWISE),
+    OpDef("minimum", Layout.ELEMENTWISE),
+    OpDef("concat", Layout.AXIS, axis_attrs=("axis",)),
+    OpDef("dot", Layout.SOURCE),
+    OpDef("embedding", Layout.SOURCE),
+    OpDef("rescale", Layout.ELEMENTWISE, passes_feature_order=True),
+    OpDef("identity", Layout.ELEMENTWISE, passes_feature_order=True),
+    OpDef("custom", Layout.SOURCE),
+    # Inserted by the layout pass only: attrs["dims"] is the torch permutation.
+    OpDef("transpose", Layout.SOURCE),
+)
+
+
+def op_def(op: str) -> OpDef:
+    try:
+        return OPS[op]
+    except KeyError:
+        raise KeyError(f"unknown IR op {op!r}; add it to tf2torch.ir.ops.OPS") from None

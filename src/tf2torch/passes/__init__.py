@@ -1,0 +1,1 @@
+"""Graph passes, run in the order given by `pipeline.run_passes`."""

@@ -1,0 +1,149 @@
+"""LayoutPass: decide, once, the layout every tensor has in the generated PyTorch code.
+
+Keras computes channels-last; PyTorch's conv stack is channels-first. Each value gets a
+`perm` (torch tensor = source tensor.permute(perm)). Ops declare their needs in
+`ir.ops.OPS`; where a value's layout differs from what a consumer needs, a `transpose`
+node is inserted and recorded in `graph.notes`, so every runtime permute is named.
+
+    before:  x[N,H,W,C] -> conv -> relu -> flatten -> dense
+    after:   x[N,C,H,W] -> conv -> relu -> flatten(feature_order) -> dense(rows reordered)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tf2torch.ir import Graph, Node, SourceRef, Value
+from tf2torch.ir.ops import Layout, op_def
+
+
+def channels_first(rank: int) -> tuple[int, ...] | None:
+    if rank < 3:
+        return None
+    return (0, rank - 1) + tuple(range(1, rank - 1))
+
+
+def _normal(perm: tuple[int, ...] | None, rank: int) -> tuple[int, ...] | None:
+    return None if perm is None or perm == tuple(range(rank)) else perm
+
+
+class LayoutPass:
+    """requires: a shaped graph in source layout. ensures: every Value has its torch perm."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self._converted: dict[tuple[int, tuple | None], Value] = {}
+
+    def run(self) -> Graph:
+        for value in self.graph.inputs:
+            # Images and volumes come in NCHW / NCDHW; sequences keep (batch, steps, features).
+            value.perm = channels_first(value.rank) if value.rank in (4, 5) else None
+        for node in list(self.graph.nodes):
+            self._visit(node)
+        self._fix_outputs()
+        return self.graph
+
+    # -- per-op policies ----------------------------------------------------------------
+
+    def _visit(self, node: Node) -> None:
+        layout = op_def(node.op).layout
+        if layout is Layout.CHANNELS_FIRST:
+            for i, value in enumerate(node.inputs):
+                self._require(node, i, channels_first(value.rank))
+            for out in node.outputs:
+                out.perm = channels_first(out.rank)
+        elif layout in (Layout.ELEMENTWISE, Layout.AXIS):
+            self._visit_elementwise(node)
+        elif layout is Layout.FLATTEN:
+            self._visit_flatten(node)
+        else:
+            for i, value in enumerate(node.inputs):
+                if node.op == "dense" and value.feature_order is not None:
+                    continue  # the dense converter reorders its weight rows instead
+                self._require(node, i, None)
+            for out in node.outputs:
+                out.perm = None
+
+    def _visit_elementwise(self, node: Node) -> None:
+        ranks = {v.rank for v in node.inputs}
+        target: tuple[int, ...] | None = None
+        if len(ranks) == 1:
+            rank = ranks.pop()
+            if any(v.perm is not None for v in node.inputs):
+                target = channels_first(rank) if any(v.perm == channels_first(rank) for v in node.inputs) else None
+        for i in range(len(node.inputs)):
+            self._require(node, i, target)
+        first = node.inputs[0]
+        for out in node.outputs:
+            out.perm = target if out.rank == first.rank else None
+            if op_def(node.op).passes_feature_order and len(node.inputs) == 1:
+                out.feature_order = first.feature_order
+        for attr in op_def(node.op).axis_attrs:
+            node.attrs[attr] = first.torch_axis(node.attrs[attr])
+
+    def _visit_flatten(self, node: Node) -> None:
+        x = node.inputs[0]
+        out = node.outputs[0]
+        out.perm = None
+        if x.perm is not None and self._absorbable(out) and all(d is not None for d in x.spec.shape[1:]):
+            inner = [p - 1 for p in x.perm[1:]]
+            size = math.prod(x.spec.shape[1:])
+            out.feature_order = np.arange(size).reshape(x.spec.shape[1:]).transpose(inner).ravel()
+            return
+        self._require(node, 0, None)
+
+    def _absorbable(self, value: Value) -> bool:
+        """True if every use of `value` ends in a Dense that can reorder its weight rows."""
+        if value in self.graph.outputs:
+            return False
+        consumers = self.graph.consumers(value)
+        if not consumers:
+            return False
+        for node in consumers:
+            if node.op == "dense":
+                continue
+            spec = op_def(node.op)
+            if spec.passes_feature_order and len(node.inputs) == 1 and self._absorbable(node.outputs[0]):
+                continue
+            return False
+        return True
+
+    # -- boundaries -----------------------------------------------------------------------
+
+    def _require(self, node: Node, index: int, target: tuple[int, ...] | None) -> None:
+        value = node.inputs[index]
+        target = _normal(target, value.rank)
+        if _normal(value.perm, value.rank) == target:
+            return
+        node.inputs[index] = self._converted_value(value, target, node)
+
+    def _converted_value(self, value: Value, target: tuple[int, ...] | None, before: Node) -> Value:
+        key = (id(value), target)
+        if key in self._converted:
+            return self._converted[key]
+        current = value.perm or tuple(range(value.rank))
+        wanted = target or tuple(range(value.rank))
+        dims = tuple(current.index(axis) for axis in wanted)
+        source = SourceRef(before.source.framework, "layout", f"{value.name}_{'cf' if target else 'source'}")
+        node = Node("transpose", [value], [], source, {"dims": dims})
+        out = Value(source.name, value.spec, node, perm=target)
+        node.outputs.append(out)
+        self.graph.insert_before(before, node)
+        self.graph.notes.append(
+            f"runtime permute of '{value.name}' before '{before.source.name}' ({before.source.kind}): "
+            f"it needs the {'channels-first' if target else 'Keras'} layout"
+        )
+        self._converted[key] = out
+        return out
+
+    def _fix_outputs(self) -> None:
+        """Rank-3 outputs go back to (batch, steps, features); 4D/5D outputs stay NCHW."""
+        for i, value in enumerate(self.graph.outputs):
+            if value.perm is not None and value.rank == 3:
+                anchor = Node("transpose", [], [], value.producer.source if value.producer else SourceRef("", "", ""))
+                self.graph.nodes.append(anchor)
+                converted = self._converted_value(value, None, anchor)
+                self.graph.nodes.remove(anchor)
+                self.graph.outputs[i] = converted

@@ -1,0 +1,19 @@
+"""The ordered pass pipeline. Order matters:
+
+1. LayoutPass first: it inserts the transposes the later passes clean up.
+2. cancel_transposes: after layout, merges and drops transposes.
+3. remove_dead_code last: the passes above may leave nodes without users.
+"""
+
+from __future__ import annotations
+
+from tf2torch.ir import Graph
+from tf2torch.passes.cleanup import cancel_transposes, remove_dead_code
+from tf2torch.passes.layout import LayoutPass
+
+
+def run_passes(graph: Graph) -> Graph:
+    graph = LayoutPass(graph).run()
+    cancel_transposes(graph)
+    remove_dead_code(graph)
+    return graph

@@ -1,0 +1,1 @@
+"""Run source and converted models on the same inputs and compare."""

@@ -1,0 +1,68 @@
+"""Numeric comparison of outputs and the verification report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+DEFAULT_TOLERANCE = 1e-5  # max abs error / max |reference|, in fp32
+
+
+@dataclass
+class OutputCheck:
+    name: str
+    shape: tuple[int, ...]
+    max_abs_error: float
+    max_rel_error: float  # max abs error divided by the reference's largest magnitude
+    tolerance: float
+
+    @property
+    def status(self) -> str:
+        if not np.isfinite(self.max_abs_error):
+            return "FAILED"
+        return "OK" if self.max_rel_error <= self.tolerance else "FAILED"
+
+
+@dataclass
+class VerificationReport:
+    source: str
+    mode: str  # "eval" or "train"
+    batch_size: int
+    outputs: list[OutputCheck] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(o.status == "OK" for o in self.outputs)
+
+    def table(self) -> str:
+        header = f"{'output':<24} {'shape':<20} {'max abs err':>12} {'rel to max':>12}  status"
+        lines = [f"Verification of {self.source} ({self.mode} mode, batch {self.batch_size}) against Keras:", header]
+        for o in self.outputs:
+            lines.append(
+                f"{o.name:<24} {str(list(o.shape)):<20} {o.max_abs_error:>12.3e} {o.max_rel_error:>12.3e}  {o.status}"
+            )
+        lines.append("Result: " + ("OK" if self.ok else f"FAILED (tolerance {self.outputs[0].tolerance:g} relative to max |output|)"))
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {
+            "source": self.source, "mode": self.mode, "batch_size": self.batch_size, "ok": self.ok,
+            "outputs": [
+                {"name": o.name, "shape": list(o.shape), "max_abs_error": o.max_abs_error,
+                 "max_rel_error": o.max_rel_error, "tolerance": o.tolerance, "status": o.status}
+                for o in self.outputs
+            ],
+        }
+
+
+def compare_output(name: str, reference: np.ndarray, result: np.ndarray, tolerance: float = DEFAULT_TOLERANCE) -> OutputCheck:
+    reference = np.asarray(reference, dtype=np.float64)
+    result = np.asarray(result, dtype=np.float64)
+    if reference.shape != result.shape:
+        return OutputCheck(name, tuple(reference.shape), float("inf"), float("inf"), tolerance)
+    error = float(np.max(np.abs(reference - result))) if reference.size else 0.0
+    if not np.isfinite(result).all() and np.array_equal(np.isnan(result), np.isnan(reference)):
+        error = float(np.nanmax(np.abs(reference - result)))
+    scale = max(float(np.max(np.abs(reference))) if reference.size else 0.0, 1e-12)
+    return OutputCheck(name, tuple(reference.shape), error, error / scale, tolerance)

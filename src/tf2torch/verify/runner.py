@@ -1,0 +1,73 @@
+"""Load the source model with Keras (imported lazily) and run both sides on one input set."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+
+from tf2torch.errors import VerificationUnavailable
+from tf2torch.ir import Graph, Value
+
+
+def load_keras_model(path: str, keras_major: int, custom_objects: dict | None = None) -> Any:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        if keras_major == 2:
+            import tf_keras
+
+            return tf_keras.models.load_model(path, compile=False, custom_objects=custom_objects)
+        import keras
+
+        return keras.saving.load_model(path, compile=False, custom_objects=custom_objects)
+    except ImportError as exc:
+        raise VerificationUnavailable(
+            f"verification of {path} needs {'tf-keras' if keras_major == 2 else 'keras'} and TensorFlow: "
+            "pip install 'tf2torch[tf]'"
+        ) from exc
+
+
+def random_inputs(graph: Graph, batch_size: int, seed: int = 0) -> list[np.ndarray]:
+    """Source-layout inputs: normal floats; ints below the smallest Embedding vocabulary."""
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for value in graph.inputs:
+        shape = [batch_size if i == 0 else (7 if d is None else d) for i, d in enumerate(value.spec.shape)]
+        if value.spec.dtype.startswith("int") or value.spec.dtype.startswith("uint"):
+            vocab = min([n.attrs["num"] for n in graph.consumers(value) if n.op == "embedding"] or [10])
+            arrays.append(rng.integers(0, vocab, size=shape).astype(value.spec.dtype))
+        else:
+            arrays.append(rng.standard_normal(shape).astype(np.float32))
+    return arrays
+
+
+def to_torch_layout(array: np.ndarray, value: Value) -> torch.Tensor:
+    if value.perm is not None:
+        array = np.transpose(array, value.perm)
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def to_source_layout(tensor: torch.Tensor, value: Value) -> np.ndarray:
+    array = tensor.detach().cpu().numpy()
+    if value.perm is not None:
+        array = np.transpose(array, np.argsort(value.perm))
+    return array
+
+
+def run_torch(module: torch.nn.Module, graph: Graph, inputs: list[np.ndarray], training: bool) -> list[np.ndarray]:
+    module.train(training)
+    try:
+        with torch.no_grad():
+            result = module(*[to_torch_layout(a, v) for a, v in zip(inputs, graph.inputs)])
+    finally:
+        module.eval()
+    results = list(result) if isinstance(result, (tuple, list)) else [result]
+    return [to_source_layout(t, v) for t, v in zip(results, graph.outputs)]
+
+
+def run_keras(model: Any, inputs: list[np.ndarray], training: bool) -> list[np.ndarray]:
+    result = model(inputs if len(inputs) > 1 else inputs[0], training=training)
+    results = list(result.values()) if isinstance(result, dict) else (list(result) if isinstance(result, (list, tuple)) else [result])
+    return [np.asarray(r) for r in results]

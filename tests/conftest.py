@@ -1,0 +1,70 @@
+"""Shared test helpers: build in Keras, convert, compare with TensorFlow's own output."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+def perturb_weights(model: Any, seed: int = 0) -> None:
+    """Make every weight non-trivial, so a dropped bias or a swapped statistic shows.
+
+    Keras initialises biases, BN offsets and moving statistics to constants; those are
+    replaced by random values (variances and scales stay positive).
+    """
+    rng = np.random.default_rng(seed)
+    for layer in model.layers if hasattr(model, "layers") else []:
+        if hasattr(layer, "layers"):
+            perturb_weights(layer, seed + 1)
+            continue
+        new = []
+        for w in layer.weights:
+            value = np.asarray(w.numpy() if hasattr(w, "numpy") else w)
+            name = w.path if hasattr(w, "path") else w.name
+            if "variance" in name or "gamma" in name:
+                value = rng.uniform(0.5, 1.5, value.shape)
+            else:
+                value = value + rng.normal(0.0, 0.2, value.shape)
+            new.append(value.astype(np.float32) if value.dtype.kind == "f" else value)
+        if new:
+            layer.set_weights(new)
+
+
+def convert_and_compare(
+    model: Any,
+    tmp_path: Path,
+    *,
+    suffix: str = ".keras",
+    batch_size: int = 3,
+    training: bool = False,
+    tolerance: float = 1e-5,
+    perturb: bool = True,
+    inputs: list[np.ndarray] | None = None,
+):
+    """Save `model`, convert the file, and compare with the live Keras model's output."""
+    import tf2torch
+
+    if perturb:
+        perturb_weights(model)
+    path = tmp_path / f"model{suffix}"
+    model.save(str(path))
+    result = tf2torch.convert(str(path))
+    report = result.verify(inputs, batch_size=batch_size, training=training, tolerance=tolerance, keras_model=model)
+    assert report.outputs, "verification compared nothing"
+    assert report.ok, report.table()
+    return result
+
+
+@pytest.fixture
+def keras():
+    import keras
+
+    return keras
