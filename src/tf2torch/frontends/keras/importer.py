@@ -137,6 +137,7 @@ class _ModelWalker:
                 shape = entry.config.get("batch_shape") or entry.config.get("batch_input_shape")
                 produced[TensorRef(ref.layer, 0, 0)] = self._new_input(entry.name, shape, entry.config.get("dtype", "float32"))
 
+        offsets = _call_index_offsets(entries, body["output_layers"])
         pending = [
             (entry, call_index, call)
             for entry in entries
@@ -155,7 +156,7 @@ class _ModelWalker:
                 tensor_kwargs = {k: [produced[r] for r in refs] for k, refs in call.tensor_kwargs.items()}
                 outputs = self._import_call(entry, call, call_index, inputs, tensor_kwargs, reader, prefix)
                 for tensor_index, value in enumerate(outputs):
-                    produced[TensorRef(entry.name, call_index, tensor_index)] = value
+                    produced[TensorRef(entry.name, call_index + offsets.get(entry.name, 0), tensor_index)] = value
                 progressed = True
             if not progressed:
                 missing = sorted({f"{e.name}" for e, _, _ in still_pending})
@@ -201,6 +202,20 @@ class _ModelWalker:
         if entry.class_name in USER_LAYERS:
             return import_user_layer(ctx)
         return LAYER_IMPORTERS[entry.class_name](ctx)
+
+
+def _call_index_offsets(entries: list[LayerEntry], output_spec: object) -> dict[str, int]:
+    """Keras 2 numbers a nested model's calls from 1 (its node 0 is the one it made for its
+    own Input); the config lists only the outer calls. Detect it from the references."""
+    highest: dict[str, int] = {}
+    refs = [r for e in entries for c in e.calls for r in c.inputs + [x for v in c.tensor_kwargs.values() for x in v]]
+    for ref in refs + refs_from_spec(output_spec):
+        highest[ref.layer] = max(highest.get(ref.layer, 0), ref.call_index)
+    return {
+        e.name: 1
+        for e in entries
+        if e.is_model and e.calls and highest.get(e.name, 0) >= len(e.calls)
+    }
 
 
 def _dtype_name(dtype: Any) -> str:
