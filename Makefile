@@ -24,7 +24,7 @@ test-all: $(VENV)/.installed
 	$(PY) -m pytest -n 2 -q -m ""
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check src tests examples
+	$(VENV)/bin/ruff check src tests examples scripts
 
 clean:
 	rm -rf $(VENV) out

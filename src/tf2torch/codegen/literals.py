@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 
 def literal(value: Any) -> str:
+    if isinstance(value, np.generic):
+        value = value.item()  # numpy scalars would print as np.float64(...)
     if isinstance(value, float):
-        short = f"{value:.12g}"
-        return short if any(c in short for c in ".en") else short + ".0"
+        return repr(value)  # shortest text that round-trips exactly
     if isinstance(value, tuple):
         if len(value) == 1:
             return f"({literal(value[0])},)"

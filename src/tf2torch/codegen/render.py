@@ -40,7 +40,8 @@ def render_module(graph: Graph, builder: ModuleBuilder, class_name: str, source_
     out: list[str] = [docstring(graph, builder, class_name, source_name)]
     imports = sorted(i for i in builder.imports if i.startswith("import "))
     from_imports = sorted(i for i in builder.imports if i.startswith("from "))
-    out += ["from pathlib import Path", ""] + imports + [""] + from_imports + ["", ""]
+    # One third-party block, `import` lines before `from` lines: what isort / ruff's I001 expect.
+    out += ["from pathlib import Path", ""] + imports + from_imports + ["", ""]
     for helper in builder.helpers.values():
         out += [helper.strip("\n"), "", ""]
 
@@ -68,10 +69,15 @@ def render_module(graph: Graph, builder: ModuleBuilder, class_name: str, source_
     out += [
         "",
         "",
-        f'def load_model(weights_path: str | Path = Path(__file__).with_name("model.safetensors")) -> {class_name}:',
-        f'{INDENT}"""Build the model and load its weights (strict: every tensor must match)."""',
+        f"def load_model(weights_path: str | Path | None = None) -> {class_name}:",
+        f'{INDENT}"""Build the model and load its weights (strict: every tensor must match).',
+        "",
+        f"{INDENT}By default the weights are the model.safetensors next to this file.",
+        f'{INDENT}"""',
         f"{INDENT}from safetensors.torch import load_file",
         "",
+        f"{INDENT}if weights_path is None:",
+        f'{INDENT * 2}weights_path = Path(__file__).with_name("model.safetensors")',
         f"{INDENT}model = {class_name}()",
         f"{INDENT}model.load_state_dict(load_file(str(weights_path)), strict=True)",
         f"{INDENT}return model",

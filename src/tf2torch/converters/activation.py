@@ -83,10 +83,31 @@ def _convert_general_relu(node: Node, b: ModuleBuilder, x: str) -> None:
     b.emit(node.outputs[0], y)
 
 
+SPARSEMAX_HELPER = '''
+def keras_sparsemax(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """keras.activations.sparsemax exactly as Keras 3 computes it (all backends): note that
+    tau sums the cumulative sums over the support, so rows need not sum to 1."""
+    z = torch.sort(x, dim=dim, descending=True).values
+    cumsum = torch.cumsum(z, dim=dim)
+    shape = [1] * x.dim()
+    shape[dim] = -1
+    r = torch.arange(1, x.shape[dim] + 1, dtype=x.dtype, device=x.device).view(shape)
+    support = z - (cumsum - 1) / r > 0
+    k = support.sum(dim=dim, keepdim=True).to(x.dtype)
+    tau = (torch.where(support, cumsum, 0.0).sum(dim=dim, keepdim=True) - 1) / k
+    return torch.clamp(x - tau, min=0.0)
+'''
+
+
 @register_converter("softmax")
 def convert_softmax(node: Node, b: ModuleBuilder) -> None:
+    dim = node.attrs["axis"] % node.inputs[0].rank
+    if node.attrs.get("sparse"):
+        fn = b.helper("keras_sparsemax", SPARSEMAX_HELPER)
+        b.emit(node.outputs[0], f"{fn}({b.var(node.inputs[0])}, dim={dim})")
+        return
     fn = "log_softmax" if node.attrs.get("log") else "softmax"
-    b.emit(node.outputs[0], f"torch.{fn}({b.var(node.inputs[0])}, dim={node.attrs['axis'] % node.inputs[0].rank})")
+    b.emit(node.outputs[0], f"torch.{fn}({b.var(node.inputs[0])}, dim={dim})")
 
 
 PRELU_HELPER = '''

@@ -9,12 +9,20 @@ from tf2torch.codegen.program import ModuleBuilder
 from tf2torch.converters.registry import register_converter
 from tf2torch.ir import Node
 
-INFIX = {"add": " + ", "subtract": " - ", "multiply": " * "}
+INFIX = {"add": " + ", "subtract": " - ", "multiply": " * ", "divide": " / "}
 
 
-@register_converter("add", "subtract", "multiply")
+@register_converter("add", "subtract", "multiply", "divide")
 def convert_infix(node: Node, b: ModuleBuilder) -> None:
     b.emit(node.outputs[0], INFIX[node.op].join(b.var(v) for v in node.inputs))
+
+
+@register_converter("scalar_arithmetic")
+def convert_scalar_arithmetic(node: Node, b: ModuleBuilder) -> None:
+    a = node.attrs
+    x, value = b.var(node.inputs[0]), literal(a["value"])
+    expr = f"{value} {a['symbol']} {x}" if a["reverse"] else f"{x} {a['symbol']} {value}"
+    b.emit(node.outputs[0], expr)
 
 
 @register_converter("average")

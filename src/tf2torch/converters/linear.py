@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from tf2torch.codegen.literals import call
 from tf2torch.codegen.program import ModuleBuilder
+from tf2torch.converters.params import frozen_names, state_array
 from tf2torch.converters.registry import register_converter
 from tf2torch.ir import Node
-from tf2torch.converters.params import frozen_names, state_array
 
 
 @register_converter("dense")

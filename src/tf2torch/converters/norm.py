@@ -10,16 +10,17 @@ from tf2torch.converters.params import state_array
 from tf2torch.converters.registry import register_converter
 from tf2torch.ir import Node
 
+# Both helpers avoid branching on the input's rank (nn.BatchNorm's _check_input_dim), so
+# torch.fx can trace them; the reduction dims are written out per class instead.
 BIASED_BN_HELPER = '''
-class KerasBatchNorm{n}d(nn.BatchNorm{n}d):
+class {name}(nn.BatchNorm{n}d):
     """BatchNorm whose running variance tracks the *biased* batch variance, as Keras does
     (torch's own BatchNorm tracks the unbiased one). Inference is plain BatchNorm."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
-            return super().forward(x)
-        dims = [0] + list(range(2, x.dim()))
-        var, mean = torch.var_mean(x, dim=dims, correction=0)
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        var, mean = torch.var_mean(x, dim={dims}, correction=0)
         with torch.no_grad():
             self.running_mean.lerp_(mean, self.momentum)
             self.running_var.lerp_(var, self.momentum)
@@ -34,20 +35,32 @@ class FrozenBatchNorm{n}d(nn.BatchNorm{n}d):
 
     def train(self, mode: bool = True) -> "FrozenBatchNorm{n}d":
         return super().train(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
 '''
+
+# input rank -> (torch BatchNorm flavour, helper class name, dims the statistics reduce over)
+BN_KINDS = {
+    2: (1, "KerasBatchNorm1d", (0,)),
+    3: (1, "KerasBatchNormSteps1d", (0, 2)),
+    4: (2, "KerasBatchNorm2d", (0, 2, 3)),
+    5: (3, "KerasBatchNorm3d", (0, 2, 3, 4)),
+}
 
 
 @register_converter("batch_norm")
 def convert_batch_norm(node: Node, b: ModuleBuilder) -> None:
     a = node.attrs
-    n = {2: 1, 3: 1, 4: 2, 5: 3}[node.inputs[0].rank]
+    n, helper_name, dims = BN_KINDS[node.inputs[0].rank]
     if a["frozen"]:
+        b.use_functional()
         cls = b.helper(f"FrozenBatchNorm{n}d", FROZEN_BN_HELPER.format(n=n))
     elif a["unbiased_running_var"]:
         cls = f"nn.BatchNorm{n}d"
     else:
         b.use_functional()
-        cls = b.helper(f"KerasBatchNorm{n}d", BIASED_BN_HELPER.format(n=n))
+        cls = b.helper(helper_name, BIASED_BN_HELPER.format(name=helper_name, n=n, dims=dims))
     p = node.params
     ctor = call(cls, a["num_features"], eps=a["eps"], momentum=round(1.0 - a["momentum"], 12))
     state = {
@@ -69,9 +82,50 @@ def convert_batch_norm(node: Node, b: ModuleBuilder) -> None:
     b.emit(node.outputs[0], f"{mod}({b.var(node.inputs[0])})")
 
 
+AXES_LN_HELPER = '''
+class KerasLayerNorm(nn.Module):
+    """Keras LayerNormalization over axes that are not the trailing ones (which
+    nn.LayerNorm cannot express): statistics over `dims`, parameters broadcast."""
+
+    def __init__(self, dims: tuple[int, ...], shape: tuple[int, ...], eps: float, scale: bool, center: bool) -> None:
+        super().__init__()
+        self.dims = dims
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(shape)) if scale else None
+        self.bias = nn.Parameter(torch.zeros(shape)) if center else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        var, mean = torch.var_mean(x, dim=self.dims, correction=0, keepdim=True)
+        x = (x - mean) * torch.rsqrt(var + self.eps)
+        if self.weight is not None:
+            x = x * self.weight
+        if self.bias is not None:
+            x = x + self.bias
+        return x
+'''
+
+
+def _convert_axes_layer_norm(node: Node, b: ModuleBuilder) -> None:
+    a = node.attrs
+    cls = b.helper("KerasLayerNorm", AXES_LN_HELPER)
+    state = {}
+    if "gamma" in node.params:
+        state["weight"] = state_array(node.params["gamma"].array)
+    if "beta" in node.params:
+        state["bias"] = state_array(node.params["beta"].array)
+    frozen = tuple(n for k, n in (("gamma", "weight"), ("beta", "bias")) if k in node.params and not node.params[k].trainable)
+    ctor = call(cls, dims=tuple(a["axes"]), shape=tuple(a["normalized_shape"]), eps=a["eps"],
+                scale="gamma" in node.params, center="beta" in node.params)
+    mod = b.submodule(node, ctor, state, frozen=frozen)
+    b.emit(node.outputs[0], f"{mod}({b.var(node.inputs[0])})")
+
+
 @register_converter("layer_norm")
 def convert_layer_norm(node: Node, b: ModuleBuilder) -> None:
     a = node.attrs
+    if "axes" in a:
+        _convert_axes_layer_norm(node, b)
+        return
     shape = a["normalized_shape"]
     kwargs: dict = {"eps": a["eps"]}
     state = {}

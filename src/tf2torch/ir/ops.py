@@ -73,6 +73,8 @@ OPS: dict[str, OpDef] = _defs(
     OpDef("subtract", Layout.ELEMENTWISE),
     OpDef("multiply", Layout.ELEMENTWISE),
     OpDef("average", Layout.ELEMENTWISE),
+    OpDef("divide", Layout.ELEMENTWISE),
+    OpDef("scalar_arithmetic", Layout.ELEMENTWISE, passes_feature_order=True),
     OpDef("maximum", Layout.ELEMENTWISE),
     OpDef("minimum", Layout.ELEMENTWISE),
     OpDef("concat", Layout.AXIS, axis_attrs=("axis",)),

@@ -87,11 +87,15 @@ class LayoutPass:
         x = node.inputs[0]
         out = node.outputs[0]
         out.perm = None
-        if x.perm is not None and self._absorbable(out) and all(d is not None for d in x.spec.shape[1:]):
+        if x.perm is not None and all(d is not None for d in x.spec.shape[1:]):
             inner = [p - 1 for p in x.perm[1:]]
             size = math.prod(x.spec.shape[1:])
-            out.feature_order = np.arange(size).reshape(x.spec.shape[1:]).transpose(inner).ravel()
-            return
+            order = np.arange(size).reshape(x.spec.shape[1:]).transpose(inner).ravel()
+            if np.array_equal(order, np.arange(size)):
+                return  # only size-1 axes move (e.g. a 1x1 map): both orders agree
+            if self._absorbable(out):
+                out.feature_order = order
+                return
         self._require(node, 0, None)
 
     def _absorbable(self, value: Value) -> bool:

@@ -40,7 +40,7 @@ class VerificationReport:
         lines = [f"Verification of {self.source} ({self.mode} mode, batch {self.batch_size}) against Keras:", header]
         for o in self.outputs:
             lines.append(
-                f"{o.name:<24} {str(list(o.shape)):<20} {o.max_abs_error:>12.3e} {o.max_rel_error:>12.3e}  {o.status}"
+                f"{o.name:<24} {list(o.shape)!s:<20} {o.max_abs_error:>12.3e} {o.max_rel_error:>12.3e}  {o.status}"
             )
         lines.append("Result: " + ("OK" if self.ok else f"FAILED (tolerance {self.outputs[0].tolerance:g} relative to max |output|)"))
         return "\n".join(lines)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import convert_and_compare
 
 import tf2torch
+from conftest import convert_and_compare
 
 
 class SinModule(torch.nn.Module):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import convert_and_compare
 
 import tf2torch
+from conftest import convert_and_compare
 from tf2torch.errors import BadModelFile, UnsupportedLayers
 
 

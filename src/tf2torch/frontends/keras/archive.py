@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -238,12 +237,9 @@ def _load_legacy_h5(path: str) -> KerasSource:
     keras_version = _decode(h5.attrs.get("keras_version", "2"))
     training = h5.attrs.get("training_config")
     compile_config = json.loads(_decode(training)) if training is not None else None
-    group = h5["model_weights"] if "model_weights" in h5 else h5
+    group = h5.get("model_weights", h5)
     major = 3 if keras_version.startswith("3") else 2
     source = KerasSource(path, major, config, LegacyH5WeightReader(group), compile_config, keras_version)
     source._resources.append(h5)
     return source
 
-
-def copy_file(src: str, dst: str) -> None:
-    shutil.copyfile(src, dst)

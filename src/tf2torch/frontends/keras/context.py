@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from tf2torch.errors import UnsupportedFeature
-from tf2torch.frontends.keras.layer_calls import LayerCall, LayerEntry
+from tf2torch.frontends.keras.layer_calls import LayerCall, LayerEntry, TensorRef
 from tf2torch.ir import Graph, Node, Param, SourceRef, TensorSpec, Value
 
 
@@ -40,6 +40,11 @@ class LayerContext:
     @property
     def trainable(self) -> bool:
         return bool(self.config.get("trainable", True))
+
+    def arg_values(self) -> list[Any]:
+        """Positional arguments with tensors resolved to Values (constants kept as they are)."""
+        it = iter(self.inputs)
+        return [next(it) if isinstance(a, TensorRef) else a for a in self.call.args] if self.call.args else list(self.inputs)
 
     def weights(self, expected: int | None = None) -> list[np.ndarray]:
         if expected is not None and len(self._weights) != expected:

@@ -15,6 +15,7 @@ from tf2torch.frontends.keras.layer_calls import (
     LayerCall,
     LayerEntry,
     TensorRef,
+    entry_class_name,
     parse_layer,
     refs_from_spec,
 )
@@ -30,7 +31,7 @@ def find_unsupported(model_config: dict) -> list[UnsupportedLayer]:
     """Every layer (in nested models too) that has no importer."""
     found: list[UnsupportedLayer] = []
     for raw in model_config.get("config", {}).get("layers", []):
-        class_name = raw.get("class_name", "?")
+        class_name = entry_class_name(raw) if "class_name" in raw else "?"
         if class_name in MODEL_CLASSES:
             found.extend(find_unsupported(raw))
         elif not is_supported(class_name):

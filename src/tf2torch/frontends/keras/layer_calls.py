@@ -27,6 +27,9 @@ class LayerCall:
     inputs: list[TensorRef]
     kwargs: dict[str, Any] = field(default_factory=dict)
     tensor_kwargs: dict[str, list[TensorRef]] = field(default_factory=dict)
+    # Positional arguments as written, tensors replaced by TensorRefs: Keras 3 op entries
+    # (e.g. `x + 3.0`) mix tensors and constants.
+    args: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -61,6 +64,10 @@ def _collect_tensors_v3(obj: Any) -> list[TensorRef]:
     return []
 
 
+def _args_v3(args: list) -> list[Any]:
+    return [_tensor_ref_v3(a) if _is_keras_tensor(a) else a for a in args]
+
+
 def _parse_call_v3(node: dict) -> LayerCall:
     inputs = _collect_tensors_v3(node.get("args", []))
     kwargs: dict[str, Any] = {}
@@ -71,7 +78,7 @@ def _parse_call_v3(node: dict) -> LayerCall:
             tensor_kwargs[key] = refs
         else:
             kwargs[key] = value
-    return LayerCall(inputs, kwargs, tensor_kwargs)
+    return LayerCall(inputs, kwargs, tensor_kwargs, _args_v3(node.get("args", [])))
 
 
 def _parse_call_v2(node: list) -> LayerCall:
@@ -89,9 +96,18 @@ def _parse_call_v2(node: list) -> LayerCall:
     return LayerCall(inputs, kwargs, tensor_kwargs)
 
 
+def entry_class_name(raw: dict) -> str:
+    """The registry key of a config entry. Keras 3 op entries (`x + 3.0` on a KerasTensor)
+    are keyed apart from layers: ops.numpy.Add is not the Add merge layer."""
+    class_name = raw["class_name"]
+    if str(raw.get("module", "")).startswith("keras.src.ops"):
+        return "ops." + class_name
+    return class_name
+
+
 def parse_layer(raw: dict, source: str) -> LayerEntry:
     try:
-        class_name = raw["class_name"]
+        class_name = entry_class_name(raw)
         config = raw.get("config", {})
         name = raw.get("name") or config["name"]
     except (KeyError, TypeError) as exc:

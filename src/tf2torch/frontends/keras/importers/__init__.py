@@ -6,6 +6,7 @@ from tf2torch.frontends.keras.importers import (  # noqa: F401
     core,
     merge,
     normalization,
+    ops,
     pooling,
     reshaping,
 )

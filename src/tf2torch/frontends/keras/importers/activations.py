@@ -66,6 +66,9 @@ def apply_activation(ctx: LayerContext, value: Value, spec: Any) -> Value:
         return ctx.add("activation", [value], [value.spec], {"fn": fn}).outputs[0]
     if name in ("softmax", "log_softmax"):
         return ctx.add("softmax", [value], [value.spec], {"axis": -1, "log": name == "log_softmax"}).outputs[0]
+    if name == "sparsemax":
+        attrs = {"axis": -1, "log": False, "sparse": True}
+        return ctx.add("softmax", [value], [value.spec], attrs).outputs[0]
     if name in ACTIVATIONS:
         fn, attrs = ACTIVATIONS[name]
         return ctx.add("activation", [value], [value.spec], {"fn": fn, **attrs}).outputs[0]

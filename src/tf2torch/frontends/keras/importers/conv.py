@@ -144,17 +144,18 @@ def import_conv_transpose(ctx: LayerContext) -> list[Value]:
     ops = [None] * rank if output_padding is None else list(as_tuple(output_padding, rank))
     torch_padding, torch_output_padding, crops, out_sizes = [], [], [], []
     for n, k, s, d, op in zip(x.spec.shape[1:-1], kernel_size, strides, dilation, ops):
-        if n is None:
-            raise ctx.unsupported("a dynamic spatial size")
+        # The crops below do not depend on the input size (it cancels out), so a dynamic
+        # size is resolved with a stand-in length.
+        n_ref = 1 if n is None else n
         k_eff = (k - 1) * d + 1
-        full = (n - 1) * s + k_eff  # torch output with padding=0, output_padding=0
-        out = conv_transpose_output_length(n, k, s, d, padding, op)
+        full = (n_ref - 1) * s + k_eff  # torch output with padding=0, output_padding=0
+        out = conv_transpose_output_length(n_ref, k, s, d, padding, op)
         if padding == "valid":
             crop_left = 0
         else:
             # TF computes the transposed conv as the gradient of a 'same' conv from `out`
             # to `n`: its padding, with the extra cell at the end, is cropped here.
-            total = max((n - 1) * s + k_eff - out, 0)
+            total = max((n_ref - 1) * s + k_eff - out, 0)
             crop_left = total // 2
         crop_right = full - out - crop_left  # negative: extra cells at the end
         sym = max(min(crop_left, crop_right), 0)
@@ -164,7 +165,7 @@ def import_conv_transpose(ctx: LayerContext) -> list[Value]:
         torch_padding.append(sym)
         torch_output_padding.append(extra_right)
         crops.append((crop_left - sym, max(crop_right, 0) - sym))
-        out_sizes.append(out)
+        out_sizes.append(None if n is None else out)
     params = {"kernel": ctx.param(kernel, KERNEL_LAYOUTS[rank])}
     if use_bias:
         params["bias"] = ctx.param(weights[1], "O")

@@ -58,16 +58,22 @@ def import_layer_norm(ctx: LayerContext) -> list[Value]:
     if cfg.get("rms_scaling"):
         raise ctx.unsupported("rms_scaling=True")
     axes = _axes(ctx, x.rank)
-    if axes != list(range(x.rank - len(axes), x.rank)):
-        raise ctx.unsupported(f"LayerNormalization over non-trailing axes {axes}")
+    if 0 in axes:
+        raise ctx.unsupported("LayerNormalization over the batch axis")
+    trailing = axes == list(range(x.rank - len(axes), x.rank))
     center, scale = cfg.get("center", True), cfg.get("scale", True)
     weights = ctx.weights(int(center) + int(scale))
     it = iter(weights)
     shape = tuple(int(x.spec.shape[a]) for a in axes)
+    if not trailing:
+        # Non-trailing axes: parameters broadcast against the whole (non-batch) input.
+        shape = tuple(int(x.spec.shape[a]) if a in axes else 1 for a in range(1, x.rank))
     params = {}
     if scale:
         params["gamma"] = ctx.param(np.reshape(next(it), shape), "C")
     if center:
         params["beta"] = ctx.param(np.reshape(next(it), shape), "C")
     attrs = {"normalized_shape": shape, "eps": float(cfg.get("epsilon", 1e-3))}
+    if not trailing:
+        attrs["axes"] = tuple(axes)
     return ctx.add("layer_norm", [x], [TensorSpec(x.spec.shape)], attrs, params).outputs

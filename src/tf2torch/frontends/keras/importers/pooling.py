@@ -23,8 +23,9 @@ def import_pooling(ctx: LayerContext) -> list[Value]:
     sizes = x.spec.shape[1:-1]
     if padding == "same":
         if any(n is None for n in sizes):
-            raise ctx.unsupported("'same' pooling on a dynamic spatial size")
-        pads = [same_padding(n, k, s) for n, k, s in zip(sizes, pool, strides)]
+            pads = "same_dynamic"  # resolved at run time from the input size
+        else:
+            pads = [same_padding(n, k, s) for n, k, s in zip(sizes, pool, strides)]
     else:
         pads = [(0, 0)] * rank
     out_sizes = tuple(pool_output_length(n, k, s, padding) for n, k, s in zip(sizes, pool, strides))

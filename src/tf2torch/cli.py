@@ -1,0 +1,153 @@
+"""Command line: `tf2torch convert | inspect | verify`.
+
+Exit status: 0 success, 1 verification FAILED, 2 bad input (unreadable file, unsupported
+layers, missing TensorFlow for verification). Errors are one message on stderr, never a
+traceback: every ConversionError carries a message a user can act on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_VERIFICATION_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from tf2torch import __version__
+
+    parser = _build_parser(__version__)
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_BAD_INPUT
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from tf2torch.errors import ConversionError
+
+    try:
+        return args.handler(args)
+    except ConversionError as exc:
+        print(f"tf2torch {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:  # e.g. OUTDIR not writable
+        print(f"tf2torch {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _build_parser(version: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tf2torch",
+        description="Convert Keras models (.keras / .h5) into readable, trainable PyTorch.",
+    )
+    parser.add_argument("--version", action="version", version=f"tf2torch {version}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    convert = commands.add_parser("convert", help="write OUTDIR/model.py and OUTDIR/model.safetensors")
+    convert.add_argument("source", metavar="SRC", help="a .keras or .h5 file")
+    convert.add_argument("-o", "--output", metavar="OUTDIR", required=True, help="directory to write into")
+    convert.add_argument("--name", metavar="ClassName", help="class name of the generated module")
+    convert.add_argument("--verify", action="store_true", help="compare against Keras (needs TensorFlow)")
+    _add_input_options(convert)
+    convert.set_defaults(handler=_run_convert)
+
+    inspect = commands.add_parser("inspect", help="list the layers, their shapes and whether they convert")
+    inspect.add_argument("source", metavar="SRC", help="a .keras or .h5 file")
+    inspect.set_defaults(handler=_run_inspect)
+
+    verify = commands.add_parser("verify", help="convert in memory and compare with Keras (needs TensorFlow)")
+    verify.add_argument("source", metavar="SRC", help="a .keras or .h5 file")
+    verify.add_argument("--train", action="store_true", help="compare in training mode (Dropout off, batch statistics)")
+    _add_input_options(verify)
+    verify.set_defaults(handler=_run_verify)
+    return parser
+
+
+def _add_input_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--batch-size", type=_positive_int, default=2, metavar="N", help="batch of random inputs (default 2)")
+    parser.add_argument("--inputs", metavar="FILE.npz", help="inputs in the Keras layout, one array per model input")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    import tf2torch
+
+    _check_inputs_file(args.inputs)
+    result = tf2torch.convert(args.source, model_name=args.name)
+    report = None
+    if args.verify:
+        report = result.verify(args.inputs, batch_size=args.batch_size)
+    directory = result.save(args.output, report=report)
+    written = ["model.py", "model.safetensors"] + (["verification.json"] if report is not None else [])
+    print(f"Converted {args.source} -> {directory}/ ({', '.join(written)}), class {result.class_name}")
+    if report is None:
+        return EXIT_OK
+    print(report.table())
+    return EXIT_OK if report.ok else EXIT_VERIFICATION_FAILED
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    import tf2torch
+
+    _check_inputs_file(args.inputs)
+    result = tf2torch.convert(args.source)
+    report = result.verify(args.inputs, training=args.train, batch_size=args.batch_size)
+    print(report.table())
+    return EXIT_OK if report.ok else EXIT_VERIFICATION_FAILED
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    from tf2torch.inspect_model import inspect_model
+
+    rows = inspect_model(args.source)
+    print(format_inspection(args.source, rows))
+    return EXIT_OK
+
+
+def format_inspection(source: str, rows: list) -> str:
+    """The `inspect` table: one row per layer, then a summary line."""
+    header = ("layer", "class", "output shape (Keras layout)", "params", "supported")
+    table = [header] + [
+        (row.name, row.class_name, row.output_shape_text, f"{row.params:,}", "yes" if row.supported else "NO")
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    lines = [f"Layers of {source}:"]
+    for i, line in enumerate(table):
+        cells = [cell.rjust(w) if col == 3 else cell.ljust(w) for col, (cell, w) in enumerate(zip(line, widths))]
+        text = "  ".join(cells).rstrip()
+        note = rows[i - 1].note if i > 0 else ""
+        lines.append(f"{text}  ({note})" if note and not rows[i - 1].supported else text)
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    unsupported = [row for row in rows if not row.supported and row.class_name not in ("Functional", "Model", "Sequential")]
+    total = sum(row.params for row in rows if row.class_name not in ("Functional", "Model", "Sequential"))
+    lines.append(f"{len(rows)} layers, {len(unsupported)} unsupported, {total:,} parameters")
+    if unsupported:
+        classes = sorted({row.class_name for row in unsupported})
+        lines.append(
+            f"Unsupported classes: {', '.join(classes)}. Register converters with "
+            "@tf2torch.register_layer(\"ClassName\") (see the README, 'Custom layers')."
+        )
+    return "\n".join(lines)
+
+
+def _check_inputs_file(path: str | None) -> None:
+    from tf2torch.errors import BadModelFile
+
+    if path is not None and not Path(path).is_file():
+        raise BadModelFile(f"{path}: no such inputs file (expected an .npz with one array per model input)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,363 @@
+"""Convolution layers against TensorFlow: strides, dilation, groups, padding, transposed and separable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import convert_and_compare
+
+# (id, Keras class name, layer kwargs, input shape without batch)
+CONV_CASES = [
+    # Conv1D
+    ("conv1d_valid_stride2", "Conv1D", {"filters": 5, "kernel_size": 3, "strides": 2}, (23, 4)),
+    ("conv1d_same_stride2_k4", "Conv1D", {"filters": 5, "kernel_size": 4, "strides": 2, "padding": "same"}, (23, 4)),
+    (
+        "conv1d_same_stride2_k3_even",
+        "Conv1D",
+        {"filters": 5, "kernel_size": 3, "strides": 2, "padding": "same"},
+        (22, 4),
+    ),
+    ("conv1d_same_stride3_k2", "Conv1D", {"filters": 5, "kernel_size": 2, "strides": 3, "padding": "same"}, (23, 4)),
+    ("conv1d_causal", "Conv1D", {"filters": 5, "kernel_size": 3, "padding": "causal"}, (23, 4)),
+    (
+        "conv1d_causal_dilated",
+        "Conv1D",
+        {"filters": 5, "kernel_size": 3, "padding": "causal", "dilation_rate": 2},
+        (23, 4),
+    ),
+    ("conv1d_causal_stride2", "Conv1D", {"filters": 5, "kernel_size": 3, "padding": "causal", "strides": 2}, (23, 4)),
+    ("conv1d_same_dilated", "Conv1D", {"filters": 5, "kernel_size": 4, "padding": "same", "dilation_rate": 3}, (23, 4)),
+    (
+        "conv1d_groups_nobias_relu",
+        "Conv1D",
+        {"filters": 6, "kernel_size": 3, "groups": 2, "use_bias": False, "activation": "relu"},
+        (23, 4),
+    ),
+    # Conv2D
+    ("conv2d_valid_stride2", "Conv2D", {"filters": 6, "kernel_size": 3, "strides": 2}, (13, 17, 3)),
+    (
+        "conv2d_valid_rect_kernel_strides",
+        "Conv2D",
+        {"filters": 6, "kernel_size": (2, 5), "strides": (3, 2)},
+        (13, 17, 3),
+    ),
+    ("conv2d_same_stride1_k4", "Conv2D", {"filters": 6, "kernel_size": 4, "padding": "same"}, (13, 17, 3)),
+    (
+        "conv2d_same_stride2_k3_odd",
+        "Conv2D",
+        {"filters": 6, "kernel_size": 3, "strides": 2, "padding": "same"},
+        (13, 17, 3),
+    ),
+    (
+        "conv2d_same_stride2_k3_even",
+        "Conv2D",
+        {"filters": 6, "kernel_size": 3, "strides": 2, "padding": "same"},
+        (12, 16, 3),
+    ),
+    (
+        "conv2d_same_stride2_k4_odd",
+        "Conv2D",
+        {"filters": 6, "kernel_size": 4, "strides": 2, "padding": "same"},
+        (13, 17, 3),
+    ),
+    (
+        "conv2d_same_stride2_k4_even",
+        "Conv2D",
+        {"filters": 6, "kernel_size": 4, "strides": 2, "padding": "same"},
+        (12, 16, 3),
+    ),
+    (
+        "conv2d_same_stride_2x3_k2x5",
+        "Conv2D",
+        {"filters": 6, "kernel_size": (2, 5), "strides": (2, 3), "padding": "same"},
+        (13, 17, 3),
+    ),
+    ("conv2d_valid_dilated", "Conv2D", {"filters": 6, "kernel_size": 3, "dilation_rate": (2, 3)}, (13, 17, 3)),
+    (
+        "conv2d_same_dilated",
+        "Conv2D",
+        {"filters": 6, "kernel_size": 3, "dilation_rate": 2, "padding": "same"},
+        (13, 17, 3),
+    ),
+    ("conv2d_groups3_same", "Conv2D", {"filters": 9, "kernel_size": 3, "groups": 3, "padding": "same"}, (13, 17, 6)),
+    (
+        "conv2d_nobias_tanh",
+        "Conv2D",
+        {"filters": 6, "kernel_size": 3, "use_bias": False, "activation": "tanh", "strides": 2},
+        (13, 17, 3),
+    ),
+    # Conv3D
+    ("conv3d_valid_stride2", "Conv3D", {"filters": 4, "kernel_size": 3, "strides": 2}, (9, 11, 7, 2)),
+    (
+        "conv3d_same_stride2_k2",
+        "Conv3D",
+        {"filters": 4, "kernel_size": 2, "strides": 2, "padding": "same"},
+        (9, 11, 7, 2),
+    ),
+    (
+        "conv3d_same_stride_mixed",
+        "Conv3D",
+        {"filters": 4, "kernel_size": (3, 2, 4), "strides": (2, 1, 3), "padding": "same"},
+        (9, 11, 7, 2),
+    ),
+    (
+        "conv3d_dilated_groups_nobias",
+        "Conv3D",
+        {"filters": 4, "kernel_size": 2, "dilation_rate": 2, "groups": 2, "use_bias": False, "activation": "sigmoid"},
+        (9, 11, 7, 4),
+    ),
+    # Transposed convolutions
+    ("conv2dT_valid_s2_k3", "Conv2DTranspose", {"filters": 4, "kernel_size": 3, "strides": 2}, (13, 17, 3)),
+    ("conv2dT_valid_s3_k4", "Conv2DTranspose", {"filters": 4, "kernel_size": 4, "strides": 3}, (13, 17, 3)),
+    ("conv2dT_valid_s3_k2", "Conv2DTranspose", {"filters": 4, "kernel_size": 2, "strides": 3}, (13, 17, 3)),
+    (
+        "conv2dT_same_s2_k3",
+        "Conv2DTranspose",
+        {"filters": 4, "kernel_size": 3, "strides": 2, "padding": "same"},
+        (13, 17, 3),
+    ),
+    (
+        "conv2dT_same_s2_k4",
+        "Conv2DTranspose",
+        {"filters": 4, "kernel_size": 4, "strides": 2, "padding": "same"},
+        (13, 17, 3),
+    ),
+    (
+        "conv2dT_same_s3_k3",
+        "Conv2DTranspose",
+        {"filters": 4, "kernel_size": 3, "strides": 3, "padding": "same"},
+        (13, 17, 3),
+    ),
+    (
+        "conv2dT_same_s3_k4",
+        "Conv2DTranspose",
+        {"filters": 4, "kernel_size": 4, "strides": 3, "padding": "same"},
+        (13, 17, 3),
+    ),
+    (
+        "conv2dT_same_s2_k5",
+        "Conv2DTranspose",
+        {"filters": 4, "kernel_size": 5, "strides": 2, "padding": "same"},
+        (13, 17, 3),
+    ),
+    (
+        "conv2dT_valid_s2_k3_op1",
+        "Conv2DTranspose",
+        {"filters": 4, "kernel_size": 3, "strides": 2, "output_padding": 1},
+        (13, 17, 3),
+    ),
+    (
+        "conv2dT_valid_s3_k4_op2",
+        "Conv2DTranspose",
+        {"filters": 4, "kernel_size": 4, "strides": 3, "output_padding": 2},
+        (13, 17, 3),
+    ),
+    (
+        "conv2dT_same_s2_k3_op1",
+        "Conv2DTranspose",
+        {"filters": 4, "kernel_size": 3, "strides": 2, "padding": "same", "output_padding": 1},
+        (13, 17, 3),
+    ),
+    (
+        "conv2dT_same_s2_k3_op0",
+        "Conv2DTranspose",
+        {"filters": 4, "kernel_size": 3, "strides": 2, "padding": "same", "output_padding": 0},
+        (13, 17, 3),
+    ),
+    (
+        "conv2dT_same_s3_k4_op_1x2",
+        "Conv2DTranspose",
+        {"filters": 4, "kernel_size": 4, "strides": 3, "padding": "same", "output_padding": (1, 2)},
+        (13, 17, 3),
+    ),
+    (
+        "conv2dT_same_s2_k4_op1",
+        "Conv2DTranspose",
+        {"filters": 4, "kernel_size": 4, "strides": 2, "padding": "same", "output_padding": 1},
+        (13, 17, 3),
+    ),
+    # Even kernels with padding='same' and output_padding=0 are left out: TensorFlow itself
+    # rejects them (Conv2DBackpropInput: inconsistent sizes).
+    (
+        "conv2dT_same_s2_k2_op1",
+        "Conv2DTranspose",
+        {"filters": 4, "kernel_size": 2, "strides": 2, "padding": "same", "output_padding": 1},
+        (13, 17, 3),
+    ),
+    (
+        "conv2dT_same_s4_k6_op3",
+        "Conv2DTranspose",
+        {"filters": 4, "kernel_size": 6, "strides": 4, "padding": "same", "output_padding": 3},
+        (13, 17, 3),
+    ),
+    (
+        "conv2dT_same_s2_k1_op1",
+        "Conv2DTranspose",
+        {"filters": 4, "kernel_size": 1, "strides": 2, "padding": "same", "output_padding": 1},
+        (13, 17, 3),
+    ),
+    (
+        "conv2dT_same_s3_k5_op2",
+        "Conv2DTranspose",
+        {"filters": 4, "kernel_size": 5, "strides": 3, "padding": "same", "output_padding": 2},
+        (13, 17, 3),
+    ),
+    (
+        "conv2dT_same_s1_k2_d2_op0",
+        "Conv2DTranspose",
+        {"filters": 4, "kernel_size": 2, "dilation_rate": 2, "padding": "same", "output_padding": 0},
+        (13, 17, 3),
+    ),
+    ("conv2dT_same_s1_k4", "Conv2DTranspose", {"filters": 4, "kernel_size": 4, "padding": "same"}, (13, 17, 3)),
+    ("conv2dT_valid_s1_k4_d3", "Conv2DTranspose", {"filters": 4, "kernel_size": 4, "dilation_rate": 3}, (13, 17, 3)),
+    ("conv2dT_valid_dilated", "Conv2DTranspose", {"filters": 4, "kernel_size": 3, "dilation_rate": 2}, (13, 17, 3)),
+    (
+        "conv2dT_same_dilated",
+        "Conv2DTranspose",
+        {"filters": 4, "kernel_size": 3, "dilation_rate": 2, "padding": "same"},
+        (13, 17, 3),
+    ),
+    (
+        "conv2dT_nobias_relu",
+        "Conv2DTranspose",
+        {"filters": 4, "kernel_size": 3, "strides": 2, "use_bias": False, "activation": "relu"},
+        (13, 17, 3),
+    ),
+    (
+        "conv1dT_same_s2_k3",
+        "Conv1DTranspose",
+        {"filters": 4, "kernel_size": 3, "strides": 2, "padding": "same"},
+        (23, 3),
+    ),
+    (
+        "conv1dT_valid_s3_k4_op1",
+        "Conv1DTranspose",
+        {"filters": 4, "kernel_size": 4, "strides": 3, "output_padding": 1},
+        (23, 3),
+    ),
+    (
+        "conv3dT_same_s2_k3",
+        "Conv3DTranspose",
+        {"filters": 3, "kernel_size": 3, "strides": 2, "padding": "same"},
+        (9, 11, 7, 2),
+    ),
+    (
+        "conv3dT_valid_mixed",
+        "Conv3DTranspose",
+        {"filters": 3, "kernel_size": (2, 3, 4), "strides": (1, 2, 3)},
+        (9, 11, 7, 2),
+    ),
+    # Depthwise
+    ("dw2d_dm1_valid", "DepthwiseConv2D", {"kernel_size": 3}, (13, 17, 4)),
+    (
+        "dw2d_dm2_same_stride2",
+        "DepthwiseConv2D",
+        {"kernel_size": 3, "depth_multiplier": 2, "strides": 2, "padding": "same"},
+        (13, 17, 4),
+    ),
+    (
+        "dw2d_dm2_same_k4_stride2_even",
+        "DepthwiseConv2D",
+        {"kernel_size": 4, "depth_multiplier": 2, "strides": 2, "padding": "same"},
+        (12, 16, 3),
+    ),
+    (
+        "dw2d_dilated_nobias_relu6",
+        "DepthwiseConv2D",
+        {"kernel_size": 3, "dilation_rate": 2, "use_bias": False, "activation": "relu6", "padding": "same"},
+        (13, 17, 4),
+    ),
+    (
+        "dw1d_dm3_same_stride2",
+        "DepthwiseConv1D",
+        {"kernel_size": 4, "depth_multiplier": 3, "strides": 2, "padding": "same"},
+        (23, 4),
+    ),
+    ("dw1d_valid_nobias", "DepthwiseConv1D", {"kernel_size": 5, "use_bias": False}, (23, 4)),
+    # Separable
+    (
+        "sep2d_dm2_same_stride2",
+        "SeparableConv2D",
+        {"filters": 5, "kernel_size": 3, "depth_multiplier": 2, "strides": 2, "padding": "same"},
+        (13, 17, 3),
+    ),
+    (
+        "sep2d_nobias_valid_dilated",
+        "SeparableConv2D",
+        {"filters": 5, "kernel_size": 3, "dilation_rate": 2, "use_bias": False, "activation": "elu"},
+        (13, 17, 3),
+    ),
+    (
+        "sep1d_dm3_stride2_nobias",
+        "SeparableConv1D",
+        {"filters": 5, "kernel_size": 4, "depth_multiplier": 3, "strides": 2, "padding": "same", "use_bias": False},
+        (23, 3),
+    ),
+    ("sep1d_valid", "SeparableConv1D", {"filters": 5, "kernel_size": 3}, (23, 3)),
+]
+
+
+@pytest.mark.parametrize(("cls", "kwargs", "shape"), [c[1:] for c in CONV_CASES], ids=[c[0] for c in CONV_CASES])
+def test_conv_layer(keras, tmp_path, cls, kwargs, shape):
+    layer = getattr(keras.layers, cls)(**kwargs)
+    inp = keras.Input(shape)
+    model = keras.Model(inp, layer(inp))
+    convert_and_compare(model, tmp_path, batch_size=3)
+
+
+# Spatial sizes unknown at conversion time: 'same' padding must be computed at run time.
+DYNAMIC_CASES = [
+    ("conv2d_same_s2", "Conv2D", {"filters": 4, "kernel_size": 3, "strides": 2, "padding": "same"}, (None, None, 3)),
+    ("conv2d_same_s2_k4", "Conv2D", {"filters": 4, "kernel_size": 4, "strides": 2, "padding": "same"}, (None, None, 3)),
+    ("conv2d_same_s1_k4", "Conv2D", {"filters": 4, "kernel_size": 4, "padding": "same"}, (None, None, 3)),
+    (
+        "conv1d_causal_dilated",
+        "Conv1D",
+        {"filters": 4, "kernel_size": 3, "padding": "causal", "dilation_rate": 2},
+        (None, 3),
+    ),
+    (
+        "dw2d_same_s2_dm2",
+        "DepthwiseConv2D",
+        {"kernel_size": 3, "strides": 2, "depth_multiplier": 2, "padding": "same"},
+        (None, None, 3),
+    ),
+    (
+        "conv2dT_same_s2_k3",
+        "Conv2DTranspose",
+        {"filters": 4, "kernel_size": 3, "strides": 2, "padding": "same"},
+        (None, None, 3),
+    ),
+    ("conv2dT_valid_s3_k2", "Conv2DTranspose", {"filters": 4, "kernel_size": 2, "strides": 3}, (None, None, 3)),
+    (
+        "conv2dT_same_s2_k4_op1",
+        "Conv2DTranspose",
+        {"filters": 4, "kernel_size": 4, "strides": 2, "padding": "same", "output_padding": 1},
+        (None, None, 3),
+    ),
+]
+
+
+@pytest.mark.parametrize(("cls", "kwargs", "shape"), [c[1:] for c in DYNAMIC_CASES], ids=[c[0] for c in DYNAMIC_CASES])
+def test_conv_layer_dynamic_size(keras, tmp_path, cls, kwargs, shape):
+    layer = getattr(keras.layers, cls)(**kwargs)
+    inp = keras.Input(shape)
+    model = keras.Model(inp, layer(inp))
+    data_shape = (2,) + tuple(n if n is not None else size for n, size in zip(shape, (13, 16))) + shape[-1:]
+    if len(shape) == 2:
+        data_shape = (2, 23, shape[-1])
+    x = np.random.default_rng(1).normal(size=data_shape).astype(np.float32)
+    convert_and_compare(model, tmp_path, inputs=[x])
+
+
+def test_conv_channels_first_is_refused(keras, tmp_path):
+    import tf2torch
+    from tf2torch.errors import UnsupportedFeature
+
+    inp = keras.Input((3, 13, 17))
+    model = keras.Model(inp, keras.layers.Conv2D(4, 3, data_format="channels_first")(inp))
+    path = tmp_path / "model.keras"
+    model.save(str(path))
+    with pytest.raises(UnsupportedFeature, match="channels_first"):
+        tf2torch.convert(str(path))
