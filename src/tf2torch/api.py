@@ -70,7 +70,7 @@ class ConversionResult:
     ) -> VerificationReport:
         """Run Keras and the converted module on the same inputs (random, a list of source-layout
         arrays, or an .npz path) and compare every output."""
-        keras_model = keras_model or self._keras_model
+        keras_model = self._keras_model if keras_model is None else keras_model
         if keras_model is None:
             keras_model = load_keras_model(self.source_path, self.keras_major, custom_objects)
         arrays = _resolve_inputs(inputs, self.graph, batch_size, seed)
