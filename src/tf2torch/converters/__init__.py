@@ -2,12 +2,15 @@
 
 from tf2torch.converters import (  # noqa: F401
     activation,
+    attention,
     conv,
     custom,
     elementwise,
     linear,
     norm,
     pool,
+    preprocessing,
+    recurrent,
     regularization,
     shape,
 )

@@ -85,6 +85,10 @@ OPS: dict[str, OpDef] = _defs(
     OpDef("custom", Layout.SOURCE),
     # Inserted by the layout pass only: attrs["dims"] is the torch permutation.
     OpDef("transpose", Layout.SOURCE),
+    # -- preprocessing and keras.applications layers --
+    # -- recurrent layers and masking --
+    # -- attention and transformer parts --
+    # -- TensorFlow op-level frontend --
 )
 
 

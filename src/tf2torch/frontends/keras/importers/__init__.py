@@ -2,11 +2,15 @@
 
 from tf2torch.frontends.keras.importers import (  # noqa: F401
     activations,
+    applications,
+    attention,
     conv,
     core,
     merge,
     normalization,
     ops,
     pooling,
+    preprocessing,
+    recurrent,
     reshaping,
 )

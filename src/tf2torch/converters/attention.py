@@ -1,0 +1,1 @@
+"""Converters for attention ops (filled in as support lands)."""

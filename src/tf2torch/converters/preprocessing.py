@@ -1,0 +1,1 @@
+"""Converters for preprocessing ops (filled in as support lands)."""

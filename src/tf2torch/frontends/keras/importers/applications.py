@@ -1,0 +1,1 @@
+"""Importers for applications layers (filled in as support lands)."""

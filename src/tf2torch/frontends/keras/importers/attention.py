@@ -1,0 +1,1 @@
+"""Importers for attention layers (filled in as support lands)."""

@@ -1,0 +1,1 @@
+"""Importers for preprocessing layers (filled in as support lands)."""

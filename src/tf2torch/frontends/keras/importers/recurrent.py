@@ -1,0 +1,1 @@
+"""Importers for recurrent layers (filled in as support lands)."""
