@@ -1,0 +1,428 @@
+"""Parse what `model.compile()` stored into typed specs.
+
+Two formats: `compile_config` in a Keras 3 `.keras` archive (objects as
+`{"module", "class_name", "config"}`; strings for built-ins) and `training_config` in a
+legacy tf.keras 2 `.h5` (`optimizer_config`, `loss`, `metrics` as nested lists of
+MeanMetricWrapper configs). Regularizers and constraints come from the layer configs.
+
+A spec names a class or function of the training runtime (optimizers.py, losses.py, ...)
+and its keyword arguments, so the same spec renders into train.py and builds the objects of
+`ConversionResult.training_setup()`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any
+
+from tf2torch.errors import ConversionError
+from tf2torch.frontends.keras.layer_calls import MODEL_CLASSES
+from tf2torch.training.losses import LOSS_FUNCTIONS
+from tf2torch.training.optimizers import OPTIMIZERS
+from tf2torch.training.schedules import SCHEDULES
+
+
+class UnsupportedTraining(ConversionError):
+    """A compile() setting that has no exact PyTorch translation yet."""
+
+
+@dataclass
+class Obj:
+    """`ctor(*args, **kwargs)` in the training runtime's namespace."""
+
+    ctor: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    args: tuple = ()
+
+    def render(self, indent: int = 0, width: int = 110) -> str:
+        parts = [render_value(a) for a in self.args]
+        parts += [f"{k}={render_value(v)}" for k, v in self.kwargs.items()]
+        flat = f"{self.ctor}({', '.join(parts)})"
+        if indent + len(flat) <= width or not parts:
+            return flat
+        pad = " " * (indent + 4)
+        return f"{self.ctor}(\n" + "".join(f"{pad}{p},\n" for p in parts) + " " * indent + ")"
+
+
+@dataclass
+class Name:
+    """A bare identifier (a loss function passed by name)."""
+
+    name: str
+
+
+def render_value(value: Any) -> str:
+    if isinstance(value, Obj):
+        return value.render()
+    if isinstance(value, Name):
+        return value.name
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(render_value(v) for v in value)
+        return f"[{inner}]" if isinstance(value, list) else f"({inner}{',' if len(value) == 1 else ''})"
+    return repr(value)
+
+
+@dataclass
+class WeightTerm:
+    """A regularizer or constraint on Keras variable `index` of `layer`."""
+
+    layer: str
+    index: int
+    what: str  # "kernel", "bias", ...
+    obj: Obj
+
+
+@dataclass
+class TrainingSpec:
+    optimizer: Obj
+    loss: Obj
+    metrics: list[Obj]
+    regularizers: list[WeightTerm]
+    activity_regularizers: list[tuple[str, Obj]]
+    constraints: list[WeightTerm]
+    keras_major: int
+
+    @property
+    def schedule(self) -> Obj | None:
+        lr = self.optimizer.kwargs.get("learning_rate")
+        return lr if isinstance(lr, Obj) else None
+
+
+# -- optimizers -----------------------------------------------------------------------------
+
+_BASE_KEYS = {"weight_decay", "clipnorm", "clipvalue", "global_clipnorm", "use_ema", "ema_momentum",
+              "ema_overwrite_frequency", "decay"}
+_IGNORED_KEYS = {"name", "jit_compile", "is_legacy_optimizer", "loss_scale_factor", "gradient_accumulation_steps",
+                 "mesh", "exclude_from_weight_decay"}
+_HYPER = {
+    "SGD": ("momentum", "nesterov"),
+    "Adam": ("beta_1", "beta_2", "epsilon", "amsgrad"),
+    "AdamW": ("beta_1", "beta_2", "epsilon", "amsgrad"),
+    "RMSprop": ("rho", "momentum", "epsilon", "centered"),
+    "Adagrad": ("initial_accumulator_value", "epsilon"),
+    "Adadelta": ("rho", "epsilon"),
+    "Adamax": ("beta_1", "beta_2", "epsilon"),
+    "Nadam": ("beta_1", "beta_2", "epsilon"),
+    "Lion": ("beta_1", "beta_2"),
+    "Ftrl": ("learning_rate_power", "initial_accumulator_value", "l1_regularization_strength",
+             "l2_regularization_strength", "l2_shrinkage_regularization_strength", "beta"),
+}
+_OPTIMIZER_ALIASES = {name.lower(): name for name in OPTIMIZERS}
+
+
+def _class_name(obj: dict) -> str:
+    name = obj.get("class_name", "")
+    return name.split(">")[-1]
+
+
+def parse_optimizer(raw: Any) -> Obj:
+    if isinstance(raw, str):
+        name = _OPTIMIZER_ALIASES.get(raw.lower())
+        if name is None:
+            raise UnsupportedTraining(f"optimizer {raw!r} is not supported yet")
+        return Obj(OPTIMIZERS[name].__name__, {"params": Name("params")})
+    name = _class_name(raw)
+    if name not in OPTIMIZERS:
+        raise UnsupportedTraining(f"optimizer {name!r} is not supported yet (supported: {', '.join(OPTIMIZERS)})")
+    config = dict(raw.get("config", {}))
+    if config.get("gradient_accumulation_steps"):
+        raise UnsupportedTraining("optimizer gradient_accumulation_steps is not supported yet")
+    if config.get("loss_scale_factor"):
+        raise UnsupportedTraining("optimizer loss_scale_factor is not supported yet")
+    if config.get("exclude_from_weight_decay"):
+        raise UnsupportedTraining("exclude_from_weight_decay is not supported yet")
+    kwargs: dict[str, Any] = {"params": Name("params")}
+    lr = config.get("learning_rate", config.get("lr"))
+    if lr is not None:
+        kwargs["learning_rate"] = parse_schedule(lr) if isinstance(lr, dict) else float(lr)
+    for key, value in config.items():
+        if key in ("learning_rate", "lr") or key in _IGNORED_KEYS:
+            continue
+        if key in _BASE_KEYS or key in _HYPER[name]:
+            if value is None or (key == "decay" and not value) or (key == "use_ema" and not value):
+                continue
+            if key in ("ema_momentum", "ema_overwrite_frequency") and not config.get("use_ema"):
+                continue
+            kwargs[key] = value
+        else:
+            raise UnsupportedTraining(f"optimizer {name} option {key}={value!r} is not supported yet")
+    return Obj(OPTIMIZERS[name].__name__, _without_defaults(OPTIMIZERS[name], kwargs))
+
+
+def _without_defaults(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Only what differs from the class's own (Keras) defaults is written out."""
+    defaults = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        for param in inspect.signature(init).parameters.values():
+            if param.default is not inspect.Parameter.empty:
+                defaults.setdefault(param.name, param.default)
+    return {k: v for k, v in kwargs.items() if k not in defaults or defaults[k] != v or type(defaults[k]) is not type(v)}
+
+
+def parse_schedule(raw: dict) -> Obj:
+    name = _class_name(raw)
+    if name not in SCHEDULES:
+        raise UnsupportedTraining(f"learning-rate schedule {name!r} is not supported yet")
+    config = {k: v for k, v in raw.get("config", {}).items() if k != "name"}
+    return Obj(name, _without_defaults(SCHEDULES[name], config))
+
+
+# -- losses ---------------------------------------------------------------------------------
+
+_LOSS_ALIASES = {
+    "mse": "mean_squared_error", "mae": "mean_absolute_error", "mape": "mean_absolute_percentage_error",
+    "msle": "mean_squared_logarithmic_error", "kld": "kl_divergence", "kullback_leibler_divergence": "kl_divergence",
+    "logcosh": "log_cosh", "huber_loss": "huber",
+}
+_LOSS_CLASSES = {
+    "MeanSquaredError": "mean_squared_error", "MeanAbsoluteError": "mean_absolute_error",
+    "MeanAbsolutePercentageError": "mean_absolute_percentage_error",
+    "MeanSquaredLogarithmicError": "mean_squared_logarithmic_error", "CosineSimilarity": "cosine_similarity",
+    "Huber": "huber", "LogCosh": "log_cosh", "Hinge": "hinge", "SquaredHinge": "squared_hinge",
+    "CategoricalHinge": "categorical_hinge", "KLDivergence": "kl_divergence", "Poisson": "poisson",
+    "CategoricalCrossentropy": "categorical_crossentropy",
+    "SparseCategoricalCrossentropy": "sparse_categorical_crossentropy",
+    "BinaryCrossentropy": "binary_crossentropy", "BinaryFocalCrossentropy": "binary_focal_crossentropy",
+}
+_LOSS_ARGS = {"from_logits", "label_smoothing", "axis", "ignore_class", "delta", "apply_class_balancing", "alpha",
+              "gamma"}
+
+
+def _loss_name(name: str) -> str:
+    name = _LOSS_ALIASES.get(name, name)
+    if name not in LOSS_FUNCTIONS:
+        raise UnsupportedTraining(f"loss {name!r} is not supported yet")
+    return name
+
+
+def parse_loss(raw: Any) -> Obj:
+    if isinstance(raw, list):
+        if len(raw) != 1:
+            raise UnsupportedTraining("several compiled losses (multi-output models) are not supported yet")
+        raw = raw[0]
+    if isinstance(raw, dict) and "class_name" not in raw:
+        if len(raw) != 1:
+            raise UnsupportedTraining("several compiled losses (multi-output models) are not supported yet")
+        raw = next(iter(raw.values()))
+    if raw is None:
+        raise UnsupportedTraining("the model was compiled without a loss")
+    if isinstance(raw, str):
+        return Obj("KerasLoss", args=(Name(_loss_name(raw)),))
+    name = _class_name(raw)
+    config = dict(raw.get("config", {}))
+    if name in _LOSS_CLASSES:
+        fn = _LOSS_CLASSES[name]
+    elif name in ("function", "MeanMetricWrapper") or "fn" in config:
+        fn = _loss_name(config.get("fn") or raw.get("config"))
+    else:
+        raise UnsupportedTraining(f"loss {name!r} is not supported yet")
+    kwargs: dict[str, Any] = {}
+    reduction = config.get("reduction", "sum_over_batch_size")
+    if reduction in ("auto", "sum_over_batch_size", "mean", None):
+        pass
+    elif reduction in ("sum", "none"):
+        kwargs["reduction"] = reduction
+    else:
+        raise UnsupportedTraining(f"loss reduction {reduction!r} is not supported yet")
+    for key, value in config.items():
+        if key in _LOSS_ARGS:
+            if key == "axis" and value == -1:
+                continue
+            if key in ("from_logits", "label_smoothing", "ignore_class") and not value and value != 0:
+                continue
+            if key == "label_smoothing" and value == 0:
+                continue
+            kwargs[key] = value
+    return Obj("KerasLoss", kwargs, args=(Name(fn),))
+
+
+# -- metrics --------------------------------------------------------------------------------
+
+_METRIC_ALIASES = {"acc": "accuracy", "mse": "mean_squared_error", "mae": "mean_absolute_error",
+                   "mape": "mean_absolute_percentage_error", "msle": "mean_squared_logarithmic_error"}
+_METRIC_CLASSES = {
+    "Accuracy": "accuracy", "BinaryAccuracy": "binary_accuracy", "CategoricalAccuracy": "categorical_accuracy",
+    "SparseCategoricalAccuracy": "sparse_categorical_accuracy", "TopKCategoricalAccuracy": "top_k_categorical_accuracy",
+    "SparseTopKCategoricalAccuracy": "sparse_top_k_categorical_accuracy", "Precision": "precision",
+    "Recall": "recall", "AUC": "auc", "MeanSquaredError": "mean_squared_error",
+    "MeanAbsoluteError": "mean_absolute_error", "MeanAbsolutePercentageError": "mean_absolute_percentage_error",
+    "MeanSquaredLogarithmicError": "mean_squared_logarithmic_error",
+}
+
+
+def _metric_from_name(name: str, display: str | None = None, kwargs: dict | None = None) -> Obj:
+    kwargs = dict(kwargs or {})
+    key = _METRIC_ALIASES.get(name, name)
+    display = display or name
+    if key == "accuracy":
+        return Obj("Accuracy", args=(display,))
+    if key in ("binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
+               "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy"):
+        return Obj("Mean", kwargs, args=(display, Name(key)))
+    if key in ("precision", "recall"):
+        return Obj("ConfusionMetric", {"thresholds": kwargs.get("thresholds") or 0.5}, args=(display, key))
+    if key == "auc":
+        return Obj("AUC", {"num_thresholds": kwargs.get("num_thresholds", 200)}, args=(display,))
+    if key in LOSS_FUNCTIONS:
+        return Obj("Mean", args=(display, Name(key)))
+    raise UnsupportedTraining(f"metric {name!r} is not supported yet")
+
+
+def parse_metric(raw: Any) -> Obj:
+    if isinstance(raw, str):
+        return _metric_from_name(raw)
+    name = _class_name(raw)
+    config = dict(raw.get("config", {}))
+    display = config.get("name")
+    if name == "MeanMetricWrapper":
+        return _metric_from_name(config["fn"], display)
+    if name not in _METRIC_CLASSES:
+        raise UnsupportedTraining(f"metric {name!r} is not supported yet")
+    if name == "AUC" and (config.get("curve", "ROC") != "ROC" or config.get("multi_label")
+                          or config.get("summation_method", "interpolation") != "interpolation"
+                          or config.get("from_logits")):
+        raise UnsupportedTraining("AUC other than ROC / interpolation / single label is not supported yet")
+    if name in ("Precision", "Recall") and (config.get("top_k") or config.get("class_id") is not None):
+        raise UnsupportedTraining(f"{name} with top_k or class_id is not supported yet")
+    kwargs = {k: v for k, v in config.items() if k in ("threshold", "k", "thresholds", "num_thresholds")}
+    return _metric_from_name(_METRIC_CLASSES[name], display, kwargs)
+
+
+def _flatten_metrics(raw: Any) -> list[Any]:
+    if raw is None:
+        return []
+    if isinstance(raw, dict) and "class_name" not in raw:
+        if len(raw) > 1:
+            raise UnsupportedTraining("per-output metrics of multi-output models are not supported yet")
+        return _flatten_metrics(next(iter(raw.values()), None))
+    if isinstance(raw, list):
+        out: list[Any] = []
+        for item in raw:
+            out.extend(_flatten_metrics(item) if isinstance(item, list) or (isinstance(item, dict) and "class_name" not in item) else [item])
+        return out
+    return [raw]
+
+
+# -- regularizers and constraints ----------------------------------------------------------
+
+# Variable order inside a layer (Keras creates them in this order; absent ones are skipped).
+_VARIABLE_ORDER = ("depthwise_kernel", "pointwise_kernel", "kernel", "recurrent_kernel", "embeddings", "gamma",
+                   "beta", "bias")
+
+
+def _variable_index(config: dict, what: str) -> int | None:
+    present = []
+    for kind in _VARIABLE_ORDER:
+        if kind == "bias":
+            exists = config.get("use_bias", True) and ("bias_initializer" in config)
+        elif kind == "gamma":
+            exists = config.get("scale", True) and "gamma_initializer" in config
+        elif kind == "beta":
+            exists = config.get("center", True) and "beta_initializer" in config
+        else:
+            exists = f"{kind}_initializer" in config
+        if exists:
+            present.append(kind)
+    return present.index(what) if what in present else None
+
+
+def parse_regularizer(raw: dict) -> Obj:
+    name = _class_name(raw)
+    config = raw.get("config", {})
+    if name in ("L1", "L2", "L1L2", "L1_L2"):
+        kwargs = {k: float(config[k]) for k in ("l1", "l2") if config.get(k)}
+        return Obj("L1L2", kwargs)
+    if name == "OrthogonalRegularizer":
+        return Obj("Orthogonal", {"factor": config.get("factor", 0.01), "mode": config.get("mode", "rows")})
+    raise UnsupportedTraining(f"regularizer {name!r} is not supported yet")
+
+
+def parse_constraint(raw: dict) -> Obj:
+    name = _class_name(raw)
+    config = raw.get("config", {})
+    if name == "MaxNorm":
+        return Obj("MaxNorm", {"max_value": config.get("max_value", 2.0), "axis": config.get("axis", 0)})
+    if name == "MinMaxNorm":
+        return Obj("MinMaxNorm", {k: config[k] for k in ("min_value", "max_value", "rate", "axis") if k in config})
+    if name == "UnitNorm":
+        return Obj("UnitNorm", {"axis": config.get("axis", 0)})
+    if name == "NonNeg":
+        return Obj("NonNeg")
+    raise UnsupportedTraining(f"constraint {name!r} is not supported yet")
+
+
+def collect_weight_terms(model_config: dict, prefix: str = "") -> tuple[list[WeightTerm], list[tuple[str, Obj]], list[WeightTerm]]:
+    regularizers: list[WeightTerm] = []
+    activity: list[tuple[str, Obj]] = []
+    constraints: list[WeightTerm] = []
+    for raw in model_config.get("config", {}).get("layers", []):
+        config = raw.get("config", {})
+        name = prefix + (raw.get("name") or config.get("name", ""))
+        if raw.get("class_name") in MODEL_CLASSES:
+            r, a, c = collect_weight_terms(raw, name + "/")
+            regularizers += r
+            activity += a
+            constraints += c
+            continue
+        for key, value in config.items():
+            if not value or not isinstance(value, (dict, str)):
+                continue
+            if key == "activity_regularizer":
+                # The torch submodule's output is not always the Keras layer's output (a fused
+                # activation follows it in forward()): refused until that is tracked.
+                raise UnsupportedTraining(f"layer {name!r}: activity_regularizer is not supported yet")
+            elif key.endswith(("_regularizer", "_constraint")):
+                what = key.rsplit("_", 1)[0]
+                index = _variable_index(config, what)
+                if index is None:
+                    continue
+                if key.endswith("_regularizer"):
+                    regularizers.append(WeightTerm(name, index, what, parse_regularizer(_as_obj(value))))
+                else:
+                    constraints.append(WeightTerm(name, index, what, parse_constraint(_as_obj(value))))
+    return regularizers, activity, constraints
+
+
+def _as_obj(value: Any) -> dict:
+    if isinstance(value, str):  # "l2" shorthand: Keras' default factor 0.01
+        table = {"l1": ("L1", {"l1": 0.01}), "l2": ("L2", {"l2": 0.01}), "l1_l2": ("L1L2", {"l1": 0.01, "l2": 0.01}),
+                 "max_norm": ("MaxNorm", {}), "non_neg": ("NonNeg", {}), "unit_norm": ("UnitNorm", {})}
+        if value.lower() not in table:
+            raise UnsupportedTraining(f"regularizer/constraint {value!r} is not supported yet")
+        name, config = table[value.lower()]
+        return {"class_name": name, "config": config}
+    return value
+
+
+# -- entry point ----------------------------------------------------------------------------
+
+
+def parse_training(compile_config: dict | None, model_config: dict, keras_major: int) -> TrainingSpec:
+    """Both formats: Keras 3 compile_config and tf.keras 2 training_config."""
+    if not compile_config:
+        raise UnsupportedTraining("the model was saved without compile() information (it was not compiled)")
+    if "optimizer_config" in compile_config:  # tf.keras 2 training_config
+        optimizer_raw = compile_config["optimizer_config"]
+    else:
+        optimizer_raw = compile_config.get("optimizer")
+    if optimizer_raw is None:
+        raise UnsupportedTraining("the compile config names no optimizer")
+    if compile_config.get("loss_weights"):
+        raise UnsupportedTraining("loss_weights are not supported yet")
+    if compile_config.get("weighted_metrics"):
+        raise UnsupportedTraining("weighted_metrics are not supported yet")
+    metrics = [parse_metric(m) for m in _flatten_metrics(compile_config.get("metrics"))]
+    regularizers, activity, constraints = collect_weight_terms(model_config)
+    return TrainingSpec(
+        optimizer=parse_optimizer(optimizer_raw),
+        loss=parse_loss(compile_config.get("loss")),
+        metrics=metrics,
+        regularizers=regularizers,
+        activity_regularizers=activity,
+        constraints=constraints,
+        keras_major=keras_major,
+    )

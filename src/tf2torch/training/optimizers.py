@@ -1,0 +1,366 @@
+"""Keras-exact optimizers as torch.optim.Optimizer subclasses.
+
+Every optimizer follows the Keras 3 `BaseOptimizer.apply` order exactly: gradient clipping
+(`clipnorm` per tensor, `global_clipnorm`, `clipvalue`), decoupled weight decay
+(`p -= p * wd * lr`), the update rule, then EMA of the weights; `iterations` counts
+applied steps and the learning rate is `lr(iterations)` (a schedule, or the legacy
+`lr / (1 + decay * iterations)` of tf.keras 2 optimizers).
+
+This file imports torch and math only: render_train.py copies it into train.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import torch
+
+
+class KerasOptimizer(torch.optim.Optimizer):
+    """Shared Keras step logic; subclasses implement `update(p, g, state, lr, step)`."""
+
+    slots: tuple[str, ...] = ()  # per-parameter state tensors, in Keras variable order
+
+    def __init__(
+        self,
+        params: Iterable,
+        learning_rate: float | Callable[[int], float] = 0.001,
+        *,
+        weight_decay: float | None = None,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        decay: float = 0.0,
+        use_ema: bool = False,
+        ema_momentum: float = 0.99,
+        ema_overwrite_frequency: int | None = None,
+        **hyper: float,
+    ) -> None:
+        self.schedule = learning_rate if callable(learning_rate) else None
+        lr = 0.0 if callable(learning_rate) else float(learning_rate)
+        defaults = dict(
+            lr=lr, weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
+            global_clipnorm=global_clipnorm, decay=decay, use_ema=use_ema, ema_momentum=ema_momentum,
+            ema_overwrite_frequency=ema_overwrite_frequency, iterations=0, **hyper,
+        )
+        super().__init__(params, defaults)
+
+    # -- what Keras' BaseOptimizer does around update_step ------------------------------
+
+    def current_lr(self, group: dict) -> float:
+        """The learning rate Keras uses for the next update (iterations before increment)."""
+        step = group["iterations"]
+        if self.schedule is not None:
+            return float(self.schedule(step))
+        lr = group["lr"]
+        if group["decay"]:
+            lr = lr / (1.0 + group["decay"] * step)
+        return lr
+
+    @torch.no_grad()
+    def step(self, closure: Callable | None = None) -> torch.Tensor | None:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            grads = clip_gradients([p.grad for p in params], group)
+            step = group["iterations"]
+            lr = torch.tensor(self.current_lr(group), dtype=torch.float32)
+            if group["weight_decay"]:
+                wd = torch.tensor(group["weight_decay"], dtype=torch.float32)
+                for p in params:
+                    p.sub_(p * wd * lr)
+            self.before_updates(group, step)
+            for p, g in zip(params, grads):
+                state = self.state[p]
+                if not state:
+                    self.init_state(p, state, group)
+                self.update(p, g.to(p.dtype), state, lr, step, group)
+            if group["use_ema"]:
+                self.update_ema(params, group, step)
+            group["iterations"] = step + 1
+        return loss
+
+    def before_updates(self, group: dict, step: int) -> None:
+        """Hook for state shared by all parameters (Nadam's momentum product)."""
+
+    def init_state(self, p: torch.Tensor, state: dict, group: dict) -> None:
+        for name in self.slots:
+            state[name] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        if group["use_ema"]:
+            state["average"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+
+    def update(self, p: torch.Tensor, g: torch.Tensor, state: dict, lr: torch.Tensor, step: int, group: dict) -> None:
+        raise NotImplementedError
+
+    def update_ema(self, params: list[torch.Tensor], group: dict, step: int) -> None:
+        momentum = group["ema_momentum"] if step != 0 else 0.0
+        for p in params:
+            average = self.state[p]["average"]
+            average.copy_(average * momentum + p * (1.0 - momentum))
+        frequency = group["ema_overwrite_frequency"]
+        if frequency and (step + 1) % frequency == 0:
+            for p in params:
+                p.copy_(self.state[p]["average"])
+
+    @torch.no_grad()
+    def finalize_variable_values(self) -> None:
+        """As Keras does at the end of fit() with use_ema: weights := their moving average."""
+        for group in self.param_groups:
+            if group["use_ema"]:
+                for p in group["params"]:
+                    if "average" in self.state[p]:
+                        p.copy_(self.state[p]["average"])
+
+
+def clip_gradients(grads: list[torch.Tensor], group: dict) -> list[torch.Tensor]:
+    """Keras' _clip_gradients: clipnorm is per tensor, global_clipnorm over all of them."""
+    if group["clipnorm"] and group["clipnorm"] > 0:
+        clip = group["clipnorm"]
+        out = []
+        for g in grads:
+            norm = torch.sqrt(torch.sum(g * g))
+            out.append(g * clip / torch.maximum(norm, torch.tensor(clip, dtype=g.dtype)))
+        return out
+    if group["global_clipnorm"] and group["global_clipnorm"] > 0:
+        clip = group["global_clipnorm"]
+        norm = torch.sqrt(torch.stack([torch.sum(g * g) for g in grads]).sum())
+        scale = clip * torch.minimum(1.0 / norm, torch.tensor(1.0 / clip)) + (norm - norm)
+        return [g * scale for g in grads]
+    if group["clipvalue"] and group["clipvalue"] > 0:
+        value = group["clipvalue"]
+        return [g.clamp(-value, value) for g in grads]
+    return grads
+
+
+def f32(value: float) -> torch.Tensor:
+    return torch.tensor(value, dtype=torch.float32)
+
+
+class KerasSGD(KerasOptimizer):
+    """keras.optimizers.SGD: `m = momentum*m - lr*g; p += m` (Nesterov: `p += momentum*m - lr*g`)."""
+
+    def __init__(self, params: Iterable, learning_rate: float | Callable = 0.01, momentum: float = 0.0,
+                 nesterov: bool = False, **kwargs: float) -> None:
+        self.slots = ("momentum",) if momentum else ()
+        super().__init__(params, learning_rate, momentum=momentum, nesterov=nesterov, **kwargs)
+
+    def update(self, p, g, state, lr, step, group):
+        if not group["momentum"]:
+            p.sub_(g * lr)
+            return
+        mu = f32(group["momentum"])
+        m = state["momentum"]
+        m.copy_(m * mu - g * lr)
+        if group["nesterov"]:
+            p.add_(m * mu - g * lr)
+        else:
+            p.add_(m)
+
+
+class KerasAdam(KerasOptimizer):
+    """keras.optimizers.Adam (and AdamW through `weight_decay`): epsilon-hat placement."""
+
+    def __init__(self, params: Iterable, learning_rate: float | Callable = 0.001, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float = 1e-7, amsgrad: bool = False, **kwargs: float) -> None:
+        self.slots = ("momentum", "velocity") + (("velocity_hat",) if amsgrad else ())
+        super().__init__(params, learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, amsgrad=amsgrad, **kwargs)
+
+    def update(self, p, g, state, lr, step, group):
+        t = f32(step + 1)
+        b1, b2 = f32(group["beta_1"]), f32(group["beta_2"])
+        alpha = lr * torch.sqrt(1 - b2**t) / (1 - b1**t)
+        m, v = state["momentum"], state["velocity"]
+        m.add_((g - m) * (1 - group["beta_1"]))
+        v.add_((g * g - v) * (1 - group["beta_2"]))
+        if group["amsgrad"]:
+            v_hat = state["velocity_hat"]
+            v_hat.copy_(torch.maximum(v_hat, v))
+            v = v_hat
+        p.sub_((m * alpha) / (torch.sqrt(v) + group["epsilon"]))
+
+
+class KerasAdamW(KerasAdam):
+    """keras.optimizers.AdamW: Adam with decoupled weight decay (default 0.004)."""
+
+    def __init__(self, params: Iterable, learning_rate: float | Callable = 0.001, weight_decay: float = 0.004,
+                 **kwargs: float) -> None:
+        super().__init__(params, learning_rate, weight_decay=weight_decay, **kwargs)
+
+
+class KerasRMSprop(KerasOptimizer):
+    """keras.optimizers.RMSprop: epsilon inside the root; the momentum buffer includes lr."""
+
+    def __init__(self, params: Iterable, learning_rate: float | Callable = 0.001, rho: float = 0.9,
+                 momentum: float = 0.0, epsilon: float = 1e-7, centered: bool = False, **kwargs: float) -> None:
+        self.slots = ("velocity",) + (("momentum",) if momentum > 0 else ()) + (("average_gradient",) if centered else ())
+        super().__init__(params, learning_rate, rho=rho, momentum=momentum, epsilon=epsilon, centered=centered, **kwargs)
+
+    def update(self, p, g, state, lr, step, group):
+        rho = group["rho"]
+        velocity = state["velocity"]
+        velocity.copy_(rho * velocity + (1 - rho) * (g * g))
+        if group["centered"]:
+            average = state["average_gradient"]
+            average.copy_(rho * average + (1 - rho) * g)
+            denominator = velocity - average * average + group["epsilon"]
+        else:
+            denominator = velocity + group["epsilon"]
+        increment = (lr * g) / torch.sqrt(denominator)
+        if group["momentum"] > 0:
+            momentum = state["momentum"]
+            momentum.copy_(group["momentum"] * momentum + increment)
+            p.sub_(momentum)
+        else:
+            p.sub_(increment)
+
+
+class KerasAdagrad(KerasOptimizer):
+    """keras.optimizers.Adagrad: accumulator starts at 0.1, epsilon inside the root."""
+
+    slots = ("accumulator",)
+
+    def __init__(self, params: Iterable, learning_rate: float | Callable = 0.001,
+                 initial_accumulator_value: float = 0.1, epsilon: float = 1e-7, **kwargs: float) -> None:
+        super().__init__(params, learning_rate, initial_accumulator_value=initial_accumulator_value,
+                         epsilon=epsilon, **kwargs)
+
+    def init_state(self, p, state, group):
+        super().init_state(p, state, group)
+        state["accumulator"].fill_(group["initial_accumulator_value"])
+
+    def update(self, p, g, state, lr, step, group):
+        accumulator = state["accumulator"]
+        accumulator.add_(g * g)
+        p.sub_((lr * g) / torch.sqrt(accumulator + group["epsilon"]))
+
+
+class KerasAdadelta(KerasOptimizer):
+    """keras.optimizers.Adadelta (lr 0.001, rho 0.95, epsilon 1e-7)."""
+
+    slots = ("accumulated_grad", "accumulated_delta_var")
+
+    def __init__(self, params: Iterable, learning_rate: float | Callable = 0.001, rho: float = 0.95,
+                 epsilon: float = 1e-7, **kwargs: float) -> None:
+        super().__init__(params, learning_rate, rho=rho, epsilon=epsilon, **kwargs)
+
+    def update(self, p, g, state, lr, step, group):
+        rho, eps = group["rho"], group["epsilon"]
+        acc_grad, acc_delta = state["accumulated_grad"], state["accumulated_delta_var"]
+        acc_grad.copy_(rho * acc_grad + (1 - rho) * (g * g))
+        delta = -(torch.sqrt(acc_delta + eps) * g) / torch.sqrt(acc_grad + eps)
+        acc_delta.copy_(rho * acc_delta + (1 - rho) * (delta * delta))
+        p.add_(lr * delta)
+
+
+class KerasAdamax(KerasOptimizer):
+    """keras.optimizers.Adamax: `u = max(b2*u, |g|)`, epsilon added to u."""
+
+    slots = ("momentum", "norm")
+
+    def __init__(self, params: Iterable, learning_rate: float | Callable = 0.001, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float = 1e-7, **kwargs: float) -> None:
+        super().__init__(params, learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, **kwargs)
+
+    def update(self, p, g, state, lr, step, group):
+        b1_power = f32(group["beta_1"]) ** f32(step + 1)
+        m, u = state["momentum"], state["norm"]
+        m.add_((g - m) * (1 - group["beta_1"]))
+        u.copy_(torch.maximum(group["beta_2"] * u, torch.abs(g)))
+        p.sub_((lr * m) / ((1 - b1_power) * (u + group["epsilon"])))
+
+
+class KerasNadam(KerasOptimizer):
+    """keras.optimizers.Nadam, with Keras' running momentum product `u_product`."""
+
+    slots = ("momentum", "velocity")
+
+    def __init__(self, params: Iterable, learning_rate: float | Callable = 0.001, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float = 1e-7, **kwargs: float) -> None:
+        super().__init__(params, learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, u_product=1.0, **kwargs)
+
+    def before_updates(self, group, step):
+        u_product = f32(group["u_product"])
+        u_product = u_product * group["beta_1"] * (1.0 - 0.5 * f32(0.96) ** f32(step + 1))
+        group["u_product"] = float(u_product)
+
+    def update(self, p, g, state, lr, step, group):
+        b1, b2 = f32(group["beta_1"]), f32(group["beta_2"])
+        decay = f32(0.96)
+        u_t = b1 * (1.0 - 0.5 * decay ** f32(step + 1))
+        u_t_1 = b1 * (1.0 - 0.5 * decay ** f32(step + 2))
+        u_product_t = f32(group["u_product"])
+        u_product_t_1 = u_product_t * u_t_1
+        b2_power = b2 ** f32(step + 1)
+        m, v = state["momentum"], state["velocity"]
+        m.add_((g - m) * (1 - b1))
+        v.add_((g * g - v) * (1 - b2))
+        m_hat = (u_t_1 * m) / (1 - u_product_t_1) + ((1 - u_t) * g) / (1 - u_product_t)
+        v_hat = v / (1 - b2_power)
+        p.sub_((m_hat * lr) / (torch.sqrt(v_hat) + group["epsilon"]))
+
+
+class KerasLion(KerasOptimizer):
+    """keras.optimizers.Lion (lr 0.001, beta_1 0.9, beta_2 0.99)."""
+
+    slots = ("momentum",)
+
+    def __init__(self, params: Iterable, learning_rate: float | Callable = 0.001, beta_1: float = 0.9,
+                 beta_2: float = 0.99, **kwargs: float) -> None:
+        super().__init__(params, learning_rate, beta_1=beta_1, beta_2=beta_2, **kwargs)
+
+    def update(self, p, g, state, lr, step, group):
+        b1, b2 = f32(group["beta_1"]), f32(group["beta_2"])
+        m = state["momentum"]
+        p.sub_(lr * torch.sign(m * b1 + g * (1.0 - b1)))
+        m.copy_(m * b2 + g * (1.0 - b2))
+
+
+class KerasFtrl(KerasOptimizer):
+    """keras.optimizers.Ftrl (follow the regularized leader)."""
+
+    slots = ("accumulator", "linear")
+
+    def __init__(self, params: Iterable, learning_rate: float | Callable = 0.001, learning_rate_power: float = -0.5,
+                 initial_accumulator_value: float = 0.1, l1_regularization_strength: float = 0.0,
+                 l2_regularization_strength: float = 0.0, l2_shrinkage_regularization_strength: float = 0.0,
+                 beta: float = 0.0, **kwargs: float) -> None:
+        super().__init__(
+            params, learning_rate, learning_rate_power=learning_rate_power,
+            initial_accumulator_value=initial_accumulator_value, l1_regularization_strength=l1_regularization_strength,
+            l2_regularization_strength=l2_regularization_strength,
+            l2_shrinkage_regularization_strength=l2_shrinkage_regularization_strength, beta=beta, **kwargs,
+        )
+
+    def init_state(self, p, state, group):
+        super().init_state(p, state, group)
+        state["accumulator"].fill_(group["initial_accumulator_value"])
+
+    def update(self, p, g, state, lr, step, group):
+        accum, linear = state["accumulator"], state["linear"]
+        power = group["learning_rate_power"]
+        l2 = group["l2_regularization_strength"] + group["beta"] / (2.0 * lr)
+        grad_to_use = g + 2 * group["l2_shrinkage_regularization_strength"] * p
+        new_accum = accum + g * g
+        linear.add_(grad_to_use - ((torch.pow(new_accum, -power) - torch.pow(accum, -power)) / lr) * p)
+        quadratic = torch.pow(new_accum, -power) / lr + 2 * l2
+        l1 = group["l1_regularization_strength"]
+        p.copy_((torch.clamp(linear, -l1, l1) - linear) / quadratic)
+        accum.copy_(new_accum)
+
+
+# Keras class name (Keras 3 and tf.keras 2, with or without the "Custom>" prefix) -> class
+OPTIMIZERS: dict[str, type[KerasOptimizer]] = {
+    "SGD": KerasSGD,
+    "Adam": KerasAdam,
+    "AdamW": KerasAdamW,
+    "RMSprop": KerasRMSprop,
+    "Adagrad": KerasAdagrad,
+    "Adadelta": KerasAdadelta,
+    "Adamax": KerasAdamax,
+    "Nadam": KerasNadam,
+    "Lion": KerasLion,
+    "Ftrl": KerasFtrl,
+}

@@ -1,0 +1,487 @@
+"""Write train.py, and build the same objects for `ConversionResult.training_setup()`.
+
+One source of truth: the runtime files (optimizers.py, schedules.py, losses.py, metrics.py,
+regularizers.py, constraints.py, runtime.py) import torch only; the definitions a model
+needs are copied from them into train.py (chosen by following names), and
+`training_setup()` executes exactly that code.
+"""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tf2torch.ir import Graph
+from tf2torch.training.compile_config import Obj, TrainingSpec, UnsupportedTraining, WeightTerm, render_value
+from tf2torch.training.weight_map import WeightMap
+
+RUNTIME_FILES = ("optimizers", "schedules", "losses", "metrics", "regularizers", "constraints", "runtime")
+REGISTRIES = {"OPTIMIZERS", "SCHEDULES", "LOSS_FUNCTIONS", "METRICS"}
+HEADER_IMPORTS = [
+    "from __future__ import annotations",
+    "",
+    "import math",
+    "from collections.abc import Callable, Iterable",
+    "",
+    "import torch",
+    "import torch.nn.functional as F",
+]
+_NEEDS_ALWAYS = {"Training"}
+
+
+@dataclass
+class _Definition:
+    names: set[str]
+    uses: set[str]
+    source: str
+
+
+def _definitions() -> list[_Definition]:
+    out: list[_Definition] = []
+    here = Path(__file__).parent
+    for stem in RUNTIME_FILES:
+        text = (here / f"{stem}.py").read_text()
+        tree = ast.parse(text)
+        lines = text.splitlines()
+        for node in tree.body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                continue
+            if isinstance(node, ast.Expr) and isinstance(getattr(node, "value", None), ast.Constant):
+                continue  # module docstring
+            names: set[str] = set()
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names |= {t.id for t in targets if isinstance(t, ast.Name)}
+            if names & REGISTRIES:
+                continue
+            start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])]) - 1
+            uses = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+            out.append(_Definition(names, uses, "\n".join(lines[start : node.end_lineno])))
+    return out
+
+
+def library_source(needed: set[str]) -> str:
+    """The runtime definitions `needed` depends on, in file order."""
+    definitions = _definitions()
+    by_name = {name: d for d in definitions for name in d.names}
+    keep: set[int] = set()
+    todo = list(needed | _NEEDS_ALWAYS)
+    while todo:
+        name = todo.pop()
+        d = by_name.get(name)
+        if d is None or id(d) in keep:
+            continue
+        keep.add(id(d))
+        todo.extend(d.uses)
+    blocks = [d.source for d in definitions if id(d) in keep]
+    return "\n\n\n".join(blocks)
+
+
+# -- the build_training() function -----------------------------------------------------------
+
+
+def _names_in(value: Any) -> set[str]:
+    text = render_value(value)
+    return {n.id for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Name)}
+
+
+def _inverse(perm: tuple[int, ...] | None) -> tuple[int, ...] | None:
+    return None if perm is None else tuple(int(i) for i in np.argsort(perm))
+
+
+def _weight_terms(terms: list[WeightTerm], weight_map: WeightMap, module: torch.nn.Module, kind: str) -> list[str]:
+    """`(name, param, keras_axes, obj)` entries; frozen weights are skipped as in Keras."""
+    params = dict(module.named_parameters())
+    entries = []
+    for term in terms:
+        i = weight_map.variable(term.layer, term.index)
+        source = None if i is None else weight_map.tensor_of(i)
+        if source is None or source.name not in params:
+            raise UnsupportedTraining(
+                f"layer {term.layer!r}: the {term.what} {kind} cannot be carried over: its torch parameter "
+                "is not a one-to-one copy of the Keras variable"
+            )
+        if not params[source.name].requires_grad:
+            continue
+        axes = None if source.same_layout else source.keras_axes
+        axis_free = term.obj.ctor in ("L1L2", "NonNeg")
+        if axes is None and not source.same_layout and not axis_free:
+            raise UnsupportedTraining(
+                f"layer {term.layer!r}: the {term.what} {kind} {term.obj.ctor} depends on axes, and the torch "
+                "layout of this weight is not a permutation of the Keras layout"
+            )
+        entries.append(f"({source.name!r}, model.get_parameter({source.name!r}), {axes!r}, {term.obj.render()})")
+    return entries
+
+
+def setup_source(spec: TrainingSpec, weight_map: WeightMap | None, module: torch.nn.Module, graph: Graph,
+                 submodule_attrs: dict[str, str]) -> tuple[str, set[str]]:
+    """The text of `build_training(model)` and the runtime names it uses."""
+    if len(graph.outputs) != 1:
+        raise UnsupportedTraining("training models with several outputs is not supported yet")
+    _check_keras_logits_quirk(spec, graph)
+    needed: set[str] = set()
+    lines = [
+        "def build_training(model: torch.nn.Module) -> Training:",
+        '    """Optimizer (with its schedule), loss, metrics, regularization and constraints as the',
+        '    Keras model was compiled."""',
+        "    params = [p for p in model.parameters() if p.requires_grad]",
+        f"    optimizer = {spec.optimizer.render(indent=4, width=100)}",
+        f"    loss_fn = {spec.loss.render(indent=4, width=100)}",
+        f"    metrics = {render_value(spec.metrics)}",
+    ]
+    needed |= _names_in(spec.optimizer) | _names_in(spec.loss) | _names_in(spec.metrics)
+    extra = []
+    if (spec.regularizers or spec.constraints) and weight_map is None:
+        raise UnsupportedTraining("regularizers and constraints need the weight map")
+    if spec.regularizers:
+        entries = _weight_terms(spec.regularizers, weight_map, module, "regularizer")
+        needed |= {"Regularization"} | {t.obj.ctor for t in spec.regularizers}
+        lines.append("    regularization = Regularization([")
+        lines += [f"        {e}," for e in entries]
+        lines.append("    ])")
+        extra.append("regularization=regularization")
+    if spec.constraints:
+        entries = _weight_terms(spec.constraints, weight_map, module, "constraint")
+        needed |= {"Constraints"} | {t.obj.ctor for t in spec.constraints}
+        lines.append("    constraints = Constraints([")
+        lines += [f"        {e}," for e in entries]
+        lines.append("    ])")
+        extra.append("constraints=constraints")
+    if spec.activity_regularizers:
+        entries = []
+        for layer, obj in spec.activity_regularizers:
+            attr = submodule_attrs.get(layer)
+            if attr is None:
+                raise UnsupportedTraining(f"layer {layer!r}: activity regularizer on a layer without its own torch module")
+            entries.append(f"({attr!r}, {obj.render()})")
+            needed.add(obj.ctor)
+        needed.add("ActivityRegularization")
+        lines.append(f"    activity = ActivityRegularization(model, [{', '.join(entries)}])")
+        extra.append("activity=activity")
+    output_axes = _inverse(graph.outputs[0].perm)
+    if output_axes is not None:
+        extra.append(f"output_axes={output_axes!r}")
+    args = ", ".join(["model", "optimizer", "loss_fn", "metrics"] + extra)
+    lines.append(f"    return Training({args})")
+    return "\n".join(lines), needed
+
+
+def _check_keras_logits_quirk(spec: TrainingSpec, graph: Graph) -> None:
+    """On TensorFlow, Keras' binary cross-entropy takes the *inputs* of a softmax output as
+    sigmoid logits (backend/tensorflow/nn.py _get_logits): not reproducible from the
+    probabilities the converted module returns."""
+    producer = graph.outputs[0].producer
+    fn = spec.loss.args[0].name if spec.loss.args else ""
+    if producer is not None and producer.op == "softmax" and fn in ("binary_crossentropy", "binary_focal_crossentropy") \
+            and not spec.loss.kwargs.get("from_logits"):
+        raise UnsupportedTraining(
+            f"{fn} on a softmax output: Keras (TensorFlow backend) then uses the softmax's inputs as sigmoid "
+            "logits, which the converted module does not expose"
+        )
+
+
+def training_namespace(code: str) -> dict[str, Any]:
+    namespace: dict[str, Any] = {"__name__": "tf2torch_training"}
+    exec(compile(code, "<tf2torch training>", "exec"), namespace)  # noqa: S102 (our own generated code)
+    return namespace
+
+
+def training_code(spec: TrainingSpec, weight_map: WeightMap | None, module: torch.nn.Module, graph: Graph,
+                  submodule_attrs: dict[str, str]) -> str:
+    """Imports + runtime definitions + build_training(): the top half of train.py."""
+    setup, needed = setup_source(spec, weight_map, module, graph, submodule_attrs)
+    return "\n".join(HEADER_IMPORTS) + "\n\n\n" + library_source(needed) + "\n\n\n" + setup + "\n"
+
+
+# -- train.py ----------------------------------------------------------------------------------
+
+MAIN_TEMPLATE = '''
+
+# -- data, checkpoints and the loop -----------------------------------------------------------
+
+INPUT_PERMS = {input_perms}  # Keras layout -> torch layout of each model input (None: same)
+
+
+def load_arrays(path: str) -> tuple[list[np.ndarray], np.ndarray]:
+    """An .npz with `y` and `x` (or `x0`, `x1`, ... for several inputs), in the Keras layout."""
+    with np.load(path, allow_pickle=False) as data:
+        names = sorted(k for k in data.files if k != "y")
+        inputs = [data["x"]] if "x" in data.files else [data[k] for k in names]
+        targets = data["y"]
+    inputs = [a if p is None else np.ascontiguousarray(np.transpose(a, p)) for a, p in zip(inputs, INPUT_PERMS)]
+    return inputs, targets
+
+
+class ArrayDataset(torch.utils.data.Dataset):
+    def __init__(self, inputs: list[np.ndarray], targets: np.ndarray) -> None:
+        self.inputs = [torch.from_numpy(np.asarray(a)) for a in inputs]
+        self.targets = torch.from_numpy(np.asarray(targets))
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i):
+        return [a[i] for a in self.inputs], self.targets[i]
+
+
+def load_dataset(spec: str) -> torch.utils.data.Dataset:
+    """`package.module:attribute`: a Dataset (or a function returning one) whose items are
+    `(inputs, target)` with inputs already in the torch layout (a tensor or a list of them)."""
+    module_name, _, attribute = spec.partition(":")
+    obj = getattr(importlib.import_module(module_name), attribute)
+    return obj() if callable(obj) and not isinstance(obj, torch.utils.data.Dataset) else obj
+
+
+def as_batch(items: list) -> tuple[list[torch.Tensor], torch.Tensor]:
+    xs, ys = zip(*items)
+    xs = [x if isinstance(x, (list, tuple)) else [x] for x in xs]
+    inputs = [torch.stack([x[i] for x in xs]) for i in range(len(xs[0]))]
+    return [x.float() if x.is_floating_point() else x for x in inputs], torch.stack(list(ys))
+
+
+def save_checkpoint(directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int) -> None:
+    """Weights and optimizer state as safetensors (no pickle): the optimizer's tensors under
+    `<param name>.<slot>`, its hyper-parameters and counters as JSON metadata."""
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file({{k: v.detach().contiguous() for k, v in model.state_dict().items()}}, str(directory / "model.safetensors"))
+    names = {{id(p): n for n, p in model.named_parameters()}}
+    tensors = {{}}
+    for param, state in optimizer.state.items():
+        for slot, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"{{names[id(param)]}}.{{slot}}"] = value.detach().contiguous()
+    groups = [{{k: v for k, v in g.items() if k != "params"}} for g in optimizer.param_groups]
+    meta = {{"param_groups": json.dumps(groups), "epoch": str(epoch)}}
+    save_file(tensors, str(directory / "optimizer.safetensors"), metadata=meta)
+
+
+def load_checkpoint(directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
+    """Restore weights and optimizer state; returns the number of epochs already done."""
+    model.load_state_dict(load_file(str(directory / "model.safetensors")), strict=True)
+    return load_optimizer_state(directory / "optimizer.safetensors", model, optimizer)
+
+
+def load_optimizer_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {{}}
+        names = list(f.keys())
+        tensors = {{k: f.get_tensor(k) for k in names}}
+    for group, saved in zip(optimizer.param_groups, json.loads(meta.get("param_groups", "[]"))):
+        group.update(saved)
+    for name, param in model.named_parameters():
+        slots = {{k[len(name) + 1 :]: v for k, v in tensors.items() if k.rsplit(".", 1)[0] == name}}
+        if slots:
+            optimizer.state[param] = slots
+    return int(meta.get("epoch", 0))
+
+
+def progress(step: int, total: int, logs: dict[str, float], done: bool = False) -> None:
+    width = 30
+    filled = width if done else int(width * step / max(total, 1))
+    bar = "=" * max(filled - 1, 0) + (">" if not done and filled else "=" if done else "") + "." * (width - filled)
+    text = " - ".join(f"{{k}}: {{v:.4f}}" for k, v in logs.items())
+    print(f"\\r{{step}}/{{total}} [{{bar}}] - {{text}}", end="\\n" if done else "", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help=".npz with x (or x0, x1, ...) and y in the Keras layout")
+    source.add_argument("--dataset", help="module:attribute of a torch Dataset (items in the torch layout)")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=32, help="global batch size (split across torchrun processes)")
+    parser.add_argument("--validation-split", type=float, default=0.0, help="last fraction of the data, as Keras")
+    parser.add_argument("--no-shuffle", action="store_true", help="keep the data order (Keras: shuffle=False)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--weights", default=str(Path(__file__).with_name("model.safetensors")))
+    parser.add_argument("--optimizer-state", default=str(Path(__file__).with_name("optimizer.safetensors")),
+                        help="optimizer state to start from (the Keras optimizer's, when it was saved)")
+    parser.add_argument("--checkpoint-dir", default="checkpoints")
+    parser.add_argument("--resume", action="store_true", help="continue from --checkpoint-dir/last")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args()
+
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    device = torch.device("cpu")
+    rank, world = 0, 1
+    if distributed:
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+        rank, world = dist.get_rank(), dist.get_world_size()
+        if backend == "nccl":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+    elif torch.cuda.is_available():
+        device = torch.device("cuda")
+    log = rank == 0 and not args.quiet
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from model import {class_name}
+
+    model = {class_name}()
+    model.load_state_dict(load_file(args.weights), strict=True)
+    model.to(device)
+    training = build_training(model)
+    optimizer = training.optimizer
+    start_epoch = 0
+    checkpoints = Path(args.checkpoint_dir)
+    if args.resume and (checkpoints / "last").exists():
+        start_epoch = load_checkpoint(checkpoints / "last", model, optimizer)
+    elif args.optimizer_state and Path(args.optimizer_state).exists():
+        load_optimizer_state(Path(args.optimizer_state), model, optimizer)
+    forward = nn.parallel.DistributedDataParallel(model) if distributed else model
+
+    if args.data:
+        inputs, targets = load_arrays(args.data)
+        dataset: torch.utils.data.Dataset = ArrayDataset(inputs, targets)
+    else:
+        dataset = load_dataset(args.dataset)
+    count = len(dataset)
+    split_at = math.floor(count * (1.0 - args.validation_split))  # Keras: the last fraction validates
+    train_idx, val_idx = list(range(split_at)), list(range(split_at, count))
+    generator = torch.Generator().manual_seed(args.seed)
+    steps = -(-len(train_idx) // args.batch_size)
+
+    history: dict[str, list[float]] = {{}}
+    if args.resume and (checkpoints / "history.json").exists():
+        history = json.loads((checkpoints / "history.json").read_text())
+    for epoch in range(start_epoch, args.epochs):
+        order = train_idx if args.no_shuffle else [train_idx[i] for i in torch.randperm(len(train_idx), generator=generator)]
+        training.reset_metrics()
+        loss_total, seen = 0.0, 0
+        if log:
+            print(f"Epoch {{epoch + 1}}/{{args.epochs}}")
+        started = time.perf_counter()
+        for step in range(steps):
+            batch = order[step * args.batch_size : (step + 1) * args.batch_size]
+            shard = batch[rank * len(batch) // world : (rank + 1) * len(batch) // world]
+            x, y = as_batch([dataset[i] for i in shard])
+            x, y = [t.to(device) for t in x], y.to(device)
+            loss = training.train_step(x, y, forward=forward, loss_scale=len(shard) * world / len(batch))
+            loss_total += float(loss) * len(shard)
+            seen += len(shard)
+            if log and not args.quiet:
+                progress(step + 1, steps, {{"loss": loss_total / seen, **metric_values(training, False)}})
+        logs = {{"loss": reduce_mean(loss_total, seen, distributed), **metric_values(training, distributed)}}
+        if val_idx:
+            logs.update(evaluate(training, dataset, val_idx, args.batch_size, device, distributed, rank, world))
+        if log:
+            progress(steps, steps, logs, done=True)
+            print(f"{{steps}}/{{steps}} - {{time.perf_counter() - started:.0f}}s")
+        for key, value in logs.items():
+            history.setdefault(key, []).append(value)
+        if rank == 0:
+            (checkpoints / "history.json").parent.mkdir(parents=True, exist_ok=True)
+            (checkpoints / "history.json").write_text(json.dumps(history, indent=1))
+            save_checkpoint(checkpoints / f"epoch_{{epoch + 1}}", model, optimizer, epoch + 1)
+            save_checkpoint(checkpoints / "last", model, optimizer, epoch + 1)
+    optimizer.finalize_variable_values()
+    if rank == 0:
+        save_file({{k: v.detach().contiguous() for k, v in model.state_dict().items()}}, str(checkpoints / "final.safetensors"))
+    if distributed:
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def reduce_mean(total: float, count: int, distributed: bool) -> float:
+    if distributed:
+        pair = torch.tensor([total, float(count)], dtype=torch.float64)
+        dist.all_reduce(pair)
+        total, count = float(pair[0]), int(pair[1])
+    return total / max(count, 1)
+
+
+def metric_values(training: Training, distributed: bool) -> dict[str, float]:
+    values = {{}}
+    for metric in training.metrics:
+        if distributed and hasattr(metric, "total"):
+            values[metric.name] = reduce_mean(float(metric.total), int(metric.count), True)
+        else:
+            values[metric.name] = metric.result()
+    return values
+
+
+def evaluate(training: Training, dataset, indices: list[int], batch_size: int, device: torch.device,
+             distributed: bool, rank: int, world: int) -> dict[str, float]:
+    training.reset_metrics()
+    mine = indices[rank::world]
+    loss_total = 0.0
+    for start in range(0, len(mine), batch_size):
+        x, y = as_batch([dataset[i] for i in mine[start : start + batch_size]])
+        loss = training.test_step([t.to(device) for t in x], y.to(device))
+        loss_total += float(loss) * len(y)
+    logs = {{"val_loss": reduce_mean(loss_total, len(mine), distributed)}}
+    logs.update({{f"val_{{k}}": v for k, v in metric_values(training, distributed).items()}})
+    return logs
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+DOCSTRING = '''"""Train {class_name} in PyTorch as the Keras model {source} was compiled, by tf2torch.
+
+    python train.py --data train.npz --epochs 5 --batch-size 32 --validation-split 0.1
+    torchrun --nproc_per_node=2 train.py --data train.npz ...     (DistributedDataParallel)
+
+Optimizer: {optimizer}
+Loss:      {loss}
+Metrics:   {metrics}
+
+Data: an .npz with `x` (or `x0`, `x1`, ...) and `y` in the Keras layout (images NHWC; they are
+permuted here), or `--dataset module:attribute`. Checkpoints (weights and optimizer state,
+safetensors) go to --checkpoint-dir after every epoch; --resume continues from the last.
+BatchNorm under torchrun uses each process's own batch statistics, as Keras'
+MirroredStrategy does.
+"""
+'''
+
+
+def render_train_script(spec: TrainingSpec, weight_map: WeightMap | None, module: torch.nn.Module, graph: Graph,
+                        submodule_attrs: dict[str, str], class_name: str, source_name: str) -> str:
+    setup, needed = setup_source(spec, weight_map, module, graph, submodule_attrs)
+    input_perms = [None if v.perm is None else tuple(v.perm) for v in graph.inputs]
+    doc = DOCSTRING.format(
+        class_name=class_name, source=source_name, optimizer=_short(spec.optimizer.render()),
+        loss=_short(spec.loss.render()), metrics=", ".join(m.render() for m in spec.metrics) or "none",
+    )
+    imports = [
+        "from __future__ import annotations",
+        "",
+        "import argparse",
+        "import importlib",
+        "import json",
+        "import math",
+        "import os",
+        "import sys",
+        "import time",
+        "from collections.abc import Callable, Iterable",
+        "from pathlib import Path",
+        "",
+        "import numpy as np",
+        "import torch",
+        "import torch.distributed as dist",
+        "import torch.nn.functional as F",
+        "from safetensors import safe_open",
+        "from safetensors.torch import load_file, save_file",
+        "from torch import nn",
+    ]
+    body = library_source(needed) + "\n\n\n" + setup + "\n"
+    main = MAIN_TEMPLATE.format(class_name=class_name, input_perms=repr(input_perms))
+    return doc + "\n".join(imports) + "\n\n\n" + body + textwrap.dedent(main)
+
+
+def _short(text: str, limit: int = 88) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+__all__ = ["Obj", "library_source", "render_train_script", "training_code", "training_namespace"]

@@ -1,0 +1,85 @@
+"""ConversionResult -> training objects (training_setup) and the files of a training run
+(train.py, optimizer.safetensors)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from tf2torch.frontends.keras.archive import load_keras_file
+from tf2torch.training.compile_config import TrainingSpec, parse_training
+from tf2torch.training.render_train import render_train_script, training_code, training_namespace
+from tf2torch.training.state_transfer import load_keras_optimizer_state, read_optimizer_variables
+from tf2torch.training.weight_map import WeightMap, build_weight_map
+
+
+class _Context:
+    """Everything the training side needs from a conversion, computed once per result."""
+
+    def __init__(self, result: Any) -> None:
+        path = result._file_path or result.source_path
+        source = load_keras_file(path)
+        try:
+            self.model_config = source.model_config
+        finally:
+            source.close()
+        self.path = path
+        self.spec: TrainingSpec = parse_training(result.compile_config, self.model_config, result.keras_major)
+        self.weight_map: WeightMap = build_weight_map(path, result.state_dict)
+        builder = result.generated.builder
+        self.attrs = {key[0]: sub.attr for key, sub in builder._by_key.items() if key[1] == ""}
+        self.optimizer_variables = read_optimizer_variables(path)
+
+
+def _context(result: Any) -> _Context:
+    cached = getattr(result, "_training_context", None)
+    if cached is None:
+        cached = _Context(result)
+        result._training_context = cached
+    return cached
+
+
+def training_setup(result: Any, module: torch.nn.Module | None = None, load_optimizer_state: bool = True) -> Any:
+    """A `Training` (optimizer with its schedule, loss_fn, metrics, regularization,
+    constraints, train_step()) for `module` (default: result.module). With the optimizer
+    state of a trained .keras, the optimizer continues where Keras stopped."""
+    ctx = _context(result)
+    module = result.module if module is None else module
+    code = training_code(ctx.spec, ctx.weight_map, module, result.graph, ctx.attrs)
+    training = training_namespace(code)["build_training"](module)
+    if load_optimizer_state and ctx.optimizer_variables:
+        load_keras_optimizer_state(training.optimizer, ctx.spec, ctx.optimizer_variables, ctx.weight_map, module,
+                                   ctx.model_config)
+    return training
+
+
+def training_files(result: Any) -> dict[str, bytes]:
+    """train.py, plus optimizer.safetensors when the .keras holds optimizer state."""
+    ctx = _context(result)
+    script = render_train_script(ctx.spec, ctx.weight_map, result.module, result.graph, ctx.attrs,
+                                 result.class_name, str(result.source_path).rsplit("/", 1)[-1])
+    files = {"train.py": script.encode()}
+    if ctx.optimizer_variables:
+        training = training_setup(result, module=result.module)
+        files["optimizer.safetensors"] = optimizer_safetensors(training.optimizer, result.module)
+    return files
+
+
+def optimizer_safetensors(optimizer: torch.optim.Optimizer, module: torch.nn.Module) -> bytes:
+    """The same format train.py's save_checkpoint writes."""
+    import json
+
+    from safetensors.torch import save
+
+    names = {id(p): n for n, p in module.named_parameters()}
+    tensors = {}
+    for param, state in optimizer.state.items():
+        for slot, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"{names[id(param)]}.{slot}"] = value.detach().contiguous()
+    groups = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+    return save(tensors, metadata={"param_groups": json.dumps(groups), "epoch": "0"})
+
+
+__all__ = ["training_files", "training_setup"]
