@@ -1,0 +1,223 @@
+"""Sources of TF graphs: SavedModel directories (a signature), frozen GraphDef .pb files and
+tf.function / ConcreteFunction objects, each imported into an IR Graph.
+
+Also the `TFRunner` verification uses to run the original (the signature, the frozen graph
+or the function) on the same inputs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tf2torch.errors import BadModelFile, ConversionError, VerificationUnavailable
+from tf2torch.frontends.tf import ops  # noqa: F401  (fills TF_OP_IMPORTERS)
+from tf2torch.frontends.tf.context import spec_of
+from tf2torch.frontends.tf.importer import GraphImporter
+from tf2torch.frontends.tf.values import TFVal, VarRef
+from tf2torch.ir import Graph, Value
+
+
+def _tf() -> Any:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        import tensorflow as tf
+    except ImportError as exc:
+        raise ConversionError("the TensorFlow frontend needs TensorFlow: pip install 'tf2torch[tf]'") from exc
+    return tf
+
+
+class TFRunner:
+    """Runs the original TF computation; called like a Keras model by verification."""
+
+    inference_only = True
+
+    def __init__(self, fn: Any, input_names: list[str], by_name: bool, keep: Any = None) -> None:
+        self.fn = fn
+        self.input_names = input_names
+        self.by_name = by_name
+        self._keep = keep  # the loaded SavedModel, which owns the function's variables
+
+    def __call__(self, inputs: Any, training: bool = False) -> list[np.ndarray]:
+        tf = _tf()
+        if training:
+            raise VerificationUnavailable("a TF graph is an inference graph: training-mode verification is not available")
+        arrays = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        tensors = [tf.constant(a) for a in arrays]
+        if self.by_name:
+            result = self.fn(**dict(zip(self.input_names, tensors)))
+        else:
+            result = self.fn(*tensors)
+        return [np.asarray(t) for t in tf.nest.flatten(result)]
+
+
+@dataclass
+class TFImport:
+    graph: Graph
+    runner: TFRunner
+    importer: GraphImporter
+
+
+def _finish(graph: Graph, importer: GraphImporter, results: list[TFVal], output_names: list[str]) -> None:
+    if importer.tolerant:
+        return
+    importer.check()
+    for name, value in zip(output_names, results):
+        if not isinstance(value, Value):
+            raise ConversionError(f"{importer.file}: output {name!r} does not depend on the inputs ({type(value).__name__})")
+        graph.outputs.append(value)
+    graph.output_names = list(output_names)
+
+
+def _variable_names(variables: list[Any]) -> dict[int, VarRef]:
+    """id(handle) -> VarRef, named after the variable (made unique)."""
+    refs: dict[int, VarRef] = {}
+    seen: dict[str, int] = {}
+
+    def base(v: Any) -> str:
+        name = getattr(v, "path", None) or v.name
+        return name.removesuffix(":0")
+
+    totals: dict[str, int] = {}
+    for v in variables:
+        totals[base(v)] = totals.get(base(v), 0) + 1
+    # A scope holding two variables of one name (Keras 3 subclassed models name every
+    # variable '<model>/kernel') does not identify layers: name those by op scope.
+    unclear = {name.rsplit("/", 1)[0] if "/" in name else "" for name, n in totals.items() if n > 1}
+    for v in variables:
+        name = base(v)
+        count = seen.get(name, 0)
+        seen[name] = count + 1
+        ambiguous = (name.rsplit("/", 1)[0] if "/" in name else "") in unclear
+        if count:
+            name = f"{name}_{count}"
+        refs[id(v.handle)] = VarRef(name, np.asarray(v.numpy()), bool(v.trainable), ambiguous)
+    return refs
+
+
+def import_concrete_function(
+    fn: Any, file: str, name: str, *, tolerant: bool = False, keep: Any = None, by_name: bool = False,
+    variables: list | None = None,
+) -> TFImport:
+    tf = _tf()
+    fdef = fn.function_def
+    library = {f.signature.name: f for f in fn.graph.as_graph_def().library.function}
+    library[fdef.signature.name] = fdef
+    graph = Graph(name=name, source_format="tf")
+    importer = GraphImporter(graph, library, file, tolerant=tolerant)
+    captured = list(fn.captured_inputs)
+    user_inputs = fn.inputs[: len(fn.inputs) - len(captured)]
+    if by_name:
+        specs = tf.nest.flatten(fn.structured_input_signature)
+        names = [s.name for s in specs]
+    else:
+        names = [t.name.split(":")[0] for t in user_inputs]
+    args: list[TFVal] = []
+    for input_name, tensor in zip(names, user_inputs):
+        value = Value(input_name, spec_of(tensor))
+        graph.inputs.append(value)
+        graph.input_names.append(input_name)
+        args.append(value)
+    refs = _variable_names(list(variables if variables is not None else fn.variables))
+    for handle in captured:
+        ref = refs.get(id(handle))
+        if ref is None:
+            if handle.dtype == tf.resource:
+                raise ConversionError(f"{file}: a captured resource is not a variable of the function")
+            ref = np.asarray(handle.numpy())
+        args.append(ref)
+    results = importer.import_function(fdef.signature.name, args)
+    structured = fn.structured_outputs
+    if isinstance(structured, dict):
+        output_names = sorted(structured)
+    else:
+        output_names = [f"output_{i}" for i in range(len(results))] if len(results) > 1 else ["output"]
+    _finish(graph, importer, results, output_names)
+    return TFImport(graph, TFRunner(fn, names, by_name, keep), importer)
+
+
+def import_saved_model(path: str, signature: str = "serving_default", *, tolerant: bool = False) -> TFImport:
+    tf = _tf()
+    if not (Path(path) / "saved_model.pb").is_file():
+        raise BadModelFile(f"{path}: not a SavedModel directory (no saved_model.pb)")
+    loaded = tf.saved_model.load(path)
+    signatures = dict(loaded.signatures)
+    if signature not in signatures:
+        available = ", ".join(sorted(signatures)) or "none"
+        raise BadModelFile(f"{path}: no signature {signature!r} (available: {available}); pick one with signature=...")
+    fn = signatures[signature]
+    return import_concrete_function(fn, path, Path(path).name, tolerant=tolerant, keep=loaded, by_name=True)
+
+
+def import_function(fn: Any, *, tolerant: bool = False) -> TFImport:
+    tf = _tf()
+    concrete = fn
+    if not hasattr(fn, "function_def"):
+        if not hasattr(fn, "get_concrete_function"):
+            raise BadModelFile(f"{fn!r} is not a tf.function, a ConcreteFunction or a model path")
+        try:
+            concrete = fn.get_concrete_function()
+        except (TypeError, ValueError) as exc:
+            traced = fn._list_all_concrete_functions_for_serialization() if hasattr(
+                fn, "_list_all_concrete_functions_for_serialization") else []
+            if len(traced) != 1:
+                raise BadModelFile(
+                    "the tf.function has no input_signature: pass fn.get_concrete_function(tf.TensorSpec(...)) instead"
+                ) from exc
+            concrete = traced[0]
+    del tf
+    name = getattr(fn, "__name__", None) or getattr(getattr(fn, "graph", None), "name", "function")
+    return import_concrete_function(concrete, name, str(name), tolerant=tolerant)
+
+
+def import_graph_def_file(
+    path: str, inputs: list[str] | None = None, outputs: list[str] | None = None, *, tolerant: bool = False,
+) -> TFImport:
+    tf = _tf()
+    graph_def = tf.compat.v1.GraphDef()
+    try:
+        graph_def.ParseFromString(Path(path).read_bytes())
+    except Exception as exc:
+        raise BadModelFile(f"{path}: not a binary GraphDef (.pb): {exc}") from exc
+    tf_graph = tf.Graph()
+    with tf_graph.as_default():
+        tf.graph_util.import_graph_def(graph_def, name="")
+    ops_ = tf_graph.get_operations()
+    if inputs is None:
+        input_tensors = [op.outputs[0] for op in ops_ if op.type == "Placeholder"]
+    else:
+        input_tensors = [tf_graph.get_tensor_by_name(n if ":" in n else n + ":0") for n in inputs]
+    if outputs is None:
+        consumed = {t.name for op in ops_ for t in op.inputs}
+        skip = {"NoOp", "Const", "Placeholder", "Assert", "SaveV2", "RestoreV2", "VarHandleOp"}
+        output_tensors = [t for op in ops_ if op.type not in skip for t in op.outputs if t.name not in consumed]
+        if not output_tensors:
+            raise BadModelFile(f"{path}: cannot infer the outputs; pass outputs=[...] (--outputs)")
+    else:
+        output_tensors = [tf_graph.get_tensor_by_name(n if ":" in n else n + ":0") for n in outputs]
+    graph = Graph(name=Path(path).stem, source_format="tf")
+    importer = GraphImporter(graph, {f.signature.name: f for f in graph_def.library.function}, path,
+                             tolerant=tolerant, const_weights_trainable=True)
+    bindings: dict[str, TFVal] = {}
+    names = []
+    for tensor in input_tensors:
+        name = tensor.name.split(":")[0]
+        value = Value(name, spec_of(tensor))
+        graph.inputs.append(value)
+        graph.input_names.append(name)
+        bindings[tensor.name] = value
+        names.append(name)
+    results = importer.import_graph(tf_graph, bindings, output_tensors)
+    _finish(graph, importer, results, [t.name.split(":")[0] if t.name.endswith(":0") else t.name for t in output_tensors])
+
+    def _import() -> None:
+        tf.graph_util.import_graph_def(graph_def, name="")
+
+    wrapped = tf.compat.v1.wrap_function(_import, [])
+    pruned = wrapped.prune([wrapped.graph.get_tensor_by_name(t.name) for t in input_tensors],
+                           [wrapped.graph.get_tensor_by_name(t.name) for t in output_tensors])
+    return TFImport(graph, TFRunner(pruned, names, False), importer)

@@ -1,0 +1,414 @@
+"""Elementwise arithmetic, comparisons, activations-as-math, reductions, matmul, einsum."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tf2torch.frontends.tf.context import OpContext
+from tf2torch.frontends.tf.registry import register_tf_op
+from tf2torch.frontends.tf.values import ParamExpr, ShapeVec, TFVal, VarRef, is_param
+from tf2torch.ir import Node, Param, TensorSpec, Value
+
+UNARY = {
+    "Sin": "sin", "Cos": "cos", "Tan": "tan", "Asin": "asin", "Acos": "acos", "Atan": "atan",
+    "Sinh": "sinh", "Cosh": "cosh", "Asinh": "asinh", "Acosh": "acosh", "Atanh": "atanh",
+    "Exp": "exp", "Expm1": "expm1", "Log": "log", "Log1p": "log1p", "Sqrt": "sqrt", "Rsqrt": "rsqrt",
+    "Square": "square", "Abs": "abs", "Neg": "neg", "Sign": "sign", "Floor": "floor", "Ceil": "ceil",
+    "Round": "round", "Reciprocal": "reciprocal", "Inv": "reciprocal", "Erf": "erf", "Erfc": "erfc",
+    "LogicalNot": "logical_not", "IsNan": "isnan", "IsInf": "isinf", "IsFinite": "isfinite",
+}
+BINARY = {
+    "Add": "add", "AddV2": "add", "BiasAdd": "add", "Sub": "sub", "Mul": "mul", "RealDiv": "div", "Div": "div",
+    "FloorDiv": "floordiv", "FloorMod": "mod", "Pow": "pow", "Maximum": "maximum", "Minimum": "minimum",
+    "SquaredDifference": "squared_difference", "Less": "lt", "LessEqual": "le", "Greater": "gt",
+    "GreaterEqual": "ge", "Equal": "eq", "NotEqual": "ne", "LogicalAnd": "logical_and", "LogicalOr": "logical_or",
+    "DivNoNan": "div_no_nan", "MulNoNan": "mul",
+}
+NUMPY = {
+    "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide, "pow": np.power,
+    "maximum": np.maximum, "minimum": np.minimum, "rsqrt": lambda x: 1.0 / np.sqrt(x), "sqrt": np.sqrt,
+    "neg": np.negative, "exp": np.exp, "log": np.log, "square": np.square, "reciprocal": np.reciprocal,
+    "abs": np.abs, "squared_difference": lambda a, b: np.square(a - b),
+}
+
+
+def numpy_apply(fn: str, arrays: list[np.ndarray]) -> np.ndarray:
+    return np.asarray(NUMPY[fn](*arrays), dtype=np.result_type(*arrays))
+
+
+# -- operands: run-time values, scalars, and parameter / constant expressions ------------
+
+
+class OperandBuilder:
+    """Turns TFVals into operand descriptions (attrs) and params for tf_binary-like nodes."""
+
+    def __init__(self, ctx: OpContext) -> None:
+        self.ctx = ctx
+        self.values: list[Value] = []
+        self.params: dict[str, Param] = {}
+        self.var_names: dict[str, str] = {}
+        self._seen: dict[int, str] = {}
+
+    def operand(self, x: TFVal) -> tuple:
+        if isinstance(x, Value):
+            if x not in self.values:
+                self.values.append(x)
+            return ("value", self.values.index(x))
+        if isinstance(x, ShapeVec):
+            x = self.ctx.const_or_fail(x)
+        if isinstance(x, np.ndarray) and x.size == 1 and x.ndim == 0:
+            return ("scalar", _scalar(x))
+        return ("tensor", self._tree(x))
+
+    def _tree(self, x: Any) -> tuple:
+        if isinstance(x, ParamExpr):
+            return ("fn", x.fn, [self._tree(a) for a in x.args])
+        if isinstance(x, np.ndarray) and x.ndim == 0:
+            return ("scalar", _scalar(x))
+        key = self._seen.get(id(x))
+        if key is None:
+            key = f"p{len(self.params)}"
+            self._seen[id(x)] = key
+            if isinstance(x, VarRef):
+                self.params[key] = Param(np.asarray(x.array), "tf", x.trainable)
+                self.var_names[key] = x.name
+            else:
+                arr = np.asarray(x)
+                self.params[key] = Param(arr, "tf", False)
+                self.var_names[key] = f"{self.ctx.name}/const{len(self.params) - 1}"
+        return ("param", key)
+
+    def add(self, op: str, attrs: dict, spec: TensorSpec | None = None) -> Node:
+        attrs = dict(attrs, var_names=self.var_names)
+        specs = [spec] if spec is not None else None
+        return self.ctx.add(op, self.values, specs, attrs, self.params)
+
+
+def _scalar(x: np.ndarray) -> float | int | bool:
+    """A Python scalar; float32 constants as their shortest float32 text (1e-3, not 0.0010000000474974513)."""
+    if x.dtype == np.float32:
+        return float(str(np.float32(x)))
+    return x.item()
+
+
+def _scalar_op(value: Value, fn: str) -> tuple[Value, float] | None:
+    """(x, c) if `value` is x <fn> c (either order) for a scalar c."""
+    node = value.producer
+    if node is None or node.op != "tf_binary" or node.attrs["fn"] != fn or len(node.inputs) != 1:
+        return None
+    scalars = [op[1] for op in node.attrs["operands"] if op[0] == "scalar"]
+    return (node.inputs[0], float(scalars[0])) if len(scalars) == 1 else None
+
+
+def _unary_of(value: Value, fn: str) -> Value | None:
+    node = value.producer
+    if node is not None and node.op in ("tf_unary", "activation") and node.attrs["fn"] == fn:
+        return node.inputs[0]
+    return None
+
+
+def _match_gelu(a: Value, b: Value) -> tuple[Value, bool] | None:
+    """0.5 x * erfc(-x / sqrt 2) (exact) or 0.5 x * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    half = _scalar_op(a, "mul")
+    if half is None or abs(half[1] - 0.5) > 1e-6:
+        return None
+    x = half[0]
+    inner = _unary_of(b, "erfc")
+    if inner is not None:
+        scaled = _scalar_op(inner, "mul")
+        if scaled and abs(scaled[1] - 0.7071067811865476) < 1e-6 and _unary_of(scaled[0], "neg") is x:
+            return x, False
+        return None
+    one = _scalar_op(b, "add")
+    if one is None or abs(one[1] - 1.0) > 1e-6:
+        return None
+    t = _unary_of(one[0], "tanh")
+    scaled = _scalar_op(t, "mul") if t is not None else None
+    if scaled is None or abs(scaled[1] - 0.7978845608028654) > 1e-6:
+        return None
+    sum_node = scaled[0].producer
+    if sum_node is None or sum_node.op != "tf_binary" or sum_node.attrs["fn"] != "add" or len(sum_node.inputs) != 2:
+        return None
+    if x not in sum_node.inputs:
+        return None
+    cube_term = sum_node.inputs[1] if sum_node.inputs[0] is x else sum_node.inputs[0]
+    coef = _scalar_op(cube_term, "mul")
+    cube = _scalar_op(coef[0], "pow") if coef else None
+    if coef and cube and abs(coef[1] - 0.044715) < 1e-6 and cube[0] is x and cube[1] == 3.0:
+        return x, True
+    return None
+
+
+def _param_expr(fn: str, args: list[TFVal]) -> ParamExpr:
+    return ParamExpr(fn, list(args))
+
+
+@register_tf_op(*UNARY)
+def import_unary(ctx: OpContext) -> list[TFVal]:
+    fn = UNARY[ctx.type]
+    x = ctx.inputs[0]
+    if is_param(x):
+        return [_param_expr(fn, [x])]
+    return [ctx.add("tf_unary", [ctx.value(0)], attrs={"fn": fn}).outputs[0]]
+
+
+def _bias_target(ctx: OpContext, x: TFVal, b: TFVal) -> Node | None:
+    """A dense / conv node, used only here, without a bias yet, that can absorb `b` as one."""
+    if not isinstance(x, Value) or x.producer is None or not isinstance(b, (VarRef, np.ndarray)):
+        return None
+    node = x.producer
+    if node.op not in ("dense", "conv", "conv_transpose") or "bias" in node.params:
+        return None
+    units = node.attrs.get("units", node.attrs.get("out_channels"))
+    arr = b.array if isinstance(b, VarRef) else b
+    if arr.size != units or arr.shape[-1:] != (units,) or ctx.importer.graph.consumers(x):
+        return None
+    # every other TF consumer of the tensor would see the bias too
+    index = 0 if ctx.inputs[0] is x else 1
+    if ctx.importer.consumer_count(ctx.op.inputs[index]) != 1:
+        return None
+    return node
+
+
+@register_tf_op(*BINARY)
+def import_binary(ctx: OpContext) -> list[TFVal]:
+    fn = BINARY[ctx.type]
+    a, b = ctx.inputs
+    if ctx.type == "BiasAdd" and ctx.attr("data_format", "NHWC") != "NHWC":
+        raise ctx.unsupported("BiasAdd with data_format NCHW")
+    if fn == "add":
+        for x, y in ((a, b), (b, a)):
+            target = _bias_target(ctx, x, y)
+            if target is not None:
+                target.params["bias"] = ctx.param(y.reshape(-1) if isinstance(y, np.ndarray) else _flat(y), "O")
+                return [x]
+            folded = _fold_batch_norm(ctx, x, y)
+            if folded is not None:
+                return [folded]
+            if isinstance(x, Value) and isinstance(y, Value):
+                folded = _fold_layer_norm(ctx, x, y)
+                if folded is not None:
+                    return [folded]
+    if not isinstance(a, Value) and not isinstance(b, Value):
+        return [_param_expr(fn, [a, b])]
+    if fn == "mul" and isinstance(a, Value) and isinstance(b, Value):
+        for first, second in ((a, b), (b, a)):
+            gelu = _match_gelu(first, second)
+            if gelu is not None:  # the written-out GELU becomes one F.gelu (dead parts are dropped later)
+                attrs = {"fn": "gelu", "approximate": gelu[1]}
+                return [ctx.add("activation", [gelu[0]], attrs=attrs).outputs[0]]
+    ops = OperandBuilder(ctx)
+    operands = [ops.operand(a), ops.operand(b)]
+    node = ops.add("tf_binary", {"fn": fn, "operands": operands, "exprs": [a, b]})
+    return [node.outputs[0]]
+
+
+def _flat(var: VarRef) -> VarRef:
+    return VarRef(var.name, var.array.reshape(-1), var.trainable)
+
+
+def _fold_batch_norm(ctx: OpContext, y: TFVal, shift: TFVal) -> Value | None:
+    """Keras 3's BatchNormalization at inference, written out by tf.nn.batch_normalization:
+    x * M + (beta - mean * M), with M = rsqrt(variance + eps) * gamma -> one batch_norm."""
+    if not isinstance(y, Value) or not isinstance(shift, ParamExpr) or y.producer is None:
+        return None
+    mul = y.producer
+    if mul.op != "tf_binary" or mul.attrs["fn"] != "mul" or len(mul.inputs) != 1:
+        return None
+    scale = next((e for e in mul.attrs["exprs"] if isinstance(e, ParamExpr)), None)
+    if scale is None:
+        return None
+    gamma = None
+    inv = scale
+    if scale.fn == "mul" and len(scale.args) == 2 and isinstance(scale.args[0], ParamExpr) and isinstance(scale.args[1], VarRef):
+        inv, gamma = scale.args
+    if inv.fn != "rsqrt" or not isinstance(inv.args[0], ParamExpr) or inv.args[0].fn != "add":
+        return None
+    var, eps = inv.args[0].args
+    if not isinstance(var, VarRef) or not isinstance(eps, np.ndarray) or eps.size != 1:
+        return None
+    if shift.fn == "sub" and isinstance(shift.args[0], VarRef):
+        beta, mean_term = shift.args
+    elif shift.fn == "neg":
+        beta, mean_term = None, shift.args[0]
+    else:
+        return None
+    if not (isinstance(mean_term, ParamExpr) and mean_term.fn == "mul" and mean_term.args[1] is scale
+            and isinstance(mean_term.args[0], VarRef)):
+        return None
+    mean = mean_term.args[0]
+    x = mul.inputs[0]
+    channels = var.array.size
+    flat = [v for v in (var, mean, gamma, beta) if v is not None]
+    if x.spec.shape[-1] != channels or any(v.array.shape[-1:] != (channels,) or v.array.size != channels for v in flat):
+        return None
+    if ctx.importer.graph.consumers(y):
+        return None
+    if ctx.importer.consumer_count(ctx.op.inputs[0 if ctx.inputs[0] is y else 1]) != 1:
+        return None
+    ctx.importer.graph.nodes.remove(mul)
+    params = {
+        "gamma": ctx.param(_flat(gamma), "C") if gamma is not None else Param(np.ones(channels, np.float32), "C", False),
+        "beta": ctx.param(_flat(beta), "C") if beta is not None else Param(np.zeros(channels, np.float32), "C", False),
+        "moving_mean": Param(np.asarray(mean.array).reshape(-1), "C", False),
+        "moving_variance": Param(np.asarray(var.array).reshape(-1), "C", False),
+    }
+    attrs = {"num_features": channels, "eps": float(str(np.float32(eps.reshape(-1)[0]))), "momentum": 0.99, "center": beta is not None,
+             "scale": gamma is not None, "unbiased_running_var": False, "frozen": False}
+    name = ctx.layer_name(gamma if gamma is not None else var)
+    return ctx.add("batch_norm", [x], [x.spec], attrs, params, name=name).outputs[0]
+
+
+def _producer(value: Value, op: str, fn: str | None = None) -> Node | None:
+    node = value.producer
+    if node is None or node.op != op or (fn is not None and node.attrs.get("fn") != fn):
+        return None
+    return node
+
+
+def _param_operand(node: Node) -> tuple[str, Param] | None:
+    keys = [op[1] for op in node.attrs["operands"] if op[0] == "tensor" and op[1][0] == "param"]
+    if len(keys) != 1:
+        return None
+    return node.attrs["var_names"][keys[0][1]], node.params[keys[0][1]]
+
+
+def _fold_layer_norm(ctx: OpContext, p: Value, q: Value) -> Value | None:
+    """x * M + (beta - mean * M), M = rsqrt(var + eps) * gamma, with mean / var the moments of x
+    over the last axis (Keras 3's LayerNormalization written out) -> one nn.LayerNorm."""
+    pm = _producer(p, "tf_binary", "mul")
+    if pm is None or len(pm.inputs) != 2:
+        return None
+    for x, m in (pm.inputs, pm.inputs[::-1]):
+        gm = _producer(m, "tf_binary", "mul")
+        if gm is None or len(gm.inputs) != 1 or _param_operand(gm) is None:
+            continue
+        rsqrt = _producer(gm.inputs[0], "tf_unary", "rsqrt")
+        shifted = _scalar_op(rsqrt.inputs[0], "add") if rsqrt else None
+        var = _producer(shifted[0], "tf_reduce_keep", "mean") if shifted else None
+        sq = _producer(var.inputs[0], "tf_binary", "squared_difference") if var else None
+        if sq is None or len(sq.inputs) != 2 or sq.inputs[0] is not x:
+            continue
+        mean = _producer(sq.inputs[1], "tf_reduce_keep", "mean")
+        last = (x.rank - 1,)
+        if mean is None or mean.inputs[0] is not x or mean.attrs["axes"] != last or var.attrs["axes"] != last:
+            continue
+        shift = _producer(q, "tf_binary", "add")
+        beta = _param_operand(shift) if shift is not None and len(shift.inputs) == 1 else None
+        centered = _producer(shift.inputs[0], "tf_binary", "mul") if beta else None
+        if centered is None or m not in centered.inputs:
+            continue
+        neg = centered.inputs[0] if centered.inputs[1] is m else centered.inputs[1]
+        if _unary_of(neg, "neg") is not sq.inputs[1]:
+            continue
+        (gname, gamma), (_, bparam) = _param_operand(gm), beta
+        channels = int(x.spec.shape[-1])
+        params = {"gamma": Param(np.asarray(gamma.array, np.float32).reshape(-1), "C", gamma.trainable),
+                  "beta": Param(np.asarray(bparam.array, np.float32).reshape(-1), "C", bparam.trainable)}
+        if params["gamma"].array.size != channels or params["beta"].array.size != channels:
+            return None
+        attrs = {"normalized_shape": (channels,), "eps": shifted[1]}
+        name = ctx.importer.claim_name(gname.rsplit("/", 1)[0] if "/" in gname else gname, gname)
+        return ctx.add("layer_norm", [x], [x.spec], attrs, params, name=name).outputs[0]
+    return None
+
+
+@register_tf_op("AddN")
+def import_add_n(ctx: OpContext) -> list[TFVal]:
+    ops = OperandBuilder(ctx)
+    operands = [ops.operand(v) for v in ctx.inputs]
+    return [ops.add("tf_nary", {"fn": "sum", "operands": operands}).outputs[0]]
+
+
+@register_tf_op("Select", "SelectV2")
+def import_select(ctx: OpContext) -> list[TFVal]:
+    ops = OperandBuilder(ctx)
+    operands = [ops.operand(v) for v in ctx.inputs]
+    return [ops.add("tf_nary", {"fn": "where", "operands": operands}).outputs[0]]
+
+
+@register_tf_op("ClipByValue")
+def import_clip(ctx: OpContext) -> list[TFVal]:
+    ops = OperandBuilder(ctx)
+    operands = [ops.operand(v) for v in ctx.inputs]
+    return [ops.add("tf_nary", {"fn": "clamp", "operands": operands}).outputs[0]]
+
+
+@register_tf_op("Cast")
+def import_cast(ctx: OpContext) -> list[TFVal]:
+    x = ctx.inputs[0]
+    dtype = ctx.attr("DstT").name
+    if isinstance(x, VarRef) and dtype == x.array.dtype.name:
+        return [x]
+    value = ctx.value(0)
+    if value.spec.dtype == dtype:
+        return [value]
+    return [ctx.add("tf_cast", [value], attrs={"dtype": dtype}).outputs[0]]
+
+
+REDUCTIONS = {"Sum": "sum", "Mean": "mean", "Max": "amax", "Min": "amin", "Prod": "prod", "All": "all", "Any": "any"}
+
+
+@register_tf_op(*REDUCTIONS)
+def import_reduction(ctx: OpContext) -> list[TFVal]:
+    x = ctx.value(0)
+    axes = tuple(sorted({int(a) % x.rank for a in np.asarray(ctx.const(1)).reshape(-1)}))
+    keep = bool(ctx.attr("keep_dims", False))
+    fn = REDUCTIONS[ctx.type]
+    if x.rank in (3, 4, 5) and axes == tuple(range(1, x.rank - 1)) and fn in ("mean", "amax"):
+        kind = "avg" if fn == "mean" else "max"
+        return [ctx.add("global_pool", [x], attrs={"kind": kind, "keepdims": keep}).outputs[0]]
+    op = "tf_reduce_keep" if keep else "tf_reduce"
+    return [ctx.add(op, [x], attrs={"fn": fn, "axes": axes, "keepdims": keep}).outputs[0]]
+
+
+@register_tf_op("MatMul", "BatchMatMulV2", "BatchMatMul", "BatchMatMulV3")
+def import_matmul(ctx: OpContext) -> list[TFVal]:
+    a, b = ctx.inputs
+    ta = bool(ctx.attr("transpose_a", False) or ctx.attr("adj_x", False))
+    tb = bool(ctx.attr("transpose_b", False) or ctx.attr("adj_y", False))
+    weight = b.array if isinstance(b, VarRef) else (b if isinstance(b, np.ndarray) else None)
+    if isinstance(a, Value) and weight is not None and weight.ndim == 2 and not ta:
+        kernel = weight.T if tb else weight
+        var = b if isinstance(b, VarRef) else None
+        name = ctx.layer_name(var)
+        if var is not None:
+            param = Param(np.ascontiguousarray(kernel), "IO", var.trainable)
+        else:
+            param = Param(np.ascontiguousarray(kernel), "IO", ctx.importer.const_weights_trainable)
+        attrs = {"in_features": int(kernel.shape[0]), "units": int(kernel.shape[1])}
+        return [ctx.add("dense", [a], attrs=attrs, params={"kernel": param}, name=name).outputs[0]]
+    ops = OperandBuilder(ctx)
+    operands = [ops.operand(a), ops.operand(b)]
+    return [ops.add("tf_matmul", {"operands": operands, "transpose_a": ta, "transpose_b": tb}).outputs[0]]
+
+
+@register_tf_op("Einsum")
+def import_einsum(ctx: OpContext) -> list[TFVal]:
+    ops = OperandBuilder(ctx)
+    operands = [ops.operand(v) for v in ctx.inputs]
+    return [ops.add("tf_einsum", {"operands": operands, "equation": ctx.attr("equation")}).outputs[0]]
+
+
+@register_tf_op("ArgMax", "ArgMin")
+def import_argmax(ctx: OpContext) -> list[TFVal]:
+    x = ctx.value(0)
+    axis = int(ctx.const(1)) % x.rank
+    attrs = {"fn": "argmax" if ctx.type == "ArgMax" else "argmin", "axis": axis, "dtype": ctx.attr("output_type").name}
+    return [ctx.add("tf_argmax", [x], attrs=attrs).outputs[0]]
+
+
+@register_tf_op("TopKV2")
+def import_topk(ctx: OpContext) -> list[TFVal]:
+    node = ctx.add("tf_topk", [ctx.value(0)], attrs={"k": int(ctx.const(1)), "sorted": bool(ctx.attr("sorted", True))})
+    return list(node.outputs)
+
+
+@register_tf_op("Cumsum", "Cumprod")
+def import_cumsum(ctx: OpContext) -> list[TFVal]:
+    x = ctx.value(0)
+    attrs = {"fn": ctx.type.lower(), "axis": int(ctx.const(1)) % x.rank,
+             "exclusive": bool(ctx.attr("exclusive")), "reverse": bool(ctx.attr("reverse"))}
+    return [ctx.add("tf_cumsum", [x], attrs=attrs).outputs[0]]

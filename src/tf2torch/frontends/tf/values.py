@@ -1,0 +1,76 @@
+"""What a TF tensor turns into while a graph is imported.
+
+- an IR `Value` (a tensor computed at run time),
+- a numpy array (a constant, folded at conversion time),
+- a `VarRef` (a TF variable read by the graph: becomes a parameter or buffer),
+- a `ParamExpr` (arithmetic on variables and constants only, e.g. Keras 3's BatchNorm
+  `rsqrt(moving_variance + eps) * gamma`), kept symbolic so parameters keep training,
+- a `ShapeVec` (a shape vector whose entries may be run-time dimensions of a Value).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tf2torch.ir import Value
+
+
+@dataclass(eq=False)
+class VarRef:
+    name: str  # the TF variable path, e.g. "dense/kernel"
+    array: np.ndarray
+    trainable: bool
+    ambiguous: bool = False  # another variable has the same name: name layers by op scope
+
+
+@dataclass(eq=False)
+class ParamExpr:
+    fn: str  # a tf_binary / tf_unary function name
+    args: list[Any]  # VarRef | ParamExpr | np.ndarray
+
+    @property
+    def array(self) -> np.ndarray:
+        from tf2torch.frontends.tf.ops.math import numpy_apply
+
+        return numpy_apply(self.fn, [a.array if isinstance(a, (VarRef, ParamExpr)) else a for a in self.args])
+
+    def leaves(self) -> list[VarRef]:
+        out: list[VarRef] = []
+        for a in self.args:
+            if isinstance(a, VarRef):
+                out.append(a)
+            elif isinstance(a, ParamExpr):
+                out.extend(a.leaves())
+        return out
+
+
+@dataclass(frozen=True)
+class Dim:
+    """Dimension `axis` (source layout) of `value`, known only at run time."""
+
+    value: Value
+    axis: int
+
+
+@dataclass(eq=False)
+class ShapeVec:
+    items: list[int | Dim]
+    scalar: bool = False  # one dimension (a 0-d tensor) rather than a shape vector
+
+    @property
+    def static(self) -> bool:
+        return all(isinstance(i, int) for i in self.items)
+
+
+TFVal = Value | np.ndarray | VarRef | ParamExpr | ShapeVec | None
+
+
+def is_param(x: Any) -> bool:
+    return isinstance(x, (VarRef, ParamExpr))
+
+
+def is_const(x: Any) -> bool:
+    return isinstance(x, np.ndarray)

@@ -1,0 +1,126 @@
+"""Custom Keras layers without a converter, traced through the TF frontend (opt-in only)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import numpy as np
+import pytest
+from tf_frontend_helpers import assert_matches, tf_trainable_count, trainable_count, training_step_changes
+
+tf = pytest.importorskip("tensorflow")
+keras = pytest.importorskip("keras")
+
+import tf2torch
+
+
+class SinLayer(keras.layers.Layer):
+    def call(self, inputs):
+        return tf.math.sin(inputs)
+
+
+class DampedLoop(keras.layers.Layer):
+    """Applies x <- tanh(x @ w) + 0.5 x for `steps` iterations, with tf.while_loop."""
+
+    def __init__(self, steps=3, **kwargs):
+        super().__init__(**kwargs)
+        self.steps = steps
+
+    def build(self, shape):
+        self.w = self.add_weight(shape=(shape[-1], shape[-1]), initializer="glorot_uniform", name="w")
+
+    def call(self, x):
+        def body(i, y):
+            return i + 1, tf.tanh(tf.matmul(y, self.w)) + 0.5 * y
+
+        return tf.while_loop(lambda i, y: i < self.steps, body, [tf.constant(0), x])[1]
+
+    def get_config(self):
+        return {**super().get_config(), "steps": self.steps}
+
+
+def _model(layer, shape=(7,)):
+    inputs = keras.Input(shape)
+    x = keras.layers.Dense(5, name="proj")(inputs)
+    x = layer(x)
+    return keras.Model(inputs, keras.layers.Dense(3, name="head")(x))
+
+
+def _save(model, tmp_path):
+    path = tmp_path / "model.keras"
+    model.save(str(path))
+    return str(path)
+
+
+def test_sin_layer_becomes_torch_sin(tmp_path):
+    model = _model(SinLayer(name="sine"))
+    result = tf2torch.convert(_save(model, tmp_path), custom_objects={"SinLayer": SinLayer})
+    assert "class SinLayer(nn.Module):" in result.source_code
+    assert "return torch.sin(x)" in result.source_code
+    assert "self.sine = SinLayer()" in result.source_code
+    report = result.verify(batch_size=3, keras_model=model)
+    assert report.ok, report.table()
+    assert trainable_count(result.module) == tf_trainable_count(model.trainable_weights)
+    training_step_changes(result)
+
+
+def test_custom_layer_is_refused_without_opt_in(tmp_path):
+    model = _model(SinLayer(name="sine"))
+    with pytest.raises(tf2torch.UnsupportedLayers, match="SinLayer"):
+        tf2torch.convert(_save(model, tmp_path))
+
+
+def test_custom_layer_with_while_loop(tmp_path):
+    model = _model(DampedLoop(steps=4, name="loop"))
+    result = tf2torch.convert(_save(model, tmp_path), custom_objects={"DampedLoop": DampedLoop})
+    assert "while self.cond(" in result.source_code
+    for batch in (3, 2):
+        report = result.verify(batch_size=batch, keras_model=model)
+        assert report.ok, report.table()
+    assert trainable_count(result.module) == tf_trainable_count(model.trainable_weights)
+    training_step_changes(result)
+
+
+def test_while_loop_in_saved_model(tmp_path):
+    class Iterate(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = tf.Variable(np.random.default_rng(0).standard_normal((6, 6)).astype(np.float32) * 0.4, name="w")
+
+        @tf.function(input_signature=[tf.TensorSpec((None, 6), tf.float32)])
+        def __call__(self, x):
+            def body(i, y):
+                return i + 1, tf.nn.relu(tf.matmul(y, self.w)) - 0.1 * y
+
+            return tf.while_loop(lambda i, y: i < 5, body, [tf.constant(0), x])[1]
+
+    module = Iterate()
+    tf.saved_model.save(module, str(tmp_path / "loop"))
+    result = tf2torch.convert(str(tmp_path / "loop"))
+    assert_matches(result, batch_sizes=(3, 4))
+    assert trainable_count(result.module) == tf_trainable_count(module.trainable_variables)
+    training_step_changes(result)
+
+
+@keras.saving.register_keras_serializable(package="tf2torch_tf_tests")
+class GatedTanh(keras.layers.Layer):
+    def build(self, shape):
+        self.gate = self.add_weight(shape=(shape[-1],), initializer="zeros", name="gate")
+
+    def call(self, x):
+        return tf.tanh(x) * tf.sigmoid(self.gate + x)
+
+
+def test_registered_layer_traced_with_trace_custom_layers(tmp_path):
+    model = _model(GatedTanh(name="gated"))
+    model.get_layer("gated").set_weights([np.linspace(-1, 1, 5).astype(np.float32)])
+    result = tf2torch.convert(_save(model, tmp_path), trace_custom_layers=True)
+    assert "class GatedTanh(nn.Module):" in result.source_code
+    for batch in (3, 1):
+        report = result.verify(batch_size=batch, keras_model=model)
+        assert report.ok, report.table()
+    assert trainable_count(result.module) == tf_trainable_count(model.trainable_weights)
+    training_step_changes(result)
