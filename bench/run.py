@@ -1,0 +1,376 @@
+"""tf2torch benchmarks: conversion time, eval forward time, training step time, in one run.
+
+    make bench                                   # builds .venv-bench, then runs this file
+    .venv-bench/bin/python bench/run.py [--threads 2] [--models ResNet50 ...] [--quick]
+
+Prints the tables and ratios and writes bench/results/results.md and results.json. Every
+framework runs in its own subprocess with the same thread count (bench/workers.py); the models
+are built once into bench/.cache/ (bench/models.py). See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+CACHE = BENCH / ".cache"
+RESULTS = BENCH / "results"
+STUBS = BENCH / "_stubs"
+MODELS = ["ResNet50", "MobileNetV2", "EfficientNetB0", "DenseNet121", "ConvNeXtTiny"]
+TRAIN_MODELS = ["ResNet50", "MobileNetV2"]
+CONVERSION_MODEL = "ResNet50"
+ONNX_OPSET = 17
+
+ONNX2TORCH_CONVERT = """
+import sys
+sys.path.insert(0, sys.argv[2])  # bench/_stubs: stand-in torchvision.ops
+import onnx2torch
+onnx2torch.convert(sys.argv[1])
+"""
+
+# Targets from issue 6 (ratios: tf2torch time / other time).
+TARGET_CONVERSION_SPEEDUP = 15.0
+TARGET_CONVERSION_SECONDS = 3.0
+TARGET_FORWARD_VS_TF = 0.9
+TARGET_FORWARD_VS_KERAS_TORCH = 0.35
+TARGET_TRAIN_VS_TF = 1.0
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+OMP_WAIT_POLICY: str | None = None  # set from --omp-wait-policy
+# --malloc-heap: glibc serves every allocation above 32 MiB (e.g. a batch-8 112x112x96 fp32
+# activation) with a fresh mmap, so eager torch page-faults (and the kernel zeroes) each big
+# activation on every call; TensorFlow reuses memory through its own allocator. These make
+# glibc keep big blocks on its heap for reuse, for every worker alike.
+MALLOC_HEAP_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 34), "MALLOC_TRIM_THRESHOLD_": str(1 << 34)}
+MALLOC_HEAP = False
+
+
+def worker_env(threads: int, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    if OMP_WAIT_POLICY:
+        env["OMP_WAIT_POLICY"] = OMP_WAIT_POLICY
+    if MALLOC_HEAP:
+        env.update(MALLOC_HEAP_ENV)
+    env.update({
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "KERAS_BACKEND": "tensorflow",
+        "PYTHONWARNINGS": "ignore",
+    })
+    env.update(extra)
+    return env
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed_run(cmd: list[str], env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess]:
+    """Wall time of one subprocess (its CPU time, user + sys, goes to `timed_run.cpu`)."""
+    cpu, start = children_cpu_seconds(), time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - start
+    timed_run.cpu = children_cpu_seconds() - cpu
+    return wall, proc
+
+
+def last_error_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:200] if lines else "no output"
+
+
+# -- steps ------------------------------------------------------------------------------------
+
+
+def build_models(models: list[str], threads: int) -> dict:
+    log(f"building / loading cached models: {', '.join(models)}")
+    proc = subprocess.run([sys.executable, str(BENCH / "models.py"), str(CACHE / "models"), *models],
+                          env=worker_env(threads), capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        sys.exit(f"building the models failed:\n{proc.stderr[-3000:]}")
+    return {info["model"]: info for info in map(json.loads, proc.stdout.strip().splitlines())}
+
+
+def convert_tf2torch(models: list[str], threads: int, repeats: int) -> dict:
+    """`tf2torch convert NAME.keras -o OUT` as a user runs it: a fresh process each time."""
+    exe = shutil.which("tf2torch", path=str(Path(sys.executable).parent)) or "tf2torch"
+    results = {}
+    for name in models:
+        out = CACHE / "tf2torch" / name
+        times, cpu, error = [], [], None
+        for _ in range(repeats if name == CONVERSION_MODEL else 1):
+            seconds, proc = timed_run([exe, "convert", str(CACHE / "models" / f"{name}.keras"), "-o", str(out)],
+                                      worker_env(threads))
+            if proc.returncode != 0:
+                error = last_error_line(proc.stderr)
+                shutil.rmtree(out, ignore_errors=True)
+                break
+            times.append(seconds)
+            cpu.append(timed_run.cpu)
+        results[name] = {"error": error} if error else {
+            "seconds": statistics.median(times), "runs": times, "cpu_seconds": statistics.median(cpu)}
+        log(f"tf2torch convert {name}: {results[name]}")
+    return results
+
+
+def convert_onnx_route(models: list[str], threads: int, repeats: int, timed_model: str | None = CONVERSION_MODEL) -> dict:
+    """tf2onnx (SavedModel -> ONNX) then onnx2torch (ONNX -> torch.fx module), one process each.
+    Timed for CONVERSION_MODEL; for the others the ONNX file is made once and cached."""
+    (CACHE / "onnx").mkdir(parents=True, exist_ok=True)
+    env = worker_env(threads)
+    results = {}
+    for name in models:
+        onnx_path = CACHE / "onnx" / f"{name}.onnx"
+        timed = name == timed_model
+        if onnx_path.exists() and not timed:
+            results[name] = {"cached": True}
+            continue
+        runs: list[dict] = []
+        for _ in range(repeats if timed else 1):
+            tmp = onnx_path.with_suffix(".tmp.onnx")
+            tf2onnx_s, proc = timed_run([sys.executable, "-m", "tf2onnx.convert", "--saved-model",
+                                         str(CACHE / "models" / f"{name}.savedmodel"), "--output", str(tmp),
+                                         "--opset", str(ONNX_OPSET)], env)
+            if proc.returncode != 0:
+                runs = [{"error": "tf2onnx: " + last_error_line(proc.stderr)}]
+                break
+            os.replace(tmp, onnx_path)
+            tf2onnx_cpu = timed_run.cpu
+            onnx2torch_s, proc = timed_run([sys.executable, "-c", ONNX2TORCH_CONVERT, str(onnx_path), str(STUBS)], env)
+            if proc.returncode != 0:
+                runs = [{"error": "onnx2torch: " + last_error_line(proc.stderr)}]
+                break
+            runs.append({"tf2onnx": tf2onnx_s, "onnx2torch": onnx2torch_s, "seconds": tf2onnx_s + onnx2torch_s,
+                         "cpu_seconds": tf2onnx_cpu + timed_run.cpu})
+        if "error" in runs[0]:
+            results[name] = runs[0]
+        else:
+            best = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]  # the median run
+            results[name] = {**best, "runs": [r["seconds"] for r in runs]}
+        log(f"tf2onnx + onnx2torch {name}: {results[name]}")
+    return results
+
+
+def run_worker(kind: str, config: dict, threads: int, **env: str) -> dict:
+    log(f"worker {kind} ...")
+    proc = subprocess.run([sys.executable, str(BENCH / "workers.py"), kind, json.dumps(config)],
+                          env=worker_env(threads, **env), capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        log(f"worker {kind} failed: {last_error_line(proc.stderr)}")
+        return {"__error__": last_error_line(proc.stderr)}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# -- report -----------------------------------------------------------------------------------
+
+
+def ms(value) -> str:
+    if isinstance(value, (int, float)):
+        return f"{value * 1000:.1f}"
+    if isinstance(value, dict) and "error" in value:
+        return "error"
+    return "-"
+
+
+def ratio(a, b) -> float | None:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b > 0:
+        return a / b
+    return None
+
+
+def fmt_ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def cpu_pair(ours: dict, theirs: dict) -> str:
+    left = f"{ours['cpu_seconds']:.2f}" if "cpu_seconds" in ours else "-"
+    right = f"{theirs['cpu_seconds']:.2f}" if "cpu_seconds" in theirs else "-"
+    return f"{left} / {right}"
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def report(args, info: dict, conv: dict, onnx: dict, tf: dict, pt: dict, kt: dict) -> tuple[str, dict]:
+    out: list[str] = ["# tf2torch benchmark results", ""]
+    out += [f"- date: {info['date']}", f"- machine: {info['machine']}", f"- threads per framework: {args.threads}",
+            f"- versions: {info['versions']}", f"- command: `{info['command']}`",
+            (f"- timing: median of {args.runs} runs (batch 8; {2 * args.runs} at batch 1) after {args.warmup} warm-up "
+             f"calls; training: median of {args.train_runs} steps"), ""]
+    targets: dict = {}
+
+    # Conversion
+    out += ["## Conversion wall time (s, subprocess incl. Python start-up)", ""]
+    rows = []
+    for name in args.models:
+        ours, theirs = conv.get(name, {}), onnx.get(name, {})
+        speedup = ratio(theirs.get("seconds"), ours.get("seconds"))
+        rows.append([name, f"{ours['seconds']:.2f}" if "seconds" in ours else ours.get("error", "-"),
+                     f"{theirs['tf2onnx']:.2f}" if "tf2onnx" in theirs else theirs.get("error", "cached" if theirs else "-"),
+                     f"{theirs['onnx2torch']:.2f}" if "onnx2torch" in theirs else "-",
+                     f"{theirs['seconds']:.2f}" if "seconds" in theirs else "-",
+                     "-" if speedup is None else f"{speedup:.1f}x",
+                     cpu_pair(ours, theirs)])
+    out += table(["model", "tf2torch convert", "tf2onnx", "onnx2torch", "tf2onnx + onnx2torch", "speed-up",
+                  "CPU s (user+sys): tf2torch / ONNX route"], rows)
+    r50, r50_onnx = conv.get(CONVERSION_MODEL, {}), onnx.get(CONVERSION_MODEL, {})
+    speedup = ratio(r50_onnx.get("seconds"), r50.get("seconds"))
+    targets["conversion speed-up >= 15x"] = (speedup, speedup is not None and speedup >= TARGET_CONVERSION_SPEEDUP)
+    targets["conversion < 3 s"] = (r50.get("seconds"), r50.get("seconds") is not None and r50["seconds"] < TARGET_CONVERSION_SECONDS)
+    out += ["", (f"Only {CONVERSION_MODEL} is timed on the ONNX route (others: ONNX file built once, cached). "
+                 "The SavedModel export that tf2onnx needs first is not counted."), ""]
+
+    # Forward
+    variants = [("tf2torch", "tf2torch"), ("tf2torch_cl", "+ channels_last weights"), ("tf2torch_fused", "optimize_for_inference")]
+    for batch in args.batches:
+        out += [f"## Eval forward, batch {batch} (ms, fp32, CPU)", ""]
+        rows, vs_tf, vs_kt, vs_o2t = [], [], [], []
+        for name in args.models:
+            tf_t, kt_t = tf.get(f"forward/{name}/{batch}"), kt.get(f"forward/{name}/{batch}")
+            o2t = pt.get(f"forward/{name}/{batch}/onnx2torch")
+            ours = {key: pt.get(f"forward/{name}/{batch}/{key}") for key, _ in variants}
+            base = ours["tf2torch"]
+            if base is None:
+                error = conv.get(name, {}).get("error")
+                rows.append([name, ms(tf_t), f"skipped: {error}" if error else "-", "-", "-", ms(o2t), ms(kt_t), "-", "-", "-"])
+                continue
+            r_tf, r_kt, r_o2t = ratio(base, tf_t), ratio(base, kt_t), ratio(base, o2t)
+            vs_tf.append(r_tf)
+            vs_kt.append(r_kt)
+            vs_o2t.append(r_o2t)
+            rows.append([name, ms(tf_t)] + [ms(ours[k]) for k, _ in variants] + [ms(o2t), ms(kt_t),
+                        fmt_ratio(r_tf), fmt_ratio(r_kt), fmt_ratio(r_o2t)])
+        med = [statistics.median([v for v in values if v is not None]) if any(v is not None for v in values) else None
+               for values in (vs_tf, vs_kt, vs_o2t)]
+        rows.append([f"**median ({len(vs_tf)} models)**", "", "", "", "", "", ""] + [f"**{fmt_ratio(m)}**" for m in med])
+        out += table(["model", "TensorFlow", *(label for _, label in variants), "onnx2torch", "Keras 3 (torch)",
+                      "tf2torch / TF", "tf2torch / Keras-torch", "tf2torch / onnx2torch"], rows)
+        out += [""]
+        if batch == 8:
+            complete = len(vs_tf) == len(args.models)
+            targets[f"forward b8 median <= 0.9x TF ({len(vs_tf)}/{len(args.models)} models)"] = (
+                med[0], complete and med[0] is not None and med[0] <= TARGET_FORWARD_VS_TF)
+            targets[f"forward b8 median <= 0.35x Keras-torch ({len(vs_tf)}/{len(args.models)} models)"] = (
+                med[1], complete and med[1] is not None and med[1] <= TARGET_FORWARD_VS_KERAS_TORCH)
+    out += [("Ratios use the default generated code (`tf2torch` column: model.py as written, NCHW-contiguous "
+             "input, BatchNorm unfused; model.py itself puts the input in channels_last memory). `+ channels_last weights`: "
+             "the same module after `.to(memory_format=torch.channels_last)`. `optimize_for_inference`: BatchNorm folded into the convolutions "
+             "(inference only, opt-in)."), ""]
+
+    # Training
+    out += [f"## Training step, batch {args.train_batch} (ms: forward + backward + SGD step)", ""]
+    rows = []
+    for name in TRAIN_MODELS:
+        if name not in args.models:
+            continue
+        key = f"train/{name}/{args.train_batch}"
+        tf_t, ours = tf.get(key), pt.get(key) or {}
+        if "error" in ours:
+            rows.append([name, ms(tf_t), "error", "-", "-", "-"])
+            continue
+        r, r_cl = ratio(ours.get("tf2torch"), tf_t), ratio(ours.get("tf2torch_cl"), tf_t)
+        rows.append([name, ms(tf_t), ms(ours.get("tf2torch")), ms(ours.get("tf2torch_cl")), fmt_ratio(r), fmt_ratio(r_cl)])
+        targets[f"train {name} <= 1.0x TF"] = (r, r is not None and r <= TARGET_TRAIN_VS_TF)
+    out += table(["model", "TensorFlow", "tf2torch", "+ channels_last weights", "tf2torch / TF", "channels_last weights / TF"], rows)
+
+    out += ["", "## Targets (issue 6)", ""]
+    rows = []
+    for label, (value, ok) in targets.items():
+        shown = "-" if value is None else (f"{value:.2f} s" if "< 3 s" in label else fmt_ratio(value) if "speed-up" not in label else f"{value:.1f}x")
+        rows.append([label, shown, "met" if ok else "NOT met"])
+    out += table(["target", "measured", "status"], rows)
+    raw = {"info": info, "conversion": conv, "onnx_route": onnx, "tensorflow": tf, "torch": pt, "keras_torch": kt}
+    return "\n".join(out) + "\n", raw
+
+
+def versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    parts = []
+    for package in ("torch", "tensorflow", "keras", "tf2onnx", "onnx", "onnx2torch"):
+        try:
+            parts.append(f"{package} {version(package)}")
+        except PackageNotFoundError:
+            parts.append(f"{package} missing")
+    return ", ".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2, help="threads for every framework (default 2)")
+    parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
+    parser.add_argument("--batches", nargs="+", type=int, default=[1, 8])
+    parser.add_argument("--train-batch", type=int, default=8)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=10, help="timed forward calls at batch 8 (x2 at batch 1)")
+    parser.add_argument("--train-runs", type=int, default=8)
+    parser.add_argument("--conversion-repeats", type=int, default=3, help="timed conversions of ResNet50, each route")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["conversion", "tf", "torch", "keras_torch", "onnx"],
+                        help="leave out parts (their columns show '-')")
+    parser.add_argument("--omp-wait-policy", choices=["passive", "active"], default=None,
+                        help="OMP_WAIT_POLICY for every worker. Leave unset on a quiet machine; 'passive' on a shared, "
+                             "overloaded one, where OpenMP threads that spin-wait (torch's default) lose their CPU "
+                             "to other processes and torch's timings become meaningless (TensorFlow does not use OpenMP)")
+    parser.add_argument("--malloc-heap", action="store_true",
+                        help="every worker runs with glibc's mmap threshold raised (MALLOC_MMAP_THRESHOLD_, "
+                             "MALLOC_TRIM_THRESHOLD_), so big activations are reused instead of page-faulted in anew")
+    parser.add_argument("--results-name", default="results", help="results file stem (default results)")
+    parser.add_argument("--quick", action="store_true", help="1 warm-up, 3 runs, 1 conversion: for debugging the script")
+    args = parser.parse_args(argv)
+    global OMP_WAIT_POLICY, MALLOC_HEAP
+    OMP_WAIT_POLICY = args.omp_wait_policy.upper() if args.omp_wait_policy else None
+    MALLOC_HEAP = args.malloc_heap
+    if args.quick:
+        args.warmup, args.runs, args.train_runs, args.conversion_repeats = 1, 3, 2, 1
+
+    info = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, "
+                   f"load average at start {os.getloadavg()[0]:.1f}, OMP_WAIT_POLICY={args.omp_wait_policy or 'unset'}, "
+                   f"glibc big-block heap reuse (--malloc-heap): {'on' if args.malloc_heap else 'off'}",
+        "versions": versions(),
+        "command": " ".join(["python bench/run.py", *(argv if argv is not None else sys.argv[1:])]),
+    }
+    build_models(args.models, args.threads)
+    conv = {} if "conversion" in args.skip else convert_tf2torch(args.models, args.threads, args.conversion_repeats)
+    if "conversion" in args.skip:  # still need model.py for the forward timings
+        conv = {name: {"cached": True} for name in args.models if (CACHE / "tf2torch" / name / "model.py").exists()}
+    onnx = {} if "onnx" in args.skip else convert_onnx_route(
+        args.models, args.threads, args.conversion_repeats, None if "conversion" in args.skip else CONVERSION_MODEL)
+    config = {"cache": str(CACHE), "models": args.models, "threads": args.threads, "batches": args.batches,
+              "warmup": args.warmup, "runs": args.runs, "train_runs": args.train_runs,
+              "train_models": [m for m in TRAIN_MODELS if m in args.models], "train_batch": args.train_batch,
+              "onnx2torch": "onnx" not in args.skip}
+    tf = {} if "tf" in args.skip else run_worker("tf", config, args.threads)
+    pt = {} if "torch" in args.skip else run_worker("torch", config, args.threads)
+    kt = {} if "keras_torch" in args.skip else run_worker("keras_torch", config, args.threads, KERAS_BACKEND="torch")
+    text, raw = report(args, info, conv, onnx, tf, pt, kt)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{args.results_name}.md").write_text(text)
+    (RESULTS / f"{args.results_name}.json").write_text(json.dumps(raw, indent=2) + "\n")
+    print(text)
+    log(f"written {RESULTS / args.results_name}.md and .json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

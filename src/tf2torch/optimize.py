@@ -1,0 +1,120 @@
+"""`optimize_for_inference`: an explicit, opt-in deployment transform of a converted module.
+
+The generated model.py keeps every BatchNorm as its own layer so the module trains exactly
+like the Keras model. For deployment, each BatchNorm (in eval mode: a fixed per-channel
+affine map) can be folded into the convolution or linear layer that feeds it, saving one
+pass over every feature map. This module does that, and nothing else behind the user's back:
+
+    model = load_model()                                  # trainable, BatchNorm unfused
+    fast = tf2torch.optimize_for_inference(model)         # inference-only copy
+
+The result is a `torch.fx.GraphModule` (a copy; the argument is left untouched), in eval mode,
+with `requires_grad=False` everywhere, and by default in channels_last memory format (it still
+takes ordinary NCHW tensors and returns ordinary results).
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+import types
+
+import torch
+from torch import fx, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
+
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+class _LeafTracer(fx.Tracer):
+    """Traces only the top-level forward: every submodule call stays one `call_module` node,
+    so helper modules with data-dependent Python (Keras-specific BatchNorm, padding) are kept
+    as they are."""
+
+    def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
+        return True
+
+
+def _module_functions(module: nn.Module) -> tuple:
+    """Plain functions defined in the model's own file (e.g. `pad_same`): called, not traced."""
+    source = sys.modules.get(type(module).__module__)
+    if source is None:
+        return ()
+    return tuple(
+        value for value in vars(source).values()
+        if isinstance(value, types.FunctionType) and value.__module__ == source.__name__
+    )
+
+
+def _trace(module: nn.Module) -> fx.GraphModule:
+    tracer = _LeafTracer(autowrap_functions=_module_functions(module))
+    graph = tracer.trace(module)
+    return fx.GraphModule(module, graph, type(module).__name__)
+
+
+def _folds_into(producer: nn.Module, bn: nn.Module) -> bool:
+    if isinstance(producer, _CONVS):
+        return producer.out_channels == bn.num_features and producer.padding_mode == "zeros"
+    if isinstance(producer, nn.Linear):
+        return isinstance(bn, nn.BatchNorm1d) and producer.out_features == bn.num_features
+    return False
+
+
+def fuse_batch_norms(graph_module: fx.GraphModule) -> int:
+    """Fold every eval-mode BatchNorm whose input is a convolution / linear layer used by that
+    BatchNorm alone. Returns how many were folded."""
+    modules = dict(graph_module.named_modules())
+    fused = 0
+    for node in list(graph_module.graph.nodes):
+        if node.op != "call_module" or not isinstance(modules.get(node.target), _BATCH_NORMS):
+            continue
+        bn = modules[node.target]
+        if not bn.track_running_stats or bn.running_mean is None or len(node.args) != 1 or node.kwargs:
+            continue
+        producer_node = node.args[0]
+        if not isinstance(producer_node, fx.Node) or producer_node.op != "call_module" or len(producer_node.users) != 1:
+            continue
+        producer = modules[producer_node.target]
+        if not _folds_into(producer, bn):
+            continue
+        fold = fuse_conv_bn_eval if isinstance(producer, _CONVS) else fuse_linear_bn_eval
+        _set_submodule(graph_module, producer_node.target, fold(producer.eval(), bn.eval()))
+        node.replace_all_uses_with(producer_node)
+        graph_module.graph.erase_node(node)
+        fused += 1
+    graph_module.graph.eliminate_dead_code()
+    graph_module.delete_all_unused_submodules()
+    graph_module.recompile()
+    return fused
+
+
+def _set_submodule(root: nn.Module, target: str, module: nn.Module) -> None:
+    parent_name, _, name = target.rpartition(".")
+    parent = root.get_submodule(parent_name) if parent_name else root
+    setattr(parent, name, module)
+
+
+def optimize_for_inference(module: nn.Module, *, channels_last: bool = True) -> fx.GraphModule:
+    """An inference-only copy of a converted module: BatchNorm folded into the preceding
+    convolution (or linear layer) and, by default, weights in channels_last memory format.
+
+    Not for training: the folded module has no BatchNorm statistics left to update. Outputs
+    match the unfused module's eval-mode outputs up to fp32 rounding.
+    """
+    module = copy.deepcopy(module).eval()
+    graph_module = _trace(module)
+    fuse_batch_norms(graph_module)
+    graph_module.requires_grad_(False)
+    if channels_last:
+        _to_channels_last(graph_module)
+    return graph_module.eval()
+
+
+def _to_channels_last(module: nn.Module) -> None:
+    """4-D weights in channels_last (NHWC in memory): oneDNN's fast path for 2-D convolutions.
+    Inputs may stay NCHW-contiguous; the first convolution switches the layout."""
+    with torch.no_grad():
+        for tensor in list(module.parameters()) + list(module.buffers()):
+            if tensor.dim() == 4:
+                tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
