@@ -3,9 +3,9 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 TORCH := torch==2.13.0
-TF_STACK := tensorflow==2.21.0 "keras==3.15.*" "tf-keras==2.21.*"
+TF_STACK := tensorflow==2.21.0 "keras==3.15.*" "tf-keras==2.21.*" "keras-hub==0.32.*"
 
-.PHONY: demo test test-all lint clean
+.PHONY: demo test test-all lint clean bench zoo
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -22,6 +22,28 @@ test: $(VENV)/.installed
 
 test-all: $(VENV)/.installed
 	$(PY) -m pytest -n 2 -q -m ""
+
+# All 40 keras.applications models, .keras and .h5: fidelity, conversion and forward time -> docs/zoo.md.
+zoo: $(VENV)/.installed
+	$(PY) scripts/zoo.py
+
+# Benchmarks (bench/README.md) in their own venv: the other converters never enter .venv.
+# onnx2torch is installed without its dependencies: it declares torchvision, which would pull a
+# CUDA torch; the benchmark puts a stand-in for the two torchvision.ops it imports on sys.path.
+BENCH_VENV := .venv-bench
+BENCH_PY := $(BENCH_VENV)/bin/python
+
+$(BENCH_VENV)/.installed: pyproject.toml
+	python3 -m venv $(BENCH_VENV)
+	$(BENCH_PY) -m pip install -q --upgrade pip
+	$(BENCH_PY) -m pip install -q $(TORCH)
+	$(BENCH_PY) -m pip install -q $(TF_STACK) tf2onnx onnx
+	$(BENCH_PY) -m pip install -q --no-deps onnx2torch
+	$(BENCH_PY) -m pip install -q -e .
+	touch $@
+
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_PY) bench/run.py $(BENCH_ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests examples scripts

@@ -36,6 +36,32 @@ def perturb_weights(model: Any, seed: int = 0) -> None:
             new.append(value.astype(np.float32) if value.dtype.kind == "f" else value)
         if new:
             layer.set_weights(new)
+            if type(layer).__name__ == "Normalization" and hasattr(layer, "finalize_state"):
+                layer.finalize_state()  # Keras 3 reads adapted statistics from a cache set here
+
+
+def set_batchnorm_statistics(model: Any, batch: np.ndarray) -> None:
+    """Give every BatchNorm realistic moving statistics: one training-mode pass over `batch`
+    with momentum 0 (moving mean/variance := the batch's), then the momenta are restored.
+
+    Deep random networks keep a real output scale this way (with the constant initial
+    statistics their activations blow up or vanish)."""
+    norms = [layer for layer in _all_layers(model) if type(layer).__name__ == "BatchNormalization"]
+    momenta = [layer.momentum for layer in norms]
+    for layer in norms:
+        layer.momentum = 0.0
+    try:
+        model(batch, training=True)
+    finally:
+        for layer, momentum in zip(norms, momenta):
+            layer.momentum = momentum
+
+
+def _all_layers(model: Any) -> list[Any]:
+    layers = []
+    for layer in getattr(model, "layers", []):
+        layers.extend(_all_layers(layer) if hasattr(layer, "layers") else [layer])
+    return layers
 
 
 def convert_and_compare(

@@ -18,9 +18,13 @@ def result():
     return tf2torch.convert(EXAMPLE)
 
 
-def test_save_writes_both_files_and_no_staging_left(result, tmp_path):
+# The bundled example was compiled and trained: save() adds train.py and the optimizer state.
+EXPECTED_FILES = ["model.py", "model.safetensors", "optimizer.safetensors", "train.py"]
+
+
+def test_save_writes_all_files_and_no_staging_left(result, tmp_path):
     out = result.save(tmp_path / "a" / "b")
-    assert sorted(p.name for p in out.iterdir()) == ["model.py", "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == EXPECTED_FILES
     assert (out / "model.py").read_text() == result.source_code
 
 
@@ -32,7 +36,7 @@ def test_save_replaces_existing_files(result, tmp_path):
     result.save(out)
     assert (out / "model.py").read_text() == result.source_code
     assert (out / "model.safetensors").read_bytes() != b"stale"
-    assert sorted(p.name for p in out.iterdir()) == ["model.py", "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == EXPECTED_FILES
 
 
 def test_save_with_report_writes_verification_json(result, tmp_path):

@@ -11,8 +11,19 @@ __all__ = [
     "CustomLayer",
     "UnsupportedLayers",
     "convert",
+    "optimize_for_inference",
     "register_layer",
     "supported_layers",
     "unregister_layer",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # optimize_for_inference imports torch: loaded on first use, so that `import tf2torch`
+    # (and `tf2torch convert`) stays free of torch.
+    if name == "optimize_for_inference":
+        from tf2torch.optimize import optimize_for_inference
+
+        return optimize_for_inference
+    raise AttributeError(f"module 'tf2torch' has no attribute {name!r}")

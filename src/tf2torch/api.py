@@ -8,13 +8,11 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from tf2torch.codegen.emit import GeneratedModule, emit_module
-from tf2torch.codegen.loader import instantiate, to_tensors
 from tf2torch.errors import BadModelFile, VerificationUnavailable
 from tf2torch.frontends.keras.archive import KerasSource, load_keras_file
 from tf2torch.frontends.keras.importer import import_keras_model
@@ -22,14 +20,20 @@ from tf2torch.frontends.keras.live import save_live_model
 from tf2torch.ir import Graph
 from tf2torch.passes.pipeline import run_passes
 from tf2torch.verify.compare import DEFAULT_TOLERANCE, VerificationReport, compare_output
-from tf2torch.verify.runner import load_keras_model, random_inputs, run_keras, run_torch
+
+if TYPE_CHECKING:
+    import torch
+
+    from tf2torch.verify.layerwise import LayerReport
+
+# torch and the verification runners are imported on first use: `tf2torch convert` (no
+# --verify) generates and writes model.py / model.safetensors without loading torch at all.
 
 
 @dataclass
 class ConversionResult:
     """The converted model: `module` is the generated `model.py`, imported and loaded."""
 
-    module: torch.nn.Module
     source_code: str
     graph: Graph
     generated: GeneratedModule
@@ -37,7 +41,19 @@ class ConversionResult:
     keras_major: int
     compile_config: dict | None = None
     _keras_model: Any = field(default=None, repr=False)
+    _module: Any = field(default=None, repr=False)
     _temp_dir: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
+    _file_path: str | None = field(default=None, repr=False)  # the .keras/.h5 read (a temp file for live models)
+    _saved_files: list[str] = field(default_factory=list, repr=False)
+
+    @property
+    def module(self) -> torch.nn.Module:
+        """The generated model.py, imported, with its weights loaded (built on first use)."""
+        if self._module is None:
+            from tf2torch.codegen.loader import instantiate
+
+            self._module = instantiate(self.generated.source, self.generated.class_name, self.generated.state)
+        return self._module
 
     @property
     def class_name(self) -> str:
@@ -53,9 +69,41 @@ class ConversionResult:
 
         files: dict[str, bytes] = {"model.py": self.source_code.encode()}
         files["model.safetensors"] = _safetensors_bytes(self.generated.state, self.source_path)
+        files.update(self._training_files())
         if report is not None:
             files["verification.json"] = (json.dumps(report.to_dict(), indent=2) + "\n").encode()
+        self._saved_files = list(files)
         return write_outputs(Path(directory), files)
+
+    def training_setup(self, module: torch.nn.Module | None = None, *, load_optimizer_state: bool = True) -> Any:
+        """The compiled training configuration for `module` (default: self.module): a `Training`
+        with .optimizer (its .schedule evaluated per step), .loss_fn(y_true, y_pred), .metrics,
+        .regularization, .constraints and .train_step(inputs, y_true). With a trained .keras,
+        the optimizer state (moments, iterations) is Keras'."""
+        from tf2torch.training.setup import training_setup
+
+        return training_setup(self, module, load_optimizer_state)
+
+    def _training_files(self) -> dict[str, bytes]:
+        """train.py (+ optimizer.safetensors) when the model was compiled; a compile setting
+        that cannot be translated is a warning here (the model itself is still written)."""
+        if not self.compile_config:
+            return {}
+        import warnings
+
+        from tf2torch.errors import ConversionError
+        from tf2torch.training.compile_config import UnsupportedTraining
+        from tf2torch.training.setup import training_files
+
+        try:
+            return training_files(self)
+        except UnsupportedTraining as exc:
+            warnings.warn(f"train.py not written: {exc}", stacklevel=3)
+            return {}
+        except (ConversionError, KeyError, AttributeError, TypeError, ValueError) as exc:
+            # The model itself converted; only the training side failed (a tf2torch limitation).
+            warnings.warn(f"train.py not written (tf2torch limitation): {type(exc).__name__}: {exc}", stacklevel=3)
+            return {}
 
     def verify(
         self,
@@ -70,6 +118,8 @@ class ConversionResult:
     ) -> VerificationReport:
         """Run Keras and the converted module on the same inputs (random, a list of source-layout
         arrays, or an .npz path) and compare every output."""
+        from tf2torch.verify.runner import load_keras_model, run_keras, run_torch
+
         keras_model = self._keras_model if keras_model is None else keras_model
         if keras_model is None:
             keras_model = load_keras_model(self.source_path, self.keras_major, custom_objects)
@@ -77,7 +127,7 @@ class ConversionResult:
         if training:
             # Training mode updates BatchNorm statistics: never touch the user's objects.
             keras_model = _clone_keras(keras_model)
-        expected = run_keras(keras_model, arrays, training)
+        expected = run_keras(keras_model, arrays, training, names=self.graph.input_names)
         module = copy.deepcopy(self.module) if training else self.module
         actual = run_torch(module, self.graph, arrays, training)
         report = VerificationReport(self.source_path, "train" if training else "eval", int(arrays[0].shape[0]))
@@ -86,8 +136,67 @@ class ConversionResult:
         return report
 
 
-def convert(source: str | os.PathLike | Any, *, model_name: str | None = None) -> ConversionResult:
-    """Convert a .keras / .h5 file or a live keras.Model into a PyTorch module."""
+    def verify_layers(
+        self,
+        inputs: list[np.ndarray] | str | os.PathLike | None = None,
+        *,
+        training: bool = False,
+        batch_size: int = 2,
+        tolerance: float = DEFAULT_TOLERANCE,
+        custom_objects: dict | None = None,
+        seed: int = 0,
+        keras_model: Any = None,
+    ) -> LayerReport:
+        """Compare every Keras layer's output with the converted code's, and name the first
+        layer that diverges (`report.first_divergence`)."""
+        from tf2torch.verify.layerwise import verify_layers
+        from tf2torch.verify.runner import load_keras_model
+
+        keras_model = self._keras_model if keras_model is None else keras_model
+        if keras_model is None:
+            keras_model = load_keras_model(self.source_path, self.keras_major, custom_objects)
+        arrays = _resolve_inputs(inputs, self.graph, batch_size, seed)
+        if training:
+            keras_model = _clone_keras(keras_model)
+        return verify_layers(self, keras_model, arrays, training, tolerance)
+
+
+def convert(
+    source: str | os.PathLike | Any,
+    *,
+    model_name: str | None = None,
+    frontend: str = "auto",
+    signature: str = "serving_default",
+    inputs: list[str] | None = None,
+    outputs: list[str] | None = None,
+    custom_objects: dict | None = None,
+    trace_custom_layers: bool = False,
+) -> ConversionResult:
+    """Convert a .keras / .h5 file or a live keras.Model into a PyTorch module.
+
+    Also (TF frontend): a SavedModel directory (`signature`), a frozen GraphDef .pb
+    (`inputs` / `outputs` node names when they cannot be inferred) or a tf.function /
+    ConcreteFunction. `frontend` forces "tf" or "keras". Custom Keras layers without a
+    converter are traced through the TF frontend only when the user opts in, with
+    `custom_objects` or `trace_custom_layers=True` (that runs the layer's Python code).
+    """
+    from tf2torch.frontends.tf.dispatch import FRONTENDS, convert_tf, is_tf_source, saved_model_to_keras_file
+
+    if frontend not in FRONTENDS:
+        raise ValueError(f"frontend must be one of {FRONTENDS}, got {frontend!r}")
+    if frontend == "keras" and isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
+        saved_dir, source = saved_model_to_keras_file(str(source), custom_objects)
+        result = convert(source, model_name=model_name, frontend="keras", custom_objects=custom_objects,
+                         trace_custom_layers=trace_custom_layers)
+        result._temp_dir = saved_dir
+        return result
+    if frontend == "tf" or (frontend == "auto" and is_tf_source(source)):
+        return convert_tf(source, model_name=model_name, signature=signature, inputs=inputs, outputs=outputs)
+    if custom_objects or trace_custom_layers:
+        from tf2torch.frontends.tf.keras_layers import tracing_custom_layers
+
+        with tracing_custom_layers(custom_objects):
+            return convert(source, model_name=model_name, frontend="keras")
     keras_model = None
     temp_dir = None
     if isinstance(source, (str, os.PathLike)):
@@ -102,6 +211,7 @@ def convert(source: str | os.PathLike | Any, *, model_name: str | None = None) -
         keras_source.close()
     result._keras_model = keras_model
     result._temp_dir = temp_dir
+    result._file_path = path
     if keras_model is not None:
         result.source_path = getattr(keras_model, "name", "model")
     return result
@@ -113,9 +223,8 @@ def _convert_source(source: KerasSource, model_name: str | None) -> ConversionRe
     graph = run_passes(graph)
     name = model_name or Path(source.path).stem
     generated = emit_module(graph, Path(source.path).name, name)
-    module = instantiate(generated.source, generated.class_name, generated.state)
+    compile(generated.source, "model.py", "exec")  # a syntax check; the module is built on first use
     return ConversionResult(
-        module=module,
         source_code=generated.source,
         graph=graph,
         generated=generated,
@@ -126,13 +235,16 @@ def _convert_source(source: KerasSource, model_name: str | None) -> ConversionRe
 
 
 def _safetensors_bytes(state: dict[str, np.ndarray], source: str) -> bytes:
-    from safetensors.torch import save
+    from safetensors.numpy import save
 
-    return save(to_tensors(state), metadata={"converted_from": os.path.basename(source), "by": "tf2torch"})
+    arrays = {name: np.ascontiguousarray(array) for name, array in state.items()}
+    return save(arrays, metadata={"converted_from": os.path.basename(source), "by": "tf2torch"})
 
 
 def _resolve_inputs(inputs: Any, graph: Graph, batch_size: int, seed: int) -> list[np.ndarray]:
     if inputs is None:
+        from tf2torch.verify.runner import random_inputs
+
         return random_inputs(graph, batch_size, seed)
     if isinstance(inputs, (str, os.PathLike)):
         with np.load(inputs, allow_pickle=False) as data:
@@ -145,6 +257,8 @@ def _resolve_inputs(inputs: Any, graph: Graph, batch_size: int, seed: int) -> li
 
 
 def _clone_keras(model: Any) -> Any:
+    if getattr(model, "inference_only", False):  # a TF graph (SavedModel signature, .pb, tf.function)
+        raise VerificationUnavailable("a TF graph is an inference graph: training-mode verification is not available")
     try:
         import keras
 

@@ -53,16 +53,20 @@ def _build_parser(version: str) -> argparse.ArgumentParser:
     convert.add_argument("--name", metavar="ClassName", help="class name of the generated module")
     convert.add_argument("--verify", action="store_true", help="compare against Keras (needs TensorFlow)")
     _add_input_options(convert)
+    _add_tf_options(convert)
     convert.set_defaults(handler=_run_convert)
 
     inspect = commands.add_parser("inspect", help="list the layers, their shapes and whether they convert")
     inspect.add_argument("source", metavar="SRC", help="a .keras or .h5 file")
+    _add_tf_options(inspect)
     inspect.set_defaults(handler=_run_inspect)
 
     verify = commands.add_parser("verify", help="convert in memory and compare with Keras (needs TensorFlow)")
     verify.add_argument("source", metavar="SRC", help="a .keras or .h5 file")
     verify.add_argument("--train", action="store_true", help="compare in training mode (Dropout off, batch statistics)")
+    verify.add_argument("--outputs-only", action="store_true", help="skip the layer-by-layer comparison")
     _add_input_options(verify)
+    _add_tf_options(verify)
     verify.set_defaults(handler=_run_verify)
     return parser
 
@@ -70,6 +74,23 @@ def _build_parser(version: str) -> argparse.ArgumentParser:
 def _add_input_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=_positive_int, default=2, metavar="N", help="batch of random inputs (default 2)")
     parser.add_argument("--inputs", metavar="FILE.npz", help="inputs in the Keras layout, one array per model input")
+
+
+def _add_tf_options(parser: argparse.ArgumentParser) -> None:
+    """TF frontend: SRC may also be a SavedModel directory or a frozen GraphDef .pb."""
+    parser.add_argument("--signature", default="serving_default", help="SavedModel signature (default serving_default)")
+    parser.add_argument("--input-names", metavar="A,B", help="frozen .pb: input node names (default: its placeholders)")
+    parser.add_argument("--output-names", metavar="A,B", help="frozen .pb: output node names (default: unconsumed ops)")
+    parser.add_argument("--frontend", choices=("auto", "tf", "keras"), default="auto",
+                        help="force the TF (op-level) or the Keras frontend for a SavedModel")
+
+
+def _tf_options(args: argparse.Namespace) -> dict:
+    def split(text: str | None) -> list[str] | None:
+        return text.split(",") if text else None
+
+    return {"signature": args.signature, "inputs": split(args.input_names), "outputs": split(args.output_names),
+            "frontend": args.frontend}
 
 
 def _positive_int(text: str) -> int:
@@ -83,12 +104,13 @@ def _run_convert(args: argparse.Namespace) -> int:
     import tf2torch
 
     _check_inputs_file(args.inputs)
-    result = tf2torch.convert(args.source, model_name=args.name)
+    result = tf2torch.convert(args.source, model_name=args.name, **_tf_options(args))
     report = None
     if args.verify:
         report = result.verify(args.inputs, batch_size=args.batch_size)
     directory = result.save(args.output, report=report)
     written = ["model.py", "model.safetensors"] + (["verification.json"] if report is not None else [])
+    written += [n for n in ("train.py", "optimizer.safetensors") if n in result._saved_files]
     print(f"Converted {args.source} -> {directory}/ ({', '.join(written)}), class {result.class_name}")
     if report is None:
         return EXIT_OK
@@ -100,15 +122,29 @@ def _run_verify(args: argparse.Namespace) -> int:
     import tf2torch
 
     _check_inputs_file(args.inputs)
-    result = tf2torch.convert(args.source)
+    result = tf2torch.convert(args.source, **_tf_options(args))
     report = result.verify(args.inputs, training=args.train, batch_size=args.batch_size)
+    # A TF graph (SavedModel, .pb) has no Keras layers to compare one by one.
+    if not args.outputs_only and not getattr(result._keras_model, "inference_only", False):
+        # Same inputs as the output check; names the first layer that diverges.
+        layers = result.verify_layers(args.inputs, training=args.train, batch_size=args.batch_size)
+        print(layers.table())
+        print()
     print(report.table())
     return EXIT_OK if report.ok else EXIT_VERIFICATION_FAILED
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
+    from tf2torch.frontends.tf.dispatch import is_tf_source
     from tf2torch.inspect_model import inspect_model
 
+    if is_tf_source(args.source) and args.frontend != "keras":
+        from tf2torch.frontends.tf.inspect_ops import format_tf_ops, inspect_tf_ops
+
+        options = _tf_options(args)
+        rows = inspect_tf_ops(args.source, options["signature"], options["inputs"], options["outputs"])
+        print(format_tf_ops(args.source, rows))
+        return EXIT_OK
     rows = inspect_model(args.source)
     print(format_inspection(args.source, rows))
     return EXIT_OK

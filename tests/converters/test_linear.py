@@ -80,13 +80,11 @@ def test_embedding_then_dense(keras, tmp_path):
     convert_and_compare(keras.Model(inp, out), tmp_path)
 
 
-def test_embedding_mask_zero_unsupported(keras, tmp_path):
-    import tf2torch
-    from tf2torch.errors import UnsupportedFeature
-
+def test_embedding_mask_zero_keeps_the_embedding_exact(keras, tmp_path):
+    # mask_zero is supported (a Keras mask, tests/converters/test_masking.py); the embedding
+    # output itself is unchanged and no padding_idx is used.
     inp = keras.Input((9,), dtype="int32")
     out = keras.layers.Embedding(20, 4, mask_zero=True)(inp)
-    model = keras.Model(inp, out)
-    model.save(str(tmp_path / "m.keras"))
-    with pytest.raises(UnsupportedFeature, match="mask_zero"):
-        tf2torch.convert(str(tmp_path / "m.keras"))
+    ids = np.array([[1, 2, 0, 0, 5, 6, 7, 0, 3], [0, 0, 0, 4, 5, 6, 7, 8, 9]], dtype=np.int32)
+    result = convert_and_compare(keras.Model(inp, out), tmp_path, inputs=[ids])
+    assert "padding_idx" not in result.source_code

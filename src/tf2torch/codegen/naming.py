@@ -27,7 +27,9 @@ def class_name(name: str) -> str:
     """'small_cnn' -> 'SmallCnn'."""
     parts = [p for p in re.split(r"[^0-9a-zA-Z]+", name) if p]
     ident = "".join(p[:1].upper() + p[1:] for p in parts) or "Model"
-    return "Model" + ident if ident[0].isdigit() else ident
+    if ident[0].isdigit() or ident in RESERVED or ident == "Path":
+        return "Model" + ident  # e.g. a file named f.pb must not shadow the F alias
+    return ident
 
 
 class NameScope:

@@ -29,6 +29,7 @@ class Statement:
     targets: list[str]
     expr: str
     comment: str | None = None
+    values: tuple[Value, ...] = ()  # the IR values assigned (for verification taps)
 
 
 @dataclass
@@ -38,6 +39,8 @@ class ModuleBuilder:
     helpers: dict[str, str] = field(default_factory=dict)
     submodules: list[Submodule] = field(default_factory=list)
     statements: list[Statement] = field(default_factory=list)
+    # Extra methods of the generated class (source text, one indentation level), by name.
+    methods: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._attrs = NameScope(MODULE_RESERVED)
@@ -64,13 +67,17 @@ class ModuleBuilder:
 
     def emit(self, outputs: Value | list[Value], expr: str, comment: str | None = None) -> None:
         values = outputs if isinstance(outputs, list) else [outputs]
-        self.statements.append(Statement([self.var(v) for v in values], expr, comment))
+        self.statements.append(Statement([self.var(v) for v in values], expr, comment, tuple(values)))
 
     def temp(self, base: str, expr: str, comment: str | None = None) -> str:
         """A statement whose result has no IR value (an intermediate step of one op)."""
         name = self._scope.unique(base)
         self.statements.append(Statement([name], expr, comment))
         return name
+
+    def fresh(self, base: str) -> str:
+        """A new local variable name (for statements with several targets)."""
+        return self._scope.unique(base)
 
     def alias(self, output: Value, source: Value) -> None:
         """An op that changes nothing: reuse the input's variable when the names allow it."""

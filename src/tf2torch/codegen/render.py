@@ -36,7 +36,20 @@ def docstring(graph: Graph, builder: ModuleBuilder, class_name: str, source_name
     return "\n".join(lines)
 
 
-def render_module(graph: Graph, builder: ModuleBuilder, class_name: str, source_name: str) -> str:
+TAP_PRELUDE = '''
+TAPS: dict[str, torch.Tensor] = {}
+
+
+def _tap(name: str, tensor: torch.Tensor) -> None:
+    TAPS[name] = tensor.detach()
+'''
+
+
+def render_module(
+    graph: Graph, builder: ModuleBuilder, class_name: str, source_name: str, taps: dict[int, str] | None = None
+) -> str:
+    """The text of model.py. `taps` (value id -> key) is for layer-by-layer verification only:
+    the same code with a `_tap(key, tensor)` call after the statement that computes each value."""
     out: list[str] = [docstring(graph, builder, class_name, source_name)]
     imports = sorted(i for i in builder.imports if i.startswith("import "))
     from_imports = sorted(i for i in builder.imports if i.startswith("from "))
@@ -44,6 +57,8 @@ def render_module(graph: Graph, builder: ModuleBuilder, class_name: str, source_
     out += ["from pathlib import Path", ""] + imports + from_imports + ["", ""]
     for helper in builder.helpers.values():
         out += [helper.strip("\n"), "", ""]
+    if taps:
+        out += [TAP_PRELUDE.strip("\n"), "", ""]
 
     out.append(f"class {class_name}(nn.Module):")
     out.append(f"{INDENT}def __init__(self) -> None:")
@@ -65,7 +80,12 @@ def render_module(graph: Graph, builder: ModuleBuilder, class_name: str, source_
         if st.comment:
             out += [f"{INDENT * 2}# {line}" for line in st.comment.splitlines()]
         out.append(f"{INDENT * 2}{', '.join(st.targets)} = {st.expr}")
+        for value in st.values if taps else ():
+            if id(value) in taps:
+                out.append(f'{INDENT * 2}_tap("{taps[id(value)]}", {builder.var(value)})')
     out.append(f"{INDENT * 2}return {', '.join(builder.var(v) for v in graph.outputs)}")
+    for method in builder.methods.values():
+        out += [""] + [f"{INDENT}{line}" if line else "" for line in method.strip("\n").splitlines()]
     out += [
         "",
         "",

@@ -13,4 +13,5 @@ from tf2torch.converters import (  # noqa: F401
     recurrent,
     regularization,
     shape,
+    tf_ops,
 )

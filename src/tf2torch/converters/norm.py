@@ -11,7 +11,7 @@ from tf2torch.converters.registry import register_converter
 from tf2torch.ir import Node
 
 # Both helpers avoid branching on the input's rank (nn.BatchNorm's _check_input_dim), so
-# torch.fx can trace them; the reduction dims are written out per class instead.
+# torch.fx can trace them.
 BIASED_BN_HELPER = '''
 class {name}(nn.BatchNorm{n}d):
     """BatchNorm whose running variance tracks the *biased* batch variance, as Keras does
@@ -20,12 +20,16 @@ class {name}(nn.BatchNorm{n}d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
-        var, mean = torch.var_mean(x, dim={dims}, correction=0)
+        # One fused pass: with momentum 1, torch writes the batch mean and *unbiased*
+        # variance into these fresh buffers; the running variance gets the biased one.
+        mean, var = torch.zeros_like(self.running_mean), torch.zeros_like(self.running_var)
+        x = F.batch_norm(x, mean, var, self.weight, self.bias, True, 1.0, self.eps)
         with torch.no_grad():
+            n = x.numel() // x.shape[1]  # values per channel
             self.running_mean.lerp_(mean, self.momentum)
-            self.running_var.lerp_(var, self.momentum)
+            self.running_var.lerp_(var * ((n - 1) / n), self.momentum)
             self.num_batches_tracked += 1
-        return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+        return x
 '''
 
 FROZEN_BN_HELPER = '''

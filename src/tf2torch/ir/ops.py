@@ -86,9 +86,62 @@ OPS: dict[str, OpDef] = _defs(
     # Inserted by the layout pass only: attrs["dims"] is the torch permutation.
     OpDef("transpose", Layout.SOURCE),
     # -- preprocessing and keras.applications layers --
+    OpDef("normalize", Layout.ELEMENTWISE),
+    OpDef("layer_scale", Layout.ELEMENTWISE),
+    OpDef("sample_dropout", Layout.ELEMENTWISE, passes_feature_order=True),
     # -- recurrent layers and masking --
+    # Keras masks are bool Values (batch, steps) in the Keras layout (frontends/keras/masking.py).
+    OpDef("tokens_mask", Layout.SOURCE),  # Embedding(mask_zero=True): ids != 0
+    OpDef("masking", Layout.SOURCE),  # Masking: outputs (zeroed x, mask)
+    OpDef("mask_combine", Layout.SOURCE),  # merge layers: and / or of masks
+    OpDef("masked_global_avg_pool", Layout.SOURCE),  # GlobalAveragePooling1D with a mask
+    OpDef("masked_softmax", Layout.SOURCE),  # Softmax(x, mask)
+    OpDef("bool_op", Layout.SOURCE),  # Keras 3 mask ops in configs: not_equal, any, logical_or, ...
+    OpDef("rnn", Layout.SOURCE),  # SimpleRNN / LSTM / GRU, (Bidirectional), RNN(cell)
+    OpDef("conv_lstm", Layout.CHANNELS_FIRST),  # ConvLSTM2D: (batch, channels, steps, height, width)
+    OpDef("time_distributed_fold", Layout.SOURCE),  # (batch, steps, ...) -> (batch * steps, ...)
+    OpDef("time_distributed_unfold", Layout.SOURCE),  # and back, given the folded input
     # -- attention and transformer parts --
+    OpDef("multi_head_attention", Layout.SOURCE),  # inputs named by attrs["roles"]
+    OpDef("dot_attention", Layout.SOURCE),  # keras Attention / AdditiveAttention
+    OpDef("einsum_dense", Layout.SOURCE),
+    OpDef("rms_norm", Layout.SOURCE),
+    OpDef("unit_norm", Layout.SOURCE),
+    OpDef("repeat_vector", Layout.SOURCE),
+    OpDef("position_embedding", Layout.SOURCE),  # keras_hub PositionEmbedding: table[:steps]
+    OpDef("take_step", Layout.SOURCE),  # x[:, index] on (batch, steps, features)
     # -- TensorFlow op-level frontend --
+    OpDef("tf_unary", Layout.ELEMENTWISE, passes_feature_order=True),
+    OpDef("tf_binary", Layout.ELEMENTWISE),
+    OpDef("tf_nary", Layout.ELEMENTWISE),
+    OpDef("tf_cast", Layout.ELEMENTWISE, passes_feature_order=True),
+    OpDef("tf_reduce", Layout.SOURCE),
+    OpDef("tf_reduce_keep", Layout.ELEMENTWISE),
+    OpDef("tf_matmul", Layout.SOURCE),
+    OpDef("tf_einsum", Layout.SOURCE),
+    OpDef("tf_argmax", Layout.SOURCE),
+    OpDef("tf_topk", Layout.SOURCE),
+    OpDef("tf_cumsum", Layout.SOURCE),
+    OpDef("tf_reshape", Layout.SOURCE),
+    OpDef("tf_transpose", Layout.SOURCE),
+    OpDef("tf_unsqueeze", Layout.SOURCE),
+    OpDef("tf_squeeze", Layout.SOURCE),
+    OpDef("tf_stack", Layout.SOURCE),
+    OpDef("tf_unstack", Layout.SOURCE),
+    OpDef("tf_split", Layout.SOURCE),
+    OpDef("tf_slice", Layout.SOURCE),
+    OpDef("tf_gather", Layout.SOURCE),
+    OpDef("tf_gather_nd", Layout.SOURCE),
+    OpDef("tf_tile", Layout.SOURCE),
+    OpDef("tf_pad", Layout.SOURCE),
+    OpDef("tf_fill", Layout.SOURCE),
+    OpDef("tf_one_hot", Layout.SOURCE),
+    OpDef("tf_nonzero", Layout.SOURCE),
+    OpDef("tf_resize", Layout.CHANNELS_FIRST),
+    # Sub-graphs (loop bodies, branches, traced custom layers) in attrs, source layout outside.
+    OpDef("tf_while", Layout.SOURCE),
+    OpDef("tf_if", Layout.SOURCE),
+    OpDef("tf_subgraph", Layout.SOURCE),
 )
 
 

@@ -21,12 +21,26 @@ def load_keras_model(path: str, keras_major: int, custom_objects: dict | None = 
             return tf_keras.models.load_model(path, compile=False, custom_objects=custom_objects)
         import keras
 
+        _import_keras_hub(path)  # registers keras_hub's classes (backbones) for deserialization
         return keras.saving.load_model(path, compile=False, custom_objects=custom_objects)
     except ImportError as exc:
         raise VerificationUnavailable(
             f"verification of {path} needs {'tf-keras' if keras_major == 2 else 'keras'} and TensorFlow: "
             "pip install 'tf2torch[tf]'"
         ) from exc
+
+
+def _import_keras_hub(path: str) -> None:
+    """Import keras_hub (slow) only for .keras archives whose config names it."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if b"keras_hub" not in archive.read("config.json"):
+                return
+        import keras_hub  # noqa: F401
+    except (ImportError, OSError, KeyError, zipfile.BadZipFile):
+        pass
 
 
 def random_inputs(graph: Graph, batch_size: int, seed: int = 0) -> list[np.ndarray]:
@@ -67,7 +81,12 @@ def run_torch(module: torch.nn.Module, graph: Graph, inputs: list[np.ndarray], t
     return [to_source_layout(t, v) for t, v in zip(results, graph.outputs)]
 
 
-def run_keras(model: Any, inputs: list[np.ndarray], training: bool) -> list[np.ndarray]:
-    result = model(inputs if len(inputs) > 1 else inputs[0], training=training)
+def run_keras(model: Any, inputs: list[np.ndarray], training: bool, names: list[str] | None = None) -> list[np.ndarray]:
+    struct = getattr(model, "_inputs_struct", None)
+    if isinstance(struct, dict) and names is not None and set(struct) == set(names):
+        # Dict-input models (keras_hub backbones): inputs by the names of the graph's inputs.
+        result = model(dict(zip(names, inputs)), training=training)
+    else:
+        result = model(inputs if len(inputs) > 1 else inputs[0], training=training)
     results = list(result.values()) if isinstance(result, dict) else (list(result) if isinstance(result, (list, tuple)) else [result])
     return [np.asarray(r) for r in results]

@@ -123,16 +123,17 @@ def test_sequential_without_input_layer_uses_build_shape(keras, tmp_path):
 
 
 def test_unsupported_layers_are_all_listed_before_any_output(keras, tmp_path):
-    inp = keras.Input((7, 4))
-    x = keras.layers.LSTM(3, return_sequences=True, name="first_rnn")(inp)
-    x = keras.layers.GRU(2, name="second_rnn")(x)
+    inp = keras.Input((7, 5, 4))
+    x = keras.layers.ConvLSTM1D(3, 2, return_sequences=True, name="first_rnn")(inp)
+    x = keras.layers.Reshape((7, 4, 3, 1, 1))(x)
+    x = keras.layers.ConvLSTM3D(2, 1, name="second_rnn")(x)
     model = keras.Model(inp, keras.layers.Dense(1)(x))
     path = tmp_path / "rnn.keras"
     model.save(path)
     with pytest.raises(UnsupportedLayers) as info:
         tf2torch.convert(str(path))
     message = str(info.value)
-    assert "first_rnn (LSTM)" in message and "second_rnn (GRU)" in message
+    assert "first_rnn (ConvLSTM1D)" in message and "second_rnn (ConvLSTM3D)" in message
     assert "register_layer" in message
 
 

@@ -33,6 +33,10 @@ def to_snake_case(name: str) -> str:
     return name.lower()
 
 
+# Exported names whose Python class (which names the weight group) differs.
+SAVED_CLASS_NAMES = {"GroupQueryAttention": "GroupedQueryAttention"}
+
+
 class WeightReader:
     """Per-layer weights of one (possibly nested) model, in Keras variable order."""
 
@@ -57,7 +61,7 @@ class KerasV3WeightReader(WeightReader):
         for cfg in layer_configs:
             if sequential and cfg["class_name"] == "InputLayer":
                 continue
-            base = to_snake_case(cfg["class_name"])
+            base = to_snake_case(SAVED_CLASS_NAMES.get(cfg["class_name"], cfg["class_name"]))
             count = used.get(base, 0)
             used[base] = count + 1
             self._paths[layer_name_of(cfg)] = base if count == 0 else f"{base}_{count}"
@@ -169,6 +173,10 @@ def _load_keras_v3(path: str) -> KerasSource:
         if "config.json" not in names:
             raise BadModelFile(f"{path}: the archive has no config.json; is it a Keras 3 .keras file?")
         config = json.loads(_read_member(archive, "config.json", MAX_CONFIG_BYTES, path))
+        # keras_hub backbones store only constructor arguments: rebuild their layer graph.
+        from tf2torch.frontends.keras.importers.attention import expand_keras_hub_models
+
+        config = expand_keras_hub_models(config)
         metadata: dict = {}
         if "metadata.json" in names:
             metadata = json.loads(_read_member(archive, "metadata.json", MAX_CONFIG_BYTES, path))

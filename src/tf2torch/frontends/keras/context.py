@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,15 @@ class LayerContext:
     name: str  # prefixed with the enclosing models' names
     file: str
     _weights: list[np.ndarray]
+    # Keras masks (see frontends/keras/masking.py): one per input, None when unmasked.
+    input_masks: list[Value | None] = field(default_factory=list)
+    # Set by importers that compute their outputs' masks (set_output_masks); None means the
+    # default propagation of masking.default_output_masks.
+    output_masks: list[Value | None] | None = None
+    # The layer's weight reader, for layers whose variables sit in sub-objects (RNN cells).
+    reader: Any = None
+    # Keras masks of the tensor keyword arguments (MultiHeadAttention(query=, value=)).
+    kwarg_masks: dict[str, list[Value | None]] = field(default_factory=dict)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -66,6 +75,10 @@ class LayerContext:
         params: dict[str, Param] | None = None,
     ) -> Node:
         return self.graph.add_node(op, inputs, output_specs, self.source, attrs, params)
+
+    def set_output_masks(self, masks: list[Value | None]) -> None:
+        """The Keras masks of this call's outputs, one per output (None: unmasked)."""
+        self.output_masks = list(masks)
 
     def unsupported(self, what: str) -> UnsupportedFeature:
         return UnsupportedFeature(f"{self.file}: layer {self.name!r} ({self.class_name}): {what} is not supported yet.")

@@ -19,12 +19,18 @@ from tf2torch.frontends.keras.layer_calls import (
     parse_layer,
     refs_from_spec,
 )
+from tf2torch.frontends.keras.masking import record_output_masks
 from tf2torch.frontends.keras.registry import LAYER_IMPORTERS
 from tf2torch.ir import Graph, TensorSpec, Value
 
 
 def is_supported(class_name: str) -> bool:
-    return class_name in USER_LAYERS or class_name in LAYER_IMPORTERS or class_name in MODEL_CLASSES
+    if class_name in USER_LAYERS or class_name in LAYER_IMPORTERS or class_name in MODEL_CLASSES:
+        return True
+    # Opt-in fallback (convert(custom_objects=...) / trace_custom_layers=True): trace the layer.
+    from tf2torch.frontends.tf.keras_layers import traceable_class
+
+    return traceable_class(class_name) is not None
 
 
 def find_unsupported(model_config: dict) -> list[UnsupportedLayer]:
@@ -57,6 +63,8 @@ class _ModelWalker:
     graph: Graph
     source: KerasSource
     _input_count: int = field(default=0)
+    # Keras mask of each tensor, keyed by id(Value); see frontends/keras/masking.py.
+    masks: dict[int, Value | None] = field(default_factory=dict)
 
     def import_model(
         self, cfg: dict, reader: WeightReader, prefix: str, bound_inputs: list[Value] | None
@@ -199,10 +207,20 @@ class _ModelWalker:
             name=name,
             file=self.source.path,
             _weights=reader.read(entry.name),
+            input_masks=[self.masks.get(id(v)) for v in inputs],
+            reader=reader,
+            kwarg_masks={k: [self.masks.get(id(v)) for v in vs] for k, vs in tensor_kwargs.items()},
         )
         if entry.class_name in USER_LAYERS:
-            return import_user_layer(ctx)
-        return LAYER_IMPORTERS[entry.class_name](ctx)
+            outputs = import_user_layer(ctx)
+        elif entry.class_name not in LAYER_IMPORTERS:
+            from tf2torch.frontends.tf.keras_layers import import_traced_layer
+
+            outputs = import_traced_layer(ctx)
+        else:
+            outputs = LAYER_IMPORTERS[entry.class_name](ctx)
+        record_output_masks(ctx, outputs, self.masks)
+        return outputs
 
 
 def _call_index_offsets(entries: list[LayerEntry], output_spec: object) -> dict[str, int]:

@@ -102,6 +102,13 @@ def entry_class_name(raw: dict) -> str:
     class_name = raw["class_name"]
     if str(raw.get("module", "")).startswith("keras.src.ops"):
         return "ops." + class_name
+    if "module" not in raw and set(raw.get("config") or {}) == {"name"}:
+        # Keras 3's legacy .h5 drops the module: an op entry is told by its name-only config
+        # (a layer's config always has dtype and trainable).
+        from tf2torch.frontends.keras.registry import LAYER_IMPORTERS
+
+        if "ops." + class_name in LAYER_IMPORTERS:
+            return "ops." + class_name
     return class_name
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tf2torch.frontends.keras.context import LayerContext
+from tf2torch.frontends.keras.masking import call_mask, softmax_mask_attrs
 from tf2torch.frontends.keras.registry import register_importer
 from tf2torch.ir import TensorSpec, Value
 
@@ -126,8 +127,9 @@ def import_softmax(ctx: LayerContext) -> list[Value]:
         if len(axis) != 1:
             raise ctx.unsupported("softmax over several axes")
         axis = axis[0]
-    if "mask" in ctx.tensor_kwargs:
-        raise ctx.unsupported("a mask on Softmax")
+    mask = call_mask(ctx)
+    if mask is not None:
+        return ctx.add("masked_softmax", [x, mask], [x.spec], {"axis": int(axis), **softmax_mask_attrs(ctx)}).outputs
     return ctx.add("softmax", [x], [x.spec], {"axis": int(axis), "log": False}).outputs
 
 

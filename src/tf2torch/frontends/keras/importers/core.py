@@ -8,6 +8,7 @@ import numpy as np
 
 from tf2torch.frontends.keras.context import LayerContext
 from tf2torch.frontends.keras.importers.activations import apply_activation
+from tf2torch.frontends.keras.masking import tokens_mask
 from tf2torch.frontends.keras.registry import register_importer
 from tf2torch.ir import TensorSpec, Value
 
@@ -70,8 +71,9 @@ def import_identity(ctx: LayerContext) -> list[Value]:
 @register_importer("Rescaling")
 def import_rescaling(ctx: LayerContext) -> list[Value]:
     x = ctx.inputs[0]
-    scale = np.asarray(ctx.config.get("scale", 1.0), dtype=np.float32)
-    offset = np.asarray(ctx.config.get("offset", 0.0), dtype=np.float32)
+    # float64: the generated literals keep the config's values (1 / 255, not its float32 rounding).
+    scale = np.asarray(ctx.config.get("scale", 1.0), dtype=np.float64)
+    offset = np.asarray(ctx.config.get("offset", 0.0), dtype=np.float64)
     for name, arr in (("scale", scale), ("offset", offset)):
         if arr.ndim > 1 or (arr.ndim == 1 and arr.shape[0] not in (1, x.spec.shape[-1])):
             raise ctx.unsupported(f"a Rescaling {name} of shape {arr.shape}")
@@ -81,19 +83,24 @@ def import_rescaling(ctx: LayerContext) -> list[Value]:
 @register_importer("Embedding")
 def import_embedding(ctx: LayerContext) -> list[Value]:
     x = ctx.inputs[0]
-    if ctx.config.get("mask_zero"):
-        raise ctx.unsupported("mask_zero=True (mask propagation arrives with the sequence-model support)")
     (table,) = ctx.weights(1)
     out_spec = TensorSpec(x.spec.shape + (int(table.shape[1]),))
     params = {"embeddings": ctx.param(table, "VD")}
-    return ctx.add("embedding", [x], [out_spec], {"num": int(table.shape[0]), "dim": int(table.shape[1])}, params).outputs
+    outputs = ctx.add("embedding", [x], [out_spec], {"num": int(table.shape[0]), "dim": int(table.shape[1])}, params).outputs
+    if ctx.config.get("mask_zero"):
+        ctx.set_output_masks([tokens_mask(ctx, x)])  # a Keras mask, not padding_idx (SEMANTICS §7)
+    return outputs
 
 
 @register_importer("Dropout")
 def import_dropout(ctx: LayerContext) -> list[Value]:
     x = ctx.inputs[0]
-    if ctx.config.get("noise_shape") is not None:
-        raise ctx.unsupported("Dropout with noise_shape")
+    noise_shape = ctx.config.get("noise_shape")
+    if noise_shape is not None:
+        # Per-sample noise (stochastic depth in EfficientNet): keras.applications' pattern.
+        if len(noise_shape) != x.rank or any(d != 1 for d in noise_shape[1:]):
+            raise ctx.unsupported(f"Dropout with noise_shape={noise_shape} (only (None, 1, ..., 1))")
+        return ctx.add("sample_dropout", [x], [x.spec], {"rate": float(ctx.config["rate"])}).outputs
     return ctx.add("dropout", [x], [x.spec], {"rate": float(ctx.config["rate"])}).outputs
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from tf2torch.frontends.keras.context import LayerContext, as_tuple, channels_last
+from tf2torch.frontends.keras.importers.recurrent import import_masked_global_average_pooling
 from tf2torch.frontends.keras.importers.shapes import pool_output_length, same_padding
+from tf2torch.frontends.keras.masking import call_mask
 from tf2torch.frontends.keras.registry import register_importer
 from tf2torch.ir import TensorSpec, Value
 
@@ -43,6 +45,8 @@ def import_pooling(ctx: LayerContext) -> list[Value]:
 def import_global_pooling(ctx: LayerContext) -> list[Value]:
     channels_last(ctx)
     x = ctx.inputs[0]
+    if ctx.class_name in ("GlobalAveragePooling1D", "GlobalAvgPool1D") and call_mask(ctx) is not None:
+        return import_masked_global_average_pooling(ctx)
     if "mask" in ctx.tensor_kwargs:
         raise ctx.unsupported("a mask on global pooling")
     keepdims = bool(ctx.config.get("keepdims", False))
