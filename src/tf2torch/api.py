@@ -118,15 +118,9 @@ class ConversionResult:
     ) -> VerificationReport:
         """Run Keras and the converted module on the same inputs (random, a list of source-layout
         arrays, or an .npz path) and compare every output."""
-        from tf2torch.verify.runner import load_keras_model, run_keras, run_torch
+        from tf2torch.verify.runner import run_keras, run_torch
 
-        keras_model = self._keras_model if keras_model is None else keras_model
-        if keras_model is None:
-            keras_model = load_keras_model(self.source_path, self.keras_major, custom_objects)
-        arrays = _resolve_inputs(inputs, self.graph, batch_size, seed)
-        if training:
-            # Training mode updates BatchNorm statistics: never touch the user's objects.
-            keras_model = _clone_keras(keras_model)
+        keras_model, arrays = self._reference(inputs, training, batch_size, custom_objects, seed, keras_model)
         expected = run_keras(keras_model, arrays, training, names=self.graph.input_names)
         module = copy.deepcopy(self.module) if training else self.module
         actual = run_torch(module, self.graph, arrays, training)
@@ -135,6 +129,20 @@ class ConversionResult:
             report.outputs.append(compare_output(name, ref, out, tolerance))
         return report
 
+    def _reference(
+        self, inputs: Any, training: bool, batch_size: int, custom_objects: dict | None, seed: int, keras_model: Any
+    ) -> tuple[Any, list[np.ndarray]]:
+        """The source model to compare against (loaded if needed) and the inputs to feed."""
+        from tf2torch.verify.runner import load_keras_model
+
+        keras_model = self._keras_model if keras_model is None else keras_model
+        if keras_model is None:
+            keras_model = load_keras_model(self.source_path, self.keras_major, custom_objects)
+        arrays = _resolve_inputs(inputs, self.graph, batch_size, seed)
+        if training:
+            # Training mode updates BatchNorm statistics: never touch the user's objects.
+            keras_model = _clone_keras(keras_model)
+        return keras_model, arrays
 
     def verify_layers(
         self,
@@ -150,14 +158,8 @@ class ConversionResult:
         """Compare every Keras layer's output with the converted code's, and name the first
         layer that diverges (`report.first_divergence`)."""
         from tf2torch.verify.layerwise import verify_layers
-        from tf2torch.verify.runner import load_keras_model
 
-        keras_model = self._keras_model if keras_model is None else keras_model
-        if keras_model is None:
-            keras_model = load_keras_model(self.source_path, self.keras_major, custom_objects)
-        arrays = _resolve_inputs(inputs, self.graph, batch_size, seed)
-        if training:
-            keras_model = _clone_keras(keras_model)
+        keras_model, arrays = self._reference(inputs, training, batch_size, custom_objects, seed, keras_model)
         return verify_layers(self, keras_model, arrays, training, tolerance)
 
 
