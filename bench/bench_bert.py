@@ -6,10 +6,10 @@
 Each framework runs in its own subprocess (thread pools are process-wide). Prints the median
 forward time of each and the ratios tf2torch / other (target: <= 1.0x TensorFlow).
 
-Workers run with OMP_WAIT_POLICY=PASSIVE (all of them, same environment): on a machine that
-other jobs keep busy, OpenMP's default busy-waiting makes every torch op wait for descheduled
-threads (measured 5x slower per op with 2 threads on a loaded 2-core machine), while
-TensorFlow's own thread pool does not busy-wait. `--omp-active` keeps the default.
+`--omp-passive` runs every worker with OMP_WAIT_POLICY=PASSIVE: on a machine that other jobs
+keep busy, OpenMP's default busy-waiting makes every torch op wait for descheduled threads
+(measured 5x slower per op with 2 threads on a loaded 2-core machine). The default leaves it
+unset, which is right on an idle machine.
 """
 
 from __future__ import annotations
@@ -94,8 +94,8 @@ def main() -> None:
     parser.add_argument("--vocab", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--omp-active", action="store_true",
-                        help="keep OpenMP's default busy-waiting (fast on an idle machine only)")
+    parser.add_argument("--omp-passive", action="store_true",
+                        help="OMP_WAIT_POLICY=PASSIVE for every worker (use on a loaded machine)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -121,7 +121,7 @@ def main() -> None:
             for kind, backend in (("tf2torch", "tensorflow"), ("tensorflow", "tensorflow"), ("keras_torch", "torch")):
                 env = {**os.environ, "KERAS_BACKEND": backend, "OMP_NUM_THREADS": str(args.threads),
                        "MKL_NUM_THREADS": str(args.threads)}
-                if not args.omp_active:
+                if args.omp_passive:
                     env["OMP_WAIT_POLICY"] = "PASSIVE"
                 cmd = [sys.executable, __file__, "--worker", kind, "--path", path, "--threads", str(args.threads),
                        "--runs", str(args.runs), "--vocab", str(args.vocab)]

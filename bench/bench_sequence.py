@@ -7,13 +7,13 @@ Models (random weights; token ids right-padded to varying lengths):
   bigru_tagger            Embedding(20000, 128, mask_zero=True) -> Bidirectional(GRU(128,
                           return_sequences)) -> Dense(17), batch 32, 128 steps
 
-    .venv/bin/python bench/bench_sequence.py [--threads 2] [--runs 20] [--rounds 3] [--omp-wait-policy PASSIVE]
+    .venv/bin/python bench/bench_sequence.py [--threads 2] [--runs 20] [--rounds 3] [--omp-wait-policy default|PASSIVE]
 
 torch's OpenMP pool spin-waits by default (OMP_WAIT_POLICY unset): on a machine with more
 busy processes than cores that makes every small op wait for descheduled spinning threads
-(a 2-thread nn.LSTM went from 7 ms to seconds here). The benchmark therefore sets
-OMP_WAIT_POLICY=PASSIVE for both torch runs (TensorFlow's Eigen pool does not read it);
-`--omp-wait-policy default` leaves the variable alone.
+(a 2-thread nn.LSTM went from 7 ms to seconds here). On such a machine pass
+`--omp-wait-policy PASSIVE` (applied to both torch runs; TensorFlow's Eigen pool does not read
+it). The default leaves the variable unset: on an idle machine PASSIVE makes torch ~4x slower.
 
 Prints the median forward time of each framework (TensorFlow and tf2torch: the best of
 --rounds alternating rounds) and the ratios tf2torch / other (target: <= 1.0x TensorFlow).
@@ -89,7 +89,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best round median counts")
-    parser.add_argument("--omp-wait-policy", default="PASSIVE", help="PASSIVE, ACTIVE or 'default' (unset)")
+    parser.add_argument("--omp-wait-policy", default="default", help="PASSIVE, ACTIVE or 'default' (unset)")
     parser.add_argument("--worker", nargs=3, metavar=("KIND", "PATH", "THREADS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:

@@ -7,7 +7,7 @@ code train.py runs) vs Keras `model.fit` on TensorFlow, same model, data, batch 
 Models: `cnn` = Conv(32)-BN-ReLU-MaxPool-Conv(64)-BN-ReLU-GlobalAvgPool-Dense(10) on 32x32x3
 images, batch 64; `mlp` = 784-512-256-10, batch 128. Adam, sparse categorical cross-entropy,
 accuracy metric, an L2 kernel regularizer. Each framework runs in its own subprocess (thread
-pools are process-wide) with OMP_WAIT_POLICY=PASSIVE, after one warm-up epoch (tracing). Prints
+pools are process-wide), after one warm-up epoch (tracing); `--omp-passive` on a loaded machine. Prints
 the median time per step of each and the ratio tf2torch / TensorFlow (target <= 1.0).
 """
 
@@ -120,7 +120,8 @@ def main() -> None:
     parser.add_argument("--model", choices=["cnn", "mlp"], default="cnn")
     parser.add_argument("--worker", choices=["tf", "torch"], help=argparse.SUPPRESS)
     parser.add_argument("--torch-compile", action="store_true", help="run the module through torch.compile")
-    parser.add_argument("--omp-active", action="store_true", help="keep OpenMP's busy-waiting default")
+    parser.add_argument("--omp-passive", action="store_true",
+                        help="OMP_WAIT_POLICY=PASSIVE for both workers (use on a loaded machine)")
     args = parser.parse_args()
     if args.worker:
         result = worker_tf(args) if args.worker == "tf" else worker_torch(args)
@@ -128,7 +129,7 @@ def main() -> None:
         return
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "",
            "OMP_NUM_THREADS": str(args.threads)}
-    if not args.omp_active:
+    if args.omp_passive:
         env["OMP_WAIT_POLICY"] = "PASSIVE"
     medians = {}
     for name in ("tf", "torch"):
