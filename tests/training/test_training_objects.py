@@ -223,8 +223,6 @@ def test_constraint_in_torch_layout_matches_keras(name):
 
 
 def test_unsupported_settings_are_clear_errors():
-    with pytest.raises(UnsupportedTraining, match="loss 'ctc' is not supported"):
-        parse_loss("ctc")
     with pytest.raises(UnsupportedTraining, match="metric 'f1_score' is not supported"):
         parse_metric("f1_score")
     with pytest.raises(UnsupportedTraining, match="AUC other than ROC"):

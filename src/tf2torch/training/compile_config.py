@@ -187,9 +187,12 @@ _LOSS_CLASSES = {
     "CategoricalCrossentropy": "categorical_crossentropy",
     "SparseCategoricalCrossentropy": "sparse_categorical_crossentropy",
     "BinaryCrossentropy": "binary_crossentropy", "BinaryFocalCrossentropy": "binary_focal_crossentropy",
+    "CategoricalFocalCrossentropy": "categorical_focal_crossentropy", "Dice": "dice", "Tversky": "tversky",
+    # The `CTC` class only: the string "ctc" stays refused (not in LOSS_FUNCTIONS) for now.
+    "CTC": "ctc",
 }
 _LOSS_ARGS = {"from_logits", "label_smoothing", "axis", "ignore_class", "delta", "apply_class_balancing", "alpha",
-              "gamma"}
+              "gamma", "beta"}
 
 
 def _loss_name(name: str) -> str:
@@ -197,6 +200,12 @@ def _loss_name(name: str) -> str:
     if name not in LOSS_FUNCTIONS:
         raise UnsupportedTraining(f"loss {name!r} is not supported yet")
     return name
+
+
+def _loss_default(fn: str, key: str) -> Any:
+    """The runtime function's default for `key` (Dice and Tversky default `axis` to None)."""
+    param = inspect.signature(LOSS_FUNCTIONS[fn]).parameters.get(key)
+    return -1 if param is None or param.default is inspect.Parameter.empty else param.default
 
 
 def parse_loss(raw: Any) -> Obj:
@@ -230,7 +239,7 @@ def parse_loss(raw: Any) -> Obj:
         raise UnsupportedTraining(f"loss reduction {reduction!r} is not supported yet")
     for key, value in config.items():
         if key in _LOSS_ARGS:
-            if key == "axis" and value == -1:
+            if key == "axis" and value == _loss_default(fn, "axis"):
                 continue
             if key in ("from_logits", "label_smoothing", "ignore_class") and not value and value != 0:
                 continue

@@ -145,6 +145,52 @@ def binary_focal_crossentropy(y_true, y_pred, apply_class_balancing=False, alpha
     return torch.mean(focal, dim=axis)
 
 
+def categorical_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2.0, from_logits=False, label_smoothing=0.0,
+                                   axis=-1):
+    # Keras smooths with the size of the last axis whatever `axis` is, and multiplies by
+    # `alpha` (a scalar or a per-class list) broadcast against the last axis.
+    if label_smoothing:
+        y_true = y_true * (1.0 - label_smoothing) + label_smoothing / y_true.shape[-1]
+    if from_logits:
+        y_pred = torch.softmax(y_pred, dim=axis)
+    output = y_pred / torch.sum(y_pred, dim=axis, keepdim=True)
+    output = torch.clamp(output, EPSILON, 1.0 - EPSILON)
+    cce = -y_true * torch.log(output)
+    if isinstance(alpha, (list, tuple)):
+        alpha = torch.tensor(alpha, dtype=output.dtype)
+    focal = torch.pow(1.0 - output, gamma) * alpha * cce
+    return torch.sum(focal, dim=axis)
+
+
+def _sum_over(x, axis):
+    """`ops.sum(x, axis)`: every element when `axis` is None."""
+    if axis is None:
+        return torch.sum(x)
+    return torch.sum(x, dim=list(axis) if isinstance(axis, (list, tuple)) else axis)
+
+
+def dice(y_true, y_pred, axis=None):
+    intersection = _sum_over(y_true * y_pred, axis)
+    return 1.0 - 2.0 * intersection / (_sum_over(y_true, axis) + _sum_over(y_pred, axis) + EPSILON)
+
+
+def tversky(y_true, y_pred, alpha=0.5, beta=0.5, axis=None):
+    intersection = _sum_over(y_true * y_pred, axis)
+    fp = _sum_over((1.0 - y_pred) * y_true, axis)
+    fn = _sum_over(y_pred * (1.0 - y_true), axis)
+    return 1.0 - intersection / (intersection + fp * alpha + fn * beta + EPSILON)
+
+
+def ctc(y_true, y_pred):
+    """Keras' CTC: `y_true` (batch, max_length) integer labels padded with the blank 0,
+    `y_pred` (batch, steps, classes) logits; every sequence uses all `steps`."""
+    labels = y_true.long()
+    log_probs = F.log_softmax(y_pred, dim=-1).transpose(0, 1)
+    input_lengths = torch.full((y_pred.shape[0],), y_pred.shape[1], dtype=torch.long)
+    label_lengths = torch.sum(labels != 0, dim=-1)
+    return F.ctc_loss(log_probs, labels, input_lengths, label_lengths, blank=0, reduction="none")
+
+
 LOSS_FUNCTIONS: dict[str, Callable] = {
     "mean_squared_error": mean_squared_error,
     "mean_absolute_error": mean_absolute_error,
@@ -162,6 +208,10 @@ LOSS_FUNCTIONS: dict[str, Callable] = {
     "sparse_categorical_crossentropy": sparse_categorical_crossentropy,
     "binary_crossentropy": binary_crossentropy,
     "binary_focal_crossentropy": binary_focal_crossentropy,
+    "categorical_focal_crossentropy": categorical_focal_crossentropy,
+    "dice": dice,
+    "tversky": tversky,
+    "ctc": ctc,
 }
 
 
