@@ -161,9 +161,15 @@ def convert_multi_head_attention(node: Node, b: ModuleBuilder) -> None:
     if masked and a["masked_value"] == K3_SDPA_MASKED_VALUE:
         comment = "Keras 3 masks scores with -0.7 * float32 max on this path (a fully masked row is uniform)."
     mod = b.submodule(node, call(cls, **kwargs), state, frozen=frozen, comment=comment)
+    _emit_attention_call(node, b, mod, ("key", "attention_mask", "query_mask", "value_mask"))
+
+
+def _emit_attention_call(node: Node, b: ModuleBuilder, mod: str, optional_roles: tuple[str, ...]) -> None:
+    """`outputs = self.layer(query, value, key=..., ..._mask=..., flags)` from the node's roles."""
+    a = node.attrs
     roles = a["roles"]
     args = [b.var(node.inputs[roles.index("query")]), b.var(node.inputs[roles.index("value")])]
-    for role in ("key", "attention_mask", "query_mask", "value_mask"):
+    for role in optional_roles:
         if role in roles:
             args.append(f"{role}={b.var(node.inputs[roles.index(role)])}")
     if a["use_causal_mask"]:
@@ -237,16 +243,7 @@ def convert_dot_attention(node: Node, b: ModuleBuilder) -> None:
         kwargs["dropout"] = a["dropout"]
     frozen = ("*",) if state and not next(iter(node.params.values())).trainable else ()
     mod = b.submodule(node, call(cls, **kwargs), state, frozen=frozen)
-    roles = a["roles"]
-    args = [b.var(node.inputs[roles.index("query")]), b.var(node.inputs[roles.index("value")])]
-    for role in ("key", "query_mask", "value_mask"):
-        if role in roles:
-            args.append(f"{role}={b.var(node.inputs[roles.index(role)])}")
-    if a["use_causal_mask"]:
-        args.append("use_causal_mask=True")
-    if a["return_attention_scores"]:
-        args.append("return_attention_scores=True")
-    b.emit(node.outputs, f"{mod}({', '.join(args)})")
+    _emit_attention_call(node, b, mod, ("key", "query_mask", "value_mask"))
 
 
 EINSUM_DENSE_HELPER = '''

@@ -12,6 +12,7 @@ lines up with Keras' own attribute paths.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -434,6 +435,30 @@ def _hub_attention(ctx: LayerContext, group: Any, path: str, query: Value, value
     )[0]
 
 
+def _residual(
+    ctx: LayerContext, group: Any, block: str, x: Value, eps: float, first: bool, body: Callable[[Value], Value]
+) -> Value:
+    """keras_hub's sublayer wrapper: `body(x) + x` with its LayerNormalization before the
+    body (`normalize_first`) or after the sum."""
+    residual = x
+    if first:
+        x = _layer_norm(ctx, group, f"_{block}_layer_norm", x, eps)
+    x = body(x)
+    x = _sub(ctx, f"{block}_residual").add("add", [x, residual], [x.spec]).outputs[0]
+    if not first:
+        x = _layer_norm(ctx, group, f"_{block}_layer_norm", x, eps)
+    return x
+
+
+def _feedforward(ctx: LayerContext, group: Any, x: Value, cfg: dict, eps: float, rate: float, first: bool) -> Value:
+    def body(h: Value) -> Value:
+        h = _dense(ctx, group, "_feedforward_intermediate_dense", h, cfg.get("activation", "relu"))
+        h = _dense(ctx, group, "_feedforward_output_dense", h)
+        return _dropout(ctx, "_feedforward_dropout", h, rate)
+
+    return _residual(ctx, group, "feedforward", x, eps, first, body)
+
+
 @register_importer("TransformerEncoder")
 def import_transformer_encoder(ctx: LayerContext) -> list[Value]:
     cfg = ctx.config
@@ -454,25 +479,12 @@ def import_transformer_encoder(ctx: LayerContext) -> list[Value]:
     rate = float(cfg.get("dropout", 0.0))
     first = bool(cfg.get("normalize_first", False))
     ctx.set_output_masks([implicit])
-    residual = x
-    if first:
-        x = _layer_norm(ctx, group, "_self_attention_layer_norm", x, eps)
-    x = _hub_attention(ctx, group, "_self_attention_layer", x, x, cfg, padding, t.get("attention_mask"), False,
-                       query_mask=implicit)
-    x = _dropout(ctx, "_self_attention_dropout", x, rate)
-    x = _sub(ctx, "self_attention_residual").add("add", [x, residual], [x.spec]).outputs[0]
-    if not first:
-        x = _layer_norm(ctx, group, "_self_attention_layer_norm", x, eps)
-    residual = x
-    if first:
-        x = _layer_norm(ctx, group, "_feedforward_layer_norm", x, eps)
-    x = _dense(ctx, group, "_feedforward_intermediate_dense", x, cfg.get("activation", "relu"))
-    x = _dense(ctx, group, "_feedforward_output_dense", x)
-    x = _dropout(ctx, "_feedforward_dropout", x, rate)
-    x = _sub(ctx, "feedforward_residual").add("add", [x, residual], [x.spec]).outputs[0]
-    if not first:
-        x = _layer_norm(ctx, group, "_feedforward_layer_norm", x, eps)
-    return [x]
+    x = _residual(ctx, group, "self_attention", x, eps, first, lambda h: _dropout(
+        ctx, "_self_attention_dropout",
+        _hub_attention(ctx, group, "_self_attention_layer", h, h, cfg, padding, t.get("attention_mask"), False,
+                       query_mask=implicit),
+        rate))
+    return [_feedforward(ctx, group, x, cfg, eps, rate, first)]
 
 
 @register_importer("TransformerDecoder")
@@ -495,35 +507,18 @@ def import_transformer_decoder(ctx: LayerContext) -> list[Value]:
     eps = float(cfg.get("layer_norm_epsilon", 1e-5))
     rate = float(cfg.get("dropout", 0.0))
     first = bool(cfg.get("normalize_first", False))
-    residual = x
-    if first:
-        x = _layer_norm(ctx, group, "_self_attention_layer_norm", x, eps)
-    x = _hub_attention(ctx, group, "_self_attention_layer", x, x, cfg, padding, t.get("decoder_attention_mask"), causal)
-    x = _dropout(ctx, "_self_attention_dropout", x, rate)
-    x = _sub(ctx, "self_attention_residual").add("add", [x, residual], [x.spec]).outputs[0]
-    if not first:
-        x = _layer_norm(ctx, group, "_self_attention_layer_norm", x, eps)
+    x = _residual(ctx, group, "self_attention", x, eps, first, lambda h: _dropout(
+        ctx, "_self_attention_dropout",
+        _hub_attention(ctx, group, "_self_attention_layer", h, h, cfg, padding, t.get("decoder_attention_mask"), causal),
+        rate))
     if encoder is not None:
-        residual = x
-        if first:
-            x = _layer_norm(ctx, group, "_cross_attention_layer_norm", x, eps)
         enc_padding = t.get("encoder_padding_mask") or _mask_of(ctx, encoder)
-        x = _hub_attention(ctx, group, "_cross_attention_layer", x, encoder, cfg, enc_padding,
-                           t.get("encoder_attention_mask"), False)
-        x = _dropout(ctx, "_cross_attention_dropout", x, rate)
-        x = _sub(ctx, "cross_attention_residual").add("add", [x, residual], [x.spec]).outputs[0]
-        if not first:
-            x = _layer_norm(ctx, group, "_cross_attention_layer_norm", x, eps)
-    residual = x
-    if first:
-        x = _layer_norm(ctx, group, "_feedforward_layer_norm", x, eps)
-    x = _dense(ctx, group, "_feedforward_intermediate_dense", x, cfg.get("activation", "relu"))
-    x = _dense(ctx, group, "_feedforward_output_dense", x)
-    x = _dropout(ctx, "_feedforward_dropout", x, rate)
-    x = _sub(ctx, "feedforward_residual").add("add", [x, residual], [x.spec]).outputs[0]
-    if not first:
-        x = _layer_norm(ctx, group, "_feedforward_layer_norm", x, eps)
-    return [x]
+        x = _residual(ctx, group, "cross_attention", x, eps, first, lambda h: _dropout(
+            ctx, "_cross_attention_dropout",
+            _hub_attention(ctx, group, "_cross_attention_layer", h, encoder, cfg, enc_padding,
+                           t.get("encoder_attention_mask"), False),
+            rate))
+    return [_feedforward(ctx, group, x, cfg, eps, rate, first)]
 
 
 @register_importer("keras_hub.TakeToken")
