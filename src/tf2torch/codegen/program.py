@@ -30,6 +30,13 @@ class Statement:
     expr: str
     comment: str | None = None
     values: tuple[Value, ...] = ()  # the IR values assigned (for verification taps)
+    operator: str = "="  # "+=" for an in-place add
+
+
+# Ops whose generated call returns a new tensor that their backward does not read back.
+# Such a value, used once, may be overwritten in place by its consumer (torchvision's
+# `ReLU(inplace=True)` and `out += identity`): one feature-map allocation less per use.
+FRESH_OUTPUT_OPS = frozenset({"conv", "batch_norm", "add", "dense"})
 
 
 @dataclass
@@ -46,11 +53,28 @@ class ModuleBuilder:
         self._attrs = NameScope(MODULE_RESERVED)
         self._by_key: dict[tuple[str, str], Submodule] = {}
         self._vars, self._scope = assign_variable_names(self.graph)
+        self._uses: dict[int, int] = {}
+        for node in self.graph.nodes:
+            for value in node.inputs:
+                self._uses[id(value)] = self._uses.get(id(value), 0) + 1
+        for value in self.graph.outputs:
+            self._uses[id(value)] = self._uses.get(id(value), 0) + 1
 
     # -- what converters call -------------------------------------------------------------
 
     def var(self, value: Value) -> str:
         return self._vars[id(value)]
+
+    def overwritable(self, value: Value) -> bool:
+        """True when `value`'s only use is the op being converted, so that op may write its
+        result into it (see FRESH_OUTPUT_OPS)."""
+        producer = value.producer
+        return (
+            producer is not None
+            and producer.op in FRESH_OUTPUT_OPS
+            and len(producer.outputs) == 1
+            and self._uses.get(id(value), 0) == 1
+        )
 
     def submodule(
         self, node: Node, ctor: str, state: dict[str, np.ndarray], *, suffix: str = "",
@@ -65,9 +89,9 @@ class ModuleBuilder:
             self.submodules.append(sub)
         return f"self.{self._by_key[key].attr}"
 
-    def emit(self, outputs: Value | list[Value], expr: str, comment: str | None = None) -> None:
+    def emit(self, outputs: Value | list[Value], expr: str, comment: str | None = None, operator: str = "=") -> None:
         values = outputs if isinstance(outputs, list) else [outputs]
-        self.statements.append(Statement([self.var(v) for v in values], expr, comment, tuple(values)))
+        self.statements.append(Statement([self.var(v) for v in values], expr, comment, tuple(values), operator))
 
     def temp(self, base: str, expr: str, comment: str | None = None) -> str:
         """A statement whose result has no IR value (an intermediate step of one op)."""

@@ -41,7 +41,7 @@ TAPS: dict[str, torch.Tensor] = {}
 
 
 def _tap(name: str, tensor: torch.Tensor) -> None:
-    TAPS[name] = tensor.detach()
+    TAPS[name] = tensor.detach().clone()  # later in-place ops must not change it
 '''
 
 
@@ -79,7 +79,7 @@ def render_module(
     for st in builder.statements:
         if st.comment:
             out += [f"{INDENT * 2}# {line}" for line in st.comment.splitlines()]
-        out.append(f"{INDENT * 2}{', '.join(st.targets)} = {st.expr}")
+        out.append(f"{INDENT * 2}{', '.join(st.targets)} {st.operator} {st.expr}")
         for value in st.values if taps else ():
             if id(value) in taps:
                 out.append(f'{INDENT * 2}_tap("{taps[id(value)]}", {builder.var(value)})')

@@ -43,6 +43,13 @@ ACTIVATION_EXPRESSIONS: dict[str, Expr] = {
     "threshold": lambda x, a: f"F.threshold({x}, {literal(a['threshold'])}, 0.0)",
 }
 
+# In-place forms, for an input nothing else reads (ModuleBuilder.overwritable). Only
+# functions whose backward reads their own output, never their input.
+IN_PLACE_EXPRESSIONS: dict[str, Expr] = {
+    "relu": lambda x, a: f"F.relu({x}, inplace=True)",
+    "relu6": lambda x, a: f"F.relu6({x}, inplace=True)",
+}
+
 
 def _functional(expr: str, b: ModuleBuilder) -> str:
     if "F." in expr:
@@ -60,6 +67,9 @@ def convert_activation(node: Node, b: ModuleBuilder) -> None:
     elif fn == "glu":
         b.use_functional()
         b.emit(node.outputs[0], f"F.glu({x}, dim={node.inputs[0].torch_axis(-1)})")
+    elif fn in IN_PLACE_EXPRESSIONS and b.overwritable(node.inputs[0]):
+        b.use_functional()
+        b.emit(node.outputs[0], IN_PLACE_EXPRESSIONS[fn](x, a))
     else:
         b.emit(node.outputs[0], _functional(ACTIVATION_EXPRESSIONS[fn](x, a), b))
 
@@ -72,10 +82,17 @@ def _convert_general_relu(node: Node, b: ModuleBuilder, x: str) -> None:
         b.use_functional()
         b.emit(node.outputs[0], f"F.leaky_relu({x}, negative_slope={literal(slope)})")
         return
+    in_place = not slope and b.overwritable(node.inputs[0])
     if threshold:
         y = f"{x} * ({x} > {literal(threshold)})"
+    elif max_value == 6:
+        # Keras uses the native relu6 here (and its gradient, zero at both ends).
+        b.use_functional()
+        y = f"F.relu6({x}, inplace=True)" if in_place else f"F.relu6({x})"
+        max_value = None
     else:
-        y = f"torch.relu({x})"
+        b.use_functional()
+        y = f"F.relu({x}, inplace=True)" if in_place else f"torch.relu({x})"
     if max_value is not None:
         y = f"({y}).clamp(0.0, {literal(max_value)})"
     if slope:

@@ -14,6 +14,14 @@ INFIX = {"add": " + ", "subtract": " - ", "multiply": " * ", "divide": " / "}
 
 @register_converter("add", "subtract", "multiply", "divide")
 def convert_infix(node: Node, b: ModuleBuilder) -> None:
+    if node.op == "add" and len(node.inputs) == 2:
+        out = node.outputs[0]
+        for target, other in (node.inputs, node.inputs[::-1]):
+            # `x += y` writes into x's storage: x must be a fresh tensor used only here,
+            # already of the result's shape and dtype (float addition is commutative).
+            if b.var(target) == b.var(out) and b.overwritable(target) and target.spec == out.spec:
+                b.emit(out, b.var(other), operator="+=")
+                return
     b.emit(node.outputs[0], INFIX[node.op].join(b.var(v) for v in node.inputs))
 
 
