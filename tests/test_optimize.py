@@ -160,3 +160,30 @@ def test_model_without_2d_convolutions_keeps_its_memory_format(keras, tmp_path):
     model = keras.Model(inp, keras.layers.Dense(3, name="dense")(x))
     result = convert_and_compare(model, tmp_path)
     assert "channels_last" not in result.source_code
+
+
+@pytest.mark.parametrize("onednn_linear", [True, False], ids=["onednn", "default_linear"])
+def test_optimize_computes_linear_layers_with_onednn(keras, tmp_path, onednn_linear):
+    """Every nn.Linear, also those inside the attention helper module, becomes OneDNNLinear
+    (opt-out with onednn_linear=False); outputs still match TensorFlow."""
+    tokens = keras.Input((13, 24))
+    x = keras.layers.MultiHeadAttention(num_heads=3, key_dim=5, name="attention")(tokens, tokens)
+    x = keras.layers.LayerNormalization(name="norm")(x + tokens)
+    x = keras.layers.Dense(31, activation="gelu", name="ffn")(x)
+    outputs = keras.layers.Dense(7, name="head")(x)
+    model = keras.Model(tokens, outputs)
+    result = convert_and_compare(model, tmp_path, batch_size=4)
+
+    fast = tf2torch.optimize_for_inference(result.module, onednn_linear=onednn_linear)
+
+    linears = [m for m in fast.modules() if type(m) is nn.Linear]
+    onednn = [m for m in fast.modules() if type(m).__name__ == "OneDNNLinear"]
+    assert (len(linears), len(onednn)) == ((0, 6) if onednn_linear else (6, 0))
+    x = np.random.default_rng(5).normal(size=(4, 13, 24)).astype(np.float32)
+    expected = np.asarray(model(x, training=False))
+    with torch.inference_mode():
+        actual = fast(torch.from_numpy(x)).numpy()
+        one_row = fast(torch.from_numpy(x[:1])).numpy()
+    scale = float(np.abs(expected).max())
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-5 * scale)
+    np.testing.assert_allclose(one_row, expected[:1], rtol=0, atol=1e-5 * scale)
