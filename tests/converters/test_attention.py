@@ -146,13 +146,41 @@ def test_multi_head_attention_training_dropout_is_unbiased(keras, tmp_path):
     assert np.abs(runs.mean(0) - expected).max() < 0.05 * scale
 
 
-def test_multi_head_attention_gate_is_unsupported(keras, tmp_path):
+GATED_MHA = {
+    # (layer kwargs, query shape, value shape, call kwargs, file suffix)
+    "value_dim_cross": ({"num_heads": 3, "key_dim": 4, "value_dim": 5}, (5, 8), (7, 6), {}, ".keras"),
+    "no_bias_output_shape": ({"num_heads": 2, "key_dim": 3, "use_bias": False, "output_shape": 7}, (5, 8), (6, 8), {}, ".keras"),
+    "attention_axes_2d": ({"num_heads": 2, "key_dim": 3, "attention_axes": (1, 2)}, (4, 5, 6), (4, 5, 6), {}, ".keras"),
+    "causal_with_scores": ({"num_heads": 2, "key_dim": 3, "value_dim": 4}, (7, 8), (7, 8),
+                           {"use_causal_mask": True, "return_attention_scores": True}, ".keras"),
+    "legacy_h5": ({"num_heads": 3, "key_dim": 2, "value_dim": 5}, (5, 8), (6, 4), {}, ".h5"),
+}
+
+
+@pytest.mark.parametrize("case", list(GATED_MHA), ids=str)
+def test_multi_head_attention_use_gate(keras, tmp_path, case):
+    """use_gate=True: sigmoid(EinsumDense(query)) multiplies each head's output before the
+    output projection (Keras 3.15 multi_head_attention.py)."""
+    kwargs, q_shape, v_shape, call, suffix = GATED_MHA[case]
+    q, v = keras.Input(q_shape), keras.Input(v_shape)
+    y = keras.layers.MultiHeadAttention(**kwargs, use_gate=True, name="mha")(q, v, **call)
+    result = convert_and_compare(keras.Model([q, v], list(y) if isinstance(y, tuple) else y), tmp_path, suffix=suffix)
+    assert "use_gate=True" in result.source_code
+
+
+@pytest.mark.parametrize("use_bias", [True, False], ids=["bias", "no_bias"])
+def test_grouped_query_attention_use_gate(keras, tmp_path, use_bias):
+    q = keras.Input((6, 10))
+    y = keras.layers.GroupQueryAttention(3, 6, 2, use_gate=True, use_bias=use_bias, name="gqa")(q, q, use_causal_mask=True)
+    result = convert_and_compare(keras.Model(q, y), tmp_path)
+    assert "use_gate=True" in result.source_code
+
+
+def test_multi_head_attention_gate_in_training_mode(keras, tmp_path):
+    """Without dropout, training mode gives the same numbers as TF's training mode."""
     q = keras.Input((5, 8))
     y = keras.layers.MultiHeadAttention(2, 3, use_gate=True, name="mha")(q, q)
-    path = tmp_path / "gate.keras"
-    keras.Model(q, y).save(path)
-    with pytest.raises(UnsupportedFeature, match="use_gate"):
-        tf2torch.convert(str(path))
+    convert_and_compare(keras.Model(q, y), tmp_path, training=True)
 
 
 def test_grouped_query_attention_with_mask(keras, tmp_path):

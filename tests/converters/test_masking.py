@@ -125,3 +125,56 @@ def test_mask_is_computed_once_and_not_padding_idx(keras, tmp_path):
     result = convert_and_compare(_embedded(keras, keras.layers.LSTM(4)), tmp_path, inputs=[_ids("left")])
     assert "padding_idx" not in result.source_code
     assert "!= 0" in result.source_code
+
+
+EXPORTED = {
+    "lstm_sequences": lambda k: k.layers.LSTM(5, return_sequences=True),
+    "lstm_final_states": lambda k: k.layers.LSTM(5, return_state=True),
+    "bidirectional_gru_last": lambda k: k.layers.Bidirectional(k.layers.GRU(4)),
+}
+
+
+@pytest.mark.parametrize("name", list(EXPORTED))
+def test_torch_export_of_masked_rnn_with_dynamic_batch(keras, tmp_path, name):
+    """torch.export.export works on masked RNNs (the traced graph runs the exact step loop,
+    with no branch on the mask's values); the exported program, run on another batch size,
+    matches TensorFlow on right-, left- and holey-padded rows at once."""
+    import torch
+
+    layer = EXPORTED[name](keras)
+    inp = keras.Input((STEPS,), dtype="int32")
+    out = layer(keras.layers.Embedding(VOCAB, 6, mask_zero=True)(inp))
+    model = keras.Model(inp, list(out) if isinstance(out, (list, tuple)) else out)
+    result = convert_and_compare(model, tmp_path, inputs=[_ids("right")])
+    batch = torch.export.Dim("batch", min=2, max=64)
+    example = torch.from_numpy(_ids("left").astype(np.int64))
+    program = torch.export.export(result.module.eval(), (example,), dynamic_shapes=({0: batch},))
+    ids = np.concatenate([_ids("right"), _ids("left"), _ids("holey")])  # batch 9, not the traced 3
+    got = program.module()(torch.from_numpy(ids.astype(np.int64)))
+    expected = model(ids)
+    got = got if isinstance(got, (list, tuple)) else [got]
+    expected = expected if isinstance(expected, (list, tuple)) else [expected]
+    for g, e in zip(got, expected, strict=True):
+        e = np.asarray(e)
+        np.testing.assert_allclose(g.detach().numpy(), e, rtol=0, atol=1e-5 * np.abs(e).max())
+
+
+@pytest.mark.parametrize("padding", ["left", "holey"])
+@pytest.mark.parametrize("case", ["keras3", "keras2", "keras3_bidirectional"])
+def test_masked_rnn_with_initial_states(keras, tmp_path, case, padding):
+    """Keras 3 fills `mask` from the input only for calls with one tensor argument: with
+    initial_state= the recurrence runs unmasked, yet the mask still reaches the pooling after
+    it. tf_keras uses the mask."""
+    if case == "keras2":
+        import tf_keras as keras
+    inp = keras.Input((STEPS,), dtype="int32")
+    n_states = 4 if "bidirectional" in case else 2
+    states_in = [keras.Input((5,)) for _ in range(n_states)]
+    x = keras.layers.Embedding(VOCAB, 6, mask_zero=True)(inp)
+    lstm = keras.layers.LSTM(5, return_sequences=True)
+    x = (keras.layers.Bidirectional(lstm) if "bidirectional" in case else lstm)(x, initial_state=states_in)
+    out = keras.layers.GlobalAveragePooling1D()(x)
+    rng = np.random.default_rng(8)
+    states = [rng.standard_normal((3, 5)).astype(np.float32) for _ in range(n_states)]
+    convert_and_compare(keras.Model([inp, *states_in], out), tmp_path, suffix=".h5" if case == "keras2" else ".keras",
+                        inputs=[_ids(padding), *states])

@@ -240,32 +240,286 @@ def test_keras2_time_distributed(tmp_path):
 
 
 CONV_LSTM = {
-    "valid_last": lambda k: k.layers.ConvLSTM2D(4, 3),
-    "same_sequences": lambda k: k.layers.ConvLSTM2D(3, (3, 2), padding="same", return_sequences=True, use_bias=False),
-    "strided_backwards": lambda k: k.layers.ConvLSTM2D(3, 3, strides=2, go_backwards=True, return_sequences=True),
-    "dilated_state_activations": lambda k: k.layers.ConvLSTM2D(
+    # (input shape without batch, layer)
+    "valid_last": ((4, 9, 11, 2), lambda k: k.layers.ConvLSTM2D(4, 3)),
+    "same_sequences": ((4, 9, 11, 2), lambda k: k.layers.ConvLSTM2D(3, (3, 2), padding="same", return_sequences=True,
+                                                                    use_bias=False)),
+    "strided_backwards": ((4, 9, 11, 2), lambda k: k.layers.ConvLSTM2D(3, 3, strides=2, go_backwards=True,
+                                                                       return_sequences=True)),
+    "dilated_state_activations": ((4, 9, 11, 2), lambda k: k.layers.ConvLSTM2D(
         2, 2, dilation_rate=2, return_state=True, activation="relu", recurrent_activation="hard_sigmoid"
-    ),
+    )),
+    # TF's 'same' with strides: 10 rows, kernel 3, stride 2 pad (0, 1); 11 columns, kernel 4 pad (1, 2).
+    "same_strided_asymmetric": ((4, 10, 11, 2), lambda k: k.layers.ConvLSTM2D(3, (3, 4), strides=2, padding="same",
+                                                                              return_sequences=True)),
+    "same_strided_symmetric": ((4, 9, 11, 2), lambda k: k.layers.ConvLSTM2D(3, 3, strides=2, padding="same",
+                                                                            return_state=True)),
+    "dropout_eval": ((4, 9, 11, 2), lambda k: k.layers.ConvLSTM2D(3, 3, dropout=0.3, recurrent_dropout=0.4,
+                                                                  return_sequences=True)),
+    "conv_lstm1d_same_strided": ((5, 10, 3), lambda k: k.layers.ConvLSTM1D(4, 4, strides=3, padding="same",
+                                                                           return_sequences=True)),
+    "conv_lstm1d_state_backwards": ((5, 10, 3), lambda k: k.layers.ConvLSTM1D(3, 3, return_state=True,
+                                                                              go_backwards=True)),
+    "conv_lstm3d_state": ((3, 5, 6, 4, 2), lambda k: k.layers.ConvLSTM3D(2, 2, return_state=True, padding="same")),
+    "conv_lstm3d_strided_same": ((3, 5, 6, 7, 2), lambda k: k.layers.ConvLSTM3D(2, 3, strides=2, padding="same",
+                                                                                return_sequences=True)),
 }
 
 
 @pytest.mark.parametrize("name", list(CONV_LSTM))
-def test_conv_lstm2d(keras, tmp_path, name):
-    inp = keras.Input((4, 9, 11, 2))
-    out = CONV_LSTM[name](keras)(inp)
-    convert_and_compare(keras.Model(inp, out), tmp_path)
+def test_conv_lstm(keras, tmp_path, name):
+    shape, layer = CONV_LSTM[name]
+    inp = keras.Input(shape)
+    out = layer(keras)(inp)
+    result = convert_and_compare(keras.Model(inp, list(out) if isinstance(out, (list, tuple)) else out), tmp_path)
+    if "asymmetric" in name:
+        assert "input_padding=(1, 2, 0, 1)" in result.source_code
 
 
-@pytest.mark.parametrize("what", ["ConvLSTM2D_dropout", "StackedRNNCells_return_state"])
-def test_unsupported_recurrent_options_are_named(keras, tmp_path, what):
-    if what == "ConvLSTM2D_dropout":
-        inp = keras.Input((3, 6, 6, 2))
-        out = keras.layers.ConvLSTM2D(2, 3, dropout=0.2)(inp)
-    else:
-        inp = keras.Input((STEPS, FEATURES))
-        cells = keras.layers.StackedRNNCells([keras.layers.LSTMCell(3), keras.layers.LSTMCell(2)])
-        out = keras.layers.RNN(cells, return_state=True)(inp)[0]
+def _frames(padding: str, shape=(3, 5, 7, 6, 2), seed=0) -> np.ndarray:
+    """Frames with whole masked steps (right-, left-padded or holey in time) and, in the
+    first sequence, a few masked positions inside one frame (Masking masks per position)."""
+    data = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    steps = {"right": [(0, [3, 4]), (2, [1, 2, 3, 4])], "left": [(0, [0, 1]), (2, [0, 1, 2, 3])],
+             "holey": [(0, [1, 3]), (2, [0, 2, 4])]}[padding]
+    for row, masked in steps:
+        data[row, masked] = 0.0
+    data[1, 2, 1:3, 2:5] = 0.0
+    return data
+
+
+MASKED_CONV_LSTM = {
+    "sequences": lambda k: k.layers.ConvLSTM2D(3, 3, padding="same", return_sequences=True),
+    "last_state": lambda k: k.layers.ConvLSTM2D(3, (3, 2), padding="same", return_state=True),
+    "backwards_sequences": lambda k: k.layers.ConvLSTM2D(2, 3, padding="same", go_backwards=True,
+                                                         return_sequences=True, recurrent_activation="hard_sigmoid"),
+    "zero_output_for_mask": lambda k: k.layers.ConvLSTM2D(3, 2, padding="same", return_sequences=True,
+                                                          zero_output_for_mask=True),
+}
+
+
+@pytest.mark.parametrize("padding", ["right", "left", "holey"])
+@pytest.mark.parametrize("name", list(MASKED_CONV_LSTM))
+def test_conv_lstm2d_after_masking(keras, tmp_path, name, padding):
+    """Masking on (batch, steps, h, w, c) gives a per-position mask (batch, steps, h, w):
+    Keras carries each position's states over its masked steps."""
+    inp = keras.Input((5, 7, 6, 2))
+    out = MASKED_CONV_LSTM[name](keras)(keras.layers.Masking()(inp))
+    model = keras.Model(inp, list(out) if isinstance(out, (list, tuple)) else out)
+    result = convert_and_compare(model, tmp_path, inputs=[_frames(padding)])
+    assert ".permute(" not in result.source_code  # the mask is computed on the channels-first frames
+
+
+@pytest.mark.parametrize("rank", [1, 3])
+def test_conv_lstm_1d_3d_after_masking(keras, tmp_path, rank):
+    spatial = (7,) if rank == 1 else (5, 4, 3)
+    inp = keras.Input((5,) + spatial + (2,))
+    layer = getattr(keras.layers, f"ConvLSTM{rank}D")(3, 3, padding="same", return_sequences=True, go_backwards=True)
+    data = np.random.default_rng(3).standard_normal((3, 5) + spatial + (2,)).astype(np.float32)
+    data[0, 3:] = 0.0  # right-padded
+    data[1, :2] = 0.0  # left-padded
+    data[2, 1, 1:3] = 0.0  # a hole inside one frame
+    convert_and_compare(keras.Model(inp, layer(keras.layers.Masking()(inp))), tmp_path, inputs=[data])
+
+
+def test_conv_lstm2d_explicit_step_mask(keras, tmp_path):
+    """A (batch, steps) mask passed as mask= (valid padding: the output is smaller)."""
+    inp, mask = keras.Input((5, 7, 6, 2)), keras.Input((5,), dtype="bool")
+    out = keras.layers.ConvLSTM2D(3, 3, return_sequences=True)(inp, mask=mask)
+    steps = np.array([[1, 1, 1, 0, 0], [0, 0, 1, 1, 1], [1, 0, 1, 1, 0]], dtype=bool)
+    convert_and_compare(keras.Model([inp, mask], out), tmp_path, inputs=[_frames("holey"), steps])
+
+
+@pytest.mark.parametrize("case", ["1d", "2d", "2d_after_masking"])
+def test_conv_lstm_initial_states(keras, tmp_path, case):
+    """Initial states as inputs. After Masking, Keras 3 runs the recurrence unmasked (a call
+    with two tensor arguments gets no implicit mask)."""
+    shape, spatial = ((5, 9, 2), (7,)) if case == "1d" else ((5, 9, 8, 2), (7, 6))
+    inp = keras.Input(shape)
+    h, c = keras.Input(spatial + (3,)), keras.Input(spatial + (3,))
+    layer = getattr(keras.layers, f"ConvLSTM{case[0]}D")(3, 3, return_sequences=True, return_state=True)
+    out = layer(keras.layers.Masking()(inp) if "masking" in case else inp, initial_state=[h, c])
+    rng = np.random.default_rng(1)
+    data = [rng.standard_normal((3,) + s).astype(np.float32) for s in (shape, spatial + (3,), spatial + (3,))]
+    if "masking" in case:
+        data[0][0, 3:] = 0.0
+    convert_and_compare(keras.Model([inp, h, c], list(out)), tmp_path, inputs=data)
+
+
+def test_conv_lstm2d_stateful_carries_state_and_resets(keras, tmp_path):
+    inp = keras.Input(batch_shape=(2, 3, 7, 6, 2))
+    layer = keras.layers.ConvLSTM2D(3, 3, padding="same", stateful=True, return_sequences=True, name="conv_lstm")
+    model = keras.Model(inp, layer(inp))
+    perturb_weights(model)
+    path = tmp_path / "stateful_conv_lstm.keras"
+    model.save(path)
+    module = tf2torch.convert(str(path)).module
+    rng = np.random.default_rng(6)
+    chunks = [rng.standard_normal((2, 3, 7, 6, 2)).astype(np.float32) for _ in range(3)]
+
+    def torch_out(chunk):  # the module takes and gives channels-first frames
+        out = module(torch.from_numpy(chunk).permute(0, 4, 1, 2, 3))
+        return out.permute(0, 2, 3, 4, 1).detach().numpy()
+
+    for chunk in chunks:
+        expected = np.asarray(model(chunk))
+        np.testing.assert_allclose(torch_out(chunk), expected, atol=1e-5 * np.abs(expected).max())
+    layer.reset_states()
+    module.reset_states()
+    expected = np.asarray(model(chunks[1]))
+    np.testing.assert_allclose(torch_out(chunks[1]), expected, atol=1e-5 * np.abs(expected).max())
+    assert not any(s.requires_grad for s in module.conv_lstm.states)
+
+
+@pytest.mark.parametrize("rates", [(0.3, 0.0), (0.0, 0.4), (0.25, 0.35)], ids=["dropout", "recurrent", "both"])
+def test_conv_lstm2d_dropout_in_training_with_the_same_masks(keras, tmp_path, rates):
+    """Training mode with Keras' own dropout masks injected on both sides: one mask per gate
+    for the inputs and for the states, shared by every step. This proves where and how the
+    masks apply (exact numbers); that torch draws them with the right rate is checked on the
+    keep fraction of the masks it draws."""
+    import tensorflow as tf
+
+    dropout, recurrent_dropout = rates
+    inp = keras.Input((4, 7, 6, 2))
+    layer = keras.layers.ConvLSTM2D(3, 3, strides=(1, 2), padding="same", dropout=dropout,
+                                    recurrent_dropout=recurrent_dropout, return_sequences=True, name="conv_lstm")
+    model = keras.Model(inp, layer(inp))
+    result = convert_and_compare(model, tmp_path)  # eval: exact, dropout off
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, 4, 7, 6, 2)).astype(np.float32)
+
+    def draw(shape, rate):  # Keras layout: 4 gates x (batch, *spatial, channels)
+        return [(rng.random(shape) >= rate).astype(np.float32) / (1 - rate) for _ in range(4)]
+
+    input_masks = draw((3, 7, 6, 2), dropout) if dropout else None
+    state_masks = draw((3, 7, 3, 3), recurrent_dropout) if recurrent_dropout else None
+    if input_masks:
+        layer.cell._dropout_mask = [tf.constant(m) for m in input_masks]
+    if state_masks:
+        layer.cell._recurrent_dropout_mask = [tf.constant(m) for m in state_masks]
+    expected = np.asarray(model(x, training=True))
+    module = result.module.train()
+    conv_lstm = module.conv_lstm
+    drawn = []
+
+    def gate_masks(like, rate):
+        masks = input_masks if rate == dropout and input_masks and not drawn else state_masks
+        drawn.append(rate)
+        return torch.from_numpy(np.stack(masks)).permute(0, 1, 4, 2, 3)  # channels-first
+
+    conv_lstm.gate_masks = gate_masks
+    with torch.no_grad():
+        got = module(torch.from_numpy(x).permute(0, 4, 1, 2, 3)).permute(0, 2, 3, 4, 1).numpy()
+    del conv_lstm.gate_masks
+    assert drawn == [r for r in rates if r]
+    np.testing.assert_allclose(got, expected, atol=1e-5 * np.abs(expected).max())
+    eval_out = np.asarray(model(x, training=False))
+    assert np.abs(got - eval_out).max() > 1e-3  # the masks changed the output
+    drawn_masks = conv_lstm.gate_masks(torch.ones(200, 3, 7, 6), 0.3)  # the module's own draws
+    assert drawn_masks.shape == (4, 200, 3, 7, 6)
+    assert abs((drawn_masks == 0).float().mean().item() - 0.3) < 0.01
+    assert torch.allclose(drawn_masks[drawn_masks != 0], torch.tensor(1 / 0.7))
+
+
+def test_keras2_conv_lstm2d_after_masking(tmp_path):
+    import tf_keras
+
+    inp = tf_keras.Input((5, 7, 6, 2))
+    x = tf_keras.layers.Masking()(inp)
+    out = tf_keras.layers.ConvLSTM2D(3, 3, padding="same", return_sequences=True)(x)
+    convert_and_compare(tf_keras.Model(inp, out), tmp_path, suffix=".h5", inputs=[_frames("holey")])
+
+
+def test_per_position_mask_on_a_shrinking_conv_lstm_is_unsupported(keras, tmp_path):
+    """Keras itself fails to apply a Masking mask when 'valid' padding shrinks the frames."""
+    inp = keras.Input((3, 6, 6, 2))
+    out = keras.layers.ConvLSTM2D(2, 3)(keras.layers.Masking()(inp))
     path = tmp_path / "m.keras"
     keras.Model(inp, out).save(path)
-    with pytest.raises(tf2torch.ConversionError, match="dropout" if "dropout" in what else "StackedRNNCells"):
+    with pytest.raises(tf2torch.ConversionError, match="per-position mask"):
+        tf2torch.convert(str(path))
+
+
+def _stacked_cells(k):
+    return k.layers.StackedRNNCells([
+        k.layers.LSTMCell(5, recurrent_activation="hard_sigmoid"), k.layers.GRUCell(4, reset_after=False),
+        k.layers.SimpleRNNCell(3),
+    ])
+
+
+STACKED_STATES = {
+    # (return_sequences, initial states as inputs, masked, go_backwards)
+    "return_state_last": (False, False, False, False),
+    "return_state_sequences_initial": (True, True, False, False),
+    "initial_states_last": (False, True, False, False),
+    "holey_mask_return_state": (True, False, True, False),
+    "go_backwards_holey_mask": (True, False, True, True),
+    "go_backwards_initial_last": (False, True, False, True),
+    # Keras 3 ignores an implicit mask when initial states are passed (two tensor arguments).
+    "holey_mask_ignored_with_initial_states": (True, True, True, False),
+}
+
+
+@pytest.mark.parametrize("name", list(STACKED_STATES))
+def test_stacked_cells_states(keras, tmp_path, name):
+    """RNN(StackedRNNCells): Keras' states are a list per cell ([h, c] for LSTMCell, h for the
+    others): `initial_state=[[h1, c1], h2, h3]`, return_state gives `out, [h1, c1], h2, h3`."""
+    sequences, with_initial, masked, backwards = STACKED_STATES[name]
+    rng = np.random.default_rng(4)
+    if masked:
+        inp = keras.Input((STEPS,), dtype="int32")
+        x = keras.layers.Embedding(13, FEATURES, mask_zero=True)(inp)
+        data = [rng.integers(1, 13, (3, STEPS)) * (rng.random((3, STEPS)) > 0.35)]
+    else:
+        inp = keras.Input((STEPS, FEATURES))
+        x = inp
+        data = [rng.standard_normal((3, STEPS, FEATURES)).astype(np.float32)]
+    h1, c1, h2, h3 = keras.Input((5,)), keras.Input((5,)), keras.Input((4,)), keras.Input((3,))
+    layer = keras.layers.RNN(_stacked_cells(keras), return_state=True, return_sequences=sequences, go_backwards=backwards)
+    out = layer(x, initial_state=[[h1, c1], h2, h3]) if with_initial else layer(x)
+    inputs = [inp, h1, c1, h2, h3] if with_initial else [inp]
+    if with_initial:
+        data += [rng.standard_normal((3, n)).astype(np.float32) for n in (5, 5, 4, 3)]
+    convert_and_compare(keras.Model(inputs, keras.tree.flatten(out)), tmp_path, inputs=data)
+
+
+def test_keras2_stacked_cells_states(tmp_path):
+    import tf_keras
+
+    inp = tf_keras.Input((STEPS, FEATURES))
+    h1, c1, h2 = tf_keras.Input((4,)), tf_keras.Input((4,)), tf_keras.Input((3,))
+    cells = tf_keras.layers.StackedRNNCells([tf_keras.layers.LSTMCell(4), tf_keras.layers.GRUCell(3)])
+    out = tf_keras.layers.RNN(cells, return_state=True)(inp, initial_state=[[h1, c1], h2])
+    outputs = [out[0], *out[1], out[2]]  # out, [h1, c1], h2
+    convert_and_compare(tf_keras.Model([inp, h1, c1, h2], outputs), tmp_path, suffix=".h5")
+
+
+def test_stacked_cells_stateful_carries_state_and_resets(keras, tmp_path):
+    inp = keras.Input(batch_shape=(2, 4, FEATURES))
+    layer = keras.layers.RNN(_stacked_cells(keras), stateful=True, return_sequences=True, name="rnn")
+    model = keras.Model(inp, layer(inp))
+    perturb_weights(model)
+    path = tmp_path / "stateful_stacked.keras"
+    model.save(path)
+    module = tf2torch.convert(str(path)).module
+    rng = np.random.default_rng(5)
+    chunks = [rng.standard_normal((2, 4, FEATURES)).astype(np.float32) for _ in range(3)]
+    for chunk in chunks:  # each chunk continues from the states the previous one left
+        expected = np.asarray(model(chunk))
+        np.testing.assert_allclose(module(torch.from_numpy(chunk)).detach().numpy(), expected,
+                                   atol=1e-5 * np.abs(expected).max())
+    for state in keras.tree.flatten(layer.states):  # RNN.reset_states() fails on nested states (Keras 3.15)
+        state.assign(np.zeros(state.shape, np.float32))
+    module.reset_states()
+    expected = np.asarray(model(chunks[1]))
+    np.testing.assert_allclose(module(torch.from_numpy(chunks[1])).detach().numpy(), expected,
+                               atol=1e-5 * np.abs(expected).max())
+
+
+def test_conv_lstm_channels_first_is_unsupported(keras, tmp_path):
+    inp = keras.Input((3, 2, 6, 6))
+    out = keras.layers.ConvLSTM2D(2, 3, data_format="channels_first")(inp)
+    path = tmp_path / "m.keras"
+    keras.Model(inp, out).save(path)
+    with pytest.raises(tf2torch.ConversionError, match="channels_first"):
         tf2torch.convert(str(path))

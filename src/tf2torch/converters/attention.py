@@ -20,7 +20,8 @@ class MultiHeadAttention(nn.Module):
     Masks are Keras masks (True = attend). Keras scales the query by 1/sqrt(key_dim)
     before QK^T; SDPA's `scale` does the same. `masked_value` is what Keras puts at
     masked scores; `zero_masked_rows`: Keras' Softmax gives all-zero probabilities to a
-    fully masked row (Keras 3, einsum path) instead of a uniform row.
+    fully masked row (Keras 3, einsum path) instead of a uniform row. `use_gate`: each
+    head's output is multiplied by sigmoid(gate(query)) before the output projection.
     """
 
     def __init__(
@@ -28,7 +29,7 @@ class MultiHeadAttention(nn.Module):
         key_features: int | None = None, value_features: int | None = None,
         output_shape: tuple[int, ...] | None = None, use_bias: bool = True, dropout: float = 0.0,
         rank: int = 3, attention_axes: tuple[int, ...] = (1,), masked_value: float = -1e9,
-        zero_masked_rows: bool = False,
+        zero_masked_rows: bool = False, use_gate: bool = False,
     ) -> None:
         super().__init__()
         value_dim = value_dim or key_dim
@@ -48,6 +49,7 @@ class MultiHeadAttention(nn.Module):
         self.query = nn.Linear(query_features, num_heads * key_dim, bias=use_bias)
         self.key = nn.Linear(key_features or query_features, num_heads * key_dim, bias=use_bias)
         self.value = nn.Linear(value_features or query_features, num_heads * value_dim, bias=use_bias)
+        self.gate = nn.Linear(query_features, num_heads * value_dim, bias=use_bias) if use_gate else None
         self.attention_output = nn.Linear(num_heads * value_dim, math.prod(self.output_shape), bias=use_bias)
 
     def split_heads(self, x: torch.Tensor, head_dim: int) -> torch.Tensor:
@@ -57,6 +59,12 @@ class MultiHeadAttention(nn.Module):
     def merge_heads(self, x: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
         x = x.unflatten(-2, [query.shape[a] for a in self.attention_axes])
         return x.permute(self.merge_order).flatten(-2)
+
+    def project_output(self, x: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+        x = self.merge_heads(x, query)
+        if self.gate is not None:
+            x = x * torch.sigmoid(self.gate(query))
+        return self.attention_output(x).unflatten(-1, self.output_shape)
 
     def forward(
         self, query: torch.Tensor, value: torch.Tensor, key: torch.Tensor | None = None,
@@ -77,7 +85,7 @@ class MultiHeadAttention(nn.Module):
         scale = self.key_dim**-0.5
         if mask is None and not return_attention_scores:
             x = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=use_causal_mask, scale=scale)
-            return self.attention_output(self.merge_heads(x, query)).unflatten(-1, self.output_shape)
+            return self.project_output(x, query)
         if use_causal_mask:
             causal = q.new_ones(q.shape[-2], k.shape[-2], dtype=torch.bool).tril()
             mask = causal if mask is None else mask & causal
@@ -96,7 +104,7 @@ class MultiHeadAttention(nn.Module):
             x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout, scale=scale)
             if self.zero_masked_rows:
                 x = x * mask.any(dim=-1, keepdim=True)
-        x = self.attention_output(self.merge_heads(x, query)).unflatten(-1, self.output_shape)
+        x = self.project_output(x, query)
         if return_attention_scores:
             return x, scores.unflatten(-1, [key.shape[a] for a in self.attention_axes]).unflatten(
                 -1 - len(self.attention_axes), [query.shape[a] for a in self.attention_axes])
@@ -145,12 +153,16 @@ def convert_multi_head_attention(node: Node, b: ModuleBuilder) -> None:
         kwargs["masked_value"] = a["masked_value"]
     if a["zero_masked_rows"]:
         kwargs["zero_masked_rows"] = True
+    if "gate_kernel" in p:
+        kwargs["use_gate"] = True
     state = {}
-    for name, torch_name in (("query", "query"), ("key", "key"), ("value", "value")):
+    for name in ("query", "key", "value", "gate"):
+        if f"{name}_kernel" not in p:
+            continue
         kernel = p[f"{name}_kernel"].array  # (features, heads, head_dim)
-        state[f"{torch_name}.weight"] = state_array(kernel.reshape(kernel.shape[0], -1).T)
+        state[f"{name}.weight"] = state_array(kernel.reshape(kernel.shape[0], -1).T)
         if use_bias:
-            state[f"{torch_name}.bias"] = state_array(p[f"{name}_bias"].array.reshape(-1))
+            state[f"{name}.bias"] = state_array(p[f"{name}_bias"].array.reshape(-1))
     out_kernel = p["output_kernel"].array  # (heads, value_dim, *output_shape)
     state["attention_output.weight"] = state_array(out_kernel.reshape(heads * value_dim, -1).T)
     if use_bias:

@@ -1,4 +1,4 @@
-"""rnn (SimpleRNN / LSTM / GRU, Bidirectional) and the mask ops.
+"""rnn (SimpleRNN / LSTM / GRU, Bidirectional), conv_lstm (ConvLSTM1D/2D/3D) and the mask ops.
 
 An `rnn` direction becomes `nn.LSTM` / `nn.GRU` / `nn.RNN` where that is exact: the default
 activations, GRU with reset_after=True, no mask, no dropout inside the cell, not stateful.
@@ -199,7 +199,9 @@ class MaskedRecurrent:
     holey) runs the same cell step by step, carrying the state over masked steps as Keras does.
     Masked outputs repeat the previous output, or are zeros with `zero_output_for_mask` (what
     Bidirectional uses). `reverse` is Bidirectional's backward direction: it reads from the
-    last real step to the first and returns its outputs in step order."""
+    last real step to the first and returns its outputs in step order. Under torch.export /
+    torch.compile the step loop always runs: it is exact for every mask and has no branch on
+    the mask's values (which a traced graph cannot hold)."""
 
     def __init__(self, *args, zero_output_for_mask: bool = False, cell_state: bool = True, reverse: bool = False,
                  **kwargs) -> None:
@@ -209,6 +211,8 @@ class MaskedRecurrent:
         self.reverse = reverse
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, hx=None):
+        if torch.compiler.is_compiling():
+            return self.masked_loop(x, mask, hx)
         steps = x.shape[1]
         lengths = mask.sum(dim=1)
         positions = torch.arange(steps, device=x.device)
@@ -596,7 +600,7 @@ RESET_STATES_METHOD = '''
 def reset_states(self) -> None:
     """Forget the states the stateful recurrent layers carry between calls (Keras reset_states)."""
     for module in self.modules():
-        if isinstance(module, KerasRecurrentLoop):
+        if module is not self and hasattr(module, "reset_states"):
             module.reset_states()
 '''
 
@@ -726,6 +730,8 @@ def convert_bool_op(node: Node, b: ModuleBuilder) -> None:
         expr = f"torch.{fn}({x}, dtype=torch.bool)"
     elif fn == "concatenate":
         expr = f"torch.cat([{', '.join(args)}], dim={a['axis']})"
+    elif fn == "flip":
+        expr = f"{x}.flip({a['axis']})"
     else:  # squeeze
         expr = f"{x}.squeeze({literal(a['axes'][0] if len(a['axes']) == 1 else a['axes'])})"
     b.emit(node.outputs[0], expr)
@@ -743,39 +749,102 @@ def convert_time_distributed_unfold(node: Node, b: ModuleBuilder) -> None:
 
 
 CONV_LSTM_HELPER = '''
-class KerasConvLSTM2D(nn.Module):
-    """keras.layers.ConvLSTM2D on channels-first tensors (batch, channels, steps, height, width).
-    Gates i, f, c, o as in Keras; the input convolution runs on every step at once, the
-    recurrent one is 'same'-padded with stride 1 and no bias."""
+class KerasConvLSTM{rank}D(nn.Module):
+    """keras.layers.ConvLSTM{rank}D on channels-first tensors (batch, channels, steps, *spatial).
 
-    def __init__(self, in_channels: int, filters: int, kernel_size, *, stride=1, padding=0, dilation=1, bias: bool = True,
-                 activation=torch.tanh, recurrent_activation=torch.sigmoid, return_sequences: bool = False,
-                 go_backwards: bool = False) -> None:
+    Gates i, f, c, o as in Keras; the input convolution runs on every step at once, the
+    recurrent one is 'same'-padded with stride 1 and no bias. `input_padding`: the explicit
+    zero padding (F.pad order) of Keras' padding='same' with strides > 1, which TensorFlow
+    makes asymmetric. A mask, (batch, steps) or per position (batch, steps, *spatial) as
+    Masking gives, carries the states over masked steps; masked outputs repeat the previous
+    output (zeros with `zero_output_for_mask`). In training, dropout / recurrent_dropout draw
+    one mask per gate for the inputs / states, once per call and shared by every step (Keras'
+    DropoutRNNCell). `stateful` keeps the final states (detached) for the next call.
+    """
+
+    def __init__(
+        self, in_channels: int, filters: int, kernel_size, *, stride=1, padding=0, input_padding=None, dilation=1,
+        bias: bool = True, activation=torch.tanh, recurrent_activation=torch.sigmoid, return_sequences: bool = False,
+        go_backwards: bool = False, zero_output_for_mask: bool = False, dropout: float = 0.0,
+        recurrent_dropout: float = 0.0, stateful: bool = False,
+    ) -> None:
         super().__init__()
         self.filters = filters
-        self.input_conv = nn.Conv2d(in_channels, 4 * filters, kernel_size, stride=stride, padding=padding,
+        self.input_padding = input_padding
+        self.input_conv = nn.Conv{rank}d(in_channels, 4 * filters, kernel_size, stride=stride, padding=padding,
                                     dilation=dilation, bias=bias)
-        self.recurrent_conv = nn.Conv2d(filters, 4 * filters, kernel_size, padding="same", bias=False)
+        self.recurrent_conv = nn.Conv{rank}d(filters, 4 * filters, kernel_size, padding="same", bias=False)
         self.activation = activation
         self.recurrent_activation = recurrent_activation
         self.return_sequences = return_sequences
         self.go_backwards = go_backwards
+        self.zero_output_for_mask = zero_output_for_mask
+        self.dropout = dropout
+        self.recurrent_dropout = recurrent_dropout
+        self.stateful = stateful
+        self.states: list[torch.Tensor] | None = None
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def reset_states(self) -> None:
+        self.states = None
+
+    def gate_masks(self, like: torch.Tensor, rate: float) -> torch.Tensor:
+        """Four dropout masks (gates i, f, c, o), each the shape of `like`."""
+        return nn.functional.dropout(like.new_ones((4,) + like.shape), rate)
+
+    @staticmethod
+    def gate_conv(conv: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+        """`conv` with each gate's block of filters on its own input (the four inputs side by
+        side on the channel axis): a convolution with groups=4."""
+        return nn.functional.conv{rank}d(inputs, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, groups=4)
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, initial_state: list[torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         batch, steps = x.shape[0], x.shape[2]
         if self.go_backwards:
             x = x.flip(2)
-        frames = x.transpose(1, 2).flatten(0, 1)  # (batch * steps, channels, height, width)
-        projected = self.input_conv(frames).unflatten(0, (batch, steps))
-        h = projected.new_zeros((batch, self.filters) + projected.shape[3:])
-        c = torch.zeros_like(h)
+            mask = None if mask is None else mask.flip(1)
+        frames = x.transpose(1, 2)  # (batch, steps, channels, *spatial)
+        input_dropout = self.training and self.dropout > 0
+        if input_dropout:
+            masks = self.gate_masks(frames[:, 0], self.dropout)
+            frames = torch.cat([frames * m.unsqueeze(1) for m in masks], dim=2)
+        frames = frames.flatten(0, 1)
+        if self.input_padding is not None:
+            frames = nn.functional.pad(frames, self.input_padding)
+        projected = self.gate_conv(self.input_conv, frames) if input_dropout else self.input_conv(frames)
+        projected = projected.unflatten(0, (batch, steps))
+        if initial_state is not None:
+            h, c = initial_state
+        elif self.stateful and self.states is not None:
+            h, c = self.states
+        else:
+            h = projected.new_zeros((batch, self.filters) + projected.shape[3:])
+            c = torch.zeros_like(h)
+        recurrent_masks = self.gate_masks(h, self.recurrent_dropout) if self.training and self.recurrent_dropout > 0 else None
+        if mask is not None:  # broadcast over (batch, filters, *spatial) at each step
+            mask = mask.reshape(mask.shape[:2] + (1,) * (h.dim() - 1)) if mask.dim() == 2 else mask.unsqueeze(2)
+        output = torch.zeros_like(h)
         outputs = []
         for t in range(steps):
-            i, f, g, o = (projected[:, t] + self.recurrent_conv(h)).chunk(4, dim=1)
-            c = self.recurrent_activation(f) * c + self.recurrent_activation(i) * self.activation(g)
-            h = self.recurrent_activation(o) * self.activation(c)
-            outputs.append(h)
-        output = torch.stack(outputs, dim=2) if self.return_sequences else h
+            if recurrent_masks is None:
+                recurrent = self.recurrent_conv(h)
+            else:
+                recurrent = self.gate_conv(self.recurrent_conv, torch.cat([h * m for m in recurrent_masks], dim=1))
+            i, f, g, o = (projected[:, t] + recurrent).chunk(4, dim=1)
+            new_c = self.recurrent_activation(f) * c + self.recurrent_activation(i) * self.activation(g)
+            new_h = self.recurrent_activation(o) * self.activation(new_c)
+            if mask is None:
+                h, c, output = new_h, new_c, new_h
+            else:
+                keep = mask[:, t]
+                h, c = torch.where(keep, new_h, h), torch.where(keep, new_c, c)
+                output = torch.where(keep, new_h, 0.0 if self.zero_output_for_mask else output)
+            if self.return_sequences:
+                outputs.append(output)
+        if self.stateful:
+            self.states = [h.detach(), c.detach()]
+        output = torch.stack(outputs, dim=2) if self.return_sequences else output
         return output, h, c
 '''
 
@@ -785,13 +854,22 @@ def convert_conv_lstm(node: Node, b: ModuleBuilder) -> None:
     from tf2torch.codegen.literals import compact
 
     a = node.attrs
-    cls = b.helper("KerasConvLSTM2D", CONV_LSTM_HELPER)
+    rank = a["rank"]
+    cls = b.helper(f"KerasConvLSTM{rank}D", CONV_LSTM_HELPER.replace("{rank}", str(rank)))
     kwargs: dict = {}
-    if a["strides"] != (1, 1):
+    ones = (1,) * rank
+    if a["strides"] != ones:
         kwargs["stride"] = compact(a["strides"])
-    if a["padding"] == "same":
+    comment = None
+    pads = a["input_padding"]
+    if a["padding"] == "same" and pads is None:
         kwargs["padding"] = "same"
-    if a["dilation"] != (1, 1):
+    elif pads is not None and all(before == after for before, after in pads):
+        kwargs["padding"] = compact(tuple(before for before, _ in pads))
+    elif pads is not None:
+        kwargs["input_padding"] = tuple(p for pair in reversed(pads) for p in pair)
+        comment = "Keras padding='same' with strides: TensorFlow pads the odd cell at the end (input_padding)."
+    if a["dilation"] != ones:
         kwargs["dilation"] = compact(a["dilation"])
     if not a["use_bias"]:
         kwargs["bias"] = False
@@ -799,18 +877,50 @@ def convert_conv_lstm(node: Node, b: ModuleBuilder) -> None:
         kwargs["activation"] = RawCode(_activation_callable(a["activation"], b))
     if a["recurrent_activation"] != "sigmoid":
         kwargs["recurrent_activation"] = RawCode(_activation_callable(a["recurrent_activation"], b))
-    for flag in ("return_sequences", "go_backwards"):
+    for flag in ("return_sequences", "go_backwards", "stateful"):
         if a[flag]:
             kwargs[flag] = True
+    if a["zero_output_for_mask"] and a["has_mask"]:
+        kwargs["zero_output_for_mask"] = True
+    for rate in ("dropout", "recurrent_dropout"):
+        if a[rate]:
+            kwargs[rate] = a[rate]
+    if a["stateful"]:
+        b.methods.setdefault("reset_states", RESET_STATES_METHOD)
+    to_torch = (rank + 1, rank) + tuple(range(rank))  # (*kernel, in, out) -> (out, in, *kernel)
     state = {
-        "input_conv.weight": state_array(node.params["kernel"].array.transpose(3, 2, 0, 1)),
-        "recurrent_conv.weight": state_array(node.params["recurrent_kernel"].array.transpose(3, 2, 0, 1)),
+        "input_conv.weight": state_array(node.params["kernel"].array.transpose(to_torch)),
+        "recurrent_conv.weight": state_array(node.params["recurrent_kernel"].array.transpose(to_torch)),
     }
     if a["use_bias"]:
         state["input_conv.bias"] = state_array(node.params["bias"].array)
     frozen = ("*",) if not node.params["kernel"].trainable else ()
     ctor = call(cls, a["in_channels"], a["filters"], compact(a["kernel_size"]), **kwargs)
-    mod = b.submodule(node, ctor, state, frozen=frozen)
+    mod = b.submodule(node, ctor, state, frozen=frozen, comment=comment)
+    x, mask, states = _inputs(node, b)
+    args = [x]
+    if mask is not None:
+        args.append(f"mask={mask}")
+    if states:
+        args.append(f"initial_state=[{', '.join(states)}]")
     outs = node.outputs
     targets = [b.var(outs[0])] + ([b.var(v) for v in outs[1:]] if a["return_state"] else ["_", "_"])
-    b.statements.append(Statement(targets, f"{mod}({b.var(node.inputs[0])})", None, tuple(outs)))
+    b.statements.append(Statement(targets, f"{mod}({', '.join(args)})", None, tuple(outs)))
+
+
+@register_converter("channel_masking")
+def convert_channel_masking(node: Node, b: ModuleBuilder) -> None:
+    x = b.var(node.inputs[0])
+    out, mask = node.outputs
+    value = literal(float(node.attrs["mask_value"]))
+    b.emit(mask, f"({x} != {value}).any(dim=1)",
+           comment="Keras Masking: a position is kept if any channel differs from mask_value.")
+    b.emit(out, f"{x} * {b.var(mask)}.unsqueeze(1)")
+
+
+@register_converter("channel_mask")
+def convert_channel_mask(node: Node, b: ModuleBuilder) -> None:
+    x = b.var(node.inputs[0])
+    value = literal(float(node.attrs["mask_value"]))
+    b.emit(node.outputs[0], f"({x} != {value}).any(dim=1)",
+           comment="Keras Masking: a position is kept if any channel differs from mask_value.")

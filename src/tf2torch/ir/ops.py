@@ -93,12 +93,16 @@ OPS: dict[str, OpDef] = _defs(
     # Keras masks are bool Values (batch, steps) in the Keras layout (frontends/keras/masking.py).
     OpDef("tokens_mask", Layout.SOURCE),  # Embedding(mask_zero=True): ids != 0
     OpDef("masking", Layout.SOURCE),  # Masking: outputs (zeroed x, mask)
+    # Masking on rank >= 4 inputs (frames, e.g. before ConvLSTM2D): channels-first x; the mask
+    # (every axis but the channels) stays in the Keras layout, like every bool Value.
+    OpDef("channel_masking", Layout.CHANNELS_FIRST),
+    OpDef("channel_mask", Layout.CHANNELS_FIRST),  # the same mask alone (Keras 3 configs: any(x != v, -1))
     OpDef("mask_combine", Layout.SOURCE),  # merge layers: and / or of masks
     OpDef("masked_global_avg_pool", Layout.SOURCE),  # GlobalAveragePooling1D with a mask
     OpDef("masked_softmax", Layout.SOURCE),  # Softmax(x, mask)
     OpDef("bool_op", Layout.SOURCE),  # Keras 3 mask ops in configs: not_equal, any, logical_or, ...
     OpDef("rnn", Layout.SOURCE),  # SimpleRNN / LSTM / GRU, (Bidirectional), RNN(cell)
-    OpDef("conv_lstm", Layout.CHANNELS_FIRST),  # ConvLSTM2D: (batch, channels, steps, height, width)
+    OpDef("conv_lstm", Layout.CHANNELS_FIRST),  # ConvLSTM1D/2D/3D: (batch, channels, steps, *spatial); mask, states
     OpDef("time_distributed_fold", Layout.SOURCE),  # (batch, steps, ...) -> (batch * steps, ...)
     OpDef("time_distributed_unfold", Layout.SOURCE),  # and back, given the folded input
     # -- attention and transformer parts --

@@ -50,10 +50,11 @@ class LayoutPass:
     def _visit(self, node: Node) -> None:
         layout = op_def(node.op).layout
         if layout is Layout.CHANNELS_FIRST:
+            # Keras masks (bool) have no channel axis: they keep the Keras layout (batch, steps, ...).
             for i, value in enumerate(node.inputs):
-                self._require(node, i, channels_first(value.rank))
+                self._require(node, i, None if value.spec.dtype == "bool" else channels_first(value.rank))
             for out in node.outputs:
-                out.perm = channels_first(out.rank)
+                out.perm = None if out.spec.dtype == "bool" else channels_first(out.rank)
         elif layout in (Layout.ELEMENTWISE, Layout.AXIS):
             self._visit_elementwise(node)
         elif layout is Layout.FLATTEN:

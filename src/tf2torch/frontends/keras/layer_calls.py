@@ -81,11 +81,23 @@ def _parse_call_v3(node: dict) -> LayerCall:
     return LayerCall(inputs, kwargs, tensor_kwargs, _args_v3(node.get("args", [])))
 
 
+def _flat_entries_v2(node: list) -> list:
+    """Keras 2 nests the entries of nested call arguments (RNN(StackedRNNCells)'s initial
+    states: `[x, [h1, c1], h2]`); flatten them in order."""
+    flat: list = []
+    for entry in node:
+        if entry and isinstance(entry[0], list):
+            flat.extend(_flat_entries_v2(entry))
+        else:
+            flat.append(entry)
+    return flat
+
+
 def _parse_call_v2(node: list) -> LayerCall:
     inputs: list[TensorRef] = []
     kwargs: dict[str, Any] = {}
     tensor_kwargs: dict[str, list[TensorRef]] = {}
-    for entry in node:
+    for entry in _flat_entries_v2(node):
         inputs.append(TensorRef(entry[0], int(entry[1]), int(entry[2])))
         extra = entry[3] if len(entry) > 3 else {}
         for key, value in (extra or {}).items():

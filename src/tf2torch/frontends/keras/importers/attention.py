@@ -47,16 +47,21 @@ def _vars(ctx: LayerContext, group: Any, path: str) -> list[np.ndarray]:
     return read_vars_group(node["vars"]) if "vars" in node else []
 
 
-def _mha_weights(ctx: LayerContext, prefix: str, use_bias: bool) -> dict[str, np.ndarray]:
-    """query/key/value/output kernels (and biases) of a MultiHeadAttention."""
-    names = ("query", "key", "value", "output")
+def _mha_weights(ctx: LayerContext, prefix: str, use_bias: bool, use_gate: bool = False) -> dict[str, np.ndarray]:
+    """query/key/value/output kernels (and biases) of a MultiHeadAttention; with use_gate
+    also the gate's (an EinsumDense like the value projection, applied to the query)."""
+    names = ("query", "key", "value", "output") + (("gate",) if use_gate else ())
     group = _group(ctx)
     if group is not None:
-        arrays = [_vars(ctx, group, f"{prefix}{n}_dense") for n in names]
-    else:  # legacy HDF5: weight_names in the order query, key, value, attention_output
-        flat = ctx.weights(8 if use_bias else 4)
+        # Keras 3 stores the gate as `_gate_dense` (the other projections without underscore).
+        arrays = [_vars(ctx, group, f"{prefix}_{n}_dense" if f"{prefix}_{n}_dense" in group else f"{prefix}{n}_dense")
+                  for n in names]
+    else:  # legacy HDF5: weight_names in the order query, key, (gate,) value, attention_output
+        order = ("query", "key", "gate", "value", "output") if use_gate else names
+        flat = ctx.weights(len(order) * (2 if use_bias else 1))
         step = 2 if use_bias else 1
-        arrays = [flat[i * step:(i + 1) * step] for i in range(4)]
+        by_name = {n: flat[i * step:(i + 1) * step] for i, n in enumerate(order)}
+        arrays = [by_name[n] for n in names]
     out = {}
     for name, pair in zip(names, arrays):
         out[f"{name}_kernel"] = pair[0]
@@ -142,15 +147,13 @@ def add_attention(
 @register_importer("MultiHeadAttention")
 def import_multi_head_attention(ctx: LayerContext) -> list[Value]:
     cfg = ctx.config
-    if cfg.get("use_gate"):
-        raise ctx.unsupported("use_gate=True")
     if cfg.get("sliding_window"):
         raise ctx.unsupported("sliding_window")
     t = _call_tensors(ctx, ("query", "value", "key", "query_mask", "value_mask", "key_mask", "attention_mask"))
     query, value = t["query"], t["value"]
     key = t.get("key")
     use_bias = cfg.get("use_bias", True)
-    weights = _mha_weights(ctx, "", use_bias)
+    weights = _mha_weights(ctx, "", use_bias, bool(cfg.get("use_gate", False)))
     key_dim = int(cfg["key_dim"])
     value_dim = int(cfg.get("value_dim") or key_dim)
     query_mask = t.get("query_mask") or _mask_of(ctx, query)
@@ -175,8 +178,8 @@ def import_grouped_query_attention(ctx: LayerContext) -> list[Value]:
     cfg = ctx.config
     heads, kv_heads = int(cfg["num_query_heads"]), int(cfg["num_key_value_heads"])
     head_dim = int(cfg["head_dim"])
-    if cfg.get("use_gate") or cfg.get("sliding_window"):
-        raise ctx.unsupported("use_gate / sliding_window")
+    if cfg.get("sliding_window"):
+        raise ctx.unsupported("sliding_window")
     t = _call_tensors(ctx, ("query", "value", "key", "query_mask", "value_mask", "key_mask", "attention_mask"))
     query, value = t["query"], t["value"]
     if query.rank != 3:
@@ -185,7 +188,7 @@ def import_grouped_query_attention(ctx: LayerContext) -> list[Value]:
     group = _group(ctx)
     if group is None:
         raise ctx.unsupported("GroupedQueryAttention from a legacy HDF5 file")
-    names = ("query", "key", "value", "output")
+    names = ("query", "key", "value", "output") + (("gate",) if cfg.get("use_gate") else ())
     arrays = [_vars(ctx, group, f"_{n}_dense" if f"_{n}_dense" in group else f"{n}_dense") for n in names]
     weights: dict[str, np.ndarray] = {}
     repeat = heads // kv_heads

@@ -1,5 +1,6 @@
-"""Recurrent layers and masking: SimpleRNN, LSTM, GRU, Bidirectional, RNN(cell), Masking,
-and the masked forms of GlobalAveragePooling1D.
+"""Recurrent layers and masking: SimpleRNN, LSTM, GRU, Bidirectional, RNN(cell),
+StackedRNNCells, TimeDistributed, ConvLSTM1D/2D/3D, Masking, and the masked forms of
+GlobalAveragePooling1D.
 
 An RNN layer becomes one `rnn` node. `attrs["directions"]` holds one dict per direction
 (Bidirectional: forward, backward) with the cell kind and its options; params are named
@@ -115,13 +116,27 @@ def _states_in(ctx: LayerContext) -> list[Value]:
     return list(ctx.inputs[1:])
 
 
+def _rnn_call_mask(ctx: LayerContext) -> Value | None:
+    """The mask the recurrence runs with. Keras 3 fills a call's `mask` from its input's mask
+    only when the call has one tensor argument (layer.py, "Populate mask argument(s)"): with
+    `initial_state=` tensors an implicit mask is ignored (the outputs still carry it on).
+    tf_keras collects it from the first input either way."""
+    explicit = ctx.tensor_kwargs.get("mask")
+    if explicit:
+        return explicit[0]
+    if ctx.keras_major >= 3 and _states_in(ctx):
+        return None
+    return call_mask(ctx)
+
+
 def _add_rnn_node(
     ctx: LayerContext, directions: list[dict], params: dict[str, Param], layer: dict, merge_mode: str | None
 ) -> list[Value]:
     x = ctx.inputs[0]
     if x.rank != 3:
         raise ctx.unsupported(f"a recurrent layer on a rank-{x.rank} input")
-    mask = call_mask(ctx)
+    mask = _rnn_call_mask(ctx)
+    passed_mask = call_mask(ctx)
     states = _states_in(ctx)
     kind = directions[0]["kind"]
     n_states = STATES[kind] * len(directions)
@@ -171,7 +186,7 @@ def _add_rnn_node(
         for value, suffix in zip(node.outputs, names):
             value.name = f"{ctx.name}_{suffix}"
     # RNN.compute_mask / Bidirectional.compute_mask: the mask passes to sequence outputs only.
-    out_mask = mask if (seq and mask is not None and mask.rank == 2) else None
+    out_mask = passed_mask if (seq and passed_mask is not None and passed_mask.rank == 2) else None
     ctx.set_output_masks([out_mask] * len(out_specs) + [None] * len(state_specs_used))
     return list(node.outputs)
 
@@ -228,7 +243,8 @@ def import_bidirectional(ctx: LayerContext) -> list[Value]:
 def import_masking(ctx: LayerContext) -> list[Value]:
     x = ctx.inputs[0]
     value = float(ctx.config.get("mask_value", 0.0))
-    node = ctx.add("masking", [x], [x.spec, mask_spec(x)], {"mask_value": value, "keras_major": ctx.keras_major})
+    op = "channel_masking" if x.rank >= 4 else "masking"  # frames: computed channels-first in torch
+    node = ctx.add(op, [x], [x.spec, mask_spec(x)], {"mask_value": value, "keras_major": ctx.keras_major})
     out, mask = node.outputs
     out.name, mask.name = ctx.name, f"{ctx.name}_mask"
     ctx.set_output_masks([mask])
@@ -295,6 +311,18 @@ def import_bool_op(ctx: LayerContext) -> list[Value]:
     elif fn in ("any", "all"):
         axes = _axes(cfg.get("axis"))
         keep = bool(cfg.get("keepdims", False))
+        producer = x.producer
+        if (fn == "any" and axes is not None and {a % x.rank for a in axes} == {x.rank - 1}
+                and not keep and producer is not None and producer.op == "bool_op"
+                and producer.attrs.get("fn") == "not_equal" and "value" in producer.attrs):
+            # Masking's mask, written out by Keras 3 as any(x != mask_value, axis=-1): reuse
+            # the Masking layer's own mask; on frames compute it channels-first (no permute).
+            source, value = producer.inputs[0], float(producer.attrs["value"])
+            for node in ctx.graph.consumers(source):
+                if node.op in ("masking", "channel_masking") and node.attrs["mask_value"] == value:
+                    return [node.outputs[1]]
+            if x.rank >= 4:
+                return ctx.add("channel_mask", [source], [TensorSpec(shape[:-1], "bool")], {"mask_value": value}).outputs
         attrs.update(axes=axes, keepdims=keep)
         if axes is None:
             shape = (1,) * x.rank if keep else ()
@@ -341,7 +369,13 @@ def import_bool_op(ctx: LayerContext) -> list[Value]:
 def import_rnn_wrapper(ctx: LayerContext) -> list[Value]:
     """keras.layers.RNN around LSTMCell / GRUCell / SimpleRNNCell, or StackedRNNCells of
     them: one `rnn` node per cell, the inner ones returning sequences (at a masked step every
-    cell's state is carried, which is what stacked layers with the same mask do)."""
+    cell's state is carried, which is what stacked layers with the same mask do).
+
+    StackedRNNCells' states are a list per cell (`initial_state=[[h1, c1], h2]`; return_state
+    gives `out, [h1, c1], h2`); configs flatten both, in cell order, which is how each cell's
+    node takes and returns them. stateful=True: every cell's loop keeps its own states.
+    go_backwards: the first cell reads the steps reversed; the others get its outputs (in that
+    reversed order) and the reversed mask, and read them forwards."""
     cfg = ctx.config
     layer = _layer_options(ctx, cfg)
     cell_cfg = cfg["cell"]
@@ -357,13 +391,14 @@ def import_rnn_wrapper(ctx: LayerContext) -> list[Value]:
         cells, paths = [cell_cfg], [["cell", "vars"]]
     options = [_cell_options(ctx, c["class_name"], c["config"]) for c in cells]
     flat = ctx.weights()
-    if len(cells) > 1 and layer["go_backwards"]:
-        raise ctx.unsupported("go_backwards with StackedRNNCells")
-    if len(cells) > 1 and (_states_in(ctx) or layer["stateful"] or layer["return_state"]):
-        raise ctx.unsupported("initial states, return_state or stateful=True with StackedRNNCells")
+    initial = _states_in(ctx)
+    expected = sum(STATES[c["kind"]] for c in options)
+    if initial and len(initial) != expected:
+        raise ctx.unsupported(f"{len(initial)} initial states for StackedRNNCells (expected {expected})")
     x = ctx.inputs[0]
     outputs: list[Value] = []
     states: list[Value] = []
+    mask = _rnn_call_mask(ctx) if len(cells) > 1 else None
     for i, (cell, path) in enumerate(zip(options, paths)):
         count = 3 if cell["use_bias"] else 2
         if flat:
@@ -372,16 +407,21 @@ def import_rnn_wrapper(ctx: LayerContext) -> list[Value]:
             weights = _cell_weight_groups(ctx.reader.group(ctx.entry.name) if ctx.reader is not None and hasattr(ctx.reader, "group") else None, path)
         input_size = int(x.spec.shape[-1])
         params = _cell_params(ctx, cell, weights, input_size, "forward")
-        cell["go_backwards"] = layer["go_backwards"]
+        cell["go_backwards"] = layer["go_backwards"] and i == 0
         last = i == len(cells) - 1
-        this_layer = dict(layer, return_sequences=layer["return_sequences"] or not last)
+        this_layer = dict(layer, return_sequences=layer["return_sequences"] or not last, go_backwards=cell["go_backwards"])
         if len(cells) == 1:
             sub = ctx
         else:  # one node per cell, named after it (rnn/lstm_cell); the layer's mask for each
-            mask = call_mask(ctx)
+            if i == 1 and layer["go_backwards"] and mask is not None:  # the steps now come reversed
+                mask = ctx.add("bool_op", [mask], [mask.spec], {"fn": "flip", "axis": 1}).outputs[0]
+                mask.name = f"{ctx.name}_mask_reversed"
+            kwargs: dict[str, list[Value]] = {"mask": [mask]} if mask is not None else {}
+            if initial:
+                kwargs["initial_state"], initial = initial[:STATES[cell["kind"]]], initial[STATES[cell["kind"]]:]
             sub = replace(
                 ctx, inputs=[x], name=f"{ctx.name}/{cells[i]['config'].get('name', i)}", input_masks=[mask],
-                tensor_kwargs={"mask": [mask]} if mask is not None else {}, output_masks=None,
+                tensor_kwargs=kwargs, output_masks=None,
             )
         outputs = _add_rnn_node(sub, [cell], params, this_layer, None)
         states += outputs[1:]
@@ -429,47 +469,79 @@ def import_time_distributed(ctx: LayerContext) -> list[Value]:
     return [out]
 
 
-@register_importer("ConvLSTM2D")
-def import_conv_lstm2d(ctx: LayerContext) -> list[Value]:
+@register_importer("ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D")
+def import_conv_lstm(ctx: LayerContext) -> list[Value]:
+    """ConvLSTM1D/2D/3D: one `conv_lstm` node (channels-first in torch).
+    Inputs: x, then the mask (if `attrs["has_mask"]`), then the initial states h, c.
+    Outputs: the output, then h, c if return_state."""
     from tf2torch.frontends.keras.context import as_tuple, channels_last
-    from tf2torch.frontends.keras.importers.shapes import conv_output_length
+    from tf2torch.frontends.keras.importers.shapes import conv_output_length, same_padding
 
     channels_last(ctx)
     cfg = ctx.config
+    rank = int(ctx.class_name[-2])
     x = ctx.inputs[0]
+    if x.rank != rank + 3:
+        raise ctx.unsupported(f"{ctx.class_name} on a rank-{x.rank} input")
     layer = _layer_options(ctx, cfg)
-    if call_mask(ctx) is not None:
-        raise ctx.unsupported("a mask on ConvLSTM2D")
-    if _states_in(ctx) or layer["stateful"]:
-        raise ctx.unsupported("initial states or stateful=True on ConvLSTM2D")
-    if float(cfg.get("dropout", 0.0) or 0.0) or float(cfg.get("recurrent_dropout", 0.0) or 0.0):
-        raise ctx.unsupported("dropout inside ConvLSTM2D")
-    kernel_size = as_tuple(cfg["kernel_size"], 2)
-    strides = as_tuple(cfg.get("strides", 1), 2)
-    dilation = as_tuple(cfg.get("dilation_rate", 1), 2)
-    padding = cfg.get("padding", "valid")
-    if padding == "same" and strides != (1, 1):
-        raise ctx.unsupported("ConvLSTM2D with padding='same' and strides > 1")
+    states = _states_in(ctx)
+    if states and len(states) != 2:
+        raise ctx.unsupported(f"{len(states)} initial states (expected 2: h and c)")
+    if layer["stateful"] and states:
+        raise ctx.unsupported("initial states on a stateful layer")
+    if layer["stateful"] and x.spec.shape[0] is None:
+        raise ctx.unsupported("stateful=True without a fixed batch size")
+    kernel_size = as_tuple(cfg["kernel_size"], rank)
+    strides = as_tuple(cfg.get("strides", 1), rank)
+    dilation = as_tuple(cfg.get("dilation_rate", 1), rank)
+    padding = str(cfg.get("padding", "valid")).lower()
+    in_spatial = x.spec.shape[2:-1]
+    if any(n is None for n in in_spatial):
+        raise ctx.unsupported(f"{ctx.class_name} with dynamic spatial dimensions")
+    pads = None
+    if padding == "same" and strides != (1,) * rank:
+        # TF's 'same' with strides: the odd padding cell goes at the end (explicit pads).
+        pads = tuple(same_padding(n, k, s, d) for n, k, s, d in zip(in_spatial, kernel_size, strides, dilation))
     filters = int(cfg["filters"])
     use_bias = bool(cfg.get("use_bias", True))
     weights = _weights(ctx, ["cell", "vars"])
     if len(weights) != (3 if use_bias else 2):
-        raise ctx.unsupported(f"{len(weights)} ConvLSTM2D weights")
-    params = {"kernel": ctx.param(weights[0], "HWIO"), "recurrent_kernel": ctx.param(weights[1], "HWIO")}
+        raise ctx.unsupported(f"{len(weights)} {ctx.class_name} weights")
+    layout = "DHW"[3 - rank:] + "IO"
+    params = {"kernel": ctx.param(weights[0], layout), "recurrent_kernel": ctx.param(weights[1], layout)}
     if use_bias:
         params["bias"] = ctx.param(weights[2], "O")
     batch, steps = x.spec.shape[0], x.spec.shape[1]
-    spatial = tuple(conv_output_length(n, k, s, d, padding) for n, k, s, d in zip(x.spec.shape[2:4], kernel_size, strides, dilation))
-    out = TensorSpec((batch, steps) + spatial + (filters,)) if layer["return_sequences"] else TensorSpec((batch,) + spatial + (filters,))
-    state_specs = [TensorSpec((batch,) + spatial + (filters,))] * (2 if layer["return_state"] else 0)
+    spatial = tuple(conv_output_length(n, k, s, d, padding) for n, k, s, d in zip(in_spatial, kernel_size, strides, dilation))
+    mask = _rnn_call_mask(ctx)
+    if mask is not None:
+        if mask.spec.dtype != "bool":  # an explicit numeric mask: Keras casts it
+            mask = ctx.add("bool_op", [mask], [TensorSpec(mask.spec.shape, "bool")], {"fn": "not_equal", "value": 0}).outputs[0]
+        if mask.rank not in (2, rank + 2):
+            raise ctx.unsupported(f"a rank-{mask.rank} mask on {ctx.class_name}")
+        if mask.rank > 2 and tuple(spatial) != tuple(in_spatial):
+            # Keras' RNN loop tiles the mask of each input position onto the output: it
+            # fails itself when padding/strides change the spatial size.
+            raise ctx.unsupported(f"a per-position mask (e.g. from Masking) on {ctx.class_name} whose output size "
+                                  f"{spatial} differs from its input size {tuple(in_spatial)}")
+    state_spec = TensorSpec((batch,) + spatial + (filters,))
+    out = TensorSpec((batch, steps) + spatial + (filters,)) if layer["return_sequences"] else state_spec
+    state_specs = [state_spec] * (2 if layer["return_state"] else 0)
     attrs = {
-        **layer, "filters": filters, "in_channels": int(x.spec.shape[-1]), "kernel_size": kernel_size,
-        "strides": strides, "dilation": dilation, "padding": padding, "use_bias": use_bias,
+        **layer, "rank": rank, "filters": filters, "in_channels": int(x.spec.shape[-1]), "kernel_size": kernel_size,
+        "strides": strides, "dilation": dilation, "padding": padding, "input_padding": pads, "use_bias": use_bias,
         "activation": _activation(ctx, cfg.get("activation", "tanh")),
         "recurrent_activation": _activation(ctx, cfg.get("recurrent_activation", "sigmoid")),
+        "dropout": float(cfg.get("dropout", 0.0) or 0.0),
+        "recurrent_dropout": float(cfg.get("recurrent_dropout", 0.0) or 0.0),
+        "has_mask": mask is not None, "n_initial_states": len(states),
     }
-    node = ctx.add("conv_lstm", [x], [out] + state_specs, attrs, params)
+    inputs = [x] + ([mask] if mask is not None else []) + states
+    node = ctx.add("conv_lstm", inputs, [out] + state_specs, attrs, params)
     if layer["return_state"]:
         for value, suffix in zip(node.outputs, ("output", "h", "c")):
             value.name = f"{ctx.name}_{suffix}"
+    # ConvLSTM.compute_mask: the mask passes to the sequence output only.
+    passed = call_mask(ctx)
+    ctx.set_output_masks([passed if layer["return_sequences"] else None] + [None] * len(state_specs))
     return list(node.outputs)
