@@ -17,7 +17,8 @@ mask-aware layer downstream reads it. The model walker tracks the same thing per
     * every other layer drops the mask (Keras warns; e.g. Conv1D, Flatten, Reshape, ops).
 - Helpers that add the IR nodes: `tokens_mask(ctx, ids)`, `combine_masks(ctx, masks, mode)`,
   `mask_spec(x)`. Consumers of a mask take it as an ordinary extra input of their node (the
-  layout pass treats masks as rank-2 source-layout tensors; declare such ops `SOURCE`).
+  layout pass keeps every bool value in the Keras layout, also as an input or output of a
+  CHANNELS_FIRST op such as conv_lstm).
 
 Masks are values of the graph like any other: generated code computes them once
 (`mask = x != 0`) and passes them to the layers that need them.
