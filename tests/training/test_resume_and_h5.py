@@ -136,16 +136,6 @@ def test_binary_crossentropy_on_softmax_is_a_clear_error(tmp_path):
     assert (written / "model.py").exists() and not (written / "train.py").exists()
 
 
-def test_activity_regularizer_is_a_clear_error(tmp_path):
-    inputs = keras.Input((3,))
-    model = keras.Model(inputs, keras.layers.Dense(2, name="d", activity_regularizer="l2")(inputs))
-    model.compile(optimizer="sgd", loss="mse")
-    model.save(tmp_path / "act.keras")
-    result = tf2torch.convert(tmp_path / "act.keras")
-    with pytest.raises(UnsupportedTraining, match="activity_regularizer is not supported"):
-        result.training_setup()
-
-
 def test_uncompiled_model_has_no_training_setup(tmp_path):
     inputs = keras.Input((3,))
     model = keras.Model(inputs, keras.layers.Dense(2, name="d")(inputs))

@@ -74,6 +74,18 @@ class WeightTerm:
 
 
 @dataclass
+class OutputSpec:
+    """What compile() set for one output of a multi-output model."""
+
+    name: str  # Keras' output name (the output layer's name, or the key of a dict output)
+    loss: Obj | None
+    weight: float | None
+    metrics: list[Obj]
+    weighted_metrics: list[Obj]
+    loss_tracker: bool  # Keras reports "<name>_loss"
+
+
+@dataclass
 class TrainingSpec:
     optimizer: Obj
     loss: Obj
@@ -82,6 +94,18 @@ class TrainingSpec:
     activity_regularizers: list[tuple[str, Obj]]
     constraints: list[WeightTerm]
     keras_major: int
+    # Single output: loss_weights (a number) and weighted_metrics.
+    loss_weight: float | None = None
+    weighted_metrics: list[Obj] = field(default_factory=list)
+    # Several outputs: one entry per module output, in the module's order (empty: one output),
+    # and Keras' flat output order (for targets and sample weights given as lists).
+    outputs: list[OutputSpec] = field(default_factory=list)
+    target_order: list[str] = field(default_factory=list)
+
+    @property
+    def reductions(self) -> set[str]:
+        losses = [o.loss for o in self.outputs if o.loss is not None] if self.outputs else [self.loss]
+        return {loss.kwargs.get("reduction", "sum_over_batch_size") for loss in losses}
 
     @property
     def schedule(self) -> Obj | None:
@@ -231,10 +255,10 @@ def parse_loss(raw: Any) -> Obj:
         raise UnsupportedTraining(f"loss {name!r} is not supported yet")
     kwargs: dict[str, Any] = {}
     reduction = config.get("reduction", "sum_over_batch_size")
-    if reduction in ("auto", "sum_over_batch_size", "mean", None):
+    if reduction in ("auto", "sum_over_batch_size", "mean"):
         pass
-    elif reduction in ("sum", "none"):
-        kwargs["reduction"] = reduction
+    elif reduction in ("sum", "none", "mean_with_sample_weight", None):
+        kwargs["reduction"] = "none" if reduction is None else reduction
     else:
         raise UnsupportedTraining(f"loss reduction {reduction!r} is not supported yet")
     for key, value in config.items():
@@ -281,12 +305,12 @@ def _metric_from_name(name: str, display: str | None = None, kwargs: dict | None
     raise UnsupportedTraining(f"metric {name!r} is not supported yet")
 
 
-def parse_metric(raw: Any) -> Obj:
+def parse_metric(raw: Any, display: str | None = None) -> Obj:
     if isinstance(raw, str):
-        return _metric_from_name(raw)
+        return _metric_from_name(raw, display)
     name = _class_name(raw)
     config = dict(raw.get("config", {}))
-    display = config.get("name")
+    display = display or config.get("name")
     if name == "MeanMetricWrapper":
         return _metric_from_name(config["fn"], display)
     if name not in _METRIC_CLASSES:
@@ -372,6 +396,9 @@ def collect_weight_terms(model_config: dict, prefix: str = "") -> tuple[list[Wei
         config = raw.get("config", {})
         name = prefix + (raw.get("name") or config.get("name", ""))
         if raw.get("class_name") in MODEL_CLASSES:
+            if config.get("activity_regularizer"):
+                raise UnsupportedTraining(
+                    f"nested model {name!r}: an activity_regularizer on a whole model is not supported yet")
             r, a, c = collect_weight_terms(raw, name + "/")
             regularizers += r
             activity += a
@@ -381,9 +408,11 @@ def collect_weight_terms(model_config: dict, prefix: str = "") -> tuple[list[Wei
             if not value or not isinstance(value, (dict, str)):
                 continue
             if key == "activity_regularizer":
-                # The torch submodule's output is not always the Keras layer's output (a fused
-                # activation follows it in forward()): refused until that is tracked.
-                raise UnsupportedTraining(f"layer {name!r}: activity_regularizer is not supported yet")
+                # Applied to the layer's output (training/activity.py finds it in forward()).
+                activity.append((name, parse_regularizer(_as_obj(value))))
+            elif isinstance(value, dict) and _wrapped_activity(value):
+                raise UnsupportedTraining(
+                    f"layer {name!r}: an activity_regularizer on the layer it wraps ({key}) is not supported yet")
             elif key.endswith(("_regularizer", "_constraint")):
                 what = key.rsplit("_", 1)[0]
                 index = _variable_index(config, what)
@@ -394,6 +423,18 @@ def collect_weight_terms(model_config: dict, prefix: str = "") -> tuple[list[Wei
                 else:
                     constraints.append(WeightTerm(name, index, what, parse_constraint(_as_obj(value))))
     return regularizers, activity, constraints
+
+
+def _wrapped_activity(value: Any) -> bool:
+    """An activity_regularizer anywhere inside a wrapped layer's config (TimeDistributed,
+    Bidirectional, RNN cells)."""
+    if isinstance(value, dict):
+        if value.get("activity_regularizer"):
+            return True
+        return any(_wrapped_activity(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_wrapped_activity(v) for v in value)
+    return False
 
 
 def _as_obj(value: Any) -> dict:
@@ -420,18 +461,178 @@ def parse_training(compile_config: dict | None, model_config: dict, keras_major:
         optimizer_raw = compile_config.get("optimizer")
     if optimizer_raw is None:
         raise UnsupportedTraining("the compile config names no optimizer")
-    if compile_config.get("loss_weights"):
-        raise UnsupportedTraining("loss_weights are not supported yet")
-    if compile_config.get("weighted_metrics"):
-        raise UnsupportedTraining("weighted_metrics are not supported yet")
-    metrics = [parse_metric(m) for m in _flatten_metrics(compile_config.get("metrics"))]
     regularizers, activity, constraints = collect_weight_terms(model_config)
-    return TrainingSpec(
+    spec = TrainingSpec(
         optimizer=parse_optimizer(optimizer_raw),
-        loss=parse_loss(compile_config.get("loss")),
-        metrics=metrics,
+        loss=Obj("KerasLoss"),
+        metrics=[],
         regularizers=regularizers,
         activity_regularizers=activity,
         constraints=constraints,
         keras_major=keras_major,
     )
+    module_names, flat_names = output_names(model_config)
+    if len(module_names) > 1:
+        _parse_outputs(spec, compile_config, module_names, flat_names)
+        return spec
+    spec.loss = parse_loss(compile_config.get("loss"))
+    weight = compile_config.get("loss_weights")
+    if isinstance(weight, dict):
+        weight = next(iter(weight.values()), None) if len(weight) == 1 else _too_many("loss_weights")
+    if isinstance(weight, list):
+        weight = weight[0] if len(weight) == 1 else _too_many("loss_weights")
+    spec.loss_weight = None if weight is None else float(weight)
+    plain = _flatten_metrics(compile_config.get("metrics"))
+    weighted = _flatten_metrics(compile_config.get("weighted_metrics"))
+    if keras_major >= 3:
+        names = _keras3_metric_names([plain], [weighted], [""])
+        spec.metrics = [parse_metric(m, n) for m, n in zip(plain, names[0][0])]
+        spec.weighted_metrics = [parse_metric(m, n) for m, n in zip(weighted, names[1][0])]
+    else:
+        spec.metrics = [parse_metric(m) for m in plain]
+        spec.weighted_metrics = [parse_metric(m) for m in weighted]
+    _check_weighted(spec.weighted_metrics)
+    return spec
+
+
+def _too_many(what: str) -> Any:
+    raise UnsupportedTraining(f"{what} has several entries but the model has one output")
+
+
+def output_names(model_config: dict) -> tuple[list[str], list[str]]:
+    """Keras' output names in the converted module's order, and in Keras' flat order (dict
+    outputs flatten in sorted key order)."""
+    config = model_config.get("config", {})
+    raw = config.get("output_layers") if isinstance(config, dict) else None
+    if model_config.get("class_name") == "Sequential" or not raw:
+        return [""], [""]
+    if isinstance(raw, dict):
+        names = list(raw)
+        if any(isinstance(ref, list) and ref and ref[0] != name for name, ref in raw.items()):
+            # Keras then names losses after the layers and metrics after the keys.
+            raise UnsupportedTraining("training a model with dict outputs whose keys differ from the output layer "
+                                      "names is not supported yet")
+        return names, sorted(names)
+    if isinstance(raw[0], str):  # one output: [layer, node, tensor]
+        return [raw[0]], [raw[0]]
+    names = [entry[0] for entry in raw]
+    if len(set(names)) != len(names):
+        raise UnsupportedTraining("training a model that returns several outputs of one layer is not supported yet")
+    return names, names
+
+
+def _by_output(raw: Any, names: list[str], what: str, is_leaf) -> dict[str, Any]:
+    """A compile() argument with one entry per output: a dict by output name, a list in
+    Keras' flat output order, or one value for every output."""
+    if raw is None:
+        return {}
+    if is_leaf(raw):
+        return dict.fromkeys(names, raw)
+    if isinstance(raw, dict):
+        unknown = sorted(set(raw) - set(names))
+        if unknown:
+            raise UnsupportedTraining(f"{what} names outputs {unknown} the model does not have (outputs: {names})")
+        return {name: raw[name] for name in names if raw.get(name) is not None}
+    if isinstance(raw, list) and len(raw) == len(names):
+        return {name: value for name, value in zip(names, raw) if value is not None}
+    raise UnsupportedTraining(f"{what}={raw!r} does not match the model's {len(names)} outputs {names}")
+
+
+def _is_loss_leaf(raw: Any) -> bool:
+    return isinstance(raw, str) or (isinstance(raw, dict) and "class_name" in raw)
+
+
+def _metric_list(raw: Any) -> list[Any]:
+    if raw is None:
+        return []
+    if isinstance(raw, list):
+        return [m for m in raw if m is not None]
+    return [raw]
+
+
+def _keras3_metric_names(plain: list[list[Any]], weighted: list[list[Any]], prefixes: list[str]) -> list[list[list[str]]]:
+    """The names Keras 3 reports (CompileMetrics.result): "<output>_<metric>", a duplicate
+    unweighted name gets "_1", "_2"...; a weighted metric named like an unweighted one becomes
+    "<output>_weighted_<metric>"."""
+    counters: dict[str, int] = {}
+
+    def base(raw: Any) -> str:
+        return raw if isinstance(raw, str) else raw.get("config", {}).get("name") or _class_name(raw)
+
+    out_plain, out_weighted = [], []
+    for metrics, prefix in zip(plain, prefixes):
+        names = []
+        for raw in metrics:
+            name = f"{prefix}{base(raw)}"
+            if name in counters:
+                index = counters[name]
+                counters[name] += 1
+                name = f"{name}_{index}"
+            else:
+                counters[name] = 1
+            names.append(name)
+        out_plain.append(names)
+    for metrics, prefix in zip(weighted, prefixes):
+        names = []
+        for raw in metrics:
+            name = f"{prefix}{base(raw)}"
+            if name in counters:
+                name = f"{prefix}weighted_{base(raw)}"
+                if name in counters:
+                    index = counters[name]
+                    counters[name] += 1
+                    name = f"{name}_{index}"
+                else:
+                    counters[name] = 1
+            else:
+                counters[name] = 1
+            names.append(name)
+        out_weighted.append(names)
+    return [out_plain, out_weighted]
+
+
+def _check_weighted(metrics: list[Obj]) -> None:
+    for metric in metrics:
+        if metric.ctor not in ("Mean", "Accuracy"):
+            raise UnsupportedTraining(f"weighted_metrics: {metric.ctor} with sample weights is not supported yet")
+
+
+def _parse_outputs(spec: TrainingSpec, compile_config: dict, module_names: list[str], flat_names: list[str]) -> None:
+    losses = _by_output(compile_config.get("loss"), flat_names, "loss", _is_loss_leaf)
+    if not losses:
+        raise UnsupportedTraining("the model was compiled without a loss")
+    weights_raw = compile_config.get("loss_weights")
+    if isinstance(weights_raw, (int, float)):
+        raise UnsupportedTraining("a single loss_weights number for a model with several outputs")
+    weights = _by_output(weights_raw, flat_names, "loss_weights", lambda v: False)
+    plain = {n: _metric_list(v) for n, v in _by_output(compile_config.get("metrics"), flat_names, "metrics",
+                                                          _is_loss_leaf).items()}
+    weighted = {n: _metric_list(v) for n, v in _by_output(compile_config.get("weighted_metrics"), flat_names,
+                                                             "weighted_metrics", _is_loss_leaf).items()}
+    if spec.keras_major >= 3:
+        prefixes = [f"{name}_" for name in flat_names]
+        names = _keras3_metric_names([plain.get(n, []) for n in flat_names], [weighted.get(n, []) for n in flat_names],
+                                     prefixes)
+        plain_names = dict(zip(flat_names, names[0]))
+        weighted_names = dict(zip(flat_names, names[1]))
+        # Keras 3 tracks per-output losses when more than one loss is compiled; tf.keras 2
+        # for every output with a loss of a multi-output model.
+        trackers = len(losses) > 1
+    else:
+        plain_names = {n: [None] * len(plain.get(n, [])) for n in flat_names}
+        weighted_names = {n: [None] * len(weighted.get(n, [])) for n in flat_names}
+        trackers = True
+    by_name = {}
+    for name in flat_names:
+        loss = parse_loss(losses[name]) if name in losses else None
+        weight = weights.get(name)
+        metrics = [parse_metric(m, d) for m, d in zip(plain.get(name, []), plain_names[name])]
+        weighted_metrics = [parse_metric(m, d) for m, d in zip(weighted.get(name, []), weighted_names[name])]
+        _check_weighted(weighted_metrics)
+        by_name[name] = OutputSpec(name, loss, None if weight is None else float(weight), metrics, weighted_metrics,
+                                   trackers and loss is not None)
+    spec.outputs = [by_name[name] for name in module_names]
+    spec.target_order = list(flat_names)
+    spec.loss = next(by_name[n].loss for n in flat_names if by_name[n].loss is not None)
+    spec.metrics = [m for n in flat_names for m in by_name[n].metrics]
+    spec.weighted_metrics = [m for n in flat_names for m in by_name[n].weighted_metrics]

@@ -215,22 +215,62 @@ LOSS_FUNCTIONS: dict[str, Callable] = {
 }
 
 
+def squeeze_or_expand_to_same_rank(x1, x2, expand_rank_1=True):
+    """Keras: squeeze or expand the last axis when the ranks differ by exactly one."""
+    if x1.ndim == x2.ndim:
+        return x1, x2
+    if x1.ndim == x2.ndim + 1 and x1.shape[-1] == 1:
+        if x2.ndim == 1 and expand_rank_1:
+            x2 = x2.unsqueeze(-1)
+        else:
+            x1 = x1.squeeze(-1)
+    if x2.ndim == x1.ndim + 1 and x2.shape[-1] == 1:
+        if x1.ndim == 1 and expand_rank_1:
+            x1 = x1.unsqueeze(-1)
+        else:
+            x2 = x2.squeeze(-1)
+    return x1, x2
+
+
 class KerasLoss:
-    """A Keras loss object: `fn` with its arguments, then Keras' reduction."""
+    """A Keras loss object: `fn` with its arguments, then Keras' reduction.
+
+    With `sample_weight`, the per-sample losses are multiplied by it and (for
+    sum_over_batch_size) still divided by their number of elements, not by the weights' sum;
+    reduction "none" returns the weighted per-sample losses."""
 
     def __init__(self, fn: Callable, reduction: str = "sum_over_batch_size", **kwargs) -> None:
         self.fn, self.reduction, self.kwargs = fn, reduction, kwargs
 
-    def __call__(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
+    def __call__(self, y_true: torch.Tensor, y_pred: torch.Tensor, sample_weight: torch.Tensor | None = None) -> torch.Tensor:
         y_true = y_true.to(y_pred.dtype) if self.fn is not sparse_categorical_crossentropy else y_true
         values = self.fn(y_true, y_pred, **self.kwargs)
         mask = getattr(values, "keras_mask", None)
-        if self.reduction == "none" or self.reduction is None:
+        if sample_weight is None:
+            if self.reduction == "none" or self.reduction is None:
+                return values
+            total = values.sum()
+            if self.reduction == "sum":
+                return total
+            if mask is not None:
+                valid = mask.to(values.dtype).sum()
+                return total / (valid + EPSILON)
+            return total / max(values.numel(), 1)
+        # Keras' reduce_weighted_values: the mask becomes part of the weights.
+        weight = torch.as_tensor(sample_weight).to(values.dtype)
+        if mask is not None:
+            float_mask = mask.to(values.dtype)
+            if self.reduction in ("sum_over_batch_size", "mean"):
+                valid = float_mask.sum()
+                float_mask = float_mask * torch.where(valid > 0, mask.numel() / valid, torch.zeros_like(valid))
+            float_mask, weight = squeeze_or_expand_to_same_rank(float_mask, weight)
+            weight = weight * float_mask
+        values, weight = squeeze_or_expand_to_same_rank(values, weight)
+        values = values * weight
+        if self.reduction == "none" or self.reduction is None or values.ndim == 0:
             return values
         total = values.sum()
         if self.reduction == "sum":
             return total
-        if mask is not None:
-            valid = mask.to(values.dtype).sum()
-            return total / (valid + EPSILON)
-        return total / max(values.numel(), 1)
+        divisor = weight.sum() if self.reduction == "mean_with_sample_weight" else values.numel()
+        return total / divisor if float(divisor) != 0 else torch.zeros_like(total)

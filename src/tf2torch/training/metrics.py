@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import torch
 
+from tf2torch.training.losses import squeeze_or_expand_to_same_rank
+
 
 def accuracy(y_true, y_pred):
     return (y_true == y_pred).to(torch.float32)
@@ -52,10 +54,26 @@ class Mean:
         self.count = torch.zeros((), dtype=torch.float64)
 
     @torch.no_grad()
-    def update_state(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> None:
+    def update_state(self, y_true: torch.Tensor, y_pred: torch.Tensor, sample_weight=None) -> None:
         values = self.fn(y_true, y_pred, **self.kwargs) if self.fn is not None else y_pred
+        if sample_weight is None:
+            self.total += values.double().sum()
+            self.count += values.numel()
+            return
+        # Keras' weighted mean (weighted_metrics): per-sample values times their weights,
+        # divided by the sum of the weights.
+        weight = torch.as_tensor(sample_weight).to(values.dtype)
+        values, weight = squeeze_or_expand_to_same_rank(values, weight)
+        if values.ndim > weight.ndim:
+            values = torch.mean(values, dim=list(range(weight.ndim, values.ndim)))
+        weight = torch.broadcast_to(weight, values.shape)
+        values = values * weight
+        if weight.ndim > 1:
+            weight = torch.mean(weight, dim=list(range(1, weight.ndim)))
+        if values.ndim > 1:
+            values = torch.mean(values, dim=list(range(1, values.ndim)))
         self.total += values.double().sum()
-        self.count += values.numel()
+        self.count += weight.double().sum()
 
     def update_value(self, value: torch.Tensor, weight: float) -> None:
         """A pre-computed batch value (the loss), weighted by the batch size."""
@@ -69,7 +87,7 @@ class Mean:
 class Accuracy(Mean):
     """Keras' "accuracy" string: the variant is chosen from the label and output shapes."""
 
-    def update_state(self, y_true, y_pred):
+    def update_state(self, y_true, y_pred, sample_weight=None):
         if self.fn is None:
             if y_pred.shape[-1] == 1:
                 self.fn = binary_accuracy
@@ -77,7 +95,7 @@ class Accuracy(Mean):
                 self.fn = sparse_categorical_accuracy
             else:
                 self.fn = categorical_accuracy
-        super().update_state(y_true, y_pred)
+        super().update_state(y_true, y_pred, sample_weight)
 
 
 class ConfusionMetric:

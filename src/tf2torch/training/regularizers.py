@@ -2,7 +2,7 @@
 
 A weight regularizer receives the parameter *in the Keras layout* (`keras_view`, a
 permuted view of the torch parameter), so axis-dependent ones (orthogonal) see what Keras
-saw. Activity regularizers are divided by the batch size, as Keras 3 does.
+saw. Activity regularizers are divided by the batch size, as Keras 3 and tf.keras 2 do.
 
 This file imports torch only: render_train.py copies it into train.py.
 """
@@ -63,20 +63,55 @@ class Regularization:
 
 
 class ActivityRegularization:
-    """Forward hooks that collect activity regularizer losses (divided by the batch size)."""
+    """Keras activity regularizers: `regularizer(output) / batch size` for every call of a
+    regularized layer, as loss terms.
+
+    Forward hooks on the layers' torch modules record them during each call of the whole
+    model (train and eval mode: Keras adds them to evaluation losses too); a call of the model
+    starts a fresh record. `entries` are `(module attr, regularizer, keras_outputs)`, where
+    `keras_outputs(model, module_result)` gives the Keras layer's outputs when forward() does
+    more after the module (a fused activation), or is None."""
 
     def __init__(self, model: torch.nn.Module, entries: list) -> None:
         self.losses: list[torch.Tensor] = []
-        for attr, regularizer in entries:
+        self.handles = [model.register_forward_pre_hook(self._start)]
+        for attr, regularizer, keras_outputs in entries:
             module = model.get_submodule(attr)
-            module.register_forward_hook(self._hook(regularizer))
+            self.handles.append(module.register_forward_hook(self._hook(model, regularizer, keras_outputs)))
 
-    def _hook(self, regularizer):
+    def _start(self, module, inputs) -> None:
+        self.losses = []
+
+    def _hook(self, model, regularizer, keras_outputs):
         def hook(module, inputs, output):
-            if module.training and torch.is_grad_enabled():
-                self.losses.append(regularizer(output) / output.shape[0])
+            # On a copy: forward() may change the module's result in place afterwards
+            # (F.relu(x, inplace=True)), which would spoil what the regularizer saved for backward.
+            output = self._copy(output)
+            outputs = [output] if keras_outputs is None else keras_outputs(model, output)
+            for out in outputs:
+                loss = regularizer(out)
+                if out.ndim > 0 and out.shape[0] > 0:
+                    loss = loss / out.shape[0]  # Keras: divide_no_nan(loss, batch size)
+                self.losses.append(loss)
         return hook
 
+    @staticmethod
+    def _copy(output):
+        if isinstance(output, (tuple, list)):
+            items = [ActivityRegularization._copy(o) for o in output]
+            return type(output)(*items) if hasattr(output, "_fields") else type(output)(items)
+        return output.clone() if torch.is_tensor(output) else output
+
     def pop(self) -> torch.Tensor | None:
+        """The sum of the losses recorded since the model was last called (then forgotten)."""
         losses, self.losses = self.losses, []
-        return sum(losses) if losses else None
+        total = None
+        for loss in losses:
+            total = loss if total is None else total + loss
+        return total
+
+    def remove(self) -> None:
+        """Detach the hooks from the model."""
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []

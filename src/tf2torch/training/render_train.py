@@ -123,11 +123,9 @@ def _weight_terms(terms: list[WeightTerm], weight_map: WeightMap, module: torch.
 
 
 def setup_source(spec: TrainingSpec, weight_map: WeightMap | None, module: torch.nn.Module, graph: Graph,
-                 submodule_attrs: dict[str, str]) -> tuple[str, set[str]]:
+                 submodule_attrs: dict[str, Any]) -> tuple[str, set[str]]:
     """The text of `build_training(model)` and the runtime names it uses."""
-    if len(graph.outputs) != 1:
-        raise UnsupportedTraining("training models with several outputs is not supported yet")
-    _check_keras_logits_quirk(spec, graph)
+    _check_outputs(spec, graph)
     needed: set[str] = set()
     lines = [
         "def build_training(model: torch.nn.Module) -> Training:",
@@ -135,11 +133,9 @@ def setup_source(spec: TrainingSpec, weight_map: WeightMap | None, module: torch
         '    Keras model was compiled."""',
         "    params = [p for p in model.parameters() if p.requires_grad]",
         f"    optimizer = {spec.optimizer.render(indent=4, width=100)}",
-        f"    loss_fn = {spec.loss.render(indent=4, width=100)}",
-        f"    metrics = {render_value(spec.metrics)}",
     ]
-    needed |= _names_in(spec.optimizer) | _names_in(spec.loss) | _names_in(spec.metrics)
-    extra = []
+    needed |= _names_in(spec.optimizer)
+    extra = _compile_lines(spec, lines, needed)
     if (spec.regularizers or spec.constraints) and weight_map is None:
         raise UnsupportedTraining("regularizers and constraints need the weight map")
     if spec.regularizers:
@@ -157,32 +153,114 @@ def setup_source(spec: TrainingSpec, weight_map: WeightMap | None, module: torch
         lines.append("    ])")
         extra.append("constraints=constraints")
     if spec.activity_regularizers:
+        # submodule_attrs: Keras layer -> ActivityTap (training/activity.py): the torch module
+        # to hook, and the statements of forward() that follow it up to the layer's output.
         entries = []
         for layer, obj in spec.activity_regularizers:
-            attr = submodule_attrs.get(layer)
-            if attr is None:
+            tap = submodule_attrs.get(layer)
+            if tap is None or isinstance(tap, str):
                 raise UnsupportedTraining(f"layer {layer!r}: activity regularizer on a layer without its own torch module")
-            entries.append(f"({attr!r}, {obj.render()})")
+            if tap.function is not None:
+                lines += ["", *textwrap.indent(tap.function, "    ").splitlines()]
+            entries.append(f"({tap.attr!r}, {obj.render()}, {tap.function_name})")
             needed.add(obj.ctor)
         needed.add("ActivityRegularization")
-        lines.append(f"    activity = ActivityRegularization(model, [{', '.join(entries)}])")
+        if lines[-1].startswith("        "):  # after the functions above
+            lines.append("")
+        lines.append("    activity = ActivityRegularization(model, [")
+        lines += [f"        {e}," for e in entries]
+        lines.append("    ])")
         extra.append("activity=activity")
-    output_axes = _inverse(graph.outputs[0].perm)
-    if output_axes is not None:
-        extra.append(f"output_axes={output_axes!r}")
+    extra += _output_axes_args(spec, graph)
     args = ", ".join(["model", "optimizer", "loss_fn", "metrics"] + extra)
+    if len(args) > 86:  # one argument a line
+        args = "\n" + "".join(f"        {a},\n" for a in ["model", "optimizer", "loss_fn", "metrics"] + extra) + "    "
     lines.append(f"    return Training({args})")
     return "\n".join(lines), needed
 
 
-def _check_keras_logits_quirk(spec: TrainingSpec, graph: Graph) -> None:
+# -- several outputs, loss weights, weighted metrics -----------------------------------------
+
+
+def _check_outputs(spec: TrainingSpec, graph: Graph) -> None:
+    expected = len(spec.outputs) or 1
+    if len(graph.outputs) != expected:
+        raise UnsupportedTraining(f"the compile config describes {expected} outputs, the converted module returns "
+                                  f"{len(graph.outputs)}")
+    if spec.outputs:
+        for output, value in zip(spec.outputs, graph.outputs):
+            if output.loss is not None:
+                _check_keras_logits_quirk(output.loss, value)
+    else:
+        _check_keras_logits_quirk(spec.loss, graph.outputs[0])
+    if "none" in spec.reductions and (spec.regularizers or spec.activity_regularizers):
+        # Keras' compute_loss() stacks the per-sample compiled loss with the scalar
+        # regularization losses, which fails in Keras itself.
+        raise UnsupportedTraining("a loss with reduction='none' together with regularization losses (Keras "
+                                  "cannot add them either)")
+
+
+def _dict_lines(name: str, entries: list[tuple[str, str]]) -> list[str]:
+    flat = f"    {name} = {{{', '.join(f'{k!r}: {v}' for k, v in entries)}}}"
+    if len(flat) <= 110:
+        return [flat]
+    return [f"    {name} = {{", *[f"        {k!r}: {v}," for k, v in entries], "    }"]
+
+
+def _compile_lines(spec: TrainingSpec, lines: list[str], needed: set[str]) -> list[str]:
+    """loss_fn / metrics (and loss_weights, weighted_metrics) statements; returns the extra
+    keyword arguments of Training()."""
+    extra = []
+    if not spec.outputs:
+        lines.append(f"    loss_fn = {spec.loss.render(indent=4, width=100)}")
+        lines.append(f"    metrics = {render_value(spec.metrics)}")
+        needed |= _names_in(spec.loss) | _names_in(spec.metrics)
+        if spec.weighted_metrics:
+            lines.append(f"    weighted_metrics = {render_value(spec.weighted_metrics)}")
+            needed |= _names_in(spec.weighted_metrics)
+            extra.append("weighted_metrics=weighted_metrics")
+        if spec.loss_weight is not None:
+            extra.append(f"loss_weights={spec.loss_weight!r}")
+        return extra
+    by_name = {o.name: o for o in spec.outputs}
+    ordered = [by_name[n] for n in spec.target_order]  # Keras sums the losses in this order
+    losses = [(o.name, o.loss.render()) for o in ordered if o.loss is not None]
+    lines += _dict_lines("loss_fn", losses)
+    needed |= {n for o in ordered if o.loss is not None for n in _names_in(o.loss)}
+    lines += _dict_lines("metrics", [(o.name, render_value(o.metrics)) for o in ordered if o.metrics])
+    needed |= {n for o in ordered for n in _names_in(o.metrics) | _names_in(o.weighted_metrics)}
+    if any(o.weighted_metrics for o in ordered):
+        lines += _dict_lines("weighted_metrics", [(o.name, render_value(o.weighted_metrics))
+                                                  for o in ordered if o.weighted_metrics])
+        extra.append("weighted_metrics=weighted_metrics")
+    if any(o.weight is not None for o in ordered):
+        extra.append(f"loss_weights={ {o.name: o.weight for o in ordered if o.weight is not None}!r}")
+    extra.append(f"output_names={[o.name for o in spec.outputs]!r}")
+    if spec.target_order != [o.name for o in spec.outputs]:
+        extra.append(f"target_order={spec.target_order!r}")
+    trackers = [o.name for o in ordered if o.loss_tracker]
+    if trackers:
+        extra.append(f"loss_trackers={trackers!r}")
+    return extra
+
+
+def _output_axes_args(spec: TrainingSpec, graph: Graph) -> list[str]:
+    """Training(output_axes=): the permutation back to Keras' layout of each NCHW output."""
+    if not spec.outputs:
+        axes = _inverse(graph.outputs[0].perm)
+        return [] if axes is None else [f"output_axes={axes!r}"]
+    axes = {o.name: _inverse(v.perm) for o, v in zip(spec.outputs, graph.outputs) if v.perm is not None}
+    return [f"output_axes={axes!r}"] if axes else []
+
+
+def _check_keras_logits_quirk(loss: Obj, output: Any) -> None:
     """On TensorFlow, Keras' binary cross-entropy takes the *inputs* of a softmax output as
     sigmoid logits (backend/tensorflow/nn.py _get_logits): not reproducible from the
     probabilities the converted module returns."""
-    producer = graph.outputs[0].producer
-    fn = spec.loss.args[0].name if spec.loss.args else ""
+    producer = output.producer
+    fn = loss.args[0].name if loss.args else ""
     if producer is not None and producer.op == "softmax" and fn in ("binary_crossentropy", "binary_focal_crossentropy") \
-            and not spec.loss.kwargs.get("from_logits"):
+            and not loss.kwargs.get("from_logits"):
         raise UnsupportedTraining(
             f"{fn} on a softmax output: Keras (TensorFlow backend) then uses the softmax's inputs as sigmoid "
             "logits, which the converted module does not expose"
@@ -196,7 +274,7 @@ def training_namespace(code: str) -> dict[str, Any]:
 
 
 def training_code(spec: TrainingSpec, weight_map: WeightMap | None, module: torch.nn.Module, graph: Graph,
-                  submodule_attrs: dict[str, str]) -> str:
+                  submodule_attrs: dict[str, Any]) -> str:
     """Imports + runtime definitions + build_training(): the top half of train.py."""
     setup, needed = setup_source(spec, weight_map, module, graph, submodule_attrs)
     return "\n".join(HEADER_IMPORTS) + "\n\n\n" + library_source(needed) + "\n\n\n" + setup + "\n"
@@ -211,41 +289,86 @@ MAIN_TEMPLATE = '''
 INPUT_PERMS = {input_perms}  # Keras layout -> torch layout of each model input (None: same)
 
 
-def load_arrays(path: str) -> tuple[list[np.ndarray], np.ndarray]:
-    """An .npz with `y` and `x` (or `x0`, `x1`, ... for several inputs), in the Keras layout."""
+def numbered(files: list[str], prefix: str) -> list[str]:
+    """`x0`, `x1`, ..., `x10` in numeric order."""
+    found = [k for k in files if k.startswith(prefix) and k[len(prefix):].isdigit()]
+    return sorted(found, key=lambda k: int(k[len(prefix):]))
+
+
+def load_arrays(path: str):
+    """An .npz in the Keras layout: `x` (or `x0`, `x1`, ... for several inputs), `y` (or `y0`,
+    `y1`, ... for several outputs, in Keras' output order) and optionally `sample_weight`
+    (or `sample_weight0`, ... one per output)."""
     with np.load(path, allow_pickle=False) as data:
-        names = sorted(k for k in data.files if k != "y")
-        inputs = [data["x"]] if "x" in data.files else [data[k] for k in names]
-        targets = data["y"]
+        targets = data["y"] if "y" in data.files else [data[k] for k in numbered(data.files, "y")]
+        weights = None
+        if "sample_weight" in data.files:
+            weights = data["sample_weight"]
+        elif numbered(data.files, "sample_weight"):
+            weights = [data[k] for k in numbered(data.files, "sample_weight")]
+        others = ["y", "sample_weight", *numbered(data.files, "y"), *numbered(data.files, "sample_weight")]
+        names = ["x"] if "x" in data.files else numbered(data.files, "x") or sorted(set(data.files) - set(others))
+        inputs = [data[k] for k in names]
     inputs = [a if p is None else np.ascontiguousarray(np.transpose(a, p)) for a, p in zip(inputs, INPUT_PERMS)]
-    return inputs, targets
+    return inputs, targets, weights
+
+
+def as_tensors(value):
+    if isinstance(value, (list, tuple)):
+        return [torch.from_numpy(np.asarray(v)) for v in value]
+    return torch.from_numpy(np.asarray(value))
+
+
+def pick(value, i):
+    return [v[i] for v in value] if isinstance(value, list) else value[i]
 
 
 class ArrayDataset(torch.utils.data.Dataset):
-    def __init__(self, inputs: list[np.ndarray], targets: np.ndarray) -> None:
+    def __init__(self, inputs: list[np.ndarray], targets, weights=None) -> None:
         self.inputs = [torch.from_numpy(np.asarray(a)) for a in inputs]
-        self.targets = torch.from_numpy(np.asarray(targets))
+        self.targets = as_tensors(targets)
+        self.weights = None if weights is None else as_tensors(weights)
 
     def __len__(self) -> int:
-        return len(self.targets)
+        return len(self.inputs[0])
 
     def __getitem__(self, i):
-        return [a[i] for a in self.inputs], self.targets[i]
+        if self.weights is None:
+            return [a[i] for a in self.inputs], pick(self.targets, i)
+        return [a[i] for a in self.inputs], pick(self.targets, i), pick(self.weights, i)
 
 
 def load_dataset(spec: str) -> torch.utils.data.Dataset:
     """`package.module:attribute`: a Dataset (or a function returning one) whose items are
-    `(inputs, target)` with inputs already in the torch layout (a tensor or a list of them)."""
+    `(inputs, target)` or `(inputs, target, sample_weight)` with inputs already in the torch
+    layout (a tensor or a list of them); several outputs take a list of targets."""
     module_name, _, attribute = spec.partition(":")
     obj = getattr(importlib.import_module(module_name), attribute)
     return obj() if callable(obj) and not isinstance(obj, torch.utils.data.Dataset) else obj
 
 
-def as_batch(items: list) -> tuple[list[torch.Tensor], torch.Tensor]:
-    xs, ys = zip(*items)
+def stack(values: list):
+    """One batch of targets or sample weights: a tensor, or a list (one per output)."""
+    if values[0] is None:
+        return None
+    if isinstance(values[0], (list, tuple)):
+        return [torch.stack([torch.as_tensor(v[i]) for v in values]) for i in range(len(values[0]))]
+    return torch.stack([torch.as_tensor(v) for v in values])
+
+
+def to_device(value, device: torch.device):
+    if value is None:
+        return None
+    return [v.to(device) for v in value] if isinstance(value, list) else value.to(device)
+
+
+def as_batch(items: list):
+    """Items `(inputs, target)` or `(inputs, target, sample_weight)` -> (inputs, y, weights)."""
+    xs, ys = [item[0] for item in items], [item[1] for item in items]
+    weights = [item[2] if len(item) > 2 else None for item in items]
     xs = [x if isinstance(x, (list, tuple)) else [x] for x in xs]
     inputs = [torch.stack([x[i] for x in xs]) for i in range(len(xs[0]))]
-    return [x.float() if x.is_floating_point() else x for x in inputs], torch.stack(list(ys))
+    return [x.float() if x.is_floating_point() else x for x in inputs], stack(ys), stack(weights)
 
 
 def save_checkpoint(directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int) -> None:
@@ -295,7 +418,8 @@ def progress(step: int, total: int, logs: dict[str, float], done: bool = False) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--data", help=".npz with x (or x0, x1, ...) and y in the Keras layout")
+    source.add_argument("--data", help=".npz with x (or x0, x1, ...), y (or y0, y1, ...) and optionally "
+                        "sample_weight, in the Keras layout")
     source.add_argument("--dataset", help="module:attribute of a torch Dataset (items in the torch layout)")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=32, help="global batch size (split across torchrun processes)")
@@ -331,6 +455,9 @@ def main() -> None:
     model.load_state_dict(load_file(args.weights), strict=True)
     model.to(device)
     training = build_training(model)
+    if distributed and training.sums_over_batch:
+        raise SystemExit("train.py: a loss with reduction 'sum' or 'none' cannot be split across torchrun "
+                         "processes yet; run one process")
     optimizer = training.optimizer
     start_epoch = 0
     checkpoints = Path(args.checkpoint_dir)
@@ -341,8 +468,8 @@ def main() -> None:
     forward = nn.parallel.DistributedDataParallel(model) if distributed else model
 
     if args.data:
-        inputs, targets = load_arrays(args.data)
-        dataset: torch.utils.data.Dataset = ArrayDataset(inputs, targets)
+        inputs, targets, weights = load_arrays(args.data)
+        dataset: torch.utils.data.Dataset = ArrayDataset(inputs, targets, weights)
     else:
         dataset = load_dataset(args.dataset)
     count = len(dataset)
@@ -364,9 +491,10 @@ def main() -> None:
         for step in range(steps):
             batch = order[step * args.batch_size : (step + 1) * args.batch_size]
             shard = batch[rank * len(batch) // world : (rank + 1) * len(batch) // world]
-            x, y = as_batch([dataset[i] for i in shard])
-            x, y = [t.to(device) for t in x], y.to(device)
-            loss = training.train_step(x, y, forward=forward, loss_scale=len(shard) * world / len(batch))
+            x, y, weights = as_batch([dataset[i] for i in shard])
+            x, y, weights = [t.to(device) for t in x], to_device(y, device), to_device(weights, device)
+            loss = training.train_step(x, y, forward=forward, loss_scale=len(shard) * world / len(batch),
+                                       sample_weight=weights)
             loss_total += float(loss) * len(shard)
             seen += len(shard)
             if log and not args.quiet:
@@ -392,19 +520,20 @@ def main() -> None:
         dist.destroy_process_group()
 
 
-def reduce_mean(total: float, count: int, distributed: bool) -> float:
+def reduce_mean(total: float, count: float, distributed: bool) -> float:
+    """total / count over every process (a count is a sum of sample weights for weighted metrics)."""
     if distributed:
         pair = torch.tensor([total, float(count)], dtype=torch.float64)
         dist.all_reduce(pair)
-        total, count = float(pair[0]), int(pair[1])
-    return total / max(count, 1)
+        total, count = float(pair[0]), float(pair[1])
+    return total / count if count > 0 else 0.0
 
 
 def metric_values(training: Training, distributed: bool) -> dict[str, float]:
     values = {{}}
-    for metric in training.metrics:
+    for metric in training.reported_metrics:
         if distributed and hasattr(metric, "total"):
-            values[metric.name] = reduce_mean(float(metric.total), int(metric.count), True)
+            values[metric.name] = reduce_mean(float(metric.total), float(metric.count), True)
         else:
             values[metric.name] = metric.result()
     return values
@@ -416,9 +545,9 @@ def evaluate(training: Training, dataset, indices: list[int], batch_size: int, d
     mine = indices[rank::world]
     loss_total = 0.0
     for start in range(0, len(mine), batch_size):
-        x, y = as_batch([dataset[i] for i in mine[start : start + batch_size]])
-        loss = training.test_step([t.to(device) for t in x], y.to(device))
-        loss_total += float(loss) * len(y)
+        x, y, weights = as_batch([dataset[i] for i in mine[start : start + batch_size]])
+        loss = training.test_step([t.to(device) for t in x], to_device(y, device), to_device(weights, device))
+        loss_total += float(loss) * len(x[0])
     logs = {{"val_loss": reduce_mean(loss_total, len(mine), distributed)}}
     logs.update({{f"val_{{k}}": v for k, v in metric_values(training, distributed).items()}})
     return logs
@@ -437,9 +566,11 @@ Optimizer: {optimizer}
 Loss:      {loss}
 Metrics:   {metrics}
 
-Data: an .npz with `x` (or `x0`, `x1`, ...) and `y` in the Keras layout (images NHWC; they are
-permuted here), or `--dataset module:attribute`. Checkpoints (weights and optimizer state,
-safetensors) go to --checkpoint-dir after every epoch; --resume continues from the last.
+Data: an .npz with `x` (or `x0`, `x1`, ...) and `y` (or `y0`, `y1`, ... for several outputs,
+in Keras' output order) in the Keras layout (images NHWC; they are permuted here), optionally
+`sample_weight` (or `sample_weight0`, ... per output), or `--dataset module:attribute`.
+Checkpoints (weights and optimizer state, safetensors) go to --checkpoint-dir after every
+epoch; --resume continues from the last.
 BatchNorm under torchrun uses each process's own batch statistics, as Keras'
 MirroredStrategy does.
 """
@@ -447,12 +578,14 @@ MirroredStrategy does.
 
 
 def render_train_script(spec: TrainingSpec, weight_map: WeightMap | None, module: torch.nn.Module, graph: Graph,
-                        submodule_attrs: dict[str, str], class_name: str, source_name: str) -> str:
+                        submodule_attrs: dict[str, Any], class_name: str, source_name: str) -> str:
     setup, needed = setup_source(spec, weight_map, module, graph, submodule_attrs)
     input_perms = [None if v.perm is None else tuple(v.perm) for v in graph.inputs]
     doc = DOCSTRING.format(
         class_name=class_name, source=source_name, optimizer=_short(spec.optimizer.render()),
-        loss=_short(spec.loss.render()), metrics=", ".join(m.render() for m in spec.metrics) or "none",
+        loss=_loss_summary(spec),
+        metrics=textwrap.fill(", ".join(m.render() for m in spec.metrics + spec.weighted_metrics) or "none", 88,
+                              subsequent_indent=" " * 11, break_long_words=False, break_on_hyphens=False),
     )
     imports = [
         "from __future__ import annotations",
@@ -478,6 +611,14 @@ def render_train_script(spec: TrainingSpec, weight_map: WeightMap | None, module
     body = library_source(needed) + "\n\n\n" + setup + "\n"
     main = MAIN_TEMPLATE.format(class_name=class_name, input_perms=repr(input_perms))
     return doc + "\n".join(imports) + "\n\n\n" + body + textwrap.dedent(main)
+
+
+def _loss_summary(spec: TrainingSpec) -> str:
+    if not spec.outputs:
+        return _short(spec.loss.render())
+    parts = [_short(f"{o.name}: {'' if o.weight is None else f'{o.weight!r} * '}{o.loss.render()}", 77)
+             for o in spec.outputs if o.loss is not None]
+    return ("\n" + " " * 11).join(parts)
 
 
 def _short(text: str, limit: int = 88) -> str:

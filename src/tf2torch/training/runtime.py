@@ -11,27 +11,96 @@ from __future__ import annotations
 
 import torch
 
+from tf2torch.training.metrics import Mean
+
 
 class Training:
     """What `compile()` configured, bound to a converted module."""
 
     def __init__(self, model, optimizer, loss_fn, metrics, regularization=None, constraints=None,
-                 activity=None, output_axes=None) -> None:
+                 activity=None, output_axes=None, weighted_metrics=None, loss_weights=None, output_names=None,
+                 target_order=None, loss_trackers=None) -> None:
+        """Several outputs (`output_names`: the module's outputs in order): `loss_fn`,
+        `metrics`, `weighted_metrics`, `loss_weights` and `output_axes` are dicts by output
+        name; targets and sample weights are dicts by name or sequences in `target_order`
+        (Keras' flat output order; default `output_names`); `loss_trackers` names the
+        per-output loss means Keras reports ("<output>_loss")."""
         self.model = model
         self.optimizer = optimizer
         self.schedule = getattr(optimizer, "schedule", None)
         self.loss_fn = loss_fn
-        self.metrics = list(metrics)
         self.regularization = regularization
         self.constraints = constraints
         self.activity = activity
         self.output_axes = output_axes  # torch output -> Keras layout (None: same)
+        self.loss_weights = loss_weights
+        self.output_names = None if output_names is None else list(output_names)
+        self.target_order = self.output_names if target_order is None else list(target_order)
+        # (metric, output name or None, receives the sample weights), in Keras' report order.
+        self.routes = []
+        for weighted, group in ((False, metrics), (True, weighted_metrics or [])):
+            items = group.items() if isinstance(group, dict) else [(None, group)]
+            self.routes += [(metric, name, weighted) for name, ms in items for metric in ms]
+        self.metrics = [metric for metric, _, _ in self.routes]
+        self.loss_trackers = {name: Mean(f"{name}_loss") for name in (loss_trackers or [])}
 
-    def keras_output(self, y_pred: torch.Tensor) -> torch.Tensor:
-        return y_pred if self.output_axes is None else y_pred.permute(self.output_axes)
+    @property
+    def sums_over_batch(self) -> bool:
+        """A compiled loss that is not a mean over the batch ("sum", "none"): its value does
+        not split into shares of the batch (torchrun)."""
+        losses = self.loss_fn.values() if isinstance(self.loss_fn, dict) else [self.loss_fn]
+        mean = ("sum_over_batch_size", "mean")
+        return any(getattr(fn, "reduction", "sum_over_batch_size") not in mean for fn in losses)
 
-    def compute_loss(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
-        loss = self.loss_fn(y_true, y_pred)
+    @property
+    def reported_metrics(self) -> list:
+        """Every metric in the order Keras' logs list them (per-output losses last)."""
+        return self.metrics + list(self.loss_trackers.values())
+
+    def keras_output(self, y_pred):
+        """The module's output(s) in Keras' layout; several outputs as a dict by name."""
+        if self.output_names is None:
+            return y_pred if self.output_axes is None else y_pred.permute(self.output_axes)
+        axes = self.output_axes or {}
+        return {name: out if axes.get(name) is None else out.permute(axes[name])
+                for name, out in zip(self.output_names, y_pred)}
+
+    def by_output(self, values, shared: bool = False):
+        """Targets or sample weights as a dict by output name (`shared`: one tensor is the
+        sample weight of every output)."""
+        if self.output_names is None or values is None:
+            return values
+        if isinstance(values, dict):
+            return values
+        if torch.is_tensor(values) and shared:
+            return {name: values for name in self.output_names}
+        if torch.is_tensor(values):
+            raise ValueError(f"expected one target per output {self.target_order}, got one tensor")
+        if len(values) != len(self.target_order):
+            raise ValueError(f"expected {len(self.target_order)} arrays (for {self.target_order}), got {len(values)}")
+        return dict(zip(self.target_order, values))
+
+    def compiled_loss(self, y_true, y_pred, sample_weight=None) -> torch.Tensor:
+        """Keras' compiled loss: the sum over outputs of weight * loss (no regularization)."""
+        if self.output_names is None:
+            loss = self.loss_fn(y_true, y_pred, sample_weight) if sample_weight is not None \
+                else self.loss_fn(y_true, y_pred)
+            return loss if self.loss_weights is None else loss * self.loss_weights
+        y_true, sample_weight = self.by_output(y_true), self.by_output(sample_weight, shared=True)
+        total = None
+        for name, loss_fn in self.loss_fn.items():
+            weight = None if sample_weight is None else sample_weight.get(name)
+            value = loss_fn(y_true[name], y_pred[name], weight) if weight is not None else loss_fn(y_true[name], y_pred[name])
+            tracker = self.loss_trackers.get(name)
+            if tracker is not None:  # unweighted, averaged over samples as Keras' Mean does
+                tracker.update_value(value.detach().mean(), y_pred[name].shape[0])
+            if self.loss_weights is not None and self.loss_weights.get(name) is not None:
+                value = value * self.loss_weights[name]
+            total = value if total is None else total + value
+        return total
+
+    def compute_loss(self, y_true, y_pred, sample_weight=None) -> torch.Tensor:
+        loss = self.compiled_loss(y_true, y_pred, sample_weight)
         if self.regularization is not None:
             extra = self.regularization()
             if extra is not None:
@@ -42,35 +111,49 @@ class Training:
                 loss = loss + extra
         return loss
 
-    def train_step(self, inputs, y_true: torch.Tensor, forward=None, loss_scale: float = 1.0) -> torch.Tensor:
+    def train_step(self, inputs, y_true, forward=None, loss_scale: float = 1.0, sample_weight=None) -> torch.Tensor:
         """One optimizer update on one batch; returns the loss Keras would report.
 
         `forward` is the module to call (a DistributedDataParallel wrapper of `model`);
         `loss_scale` weights this process's loss so that averaged gradients equal the global
-        batch's (uneven shards under torchrun)."""
+        batch's (uneven shards under torchrun). Several outputs: `y_true` is a list in Keras'
+        output order or a dict by output name; `sample_weight` is one tensor for every
+        output or one per output, like `fit(sample_weight=)`."""
         forward = self.model if forward is None else forward
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         y_pred = self.keras_output(forward(*inputs))
-        loss = self.compute_loss(y_true, y_pred)
-        (loss * loss_scale).backward()
+        loss = self.compute_loss(y_true, y_pred, sample_weight)
+        # A loss with reduction "none" stays a per-sample tensor: TensorFlow's tape then
+        # differentiates its sum, and Keras reports its mean.
+        (loss.sum() * loss_scale).backward()
         self.optimizer.step()
         if self.constraints is not None:
             self.constraints()
         with torch.no_grad():
-            for metric in self.metrics:
-                metric.update_state(y_true, y_pred.detach())
-        return loss.detach()
+            self.update_metrics(y_true, y_pred, sample_weight)
+        return loss.detach().mean()
 
     @torch.no_grad()
-    def test_step(self, inputs, y_true: torch.Tensor) -> torch.Tensor:
+    def test_step(self, inputs, y_true, sample_weight=None) -> torch.Tensor:
         self.model.eval()
         y_pred = self.keras_output(self.model(*inputs))
-        loss = self.compute_loss(y_true, y_pred)
-        for metric in self.metrics:
-            metric.update_state(y_true, y_pred)
-        return loss
+        loss = self.compute_loss(y_true, y_pred, sample_weight)
+        self.update_metrics(y_true, y_pred, sample_weight)
+        return loss.mean()
+
+    @torch.no_grad()
+    def update_metrics(self, y_true, y_pred, sample_weight=None) -> None:
+        """Each metric sees its output; only weighted_metrics see the sample weights."""
+        y_true, sample_weight = self.by_output(y_true), self.by_output(sample_weight, shared=True)
+        for metric, name, weighted in self.routes:
+            target, output = (y_true, y_pred) if name is None else (y_true[name], y_pred[name])
+            weight = sample_weight if name is None or sample_weight is None else sample_weight.get(name)
+            if weighted and weight is not None:
+                metric.update_state(target, output.detach(), weight)
+            else:
+                metric.update_state(target, output.detach())
 
     def reset_metrics(self) -> None:
-        for metric in self.metrics:
+        for metric in self.reported_metrics:
             metric.reset_state()

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
 
 from tf2torch.frontends.keras.archive import load_keras_file
-from tf2torch.training.compile_config import TrainingSpec, parse_training
+from tf2torch.training.activity import activity_taps
+from tf2torch.training.compile_config import TrainingSpec, UnsupportedTraining, parse_training
 from tf2torch.training.render_train import render_train_script, training_code, training_namespace
 from tf2torch.training.state_transfer import load_keras_optimizer_state, read_optimizer_variables
 from tf2torch.training.weight_map import WeightMap, build_weight_map
@@ -28,7 +30,8 @@ class _Context:
         self.spec: TrainingSpec = parse_training(result.compile_config, self.model_config, result.keras_major)
         self.weight_map: WeightMap = build_weight_map(path, result.state_dict)
         builder = result.generated.builder
-        self.attrs = {key[0]: sub.attr for key, sub in builder._by_key.items() if key[1] == ""}
+        # Keras layer -> where its output is seen in forward(), for activity regularizers.
+        self.attrs = activity_taps(builder, result.graph, self.spec.activity_regularizers)
         self.optimizer_variables = read_optimizer_variables(path)
 
 
@@ -61,8 +64,12 @@ def training_files(result: Any) -> dict[str, bytes]:
                                  result.class_name, str(result.source_path).rsplit("/", 1)[-1])
     files = {"train.py": script.encode()}
     if ctx.optimizer_variables:
-        training = training_setup(result, module=result.module)
-        files["optimizer.safetensors"] = optimizer_safetensors(training.optimizer, result.module)
+        try:
+            training = training_setup(result, module=result.module)
+        except UnsupportedTraining as exc:  # train.py then starts from a fresh optimizer
+            warnings.warn(f"optimizer.safetensors not written: {exc}", stacklevel=4)
+        else:
+            files["optimizer.safetensors"] = optimizer_safetensors(training.optimizer, result.module)
     return files
 
 

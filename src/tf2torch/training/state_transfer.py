@@ -1,4 +1,5 @@
-"""Keras optimizer variables (`optimizer/vars/N` in a trained .keras) -> torch optimizer state.
+"""Keras optimizer variables (`optimizer/vars/N` in a trained .keras, `optimizer_weights` in a
+.h5) -> torch optimizer state.
 
 Keras 3 stores `self.variables` in creation order (keras/src/optimizers/base_optimizer.py and
 each optimizer's build()):
@@ -51,10 +52,11 @@ def slot_calls(spec: TrainingSpec) -> list[list[str]]:
     return table[name]
 
 
-def read_optimizer_variables(path: str) -> list[np.ndarray]:
-    """`optimizer/vars/*` of a .keras archive ([] when it holds no optimizer state)."""
+def read_optimizer_variables(path: str) -> list[np.ndarray] | H5OptimizerWeights:
+    """`optimizer/vars/*` of a .keras archive, or the `optimizer_weights` of a tf.keras 2 .h5
+    (empty when the file holds no optimizer state)."""
     if not zipfile.is_zipfile(path):
-        return []
+        return read_h5_optimizer_weights(path)
     with zipfile.ZipFile(path) as archive:
         if "model.weights.h5" not in archive.namelist():
             return []
@@ -93,6 +95,10 @@ def load_keras_optimizer_state(
 ) -> int:
     """Fill `optimizer` (a Keras* optimizer over `module`'s trainable parameters) from Keras'
     saved variables; returns Keras' iteration count."""
+    if isinstance(variables, H5OptimizerWeights):
+        if not variables.keras3:
+            return load_h5_optimizer_state(optimizer, spec, variables, weight_map, module, model_config)
+        variables = [array for _, array in variables]  # Keras 3's .h5: optimizer.variables, as in a .keras
     trainable, names = trainable_variables(weight_map, module, model_config)
     n = len(trainable)
     calls = slot_calls(spec)
@@ -136,4 +142,163 @@ def load_keras_optimizer_state(
     return iterations
 
 
-__all__ = ["MAX_MEMBER_BYTES", "load_keras_optimizer_state", "read_optimizer_variables"]
+# -- tf.keras 2 .h5: `optimizer_weights` ------------------------------------------------------
+#
+# tf.keras 2 `model.save("x.h5")` writes the optimizer's weights under `optimizer_weights`, in
+# the order of its `weight_names` attribute, with the model variable in each name:
+#
+#   tf_keras.optimizers.X (the 2.11+ optimizers, "Custom>X" in the config):
+#       iteration:0, X/<slot>/<variable>:0   (tf_keras/src/optimizers/optimizer.py
+#       add_variable_from_reference; EMA averages are the slot "average")
+#   tf_keras.optimizers.legacy.X (OptimizerV2):
+#       X/iter:0, X/<variable>/<slot>:0      (tf_keras/src/optimizers/legacy/optimizer_v2.py
+#       add_slot; hyper-parameters are not saved)
+#
+# Each slot holds one array per trainable variable, in model.trainable_variables order. The
+# learning rate is not saved (it comes from the config). Keras 3 keeps its optimizers' slots
+# under other names: they map to the torch optimizer's slot names below.
+
+_H5_SLOTS = {
+    "KerasSGD": {"m": "momentum"},
+    "KerasAdam": {"m": "momentum", "v": "velocity", "vhat": "velocity_hat"},
+    "KerasAdamW": {"m": "momentum", "v": "velocity", "vhat": "velocity_hat"},
+    "KerasRMSprop": {"velocity": "velocity", "momentum": "momentum", "average_gradient": "average_gradient"},
+    "KerasAdagrad": {"accumulator": "accumulator"},
+    "KerasAdadelta": {"accumulated_grad": "accumulated_grad", "accumulated_delta_var": "accumulated_delta_var"},
+    "KerasAdamax": {"m": "momentum", "u": "norm"},
+    "KerasFtrl": {"accumulator": "accumulator", "linear": "linear"},
+    "KerasLion": {"m": "momentum"},
+}
+# Optimizers whose saved state is not the whole state.
+_H5_REFUSED = {
+    "KerasNadam": "tf.keras does not save Nadam's running momentum product (u_product), and under tf.function it "
+                  "does not follow from the iteration count",
+}
+_H5_LEGACY_SLOTS = {
+    "KerasSGD": {"momentum": "momentum"},
+    "KerasAdam": {"m": "momentum", "v": "velocity", "vhat": "velocity_hat"},
+    "KerasRMSprop": {"rms": "velocity", "momentum": "momentum", "mg": "average_gradient"},
+}
+
+
+class H5OptimizerWeights(list):
+    """`(name, array)` pairs of a .h5 file's `optimizer_weights`, in saved order, and the
+    `weight_names` of every top-level layer (to check which variable a slot belongs to)."""
+
+    def __init__(self, items: list[tuple[str, np.ndarray]], layer_weight_names: dict[str, list[str]],
+                 path: str) -> None:
+        super().__init__(items)
+        self.layer_weight_names = layer_weight_names
+        self.path = path
+
+    @property
+    def keras3(self) -> bool:
+        """Keras 3's legacy .h5 writer: `optimizer.variables` in order, as `<name>/iteration`,
+        `<name>/learning_rate`, `<name>/<variable>_<slot>` (no ":0")."""
+        return bool(self) and _strip(self[0][0]) == self[0][0] and self[0][0].endswith("/iteration")
+
+
+def _strip(name: str) -> str:
+    return name.removesuffix(":0")
+
+
+def read_h5_optimizer_weights(path: str) -> H5OptimizerWeights:
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError:
+        return H5OptimizerWeights([], {}, str(path))
+    with h5:
+        if "optimizer_weights" not in h5:
+            return H5OptimizerWeights([], {}, str(path))
+        group = h5["optimizer_weights"]
+        names = [n.decode("utf8") if isinstance(n, bytes) else str(n) for n in group.attrs.get("weight_names", [])]
+        items = [(name, np.asarray(group[name][()])) for name in names]
+        layers: dict[str, list[str]] = {}
+        weights = h5.get("model_weights", h5)
+        for layer in weights:
+            item = weights[layer]
+            if hasattr(item, "attrs") and "weight_names" in item.attrs:
+                layers[layer] = [_strip(n.decode("utf8") if isinstance(n, bytes) else str(n))
+                                 for n in item.attrs["weight_names"]]
+    return H5OptimizerWeights(items, layers, str(path))
+
+
+def _h5_unsupported(what: str, spec: TrainingSpec, path: str) -> UnsupportedTraining:
+    return UnsupportedTraining(
+        f"the optimizer state saved in {path} ({spec.optimizer.ctor[5:]}) cannot be carried over: {what}. "
+        "Start from a fresh optimizer instead: result.training_setup(load_optimizer_state=False), or save the "
+        "Keras model with model.save(path, include_optimizer=False)"
+    )
+
+
+def load_h5_optimizer_state(
+    optimizer: torch.optim.Optimizer, spec: TrainingSpec, weights: H5OptimizerWeights, weight_map: WeightMap,
+    module: torch.nn.Module, model_config: dict,
+) -> int:
+    """Fill `optimizer` from a tf.keras 2 .h5's `optimizer_weights`; returns the iteration count."""
+    name = spec.optimizer.ctor
+    counters = [i for i, (n, _) in enumerate(weights) if _strip(n).split("/")[-1] in ("iteration", "iter")]
+    if len(counters) != 1:
+        raise _h5_unsupported("no iteration counter among its weights (not a tf.keras 2 optimizer)", spec, weights.path)
+    counter_name = _strip(weights[counters[0]][0])
+    legacy = counter_name.endswith("/iter")  # OptimizerV2's "<name>/iter"; the newer ones' "iteration"
+    iterations = int(np.asarray(weights[counters[0]][1]).reshape(()))
+    table = (_H5_LEGACY_SLOTS if legacy else _H5_SLOTS).get(name)
+    kind = "tf.keras legacy" if legacy else "tf.keras"
+    if len(weights) == 1 and iterations == 0:  # saved before the first update: a fresh optimizer
+        return iterations
+    if name in _H5_REFUSED:
+        raise _h5_unsupported(_H5_REFUSED[name], spec, weights.path)
+    if table is None:
+        raise _h5_unsupported(f"the slots of {kind} {name[5:]} are not mapped yet", spec, weights.path)
+    if not legacy:
+        table = {**table, "average": "average"}
+    slots: dict[str, list[tuple[str, np.ndarray]]] = {}
+    for i, (full, array) in enumerate(weights):
+        if i == counters[0]:
+            continue
+        parts = _strip(full).split("/")
+        if len(parts) < 3:
+            raise _h5_unsupported(f"its weight {full!r} is not a per-variable slot", spec, weights.path)
+        slot, variable = (parts[-1], "/".join(parts[1:-1])) if legacy else (parts[1], "/".join(parts[2:]))
+        if slot not in table:
+            raise _h5_unsupported(f"{kind} {name[5:]} slot {slot!r} has no counterpart in the torch optimizer",
+                                  spec, weights.path)
+        slots.setdefault(table[slot], []).append((variable, array))
+
+    group = optimizer.param_groups[0]
+    for g in optimizer.param_groups:
+        g["iterations"] = iterations
+    if not slots:  # saved before the first update: nothing but the counter
+        return iterations
+    expected = set(getattr(optimizer, "slots", ())) | ({"average"} if group.get("use_ema") else set())
+    if set(slots) != expected:
+        raise _h5_unsupported(f"it holds the slots {sorted(slots)}, the torch optimizer expects {sorted(expected)}",
+                              spec, weights.path)
+    trainable, names = trainable_variables(weight_map, module, model_config)
+    per_variable: dict[str, dict[int, np.ndarray]] = {}
+    for slot, entries in slots.items():
+        if len(entries) != len(trainable):
+            raise _h5_unsupported(f"slot {slot!r} has {len(entries)} entries for {len(trainable)} trainable variables",
+                                  spec, weights.path)
+        for position, (variable, array) in zip(trainable, entries):
+            v = weight_map.variables[position]
+            known = weights.layer_weight_names.get(v.layer)
+            if known is not None and v.index < len(known) and known[v.index] != variable:
+                raise _h5_unsupported(f"slot {slot!r} of {variable!r} is where {known[v.index]!r} was expected",
+                                      spec, weights.path)
+            if tuple(np.shape(array)) != v.shape:
+                raise _h5_unsupported(f"slot {slot!r} of {variable!r} has shape {np.shape(array)}, the variable "
+                                      f"{v.shape}", spec, weights.path)
+            per_variable.setdefault(slot, {})[position] = array
+    params = dict(module.named_parameters())
+    for slot, arrays in per_variable.items():
+        tensors = weight_map.gather(arrays, names)
+        for param_name in names:
+            param = params[param_name]
+            optimizer.state[param][slot] = torch.from_numpy(tensors[param_name]).to(param.device, param.dtype)
+    return iterations
+
+
+__all__ = ["MAX_MEMBER_BYTES", "H5OptimizerWeights", "load_h5_optimizer_state", "load_keras_optimizer_state",
+           "read_optimizer_variables"]
