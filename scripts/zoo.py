@@ -221,7 +221,9 @@ def markdown(rows: list[dict], size_note: str) -> str:
             "remains is fp32 rounding, which TensorFlow's own fp32 result carries too (last column, "
             "same order as ours). Where TensorFlow fp32 is itself far from the exact result, the fp64 "
             "module cannot be closer to TensorFlow fp32 than our fp32 module is (both fp32 runs use "
-            "similar kernels and round alike), so the exact comparison is the decisive one."),
+            "similar kernels and round alike), so the exact comparison is the decisive one. One batch "
+            "of 2 images is a noisy sample of rounding: [rounding.md](rounding.md) "
+            "(`scripts/rounding_check.py`) has per-image statistics over 16 images."),
         ]
     lines += [
         "",
