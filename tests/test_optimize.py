@@ -179,6 +179,9 @@ def test_optimize_computes_linear_layers_with_onednn(keras, tmp_path, onednn_lin
     linears = [m for m in fast.modules() if type(m) is nn.Linear]
     onednn = [m for m in fast.modules() if type(m).__name__ == "OneDNNLinear"]
     assert (len(linears), len(onednn)) == ((0, 6) if onednn_linear else (6, 0))
+    if onednn_linear:  # the Dense(activation="gelu") runs as one oneDNN call with a GELU post-op
+        assert [m.gelu for m in onednn if m.gelu is not None] == ["none"]
+        assert "gelu" not in fast.code
     x = np.random.default_rng(5).normal(size=(4, 13, 24)).astype(np.float32)
     expected = np.asarray(model(x, training=False))
     with torch.inference_mode():

@@ -111,6 +111,7 @@ def optimize_for_inference(module: nn.Module, *, channels_last: bool = True, one
         _to_channels_last(graph_module)
     if onednn_linear and OneDNNLinear.available():
         _replace_linears(graph_module)
+        _fuse_linear_gelu(graph_module)
     return graph_module.eval()
 
 
@@ -125,6 +126,7 @@ class OneDNNLinear(nn.Module):
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.weight = nn.Parameter(linear.weight.detach().contiguous(), requires_grad=False)
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach(), requires_grad=False)
+        self.gelu: str | None = None  # "none" / "tanh": a GELU fused into the same oneDNN call
 
     @staticmethod
     def available() -> bool:
@@ -132,11 +134,33 @@ class OneDNNLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 2 or x.dtype != torch.float32 or x.device.type != "cpu" or self.weight.dtype != torch.float32:
-            return nn.functional.linear(x, self.weight, self.bias)
+            y = nn.functional.linear(x, self.weight, self.bias)
+            return y if self.gelu is None else nn.functional.gelu(y, approximate=self.gelu)
+        if self.gelu is not None:
+            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "gelu", [], self.gelu)
         return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+        gelu = "" if self.gelu is None else f", gelu={self.gelu!r}"
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}{gelu}"
+
+
+def _fuse_linear_gelu(graph_module: fx.GraphModule) -> None:
+    """`F.gelu(linear(x))` in the top-level forward -> one OneDNNLinear call with a GELU
+    post-op (transformer feed-forward blocks): one pass over the activation less."""
+    modules = dict(graph_module.named_modules())
+    for node in list(graph_module.graph.nodes):
+        if node.op != "call_function" or node.target is not nn.functional.gelu or len(node.args) != 1:
+            continue
+        producer = node.args[0]
+        approximate = node.kwargs.get("approximate", "none")
+        if (not isinstance(producer, fx.Node) or producer.op != "call_module" or len(producer.users) != 1
+                or not isinstance(modules.get(producer.target), OneDNNLinear) or set(node.kwargs) - {"approximate"}):
+            continue
+        modules[producer.target].gelu = approximate
+        node.replace_all_uses_with(producer)
+        graph_module.graph.erase_node(node)
+    graph_module.recompile()
 
 
 def _replace_linears(root: nn.Module) -> None:
