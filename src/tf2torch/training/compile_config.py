@@ -19,7 +19,18 @@ from typing import Any
 from tf2torch.errors import ConversionError
 from tf2torch.frontends.keras.layer_calls import MODEL_CLASSES
 from tf2torch.training.losses import LOSS_FUNCTIONS
-from tf2torch.training.optimizers import OPTIMIZERS
+from tf2torch.training.optimizers import (
+    OPTIMIZERS,
+    KerasAdadelta,
+    KerasAdam,
+    KerasAdamax,
+    KerasFtrl,
+    KerasLegacyAdagrad,
+    KerasLegacyNadam,
+    KerasLegacyRMSprop,
+    KerasNadamTF2,
+    KerasSGD,
+)
 from tf2torch.training.schedules import SCHEDULES
 
 
@@ -140,7 +151,28 @@ def _class_name(obj: dict) -> str:
     return name.split(">")[-1]
 
 
-def parse_optimizer(raw: Any) -> Obj:
+# tf.keras 2 optimizers whose update differs from Keras 3's (checked against tf_keras 2.21).
+_TF2_OPTIMIZERS = {"Nadam": KerasNadamTF2}
+# tf.keras 2 "legacy" optimizers (OptimizerV2: tf.keras.optimizers.legacy.*, and every optimizer
+# saved by TF <= 2.10). tf_keras.optimizers.deserialize() tells them apart by the config key
+# `is_legacy_optimizer` (the 2.11+ optimizers write False; a config without it is legacy).
+_LEGACY_OPTIMIZERS = {"SGD": KerasSGD, "Adam": KerasAdam, "RMSprop": KerasLegacyRMSprop,
+                      "Adagrad": KerasLegacyAdagrad, "Adamax": KerasAdamax, "Adadelta": KerasAdadelta,
+                      "Ftrl": KerasFtrl, "Nadam": KerasLegacyNadam}
+
+
+def is_legacy_optimizer(raw: Any, keras_major: int) -> bool:
+    if not isinstance(raw, dict):
+        return False
+    if raw.get("module") == "keras.optimizers.legacy":  # a .keras written by tf.keras 2
+        return True
+    if keras_major >= 3:
+        return False
+    config = raw.get("config") or {}
+    return bool(config) and config.get("is_legacy_optimizer", True) is not False
+
+
+def parse_optimizer(raw: Any, keras_major: int = 3) -> Obj:
     if isinstance(raw, str):
         name = _OPTIMIZER_ALIASES.get(raw.lower())
         if name is None:
@@ -149,6 +181,21 @@ def parse_optimizer(raw: Any) -> Obj:
     name = _class_name(raw)
     if name not in OPTIMIZERS:
         raise UnsupportedTraining(f"optimizer {name!r} is not supported yet (supported: {', '.join(OPTIMIZERS)})")
+    classes = OPTIMIZERS
+    if is_legacy_optimizer(raw, keras_major):
+        if name not in _LEGACY_OPTIMIZERS:
+            raise UnsupportedTraining(
+                f"the tf.keras legacy optimizer {name} (tf.keras.optimizers.legacy.{name}, or any optimizer saved "
+                f"by TF <= 2.10) is not supported: it is implemented apart from tf.keras.optimizers.{name} and has "
+                f"not been checked against it (supported legacy optimizers: {', '.join(_LEGACY_OPTIMIZERS)}). Recompile the "
+                f"model with tf.keras.optimizers.{name} (TF >= 2.11) or a supported optimizer and save it again"
+            )
+        if name == "Nadam" and isinstance(raw.get("config", {}).get("learning_rate"), dict):
+            raise UnsupportedTraining("the tf.keras legacy Nadam with a learning rate schedule is not supported "
+                                      "(tf.keras itself cannot run it)")
+        classes = _LEGACY_OPTIMIZERS
+    elif keras_major < 3 or "is_legacy_optimizer" in (raw.get("config") or {}):  # Keras 3 never writes it
+        classes = {**OPTIMIZERS, **_TF2_OPTIMIZERS}
     config = dict(raw.get("config", {}))
     if config.get("gradient_accumulation_steps"):
         raise UnsupportedTraining("optimizer gradient_accumulation_steps is not supported yet")
@@ -171,7 +218,7 @@ def parse_optimizer(raw: Any) -> Obj:
             kwargs[key] = value
         else:
             raise UnsupportedTraining(f"optimizer {name} option {key}={value!r} is not supported yet")
-    return Obj(OPTIMIZERS[name].__name__, _without_defaults(OPTIMIZERS[name], kwargs))
+    return Obj(classes[name].__name__, _without_defaults(classes[name], kwargs))
 
 
 def _without_defaults(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -463,7 +510,7 @@ def parse_training(compile_config: dict | None, model_config: dict, keras_major:
         raise UnsupportedTraining("the compile config names no optimizer")
     regularizers, activity, constraints = collect_weight_terms(model_config)
     spec = TrainingSpec(
-        optimizer=parse_optimizer(optimizer_raw),
+        optimizer=parse_optimizer(optimizer_raw, keras_major),
         loss=Obj("KerasLoss"),
         metrics=[],
         regularizers=regularizers,

@@ -217,6 +217,24 @@ class KerasRMSprop(KerasOptimizer):
             p.sub_(increment)
 
 
+class KerasLegacyRMSprop(KerasRMSprop):
+    """tf.keras.optimizers.legacy.RMSprop (and RMSprop of TF <= 2.10): without momentum, epsilon
+    is outside the root (with momentum it runs TensorFlow's ApplyRMSProp, as Keras 3 does)."""
+
+    def update(self, p, g, state, lr, step, group):
+        if group["momentum"] > 0:
+            return super().update(p, g, state, lr, step, group)
+        rho = group["rho"]
+        velocity = state["velocity"]
+        velocity.copy_(rho * velocity + (1 - rho) * (g * g))
+        denominator = velocity
+        if group["centered"]:
+            average = state["average_gradient"]
+            average.copy_(rho * average + (1 - rho) * g)
+            denominator = velocity - average * average
+        p.sub_((lr * g) / (torch.sqrt(denominator) + group["epsilon"]))
+
+
 class KerasAdagrad(KerasOptimizer):
     """keras.optimizers.Adagrad: accumulator starts at 0.1, epsilon inside the root."""
 
@@ -235,6 +253,15 @@ class KerasAdagrad(KerasOptimizer):
         accumulator = state["accumulator"]
         accumulator.add_(g * g)
         p.sub_((lr * g) / torch.sqrt(accumulator + group["epsilon"]))
+
+
+class KerasLegacyAdagrad(KerasAdagrad):
+    """tf.keras.optimizers.legacy.Adagrad (and Adagrad of TF <= 2.10): epsilon outside the root."""
+
+    def update(self, p, g, state, lr, step, group):
+        accumulator = state["accumulator"]
+        accumulator.add_(g * g)
+        p.sub_((lr * g) / (torch.sqrt(accumulator) + group["epsilon"]))
 
 
 class KerasAdadelta(KerasOptimizer):
@@ -287,11 +314,14 @@ class KerasNadam(KerasOptimizer):
         group["u_product"] = float(u_product)
 
     def update(self, p, g, state, lr, step, group):
+        self.nadam_update(p, g, state, lr, step, group, f32(group["u_product"]))
+
+    @staticmethod
+    def nadam_update(p, g, state, lr, step, group, u_product_t):
         b1, b2 = f32(group["beta_1"]), f32(group["beta_2"])
         decay = f32(0.96)
         u_t = b1 * (1.0 - 0.5 * decay ** f32(step + 1))
         u_t_1 = b1 * (1.0 - 0.5 * decay ** f32(step + 2))
-        u_product_t = f32(group["u_product"])
         u_product_t_1 = u_product_t * u_t_1
         b2_power = b2 ** f32(step + 1)
         m, v = state["momentum"], state["velocity"]
@@ -300,6 +330,70 @@ class KerasNadam(KerasOptimizer):
         m_hat = (u_t_1 * m) / (1 - u_product_t_1) + ((1 - u_t) * g) / (1 - u_product_t)
         v_hat = v / (1 - b2_power)
         p.sub_((m_hat * lr) / (torch.sqrt(v_hat) + group["epsilon"]))
+
+
+class KerasNadamTF2(KerasNadam):
+    """tf.keras 2.x Nadam (tf_keras/src/optimizers/nadam.py) as model.fit() runs it.
+
+    tf.keras guards its momentum product `u_product` with a Python counter that only advances
+    while TensorFlow traces the train step. So in the traced graph every variable multiplies
+    `u_product` by u_t again (Keras 3: once per step), except the variable whose trace-time
+    counter equals `iterations + 2`, which reuses it. `u_product_counter` is the counter of the
+    first variable in the graph that runs: 1 + (number of variables) for a fresh optimizer
+    (fit() traces twice, the first trace builds the optimizer), 1 after load_model() of a .h5
+    (the optimizer is built before the first trace). Parameters are in Keras'
+    model.trainable_variables order.
+    """
+
+    def __init__(self, params: Iterable, learning_rate: float | Callable = 0.001, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float = 1e-7, u_product_counter: int | None = None,
+                 **kwargs: float) -> None:
+        super().__init__(params, learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+                         u_product_counter=u_product_counter, **kwargs)
+
+    def before_updates(self, group, step):
+        if group["u_product_counter"] is None:
+            group["u_product_counter"] = 1 + sum(p.grad is not None for p in group["params"])
+        self.position = 0
+
+    def update(self, p, g, state, lr, step, group):
+        if group["u_product_counter"] + self.position != step + 2:
+            u_t = f32(group["beta_1"]) * (1.0 - 0.5 * f32(0.96) ** f32(step + 1))
+            group["u_product"] = float(f32(group["u_product"]) * u_t)
+        self.position += 1
+        self.nadam_update(p, g, state, lr, step, group, f32(group["u_product"]))
+
+
+class KerasLegacyNadam(KerasOptimizer):
+    """tf.keras.optimizers.legacy.Nadam (and Nadam of TF <= 2.10): the momentum schedule decays
+    with `decay` (0.004, its "schedule_decay"; not a learning rate decay), and its running
+    product `momentum_cache` advances once per step."""
+
+    slots = ("momentum", "velocity")
+
+    def __init__(self, params: Iterable, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7, decay: float = 0.004, **kwargs: float) -> None:
+        super().__init__(params, learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, schedule_decay=decay,
+                         momentum_cache=1.0, **kwargs)
+
+    def before_updates(self, group, step):
+        b1, decay = f32(group["beta_1"]), f32(group["schedule_decay"])
+        m_t = b1 * (1.0 - 0.5 * f32(0.96) ** (decay * f32(step + 1)))
+        m_t_1 = b1 * (1.0 - 0.5 * f32(0.96) ** (decay * f32(step + 2)))
+        schedule_new = f32(group["momentum_cache"]) * m_t
+        group["momentum_cache"] = float(schedule_new)
+        self.coefficients = (m_t, m_t_1, schedule_new, schedule_new * m_t_1)
+
+    def update(self, p, g, state, lr, step, group):
+        m_t, m_t_1, schedule_new, schedule_next = self.coefficients
+        b1, b2 = f32(group["beta_1"]), f32(group["beta_2"])
+        m, v = state["momentum"], state["velocity"]
+        g_prime = g / (1.0 - schedule_new)
+        m.copy_(b1 * m + (1 - b1) * g)
+        v.copy_(b2 * v + (1 - b2) * (g * g))
+        m_bar = (1.0 - m_t) * g_prime + m_t_1 * (m / (1.0 - schedule_next))
+        v_prime = v / (1.0 - b2 ** f32(step + 1))
+        p.sub_(lr * m_bar / (torch.sqrt(v_prime) + group["epsilon"]))
 
 
 class KerasLion(KerasOptimizer):

@@ -12,7 +12,11 @@ from tf2torch.frontends.keras.archive import load_keras_file
 from tf2torch.training.activity import activity_taps
 from tf2torch.training.compile_config import TrainingSpec, UnsupportedTraining, parse_training
 from tf2torch.training.render_train import render_train_script, training_code, training_namespace
-from tf2torch.training.state_transfer import load_keras_optimizer_state, read_optimizer_variables
+from tf2torch.training.state_transfer import (
+    check_variable_order,
+    load_keras_optimizer_state,
+    read_optimizer_variables,
+)
 from tf2torch.training.weight_map import WeightMap, build_weight_map
 
 
@@ -29,6 +33,7 @@ class _Context:
         self.path = path
         self.spec: TrainingSpec = parse_training(result.compile_config, self.model_config, result.keras_major)
         self.weight_map: WeightMap = build_weight_map(path, result.state_dict)
+        check_variable_order(self.spec, self.weight_map, result.module, self.model_config)
         builder = result.generated.builder
         # Keras layer -> where its output is seen in forward(), for activity regularizers.
         self.attrs = activity_taps(builder, result.graph, self.spec.activity_regularizers)

@@ -89,6 +89,24 @@ def trainable_variables(weight_map: WeightMap, module: torch.nn.Module, model_co
     return ranked, names
 
 
+def check_variable_order(spec: TrainingSpec, weight_map: WeightMap, module: torch.nn.Module, model_config: dict) -> None:
+    """Optimizers whose update depends on a variable's position (tf.keras 2 Nadam) need the
+    torch parameters in Keras' model.trainable_variables order."""
+    if spec.optimizer.ctor != "KerasNadamTF2":
+        return
+    what = "tf.keras 2 Nadam's update depends on each variable's position in model.trainable_variables, and "
+    try:
+        trainable, names = trainable_variables(weight_map, module, model_config)
+    except UnsupportedTraining as exc:
+        raise UnsupportedTraining(what + str(exc)) from None
+    positions = [weight_map.tensors[n].variables for n in names]
+    if any(len(v) != 1 for v in positions) or [v[0] for v in positions] != trainable:
+        raise UnsupportedTraining(
+            what + "the converted module's parameters are not in that order (or are not one-to-one copies of the "
+            "Keras variables). Recompile the model with another optimizer (e.g. Adam) to train it in PyTorch"
+        )
+
+
 def load_keras_optimizer_state(
     optimizer: torch.optim.Optimizer, spec: TrainingSpec, variables: list[np.ndarray], weight_map: WeightMap,
     module: torch.nn.Module, model_config: dict,
@@ -99,6 +117,14 @@ def load_keras_optimizer_state(
         if not variables.keras3:
             return load_h5_optimizer_state(optimizer, spec, variables, weight_map, module, model_config)
         variables = [array for _, array in variables]  # Keras 3's .h5: optimizer.variables, as in a .keras
+    elif spec.optimizer.ctor in ("KerasNadamTF2", "KerasLegacyAdagrad", "KerasLegacyRMSprop", "KerasLegacyNadam"):
+        if len(variables) == 1 and int(variables[0]) == 0:  # saved before the first update
+            return 0
+        raise UnsupportedTraining(
+            f"the optimizer state in this .keras file was written by tf.keras 2 ({spec.optimizer.ctor[5:]}), whose "
+            "variable layout is not mapped yet. Start from a fresh optimizer instead: "
+            "result.training_setup(load_optimizer_state=False), or save the model as .h5 from tf.keras"
+        )
     trainable, names = trainable_variables(weight_map, module, model_config)
     n = len(trainable)
     calls = slot_calls(spec)
@@ -168,16 +194,21 @@ _H5_SLOTS = {
     "KerasAdamax": {"m": "momentum", "u": "norm"},
     "KerasFtrl": {"accumulator": "accumulator", "linear": "linear"},
     "KerasLion": {"m": "momentum"},
+    # tf.keras does not save Nadam's momentum product: load_model() restarts it at 1 (see
+    # KerasNadamTF2), and so does the torch optimizer.
+    "KerasNadamTF2": {"m": "momentum", "v": "velocity"},
 }
 # Optimizers whose saved state is not the whole state.
-_H5_REFUSED = {
-    "KerasNadam": "tf.keras does not save Nadam's running momentum product (u_product), and under tf.function it "
-                  "does not follow from the iteration count",
-}
+_H5_REFUSED: dict[str, str] = {}
 _H5_LEGACY_SLOTS = {
     "KerasSGD": {"momentum": "momentum"},
     "KerasAdam": {"m": "momentum", "v": "velocity", "vhat": "velocity_hat"},
-    "KerasRMSprop": {"rms": "velocity", "momentum": "momentum", "mg": "average_gradient"},
+    "KerasLegacyRMSprop": {"rms": "velocity", "momentum": "momentum", "mg": "average_gradient"},
+    "KerasLegacyAdagrad": {"accumulator": "accumulator"},
+    "KerasAdamax": {"m": "momentum", "v": "norm"},
+    "KerasAdadelta": {"accum_grad": "accumulated_grad", "accum_var": "accumulated_delta_var"},
+    "KerasFtrl": {"accumulator": "accumulator", "linear": "linear"},
+    "KerasLegacyNadam": {"m": "momentum", "v": "velocity"},  # and its "momentum_cache" (not per variable)
 }
 
 
@@ -258,6 +289,10 @@ def load_h5_optimizer_state(
         if i == counters[0]:
             continue
         parts = _strip(full).split("/")
+        if legacy and name == "KerasLegacyNadam" and parts[1:] == ["momentum_cache"]:
+            for g in optimizer.param_groups:
+                g["momentum_cache"] = float(np.float32(array))
+            continue
         if len(parts) < 3:
             raise _h5_unsupported(f"its weight {full!r} is not a per-variable slot", spec, weights.path)
         slot, variable = (parts[-1], "/".join(parts[1:-1])) if legacy else (parts[1], "/".join(parts[2:]))
@@ -269,6 +304,8 @@ def load_h5_optimizer_state(
     group = optimizer.param_groups[0]
     for g in optimizer.param_groups:
         g["iterations"] = iterations
+        if name == "KerasNadamTF2":  # as tf_keras.models.load_model() rebuilds it
+            g["u_product"], g["u_product_counter"] = 1.0, 1
     if not slots:  # saved before the first update: nothing but the counter
         return iterations
     expected = set(getattr(optimizer, "slots", ())) | ({"average"} if group.get("use_ema") else set())
@@ -300,5 +337,5 @@ def load_h5_optimizer_state(
     return iterations
 
 
-__all__ = ["MAX_MEMBER_BYTES", "H5OptimizerWeights", "load_h5_optimizer_state", "load_keras_optimizer_state",
-           "read_optimizer_variables"]
+__all__ = ["MAX_MEMBER_BYTES", "H5OptimizerWeights", "check_variable_order", "load_h5_optimizer_state",
+           "load_keras_optimizer_state", "read_optimizer_variables"]
