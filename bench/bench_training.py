@@ -1,8 +1,8 @@
 """Training-step time: the generated training loop (tf2torch `training_setup().train_step`, the
 code train.py runs) vs Keras `model.fit` on TensorFlow, same model, data, batch and threads.
 
-    .venv/bin/python bench/bench_training.py [--threads 2] [--steps 40] [--rounds 3] [--model cnn|mlp]
-                                             [--torch-compile]
+    .venv/bin/python bench/bench_training.py [--threads 2] [--steps 40] [--rounds 3] [--processes 5]
+                                             [--model cnn|mlp] [--torch-compile]
 
 Models: `cnn` = Conv(32)-BN-ReLU-MaxPool-Conv(64)-BN-ReLU-GlobalAvgPool-Dense(10) on 32x32x3
 images, batch 64; `mlp` = 784-512-256-10, batch 128. Adam, sparse categorical cross-entropy,
@@ -117,6 +117,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--processes", type=int, default=5, help="worker processes per framework, alternating")
     parser.add_argument("--model", choices=["cnn", "mlp"], default="cnn")
     parser.add_argument("--worker", choices=["tf", "torch"], help=argparse.SUPPRESS)
     parser.add_argument("--torch-compile", action="store_true", help="run the module through torch.compile")
@@ -131,14 +132,23 @@ def main() -> None:
            "OMP_NUM_THREADS": str(args.threads)}
     if args.omp_passive:
         env["OMP_WAIT_POLICY"] = "PASSIVE"
-    medians = {}
-    for name in ("tf", "torch"):
-        cmd = [sys.executable, __file__, "--worker", name, "--threads", str(args.threads), "--steps", str(args.steps),
-               "--rounds", str(args.rounds), "--model", args.model] + (["--torch-compile"] if args.torch_compile else [])
-        out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
-        times = json.loads(out.strip().splitlines()[-1])["step_seconds"]
-        medians[name] = statistics.median(times)
-    print(f"model {args.model}, {args.threads} threads, {args.steps} steps x {args.rounds} rounds (median per step)")
+    # Worker processes alternate (tf, torch, tf, torch, ...): a process's speed varies from one
+    # start to the next (up to 2x here for both frameworks, thread placement), so one process
+    # each is not a measurement. Each framework's figure is the median over its processes.
+    per_process: dict[str, list[float]] = {"tf": [], "torch": []}
+    for _ in range(args.processes):
+        for name in ("tf", "torch"):
+            cmd = [sys.executable, __file__, "--worker", name, "--threads", str(args.threads), "--steps",
+                   str(args.steps), "--rounds", str(args.rounds), "--model", args.model]
+            cmd += ["--torch-compile"] if args.torch_compile else []
+            out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+            times = json.loads(out.strip().splitlines()[-1])["step_seconds"]
+            per_process[name].append(statistics.median(times))
+    medians = {name: statistics.median(values) for name, values in per_process.items()}
+    print(f"model {args.model}, {args.threads} threads, {args.steps} steps x {args.rounds} rounds per process, "
+          f"{args.processes} processes each (median per step, then median over processes)")
+    for name, values in per_process.items():
+        print(f"  {name} per process (ms/step): " + ", ".join(f"{v * 1e3:.2f}" for v in values))
     print(f"  TensorFlow model.fit      {medians['tf'] * 1e3:8.2f} ms/step")
     label = "tf2torch loop (compiled)" if args.torch_compile else "tf2torch train_step loop"
     print(f"  {label:<25} {medians['torch'] * 1e3:8.2f} ms/step")
