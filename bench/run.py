@@ -178,6 +178,21 @@ def run_worker(kind: str, config: dict, threads: int, **env: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def median_merge(results: list):
+    """Worker outputs of several processes -> one, every number the median over them."""
+    if not results:
+        return {}
+    first = results[0]
+    if isinstance(first, dict):
+        keys = [k for k in first if all(isinstance(r, dict) and k in r for r in results)]
+        return {k: median_merge([r[k] for r in results]) for k in keys} | {
+            k: v for k, v in first.items() if k not in keys}
+    if isinstance(first, (int, float)) and not isinstance(first, bool) and all(
+            isinstance(r, (int, float)) for r in results):
+        return statistics.median(results)
+    return first
+
+
 # -- report -----------------------------------------------------------------------------------
 
 
@@ -215,7 +230,8 @@ def report(args, info: dict, conv: dict, onnx: dict, tf: dict, pt: dict, kt: dic
     out += [f"- date: {info['date']}", f"- machine: {info['machine']}", f"- threads per framework: {args.threads}",
             f"- versions: {info['versions']}", f"- command: `{info['command']}`",
             (f"- timing: median of {args.runs} runs (batch 8; {2 * args.runs} at batch 1) after {args.warmup} warm-up "
-             f"calls; training: median of {args.train_runs} steps"), ""]
+             f"calls; training: median of {args.train_runs} steps; each figure then the median over "
+             f"{args.repeats} worker processes per framework, run alternately"), ""]
     targets: dict = {}
 
     # Conversion
@@ -323,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--runs", type=int, default=10, help="timed forward calls at batch 8 (x2 at batch 1)")
     parser.add_argument("--train-runs", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="worker processes per framework, alternating; timings are medians over them (default 3)")
     parser.add_argument("--conversion-repeats", type=int, default=3, help="timed conversions of ResNet50, each route")
     parser.add_argument("--skip", nargs="*", default=[], choices=["conversion", "tf", "torch", "keras_torch", "onnx"],
                         help="leave out parts (their columns show '-')")
@@ -340,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     OMP_WAIT_POLICY = args.omp_wait_policy.upper() if args.omp_wait_policy else None
     MALLOC_HEAP = args.malloc_heap
     if args.quick:
-        args.warmup, args.runs, args.train_runs, args.conversion_repeats = 1, 3, 2, 1
+        args.warmup, args.runs, args.train_runs, args.conversion_repeats, args.repeats = 1, 3, 2, 1, 1
 
     info = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -360,9 +378,16 @@ def main(argv: list[str] | None = None) -> int:
               "warmup": args.warmup, "runs": args.runs, "train_runs": args.train_runs,
               "train_models": [m for m in TRAIN_MODELS if m in args.models], "train_batch": args.train_batch,
               "onnx2torch": "onnx" not in args.skip}
-    tf = {} if "tf" in args.skip else run_worker("tf", config, args.threads)
-    pt = {} if "torch" in args.skip else run_worker("torch", config, args.threads)
-    kt = {} if "keras_torch" in args.skip else run_worker("keras_torch", config, args.threads, KERAS_BACKEND="torch")
+    # Worker processes alternate (tf, torch, Keras-torch, tf, ...) --repeats times: a process's
+    # speed can differ by up to 2x from the next one's on a VM (thread placement), for every
+    # framework, so each timing is the median over that framework's processes.
+    runs: dict[str, list[dict]] = {"tf": [], "torch": [], "keras_torch": []}
+    for _ in range(args.repeats):
+        for kind, done in runs.items():
+            if kind not in args.skip:
+                extra = {"KERAS_BACKEND": "torch"} if kind == "keras_torch" else {}
+                done.append(run_worker(kind, config, args.threads, **extra))
+    tf, pt, kt = (median_merge(runs[kind]) for kind in ("tf", "torch", "keras_torch"))
     text, raw = report(args, info, conv, onnx, tf, pt, kt)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.results_name}.md").write_text(text)
