@@ -606,34 +606,18 @@ def _keras3_metric_names(plain: list[list[Any]], weighted: list[list[Any]], pref
     def base(raw: Any) -> str:
         return raw if isinstance(raw, str) else raw.get("config", {}).get("name") or _class_name(raw)
 
-    out_plain, out_weighted = [], []
-    for metrics, prefix in zip(plain, prefixes):
-        names = []
-        for raw in metrics:
-            name = f"{prefix}{base(raw)}"
-            if name in counters:
-                index = counters[name]
-                counters[name] += 1
-                name = f"{name}_{index}"
-            else:
-                counters[name] = 1
-            names.append(name)
-        out_plain.append(names)
+    def numbered(name: str) -> str:  # the first use keeps the name, later ones get _1, _2...
+        index = counters.get(name, 0)
+        counters[name] = index + 1
+        return f"{name}_{index}" if index else name
+
+    out_plain = [[numbered(f"{prefix}{base(raw)}") for raw in metrics] for metrics, prefix in zip(plain, prefixes)]
+    out_weighted = []
     for metrics, prefix in zip(weighted, prefixes):
         names = []
         for raw in metrics:
             name = f"{prefix}{base(raw)}"
-            if name in counters:
-                name = f"{prefix}weighted_{base(raw)}"
-                if name in counters:
-                    index = counters[name]
-                    counters[name] += 1
-                    name = f"{name}_{index}"
-                else:
-                    counters[name] = 1
-            else:
-                counters[name] = 1
-            names.append(name)
+            names.append(numbered(f"{prefix}weighted_{base(raw)}") if name in counters else numbered(name))
         out_weighted.append(names)
     return [out_plain, out_weighted]
 
