@@ -34,9 +34,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BOUND = 1e-4
-# One thread per framework: on a shared, oversubscribed machine, torch's 2-thread OpenMP regions
-# stall at every barrier (with 2 threads the ratio came out 20-150x on many-small-op models).
-THREADS = 1
+# Threads per framework (ZOO_THREADS, default 2, like bench/). On a shared, oversubscribed
+# machine use 1: torch's 2-thread OpenMP regions then stall at every barrier (20-150x on
+# many-small-op models). But with 1 thread torch computes 1x1 convolutions at batch < 16 with
+# its own im2col/BLAS path instead of oneDNN (its heuristic: "THNN is faster single-threaded"),
+# and that BLAS is MKL, slow on AMD CPUs: DenseNet121 spends 54% of its time there.
+THREADS = int(os.environ.get("ZOO_THREADS", "2"))
 TIMING_BATCH = 8
 FIDELITY_BATCH = 2
 TIMING_RUNS = 3
