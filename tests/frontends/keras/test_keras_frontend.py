@@ -163,3 +163,23 @@ def test_integer_input_embedding_model(keras, tmp_path):
     x = keras.layers.Embedding(30, 6)(inp)
     x = keras.layers.GlobalAveragePooling1D()(x)
     convert_and_compare(keras.Model(inp, keras.layers.Dense(3)(x)), tmp_path, inputs=[np.random.default_rng(1).integers(0, 30, (4, 11)).astype("int32")])
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["flat", "nested"])
+def test_tf_keras2_model_saved_as_keras_archive_computes_as_keras2(tmp_path, nested):
+    """tf_keras also writes .keras archives (metadata keras_version 2.x): their layers follow
+    Keras 2 semantics (here the steeper hard_sigmoid and Masking -> LSTM), as tf.keras computes."""
+    import tf_keras
+
+    inputs = tf_keras.Input((7, 5))
+    x = tf_keras.layers.Masking(name="mask")(inputs)
+    x = tf_keras.layers.LSTM(4, recurrent_activation="hard_sigmoid", return_sequences=True, name="lstm")(x)
+    x = tf_keras.layers.Dense(3, activation="hard_sigmoid", name="head")(x)
+    model = tf_keras.Model(inputs, x, name="inner")
+    if nested:
+        outer_in = tf_keras.Input((7, 5))
+        model = tf_keras.Model(outer_in, tf_keras.layers.Dense(2, name="out")(model(outer_in)))
+    inputs = np.random.default_rng(0).normal(size=(3, 7, 5)).astype("float32")
+    inputs[0, 5:] = 0.0  # a masked tail
+    inputs[2, :2] = 0.0  # and a masked head
+    convert_and_compare(model, tmp_path, suffix=".keras", inputs=[inputs])

@@ -187,13 +187,15 @@ def _load_keras_v3(path: str) -> KerasSource:
     h5 = h5py.File(weights_file, "r")
     model_layers = config.get("config", {}).get("layers", [])
     reader = KerasV3WeightReader(h5, model_layers, config.get("class_name") == "Sequential")
+    keras_version = str(metadata.get("keras_version", "3"))
     source = KerasSource(
         path=path,
-        keras_major=3,
+        # tf.keras 2.13+ (tf_keras) also writes .keras archives: its layers compute as Keras 2's.
+        keras_major=2 if keras_version.startswith("2.") else 3,
         model_config=config,
         weights=reader,
         compile_config=config.get("compile_config"),
-        keras_version=str(metadata.get("keras_version", "3")),
+        keras_version=keras_version,
     )
     source._resources.append(h5)
     source._resources.append(_Remover(weights_file))
