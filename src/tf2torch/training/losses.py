@@ -19,19 +19,23 @@ EPSILON = 1e-7
 
 
 def mean_squared_error(y_true, y_pred):
+    y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)  # (batch,) targets of (batch, 1)
     return torch.mean(torch.square(y_pred - y_true), dim=-1)
 
 
 def mean_absolute_error(y_true, y_pred):
+    y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)  # (batch,) targets of (batch, 1)
     return torch.mean(torch.abs(y_pred - y_true), dim=-1)
 
 
 def mean_absolute_percentage_error(y_true, y_pred):
+    y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)  # (batch,) targets of (batch, 1)
     diff = torch.abs((y_true - y_pred) / torch.clamp(torch.abs(y_true), min=EPSILON))
     return 100.0 * torch.mean(diff, dim=-1)
 
 
 def mean_squared_logarithmic_error(y_true, y_pred):
+    y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)  # (batch,) targets of (batch, 1)
     first = torch.log(torch.clamp(y_pred, min=EPSILON) + 1.0)
     second = torch.log(torch.clamp(y_true, min=EPSILON) + 1.0)
     return torch.mean(torch.square(first - second), dim=-1)
@@ -42,10 +46,12 @@ def _l2_normalize(x, axis):
 
 
 def cosine_similarity(y_true, y_pred, axis=-1):
+    y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)  # (batch,) targets of (batch, 1)
     return -torch.sum(_l2_normalize(y_true, axis) * _l2_normalize(y_pred, axis), dim=axis)
 
 
 def huber(y_true, y_pred, delta=1.0):
+    y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)  # (batch,) targets of (batch, 1)
     error = y_pred - y_true
     abs_error = torch.abs(error)
     quadratic = 0.5 * torch.square(error)
@@ -54,6 +60,7 @@ def huber(y_true, y_pred, delta=1.0):
 
 
 def log_cosh(y_true, y_pred):
+    y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)  # (batch,) targets of (batch, 1)
     x = y_pred - y_true
     return torch.mean(x + F.softplus(-2.0 * x) - torch.log(torch.tensor(2.0, dtype=x.dtype)), dim=-1)
 
@@ -244,6 +251,8 @@ class KerasLoss:
 
     def __call__(self, y_true: torch.Tensor, y_pred: torch.Tensor, sample_weight: torch.Tensor | None = None) -> torch.Tensor:
         y_true = y_true.to(y_pred.dtype) if self.fn is not sparse_categorical_crossentropy else y_true
+        # Keras' LossFunctionWrapper: (batch,) targets of (batch, 1) predictions become (batch, 1).
+        y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
         values = self.fn(y_true, y_pred, **self.kwargs)
         mask = getattr(values, "keras_mask", None)
         if sample_weight is None:

@@ -16,10 +16,12 @@ from tf2torch.training.losses import squeeze_or_expand_to_same_rank
 
 
 def accuracy(y_true, y_pred):
+    y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
     return (y_true == y_pred).to(torch.float32)
 
 
 def binary_accuracy(y_true, y_pred, threshold=0.5):
+    y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
     return torch.mean(((y_pred > threshold).to(y_true.dtype) == y_true).to(torch.float32), dim=-1)
 
 

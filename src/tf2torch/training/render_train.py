@@ -172,6 +172,9 @@ def setup_source(spec: TrainingSpec, weight_map: WeightMap | None, module: torch
         lines.append("    ])")
         extra.append("activity=activity")
     extra += _output_axes_args(spec, graph)
+    if spec.keras_major == 2 and (spec.metrics or spec.weighted_metrics or any(
+            o.metrics or o.weighted_metrics for o in spec.outputs)):
+        extra.append("keras2_targets=True")
     args = ", ".join(["model", "optimizer", "loss_fn", "metrics"] + extra)
     if len(args) > 86:  # one argument a line
         args = "\n" + "".join(f"        {a},\n" for a in ["model", "optimizer", "loss_fn", "metrics"] + extra) + "    "

@@ -14,12 +14,24 @@ import torch
 from tf2torch.training.metrics import Mean
 
 
+def keras2_match_rank(y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
+    """tf.keras 2's compile_utils.match_dtype_and_rank, applied before every compiled metric:
+    1-D targets of a 2-D prediction become (batch, 1); a float (int) target takes a float
+    (int) prediction's dtype. (So `categorical_accuracy` on integer labels compares the
+    prediction with class 0, as tf.keras does.)"""
+    if y_true.dim() == 1 and y_pred.dim() == 2:
+        y_true = y_true.unsqueeze(-1)
+    if y_true.is_floating_point() == y_pred.is_floating_point() and y_true.dtype != y_pred.dtype:
+        y_true = y_true.to(y_pred.dtype)
+    return y_true
+
+
 class Training:
     """What `compile()` configured, bound to a converted module."""
 
     def __init__(self, model, optimizer, loss_fn, metrics, regularization=None, constraints=None,
                  activity=None, output_axes=None, weighted_metrics=None, loss_weights=None, output_names=None,
-                 target_order=None, loss_trackers=None) -> None:
+                 target_order=None, loss_trackers=None, keras2_targets=False) -> None:
         """Several outputs (`output_names`: the module's outputs in order): `loss_fn`,
         `metrics`, `weighted_metrics`, `loss_weights` and `output_axes` are dicts by output
         name; targets and sample weights are dicts by name or sequences in `target_order`
@@ -43,6 +55,7 @@ class Training:
             self.routes += [(metric, name, weighted) for name, ms in items for metric in ms]
         self.metrics = [metric for metric, _, _ in self.routes]
         self.loss_trackers = {name: Mean(f"{name}_loss") for name in (loss_trackers or [])}
+        self.keras2_targets = keras2_targets  # tf.keras 2 reshapes targets before its metrics
 
     @property
     def sums_over_batch(self) -> bool:
@@ -148,6 +161,8 @@ class Training:
         y_true, sample_weight = self.by_output(y_true), self.by_output(sample_weight, shared=True)
         for metric, name, weighted in self.routes:
             target, output = (y_true, y_pred) if name is None else (y_true[name], y_pred[name])
+            if self.keras2_targets:
+                target = keras2_match_rank(target, output)
             weight = sample_weight if name is None or sample_weight is None else sample_weight.get(name)
             if weighted and weight is not None:
                 metric.update_state(target, output.detach(), weight)
