@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "scripts")]
-from zoo import KERAS_TORCH_SCRIPT, THREADS  # the same Keras-on-torch runner as make zoo
+from zoo import THREADS, keras_torch_logits  # the same Keras-on-torch runner as make zoo
 
 
 def per_image(a, b, scale):
@@ -37,13 +36,12 @@ def per_image(a, b, scale):
 def check(name: str, size: int, images: int, work: Path) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    import keras
     import numpy as np
     import torch
 
     torch.set_num_threads(THREADS)
     sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "e2e")]
-    from test_applications import build_application
+    from test_applications import build_application, exact_logits
 
     import tf2torch
 
@@ -58,18 +56,8 @@ def check(name: str, size: int, images: int, work: Path) -> dict:
     with torch.no_grad():
         ours = module(xt).numpy()
         ours64 = module.double()(xt.double()).numpy()
-    np.savez(work / "x.npz", x=x)
-    subprocess.run([sys.executable, "-c", KERAS_TORCH_SCRIPT, str(work / "x.npz"), str(path), str(THREADS),
-                    str(work / "y.npz")], check=True, env=dict(os.environ, KERAS_BACKEND="torch"), capture_output=True)
-    keras_torch = np.load(work / "y.npz")["y"]
-    keras.config.set_dtype_policy("float64")
-    try:
-        model64 = getattr(keras.applications, name)(weights=None, classifier_activation=None,
-                                                    input_shape=(size, size, 3))
-        model64.set_weights(model.get_weights())
-        exact = np.asarray(model64(x.astype(np.float64), training=False))
-    finally:
-        keras.config.set_dtype_policy("float32")
+    keras_torch = keras_torch_logits(x, path, work)
+    exact = exact_logits(name, size, model, x)
     return {
         "tf2torch fp32 vs TF": per_image(ours, reference, scale),
         "Keras-3-torch vs TF": per_image(keras_torch, reference, scale),

@@ -57,6 +57,16 @@ np.savez(sys.argv[4], y=keras.ops.convert_to_numpy(y))
 """
 
 
+def keras_torch_logits(x, keras_path: Path, work: Path):
+    """Keras 3 on the torch backend, on the same file and input, in a fresh process."""
+    import numpy as np
+
+    np.savez(work / "x.npz", x=x)
+    subprocess.run([sys.executable, "-c", KERAS_TORCH_SCRIPT, str(work / "x.npz"), str(keras_path), str(THREADS),
+                    str(work / "y.npz")], check=True, env=dict(os.environ, KERAS_BACKEND="torch"), capture_output=True)
+    return np.load(work / "y.npz")["y"]
+
+
 def rel(a, b, scale) -> float:
     import numpy as np
 
@@ -91,8 +101,7 @@ def run_one(name: str, size: int, work: Path) -> dict:
 
     torch.set_num_threads(THREADS)
     sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "e2e")]
-    import keras
-    from test_applications import build_application
+    from test_applications import build_application, exact_logits
 
     import tf2torch
 
@@ -125,28 +134,11 @@ def run_one(name: str, size: int, work: Path) -> dict:
             out64 = keras_module.double()(xt.double()).numpy()
         keras_module.float()
         row["rel_fp64_vs_tf"] = rel(out64, reference, scale)
-        # Keras 3 on the torch backend, same file and input, in a fresh process.
-        np.savez(work / "x.npz", x=x)
-        env = dict(os.environ, KERAS_BACKEND="torch")
-        subprocess.run([sys.executable, "-c", KERAS_TORCH_SCRIPT, str(work / "x.npz"), str(work / f"{name}.keras"),
-                        str(THREADS), str(work / "y.npz")], check=True, env=env, capture_output=True)
-        row["rel_keras_torch"] = rel(np.load(work / "y.npz")["y"], reference, scale)
-        # The exact result: the same Keras model in float64.
-        keras.config.set_dtype_policy("float64")
-        try:
-            model64 = getattr(keras.applications, name)(weights=None, classifier_activation=None,
-                                                        input_shape=(size, size, 3))
-            model64.set_weights(model.get_weights())
-            for layer in model64.layers:
-                if type(layer).__name__ == "Normalization" and hasattr(layer, "finalize_state"):
-                    layer.finalize_state()
-            exact = np.asarray(model64(x.astype(np.float64), training=False))
-        finally:
-            keras.config.set_dtype_policy("float32")
+        row["rel_keras_torch"] = rel(keras_torch_logits(x, work / f"{name}.keras", work), reference, scale)
+        exact = exact_logits(name, size, model, x)  # the same Keras model in float64
         row["rel_fp64_vs_tf64"] = rel(out64, exact, scale)
         row["rel_fp32_vs_tf64"] = rel(np.asarray(keras_module(xt).detach()), exact, scale)
         row["rel_tf32_vs_tf64"] = rel(reference, exact, scale)
-        del model64
 
     xb = sample(TIMING_BATCH, 2)
     tf_fn = tf.function(lambda t: model(t, training=False))
