@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tf2torch.codegen.emit import GeneratedModule, emit_module
-from tf2torch.errors import BadModelFile, VerificationUnavailable
+from tf2torch.errors import BadModelFile, VerificationUnavailable, model_file_boundary
 from tf2torch.frontends.keras.archive import KerasSource, load_keras_file
 from tf2torch.frontends.keras.importer import import_keras_model
 from tf2torch.frontends.keras.live import save_live_model
 from tf2torch.ir import Graph
+from tf2torch.limits import DEFAULT_LIMITS, Limits
 from tf2torch.passes.pipeline import run_passes
 from tf2torch.verify.compare import DEFAULT_TOLERANCE, VerificationReport, compare_output
 
@@ -173,6 +174,7 @@ def convert(
     outputs: list[str] | None = None,
     custom_objects: dict | None = None,
     trace_custom_layers: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> ConversionResult:
     """Convert a .keras / .h5 file or a live keras.Model into a PyTorch module.
 
@@ -181,24 +183,35 @@ def convert(
     ConcreteFunction. `frontend` forces "tf" or "keras". Custom Keras layers without a
     converter are traced through the TF frontend only when the user opts in, with
     `custom_objects` or `trace_custom_layers=True` (that runs the layer's Python code).
+
+    Every file is untrusted: any problem reading it raises BadModelFile naming the file and
+    the place in it; `limits` bounds the work a file may ask for (tf2torch.limits).
     """
     from tf2torch.frontends.tf.dispatch import FRONTENDS, convert_tf, is_tf_source, saved_model_to_keras_file
 
     if frontend not in FRONTENDS:
         raise ValueError(f"frontend must be one of {FRONTENDS}, got {frontend!r}")
     if frontend == "keras" and isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
-        saved_dir, source = saved_model_to_keras_file(str(source), custom_objects)
-        result = convert(source, model_name=model_name, frontend="keras", custom_objects=custom_objects,
-                         trace_custom_layers=trace_custom_layers)
+        with model_file_boundary(str(source)):
+            saved_dir, model = saved_model_to_keras_file(str(source), custom_objects)
+        try:
+            result = convert(model, model_name=model_name, frontend="keras", custom_objects=custom_objects,
+                             trace_custom_layers=trace_custom_layers, limits=limits)
+        except BaseException:
+            saved_dir.cleanup()
+            raise
         result._temp_dir = saved_dir
         return result
     if frontend == "tf" or (frontend == "auto" and is_tf_source(source)):
-        return convert_tf(source, model_name=model_name, signature=signature, inputs=inputs, outputs=outputs)
+        if not isinstance(source, (str, os.PathLike)):
+            return convert_tf(source, model_name=model_name, signature=signature, inputs=inputs, outputs=outputs)
+        with model_file_boundary(str(source)):
+            return convert_tf(source, model_name=model_name, signature=signature, inputs=inputs, outputs=outputs)
     if custom_objects or trace_custom_layers:
         from tf2torch.frontends.tf.keras_layers import tracing_custom_layers
 
         with tracing_custom_layers(custom_objects):
-            return convert(source, model_name=model_name, frontend="keras")
+            return convert(source, model_name=model_name, frontend="keras", limits=limits)
     keras_model = None
     temp_dir = None
     if isinstance(source, (str, os.PathLike)):
@@ -206,11 +219,17 @@ def convert(
     else:
         temp_dir, path = save_live_model(source)
         keras_model = source
-    keras_source = load_keras_file(path)
     try:
-        result = _convert_source(keras_source, model_name)
-    finally:
-        keras_source.close()
+        with model_file_boundary(path):
+            keras_source = load_keras_file(path, limits)
+            try:
+                result = _convert_source(keras_source, model_name)
+            finally:
+                keras_source.close()
+    except BaseException:
+        if temp_dir is not None:
+            temp_dir.cleanup()
+        raise
     result._keras_model = keras_model
     result._temp_dir = temp_dir
     result._file_path = path
@@ -237,10 +256,9 @@ def _convert_source(source: KerasSource, model_name: str | None) -> ConversionRe
 
 
 def _safetensors_bytes(state: dict[str, np.ndarray], source: str) -> bytes:
-    from safetensors.numpy import save
+    from tf2torch.codegen.safetensors_file import safetensors_bytes
 
-    arrays = {name: np.ascontiguousarray(array) for name, array in state.items()}
-    return save(arrays, metadata={"converted_from": os.path.basename(source), "by": "tf2torch"})
+    return safetensors_bytes(state, metadata={"converted_from": os.path.basename(source), "by": "tf2torch"})
 
 
 def _resolve_inputs(inputs: Any, graph: Graph, batch_size: int, seed: int) -> list[np.ndarray]:

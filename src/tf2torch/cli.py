@@ -1,8 +1,10 @@
 """Command line: `tf2torch convert | inspect | verify`.
 
 Exit status: 0 success, 1 verification FAILED, 2 bad input (unreadable file, unsupported
-layers, missing TensorFlow for verification). Errors are one message on stderr, never a
-traceback: every ConversionError carries a message a user can act on.
+layers, missing TensorFlow for verification), 130 interrupted. Errors are one message on
+stderr that names the file first, never a traceback, whatever the input: every
+ConversionError carries a message a user can act on, and anything else is reported as a
+(one-line) tf2torch bug. Warnings are one line each.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 EXIT_OK = 0
 EXIT_VERIFICATION_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -27,16 +31,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from tf2torch.errors import ConversionError
+    from tf2torch.errors import ConversionError, UnsupportedLayers, one_line
 
-    try:
-        return args.handler(args)
-    except ConversionError as exc:
-        print(f"tf2torch {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except OSError as exc:  # e.g. OUTDIR not writable
-        print(f"tf2torch {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    prefix = f"tf2torch {args.command}"
+    with warnings.catch_warnings():
+        warnings.showwarning = lambda message, *_: print(f"{prefix}: warning: {one_line(str(message))}", file=sys.stderr)
+        try:
+            return args.handler(args)
+        except ConversionError as exc:
+            message = str(exc) if isinstance(exc, UnsupportedLayers) else one_line(str(exc))
+            print(f"{prefix}: error: {_naming_source(message, args.source)}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except KeyboardInterrupt:
+            print(f"{prefix}: interrupted; nothing was written", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except Exception as exc:  # noqa: BLE001  (a tf2torch bug: still one line, never a traceback)
+            detail = one_line(f"{type(exc).__name__}: {exc}")[:300]
+            print(f"{prefix}: error: {args.source}: unexpected error ({detail}); this is a tf2torch bug, "
+                  "please report it with the file", file=sys.stderr)
+            return EXIT_BAD_INPUT
+
+
+def _naming_source(message: str, source: str) -> str:
+    """Every message names the file first."""
+    return message if message.startswith(source) else f"{source}: {message}"
 
 
 def _build_parser(version: str) -> argparse.ArgumentParser:
@@ -74,6 +92,23 @@ def _build_parser(version: str) -> argparse.ArgumentParser:
 def _add_input_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=_positive_int, default=2, metavar="N", help="batch of random inputs (default 2)")
     parser.add_argument("--inputs", metavar="FILE.npz", help="inputs in the Keras layout, one array per model input")
+    _add_limit_options(parser)
+
+
+def _add_limit_options(parser: argparse.ArgumentParser) -> None:
+    """Limits on what a file may ask for (tf2torch.limits); raise them for honest huge models."""
+    from tf2torch.limits import DEFAULT_LIMITS
+
+    parser.add_argument("--max-weight-bytes", type=_positive_int, default=DEFAULT_LIMITS.max_weight_bytes, metavar="N",
+                        help=f"refuse models whose weights exceed N bytes (default {DEFAULT_LIMITS.max_weight_bytes})")
+    parser.add_argument("--max-layers", type=_positive_int, default=DEFAULT_LIMITS.max_layers, metavar="N",
+                        help=f"refuse models with more than N layers (default {DEFAULT_LIMITS.max_layers})")
+
+
+def _limits(args: argparse.Namespace) -> object:
+    from tf2torch.limits import Limits
+
+    return Limits(max_weight_bytes=args.max_weight_bytes, max_layers=args.max_layers)
 
 
 def _add_tf_options(parser: argparse.ArgumentParser) -> None:
@@ -94,7 +129,10 @@ def _tf_options(args: argparse.Namespace) -> dict:
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
@@ -104,7 +142,7 @@ def _run_convert(args: argparse.Namespace) -> int:
     import tf2torch
 
     _check_inputs_file(args.inputs)
-    result = tf2torch.convert(args.source, model_name=args.name, **_tf_options(args))
+    result = tf2torch.convert(args.source, model_name=args.name, limits=_limits(args), **_tf_options(args))
     report = None
     if args.verify:
         report = result.verify(args.inputs, batch_size=args.batch_size)
@@ -122,7 +160,7 @@ def _run_verify(args: argparse.Namespace) -> int:
     import tf2torch
 
     _check_inputs_file(args.inputs)
-    result = tf2torch.convert(args.source, **_tf_options(args))
+    result = tf2torch.convert(args.source, limits=_limits(args), **_tf_options(args))
     report = result.verify(args.inputs, training=args.train, batch_size=args.batch_size)
     # A TF graph (SavedModel, .pb) has no Keras layers to compare one by one.
     if not args.outputs_only and not getattr(result._keras_model, "inference_only", False):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 
@@ -11,6 +13,10 @@ class ConversionError(Exception):
 
 class BadModelFile(ConversionError):
     """The source file is missing, unreadable, or not a model we understand."""
+
+
+class OutputNotWritable(ConversionError, OSError):
+    """The output directory cannot be created or written (also an OSError, as it was)."""
 
 
 class UnsupportedFeature(ConversionError):
@@ -23,6 +29,39 @@ class InvalidGraph(ConversionError):
 
 class VerificationUnavailable(ConversionError):
     """Verification needs Keras/TensorFlow (or the original model) and it is not available."""
+
+
+def describe_exception(exc: BaseException) -> str:
+    """A low-level exception raised while reading a model, in the user's terms (one line)."""
+    if isinstance(exc, KeyError):
+        return f"a required entry is missing ({exc.args[0]!r})" if exc.args else "a required entry is missing"
+    if isinstance(exc, RecursionError):
+        return "the data is nested too deeply"
+    if isinstance(exc, MemoryError):
+        return "it asks for more memory than is available (a declared size is too large)"
+    if isinstance(exc, OSError):  # h5py reports damaged data as OSError
+        return f"its data cannot be read ({str(exc).split('(')[0].strip() or type(exc).__name__})"
+    text = " ".join(str(exc).split())
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return f"invalid value ({type(exc).__name__}: {text})" if text else f"invalid value ({type(exc).__name__})"
+
+
+@contextmanager
+def model_file_boundary(path: str) -> Iterator[None]:
+    """Reading and converting a model file: whatever fails below is a BadModelFile naming
+    the file (a ConversionError already says what is wrong and passes through)."""
+    try:
+        yield
+    except ConversionError:
+        raise
+    except Exception as exc:
+        raise BadModelFile(f"{path}: the model cannot be read: {describe_exception(exc)}") from exc
+
+
+def one_line(message: str) -> str:
+    """Messages that are not lists (UnsupportedLayers) are printed on one line."""
+    return " ".join(message.split())
 
 
 @dataclass(frozen=True)

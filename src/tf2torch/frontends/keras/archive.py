@@ -7,7 +7,6 @@ Keras variable order.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tempfile
@@ -19,10 +18,15 @@ import h5py
 import numpy as np
 
 from tf2torch.errors import BadModelFile
+from tf2torch.frontends.keras.config_check import check_model_config, parse_json
+from tf2torch.frontends.keras.hdf5_check import open_hdf5, read_text_attribute
+from tf2torch.frontends.keras.zip_check import check_member_size, check_members, member_errors
+from tf2torch.input_files import check_model_path, open_regular
+from tf2torch.limits import DEFAULT_LIMITS, Limits, size_text
 
-# Archive members are never trusted: a member larger than this is refused (zip bombs).
-MAX_MEMBER_BYTES = 16 * 1024**3
-MAX_CONFIG_BYTES = 256 * 1024**2
+# Kept for callers that predate tf2torch.limits (training/state_transfer.py).
+MAX_MEMBER_BYTES = DEFAULT_LIMITS.max_weight_bytes
+MAX_CONFIG_BYTES = DEFAULT_LIMITS.max_config_bytes
 
 
 def to_snake_case(name: str) -> str:
@@ -144,47 +148,62 @@ class KerasSource:
         self._resources.clear()
 
 
-def load_keras_file(path: str) -> KerasSource:
-    """Open a .keras archive or a legacy .h5 file; raises BadModelFile with a clear message."""
-    if not os.path.exists(path):
-        raise BadModelFile(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise BadModelFile(
-            f"{path}: is a directory. SavedModel directories are not supported yet; "
-            "pass a .keras or .h5 file."
-        )
-    if zipfile.is_zipfile(path):
-        return _load_keras_v3(path)
-    if h5py.is_hdf5(path):
-        return _load_legacy_h5(path)
+def load_keras_file(path: str, limits: Limits = DEFAULT_LIMITS) -> KerasSource:
+    """Open a .keras archive or a legacy .h5 file; raises BadModelFile with a clear message.
+
+    The file is validated as it is read: its type before it is opened, archive member names,
+    sizes (real, not declared), JSON nesting, and every HDF5 link and dataset (nothing stored
+    outside the file is ever read)."""
+    check_model_path(path)
+    fd = open_regular(path)
+    with os.fdopen(fd, "rb") as handle:
+        head = handle.read(8)
+        handle.seek(0)
+        is_zip = zipfile.is_zipfile(handle)
+    if is_zip:
+        return _load_keras_v3(path, limits)
+    if head.startswith(b"PK\x03\x04"):
+        raise BadModelFile(f"{path}: the .keras archive is truncated or damaged (its zip directory is missing)")
+    if head == HDF5_SIGNATURE or h5py.is_hdf5(path):
+        return _load_legacy_h5(path, limits)
     raise BadModelFile(
         f"{path}: neither a .keras archive (zip) nor an HDF5 file. "
         "Save the model with model.save('model.keras') and convert that."
     )
 
 
-def _load_keras_v3(path: str) -> KerasSource:
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _load_keras_v3(path: str, limits: Limits) -> KerasSource:
     try:
         archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as exc:
-        raise BadModelFile(f"{path}: damaged .keras archive ({exc})") from exc
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise BadModelFile(f"{path}: the .keras archive is damaged ({exc})") from None
     with archive:
-        names = set(archive.namelist())
+        names = check_members(archive, path)
         if "config.json" not in names:
             raise BadModelFile(f"{path}: the archive has no config.json; is it a Keras 3 .keras file?")
-        config = json.loads(_read_member(archive, "config.json", MAX_CONFIG_BYTES, path))
+        config = parse_json(_read_member(archive, "config.json", limits.max_config_bytes, path, limits),
+                            f"{path}: archive member config.json", limits)
+        check_model_config(config, path, limits)
         # keras_hub backbones store only constructor arguments: rebuild their layer graph.
         from tf2torch.frontends.keras.importers.attention import expand_keras_hub_models
 
         config = expand_keras_hub_models(config)
         metadata: dict = {}
         if "metadata.json" in names:
-            metadata = json.loads(_read_member(archive, "metadata.json", MAX_CONFIG_BYTES, path))
+            metadata = parse_json(_read_member(archive, "metadata.json", limits.max_config_bytes, path, limits),
+                                  f"{path}: archive member metadata.json", limits)
         if "model.weights.h5" not in names:
             hint = " (it stores model.weights.npz, which is not supported)" if "model.weights.npz" in names else ""
             raise BadModelFile(f"{path}: the archive has no model.weights.h5{hint}")
-        weights_file = _extract_member(archive, "model.weights.h5", path)
-    h5 = h5py.File(weights_file, "r")
+        weights_file = _extract_member(archive, "model.weights.h5", path, limits)
+    try:
+        h5 = open_hdf5(weights_file, f"{path}: archive member model.weights.h5", limits)
+    except BaseException:
+        os.unlink(weights_file)
+        raise
     model_layers = config.get("config", {}).get("layers", [])
     reader = KerasV3WeightReader(h5, model_layers, config.get("class_name") == "Sequential")
     keras_version = str(metadata.get("keras_version", "3"))
@@ -202,26 +221,39 @@ def _load_keras_v3(path: str) -> KerasSource:
     return source
 
 
-def _read_member(archive: zipfile.ZipFile, name: str, limit: int, path: str) -> bytes:
-    with archive.open(name) as member:
-        data = member.read(limit + 1)
-    if len(data) > limit:
-        raise BadModelFile(f"{path}: archive member {name} is larger than {limit} bytes")
-    return data
+def _read_member(archive: zipfile.ZipFile, name: str, limit: int, path: str, limits: Limits = DEFAULT_LIMITS) -> bytes:
+    """A small member (a JSON document), read in chunks so that a bomb stops early."""
+    info = archive.getinfo(name)
+    chunks: list[bytes] = []
+    size = 0
+    with member_errors(path, name), archive.open(name) as member:
+        while chunk := member.read(1 << 20):
+            size += len(chunk)
+            if size > limit:
+                raise BadModelFile(
+                    f"{path}: archive member {name} is larger than {size_text(limit)} "
+                    "(limit: Limits.max_config_bytes in tf2torch.limits)"
+                )
+            check_member_size(info, size, path, limits)
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
-def _extract_member(archive: zipfile.ZipFile, name: str, path: str) -> str:
+def _extract_member(archive: zipfile.ZipFile, name: str, path: str, limits: Limits = DEFAULT_LIMITS) -> str:
     """Stream a member to a private temp file, counting real bytes (declared sizes lie)."""
+    info = archive.getinfo(name)
+    check_member_size(info, info.file_size, path, limits)
     handle, temp_path = tempfile.mkstemp(suffix=".h5", prefix="tf2torch-")
     written = 0
-    with os.fdopen(handle, "wb") as out, archive.open(name) as member:
-        while chunk := member.read(1 << 20):
-            written += len(chunk)
-            if written > MAX_MEMBER_BYTES:
-                out.close()
-                os.unlink(temp_path)
-                raise BadModelFile(f"{path}: archive member {name} exceeds {MAX_MEMBER_BYTES} bytes")
-            out.write(chunk)
+    try:
+        with os.fdopen(handle, "wb") as out, member_errors(path, name), archive.open(name) as member:
+            while chunk := member.read(1 << 20):
+                written += len(chunk)
+                check_member_size(info, written, path, limits)
+                out.write(chunk)
+    except BaseException:
+        os.unlink(temp_path)
+        raise
     return temp_path
 
 
@@ -234,22 +266,25 @@ class _Remover:
             os.unlink(self._path)
 
 
-def _load_legacy_h5(path: str) -> KerasSource:
-    h5 = h5py.File(path, "r")
-    raw_config = h5.attrs.get("model_config")
-    if raw_config is None:
+def _load_legacy_h5(path: str, limits: Limits) -> KerasSource:
+    h5 = open_hdf5(path, path, limits)
+    try:
+        raw_config = read_text_attribute(h5, "model_config", path, limits)
+        if raw_config is None:
+            raise BadModelFile(
+                f"{path}: HDF5 file without a model_config attribute: it holds weights only. "
+                "Save the whole model (model.save('model.h5')), not save_weights()."
+            )
+        config = parse_json(raw_config, f"{path}: the model_config attribute", limits)
+        check_model_config(config, path, limits)
+        keras_version = read_text_attribute(h5, "keras_version", path, limits) or "2"
+        training = read_text_attribute(h5, "training_config", path, limits)
+        compile_config = parse_json(training, f"{path}: the training_config attribute", limits) if training else None
+        group = h5.get("model_weights", h5)
+    except BaseException:
         h5.close()
-        raise BadModelFile(
-            f"{path}: HDF5 file without a model_config attribute: it holds weights only. "
-            "Save the whole model (model.save('model.h5')), not save_weights()."
-        )
-    config = json.loads(_decode(raw_config))
-    keras_version = _decode(h5.attrs.get("keras_version", "2"))
-    training = h5.attrs.get("training_config")
-    compile_config = json.loads(_decode(training)) if training is not None else None
-    group = h5.get("model_weights", h5)
+        raise
     major = 3 if keras_version.startswith("3") else 2
     source = KerasSource(path, major, config, LegacyH5WeightReader(group), compile_config, keras_version)
     source._resources.append(h5)
     return source
-

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from tf2torch.errors import UnsupportedFeature
+from tf2torch.errors import BadModelFile, UnsupportedFeature
 from tf2torch.frontends.keras.layer_calls import LayerCall, LayerEntry, TensorRef
 from tf2torch.ir import Graph, Node, Param, SourceRef, TensorSpec, Value
 
@@ -57,13 +57,22 @@ class LayerContext:
 
     def weights(self, expected: int | None = None) -> list[np.ndarray]:
         if expected is not None and len(self._weights) != expected:
-            raise UnsupportedFeature(
+            raise BadModelFile(
                 f"{self.file}: layer {self.name!r} ({self.class_name}) has {len(self._weights)} "
-                f"weights, expected {expected}; the file may be damaged or from an unknown Keras version."
+                f"weights, its config implies {expected}; the file may be damaged or from an unknown Keras version."
             )
         return self._weights
 
     def param(self, array: np.ndarray, layout: str, trainable: bool | None = None) -> Param:
+        """A float parameter. Weights arrive checked (weight_check.py); a boolean, complex or
+        text array here is a weight stored with the wrong type, never silently cast. (Integers
+        are fine: Normalization's mean may be a list of ints in its config.)"""
+        array = np.asarray(array)
+        if array.dtype.kind not in "iuf" and array.dtype.name != "bfloat16":
+            raise BadModelFile(
+                f"{self.file}: layer {self.name!r} ({self.class_name}): a weight of shape {array.shape} is stored as "
+                f"{array.dtype}, but the layer computes in floating point"
+            )
         return Param(np.asarray(array, dtype=np.float32), layout, self.trainable if trainable is None else trainable)
 
     def add(

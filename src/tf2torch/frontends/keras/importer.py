@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tf2torch.errors import BadModelFile, InvalidGraph, UnsupportedLayer, UnsupportedLayers
+from tf2torch.errors import (
+    BadModelFile,
+    ConversionError,
+    InvalidGraph,
+    UnsupportedLayer,
+    UnsupportedLayers,
+    describe_exception,
+)
 from tf2torch.frontends.keras import importers  # noqa: F401  (fills LAYER_IMPORTERS)
 from tf2torch.frontends.keras.archive import KerasSource, WeightReader, layer_name_of
 from tf2torch.frontends.keras.context import LayerContext
@@ -21,6 +28,7 @@ from tf2torch.frontends.keras.layer_calls import (
 )
 from tf2torch.frontends.keras.masking import record_output_masks
 from tf2torch.frontends.keras.registry import LAYER_IMPORTERS
+from tf2torch.frontends.keras.weight_check import check_layer_weights
 from tf2torch.ir import Graph, TensorSpec, Value
 
 
@@ -119,7 +127,7 @@ class _ModelWalker:
         for raw in layers:
             if raw.get("class_name") == "InputLayer":
                 continue
-            entry = parse_layer(raw, self.source.path)
+            entry = self._parse(raw)
             outputs = self._import_call(entry, LayerCall([]), 0, [current], {}, reader, prefix)
             if len(outputs) != 1:
                 raise InvalidGraph(f"{self.source.path}: layer {entry.name!r} in a Sequential model has {len(outputs)} outputs")
@@ -130,7 +138,7 @@ class _ModelWalker:
         self, cfg: dict, reader: WeightReader, prefix: str, bound_inputs: list[Value] | None
     ) -> list[Value]:
         body = cfg["config"]
-        entries = [parse_layer(raw, self.source.path) for raw in body["layers"]]
+        entries = [self._parse(raw) for raw in body["layers"]]
         by_name = {e.name: e for e in entries}
         produced: dict[TensorRef, Value] = {}
         input_refs = refs_from_spec(body["input_layers"])
@@ -168,8 +176,7 @@ class _ModelWalker:
                     produced[TensorRef(entry.name, call_index + offsets.get(entry.name, 0), tensor_index)] = value
                 progressed = True
             if not progressed:
-                missing = sorted({f"{e.name}" for e, _, _ in still_pending})
-                raise InvalidGraph(f"{self.source.path}: cannot resolve the inputs of layers {missing}")
+                raise InvalidGraph(_unresolved_message(self.source.path, still_pending, by_name))
             pending = still_pending
 
         outputs = []
@@ -179,9 +186,43 @@ class _ModelWalker:
             outputs.append(produced[ref])
         return outputs
 
+    def _parse(self, raw: dict) -> LayerEntry:
+        try:
+            return parse_layer(raw, self.source.path)
+        except ConversionError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            name = raw.get("name") if isinstance(raw, dict) else None
+            raise BadModelFile(
+                f"{self.source.path}: the model config is invalid: layer {name!r}: its inbound nodes are "
+                f"malformed ({describe_exception(exc)})"
+            ) from exc
+
     # -- one layer call -------------------------------------------------------------------
 
     def _import_call(
+        self,
+        entry: LayerEntry,
+        call: LayerCall,
+        call_index: int,
+        inputs: list[Value],
+        tensor_kwargs: dict[str, list[Value]],
+        reader: WeightReader,
+        prefix: str,
+    ) -> list[Value]:
+        """One layer call; a failure that is not already a ConversionError is a problem of
+        the file at this layer (its config or its weights), said so with the layer's name."""
+        try:
+            return self._import_call_unchecked(entry, call, call_index, inputs, tensor_kwargs, reader, prefix)
+        except ConversionError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError, OSError,
+                RuntimeError, MemoryError, AssertionError) as exc:
+            raise BadModelFile(
+                f"{self.source.path}: layer {prefix + entry.name!r} ({entry.class_name}): {describe_exception(exc)}"
+            ) from exc
+
+    def _import_call_unchecked(
         self,
         entry: LayerEntry,
         call: LayerCall,
@@ -211,6 +252,7 @@ class _ModelWalker:
             reader=reader,
             kwarg_masks={k: [self.masks.get(id(v)) for v in vs] for k, vs in tensor_kwargs.items()},
         )
+        check_layer_weights(ctx)
         if entry.class_name in USER_LAYERS:
             outputs = import_user_layer(ctx)
         elif entry.class_name not in LAYER_IMPORTERS:
@@ -221,6 +263,23 @@ class _ModelWalker:
             outputs = LAYER_IMPORTERS[entry.class_name](ctx)
         record_output_masks(ctx, outputs, self.masks)
         return outputs
+
+
+def _unresolved_message(file: str, pending: list, by_name: dict) -> str:
+    """Why some layers never got their inputs: a reference to a missing layer, or a cycle."""
+    for entry, _, call in pending:
+        for ref in call.inputs + [r for refs in call.tensor_kwargs.values() for r in refs]:
+            if ref.layer not in by_name:
+                return f"{file}: layer {entry.name!r} takes the output of {ref.layer!r}, which is not a layer of the model"
+    waiting = {e.name for e, _, _ in pending}
+    cyclic = sorted(
+        e.name for e, _, c in pending
+        if any(r.layer in waiting for r in c.inputs + [x for refs in c.tensor_kwargs.values() for x in refs])
+    )
+    if cyclic:
+        return f"{file}: the layer graph has a cycle through layers {cyclic}; a model's layers must form a DAG"
+    missing = sorted(waiting)
+    return f"{file}: cannot resolve the inputs of layers {missing} (they refer to calls that do not exist)"
 
 
 def _call_index_offsets(entries: list[LayerEntry], output_spec: object) -> dict[str, int]:

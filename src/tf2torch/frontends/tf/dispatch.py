@@ -57,10 +57,8 @@ def convert_tf(
         path = str(source)
         if Path(path).is_dir():
             imported = import_saved_model(path, signature)
-        elif Path(path).is_file():
-            imported = import_graph_def_file(path, inputs, outputs)
         else:
-            raise BadModelFile(f"{path}: no such file or directory")
+            imported = import_graph_def_file(path, inputs, outputs)  # checks the file type first
         source_name = Path(path).name
     else:
         imported = import_function(source)

@@ -8,6 +8,8 @@ or the function) on the same inputs.
 from __future__ import annotations
 
 import os
+import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,16 @@ from tf2torch.frontends.tf import ops  # noqa: F401  (fills TF_OP_IMPORTERS)
 from tf2torch.frontends.tf.context import spec_of
 from tf2torch.frontends.tf.importer import GraphImporter
 from tf2torch.frontends.tf.values import TFVal, VarRef
+from tf2torch.input_files import check_model_path, file_kind
 from tf2torch.ir import Graph, Value
+
+
+def describe_tf_error(exc: BaseException) -> str:
+    """TensorFlow's (often multi-line, C++-flavoured) error text: its first line, shortened."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    text = text if len(text) <= 200 else text[:197] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _tf() -> Any:
@@ -140,11 +151,62 @@ def import_concrete_function(
     return TFImport(graph, TFRunner(fn, names, by_name, keep), importer)
 
 
-def import_saved_model(path: str, signature: str = "serving_default", *, tolerant: bool = False) -> TFImport:
-    tf = _tf()
-    if not (Path(path) / "saved_model.pb").is_file():
+def check_saved_model_dir(path: str, max_entries: int = 100_000) -> None:
+    """Before TensorFlow reads it: saved_model.pb is a regular file, and nothing in the
+    directory is a FIFO, device or socket, or a symlink that leads outside it."""
+    check_model_path(path, directory_ok=True)
+    pb = os.path.join(path, "saved_model.pb")
+    if not os.path.lexists(pb):
         raise BadModelFile(f"{path}: not a SavedModel directory (no saved_model.pb)")
-    loaded = tf.saved_model.load(path)
+    root = os.path.realpath(path)
+    seen = 0
+    for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
+        for name in dirnames + filenames:
+            seen += 1
+            if seen > max_entries:
+                raise BadModelFile(f"{path}: the SavedModel directory holds more than {max_entries} files")
+            full = os.path.join(dirpath, name)
+            if os.path.islink(full):
+                target = os.path.realpath(full)
+                if os.path.commonpath([root, target]) != root:
+                    raise BadModelFile(f"{path}: {os.path.relpath(full, path)} is a symlink to {target}, "
+                                       "outside the SavedModel directory; refused")
+            try:
+                mode = os.stat(full).st_mode
+            except OSError:
+                raise BadModelFile(f"{path}: {os.path.relpath(full, path)} is a broken symlink") from None
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                raise BadModelFile(f"{path}: {os.path.relpath(full, path)} is {file_kind(mode)}; refused")
+    check_model_path(pb)
+
+
+def _check_asset_paths(path: str) -> None:
+    """Asset file names in the SavedModel proto stay inside its assets/ directory."""
+    from google.protobuf.message import DecodeError
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    try:
+        proto.ParseFromString(Path(path, "saved_model.pb").read_bytes())
+    except DecodeError:
+        raise BadModelFile(f"{path}: saved_model.pb is damaged (not a SavedModel protobuf)") from None
+    if not proto.meta_graphs:
+        raise BadModelFile(f"{path}: saved_model.pb holds no graph")
+    for meta in proto.meta_graphs:
+        for asset in meta.asset_file_def:
+            name = asset.filename
+            if os.path.isabs(name) or ".." in re.split(r"[\\/]", name):
+                raise BadModelFile(f"{path}: asset {name!r} points outside the SavedModel directory; refused")
+
+
+def import_saved_model(path: str, signature: str = "serving_default", *, tolerant: bool = False) -> TFImport:
+    check_saved_model_dir(path)
+    tf = _tf()
+    _check_asset_paths(path)
+    try:
+        loaded = tf.saved_model.load(path)
+    except Exception as exc:
+        raise BadModelFile(f"{path}: TensorFlow cannot load this SavedModel ({describe_tf_error(exc)})") from exc
     signatures = dict(loaded.signatures)
     if signature not in signatures:
         available = ", ".join(sorted(signatures)) or "none"
@@ -177,15 +239,19 @@ def import_function(fn: Any, *, tolerant: bool = False) -> TFImport:
 def import_graph_def_file(
     path: str, inputs: list[str] | None = None, outputs: list[str] | None = None, *, tolerant: bool = False,
 ) -> TFImport:
+    check_model_path(path)
     tf = _tf()
     graph_def = tf.compat.v1.GraphDef()
     try:
         graph_def.ParseFromString(Path(path).read_bytes())
     except Exception as exc:
-        raise BadModelFile(f"{path}: not a binary GraphDef (.pb): {exc}") from exc
+        raise BadModelFile(f"{path}: not a binary GraphDef (.pb): {describe_tf_error(exc)}") from exc
     tf_graph = tf.Graph()
-    with tf_graph.as_default():
-        tf.graph_util.import_graph_def(graph_def, name="")
+    try:
+        with tf_graph.as_default():
+            tf.graph_util.import_graph_def(graph_def, name="")
+    except Exception as exc:
+        raise BadModelFile(f"{path}: TensorFlow rejects this graph ({describe_tf_error(exc)})") from exc
     ops_ = tf_graph.get_operations()
     if inputs is None:
         input_tensors = [op.outputs[0] for op in ops_ if op.type == "Placeholder"]
