@@ -3,31 +3,29 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
+import linecache
 import sys
-import tempfile
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import torch
 
-_GENERATED_DIR = Path(tempfile.mkdtemp(prefix="tf2torch-generated-"))
-
 
 def import_source(source: str) -> ModuleType:
-    """Write `source` to a private file and import it (so tracebacks and torch.compile see it)."""
+    """Import `source` as a module without writing it anywhere: its text is registered with
+    linecache under a pseudo file name, so tracebacks, inspect.getsource and torch.compile
+    see it (no temporary directory to leave behind)."""
     digest = hashlib.sha1(source.encode()).hexdigest()[:12]
     name = f"tf2torch_generated_{digest}"
     if name in sys.modules:
         return sys.modules[name]
-    path = _GENERATED_DIR / f"{name}.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
+    filename = f"<tf2torch-generated {name}.py>"
+    # mtime None: linecache.checkcache keeps the entry (there is no file to compare with).
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    module = ModuleType(name)
+    module.__file__ = filename
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    exec(compile(source, filename, "exec"), module.__dict__)  # noqa: S102  (our own generated code)
     return module
 
 

@@ -82,16 +82,16 @@ def optimizer_safetensors(optimizer: torch.optim.Optimizer, module: torch.nn.Mod
     """The same format train.py's save_checkpoint writes."""
     import json
 
-    from safetensors.torch import save
+    from tf2torch.codegen.safetensors_file import safetensors_bytes
 
     names = {id(p): n for n, p in module.named_parameters()}
     tensors = {}
     for param, state in optimizer.state.items():
         for slot, value in state.items():
             if torch.is_tensor(value):
-                tensors[f"{names[id(param)]}.{slot}"] = value.detach().contiguous()
+                tensors[f"{names[id(param)]}.{slot}"] = value.detach().cpu().numpy()
     groups = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
-    return save(tensors, metadata={"param_groups": json.dumps(groups), "epoch": "0"})
+    return safetensors_bytes(tensors, metadata={"param_groups": json.dumps(groups), "epoch": "0"})
 
 
 __all__ = ["training_files", "training_setup"]
