@@ -14,4 +14,5 @@ from tf2torch.converters import (  # noqa: F401
     regularization,
     shape,
     tf_ops,
+    tf_shape_ops,
 )

@@ -118,11 +118,35 @@ def _tree(node: Node, tree: tuple, b: ModuleBuilder, rank: int | None, perm) -> 
     return binary_expr(fn, args[0], args[1], tree[2][0][0] == "scalar", tree[2][1][0] == "scalar")
 
 
+SYM_INFIX = {"add": "+", "sub": "-", "mul": "*", "floordiv": "//", "mod": "%", "div": "/"}
+
+
+def sym_text(node: Node, sym: object, b: ModuleBuilder) -> str:
+    """A (run-time) size: `7`, `x.shape[1]`, `x.shape[0] * x.shape[1]` (frontends/tf/symbolic.py)."""
+    if not isinstance(sym, tuple):
+        return literal(sym)
+    if sym[0] == "dim":
+        value = node.inputs[sym[1]]
+        return f"{b.var(value)}.shape[{value.torch_axis(sym[2])}]"
+    fn, args = sym[1], [sym_text(node, a, b) for a in sym[2]]
+    if fn in ("maximum", "minimum"):
+        return f"{fn[:3]}({args[0]}, {args[1]})"
+    parts = []
+    for i, (arg, text) in enumerate(zip(sym[2], args)):
+        same = isinstance(arg, tuple) and arg[0] == "fn" and arg[1] == fn and fn in ("add", "mul") and i == 0
+        nested = isinstance(arg, tuple) and arg[0] == "fn" and arg[1] not in ("maximum", "minimum")
+        negative = not isinstance(arg, tuple) and arg < 0
+        parts.append(f"({text})" if (nested and not same) or negative else text)
+    return f" {SYM_INFIX[fn]} ".join(parts)
+
+
 def operand(node: Node, op: tuple, b: ModuleBuilder, broadcast: bool = True) -> str:
     if op[0] == "value":
         return b.var(node.inputs[op[1]])
     if op[0] == "scalar":
         return literal(op[1])
+    if op[0] == "sym":
+        return sym_text(node, op[1], b)
     out = node.outputs[0]
     return _tree(node, op[1], b, out.rank if broadcast else None, out.perm if broadcast else None)
 
@@ -141,7 +165,8 @@ def convert_tf_unary(node: Node, b: ModuleBuilder) -> None:
 def convert_tf_binary(node: Node, b: ModuleBuilder) -> None:
     ops = node.attrs["operands"]
     a, c = (operand(node, op, b) for op in ops)
-    b.emit(node.outputs[0], binary_expr(node.attrs["fn"], a, c, ops[0][0] == "scalar", ops[1][0] == "scalar"))
+    scalar = [op[0] in ("scalar", "sym") for op in ops]
+    b.emit(node.outputs[0], binary_expr(node.attrs["fn"], a, c, scalar[0], scalar[1]))
 
 
 @register_converter("tf_nary")
@@ -231,13 +256,6 @@ def convert_tf_cumsum(node: Node, b: ModuleBuilder) -> None:
 # -- shapes and indexing ------------------------------------------------------------------------------
 
 
-@register_converter("tf_reshape")
-def convert_tf_reshape(node: Node, b: ModuleBuilder) -> None:
-    x = b.var(node.inputs[0])
-    dims = [f"{x}.shape[{d[1]}]" if isinstance(d, tuple) else str(d) for d in node.attrs["shape"]]
-    b.emit(node.outputs[0], f"{x}.reshape({', '.join(dims) or '()'})")
-
-
 @register_converter("tf_transpose")
 def convert_tf_transpose(node: Node, b: ModuleBuilder) -> None:
     b.emit(node.outputs[0], f"{b.var(node.inputs[0])}.permute({', '.join(map(str, node.attrs['dims']))})")
@@ -270,36 +288,6 @@ def convert_tf_split(node: Node, b: ModuleBuilder) -> None:
     b.emit(node.outputs, f"torch.split({b.var(node.inputs[0])}, {sizes}, dim={node.attrs['axis']})")
 
 
-@register_converter("tf_slice")
-def convert_tf_slice(node: Node, b: ModuleBuilder) -> None:
-    b.emit(node.outputs[0], f"{b.var(node.inputs[0])}[{', '.join(node.attrs['index'])}]")
-
-
-def _index(node: Node, op: tuple, b: ModuleBuilder) -> str:
-    text = operand(node, op, b, broadcast=False)
-    return f"{text}.long()" if op[0] == "value" else text
-
-
-@register_converter("tf_gather")
-def convert_tf_gather(node: Node, b: ModuleBuilder) -> None:
-    params_op, index_op = node.attrs["operands"]
-    params = operand(node, params_op, b, broadcast=False)
-    prefix = ":, " * node.attrs["axis"]
-    b.emit(node.outputs[0], f"{_paren(params)}[{prefix}{_index(node, index_op, b)}]")
-
-
-@register_converter("tf_gather_nd")
-def convert_tf_gather_nd(node: Node, b: ModuleBuilder) -> None:
-    params_op, index_op = node.attrs["operands"]
-    params = operand(node, params_op, b, broadcast=False)
-    b.emit(node.outputs[0], f"{_paren(params)}[tuple({_index(node, index_op, b)}.unbind(-1))]")
-
-
-@register_converter("tf_tile")
-def convert_tf_tile(node: Node, b: ModuleBuilder) -> None:
-    b.emit(node.outputs[0], f"{b.var(node.inputs[0])}.repeat({', '.join(map(str, node.attrs['multiples']))})")
-
-
 @register_converter("tf_pad")
 def convert_tf_pad(node: Node, b: ModuleBuilder) -> None:
     F = b.use_functional()
@@ -310,14 +298,6 @@ def convert_tf_pad(node: Node, b: ModuleBuilder) -> None:
     extra = "" if a["mode"] == "constant" and a["value"] == 0.0 else (
         f", value={literal(a['value'])}" if a["mode"] == "constant" else f', mode="{a["mode"]}"')
     b.emit(node.outputs[0], f"{F}.pad({b.var(node.inputs[0])}, {torch_pad_list(pads)}{extra})")
-
-
-@register_converter("tf_fill")
-def convert_tf_fill(node: Node, b: ModuleBuilder) -> None:
-    a = node.attrs
-    dims = [f"{b.var(node.inputs[d[1]])}.shape[{d[2]}]" if isinstance(d, tuple) else str(d) for d in a["shape"]]
-    shape = "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
-    b.emit(node.outputs[0], f"torch.full({shape}, {literal(a['value'])}, dtype={TORCH_DTYPES[a['dtype']]})")
 
 
 @register_converter("tf_one_hot")

@@ -9,6 +9,8 @@ The layout pass reads only this table; converters never branch on data format.
 - AXIS: like ELEMENTWISE, and the pass rewrites the integer attributes named in
   `axis_attrs` from source axes to torch dims.
 - SOURCE: needs the source (Keras) layout, e.g. Reshape, Dense on rank > 2, RNNs.
+- A node whose `attrs["shape_inputs"]` is n reads only the shape of its last n inputs
+  (e.g. `x.reshape(-1, y.shape[1])`): those keep whatever layout they have.
 - FLATTEN: Flatten; channels-first input is flattened directly when every consumer can
   absorb the feature order (a Dense reorders its weight rows), else permuted first.
 """
@@ -139,6 +141,9 @@ OPS: dict[str, OpDef] = _defs(
     OpDef("tf_tile", Layout.SOURCE),
     OpDef("tf_pad", Layout.SOURCE),
     OpDef("tf_fill", Layout.SOURCE),
+    OpDef("tf_range", Layout.SOURCE),
+    OpDef("tf_broadcast_to", Layout.SOURCE),
+    OpDef("tf_shape_tensor", Layout.SOURCE),  # a run-time shape value used as a tensor
     OpDef("tf_one_hot", Layout.SOURCE),
     OpDef("tf_nonzero", Layout.SOURCE),
     OpDef("tf_resize", Layout.CHANNELS_FIRST),
