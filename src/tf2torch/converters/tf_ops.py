@@ -3,6 +3,8 @@ classes for sub-graphs: While loops, If branches and traced custom Keras layers.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from tf2torch.codegen.literals import call, literal
@@ -49,7 +51,8 @@ INFIX = {
 
 
 def _paren(expr: str) -> str:
-    simple = expr.replace(".", "").replace("_", "").isalnum() or expr.startswith("torch.") and expr.endswith(")")
+    simple = (expr.replace(".", "").replace("_", "").isalnum() or expr.startswith("torch.") and expr.endswith(")")
+              or re.fullmatch(r"\w+\.shape\[\d+\]", expr) is not None)
     return expr if simple or expr.startswith("self.") and " " not in expr else f"({expr})"
 
 
@@ -236,7 +239,7 @@ def convert_tf_argmax(node: Node, b: ModuleBuilder) -> None:
 
 @register_converter("tf_topk")
 def convert_tf_topk(node: Node, b: ModuleBuilder) -> None:
-    b.emit(node.outputs, f"torch.topk({b.var(node.inputs[0])}, {node.attrs['k']})")
+    b.emit(node.outputs, f"torch.topk({b.var(node.inputs[0])}, {sym_text(node, node.attrs['k'], b)})")
 
 
 @register_converter("tf_cumsum")

@@ -43,11 +43,18 @@ def sym_binary(fn: str, a: Sym, b: Sym) -> Sym | None:
         return 0
     if fn in ("maximum", "minimum") and sym_equal(a, b):
         return a
-    if fn == "floordiv" and is_number(b) and isinstance(a, DimExpr) and a.fn == "mul" and b in a.args:
-        rest = list(a.args)
-        rest.remove(b)  # (n * 3) // 3 -> n
-        return rest[0]
+    if fn == "floordiv" and not isinstance(b, DimExpr):
+        factors = _product_terms(a)
+        if b in factors:  # (n * s * 3) // n -> s * 3
+            factors.remove(b)
+            return sym_product(factors)
     return DimExpr(fn, (a, b))
+
+
+def _product_terms(s: Sym) -> list[Sym]:
+    if isinstance(s, DimExpr) and s.fn == "mul":
+        return [t for arg in s.args for t in _product_terms(arg)]
+    return [s]
 
 
 def sym_product(items: list[Sym]) -> Sym:

@@ -146,6 +146,8 @@ def import_binary(ctx: OpContext) -> list[TFVal]:
         return [identity]
     if not isinstance(a, (Value, ShapeVec)) and not isinstance(b, (Value, ShapeVec)):
         return [_param_expr(fn, [a, b])]
+    if not isinstance(a, Value) and not isinstance(b, Value):  # e.g. a size ** 0.5: a tensor from here on
+        a, b = (ctx.value(i) if isinstance(x, ShapeVec) else x for i, x in enumerate((a, b)))
     if fn == "mul" and isinstance(a, Value) and isinstance(b, Value):
         for first, second in ((a, b), (b, a)):
             gelu = _match_gelu(first, second)
@@ -411,7 +413,12 @@ def import_argmax(ctx: OpContext) -> list[TFVal]:
 
 @register_tf_op("TopKV2")
 def import_topk(ctx: OpContext) -> list[TFVal]:
-    node = ctx.add("tf_topk", [ctx.value(0)], attrs={"k": int(ctx.const(1)), "sorted": bool(ctx.attr("sorted", True))})
+    ops = OperandBuilder(ctx)
+    ops.value(ctx.value(0))
+    k = ctx.inputs[1]
+    k = k.items[0] if isinstance(k, ShapeVec) else int(ctx.const(1))  # tf.argsort: k is the axis' run-time size
+    node = ops.add("tf_topk", {"k": ops.sym(k), "sorted": bool(ctx.attr("sorted", True))},
+                   [ctx.out_spec(0), ctx.out_spec(1)])
     return list(node.outputs)
 
 
