@@ -40,7 +40,7 @@ UNARY = {
     "expm1": "torch.expm1({})", "log": "torch.log({})", "log1p": "torch.log1p({})", "sqrt": "torch.sqrt({})",
     "rsqrt": "torch.rsqrt({})", "square": "torch.square({})", "abs": "torch.abs({})", "neg": "-{}",
     "sign": "torch.sign({})", "floor": "torch.floor({})", "ceil": "torch.ceil({})", "round": "torch.round({})",
-    "reciprocal": "torch.reciprocal({})", "erf": "torch.erf({})", "erfc": "torch.erfc({})",
+    "reciprocal": "torch.reciprocal({})", "erf": "torch.erf({})", "erfc": "torch.erfc({})", "erfinv": "torch.erfinv({})", "det": "torch.linalg.det({})",
     "logical_not": "torch.logical_not({})", "isnan": "torch.isnan({})", "isinf": "torch.isinf({})",
     "isfinite": "torch.isfinite({})", "sigmoid": "torch.sigmoid({})", "tanh": "torch.tanh({})", "relu": "torch.relu({})", "zeros_like": "torch.zeros_like({})", "ones_like": "torch.ones_like({})",
 }
@@ -52,7 +52,7 @@ INFIX = {
 
 def _paren(expr: str) -> str:
     simple = (expr.replace(".", "").replace("_", "").isalnum() or expr.startswith("torch.") and expr.endswith(")")
-              or re.fullmatch(r"\w+\.shape\[\d+\]", expr) is not None)
+              or re.fullmatch(r"\w+\.shape\[\d+\]|\d[\d.e+-]*", expr) is not None)
     return expr if simple or expr.startswith("self.") and " " not in expr else f"({expr})"
 
 
@@ -66,6 +66,8 @@ def binary_expr(fn: str, a: str, b: str, a_scalar: bool = False, b_scalar: bool 
         if a_scalar:
             return f"torch.clamp({b}, {bound}={a})"
         return f"torch.{fn}({a}, {b})"
+    if fn == "atan2":
+        return f"torch.atan2({a}, {b})"
     if fn == "squared_difference":
         return f"torch.square({_paren(a)} - {_paren(b)})"
     if fn == "div_no_nan":
@@ -436,3 +438,22 @@ def convert_tf_subgraph(node: Node, b: ModuleBuilder) -> None:
 
 def is_value(x: object) -> bool:
     return isinstance(x, Value)
+
+
+@register_converter("tf_cross")
+def convert_tf_cross(node: Node, b: ModuleBuilder) -> None:
+    a, c = (operand(node, op, b, broadcast=False) for op in node.attrs["operands"])
+    b.emit(node.outputs[0], f"torch.linalg.cross({a}, {c}, dim=-1)")
+
+
+@register_converter("tf_search")
+def convert_tf_search(node: Node, b: ModuleBuilder) -> None:
+    """Bucketize (values first) and LowerBound / UpperBound (sorted rows first)."""
+    values, sorted_ = (operand(node, op, b, broadcast=False) for op in node.attrs["operands"])
+    kwargs = ", right=True" if node.attrs["right"] else ""
+    if node.attrs.get("int32", True):
+        kwargs += ", out_int32=True"
+    if node.attrs["values_first"]:
+        b.emit(node.outputs[0], f"torch.bucketize({values}, {sorted_}{kwargs})")
+    else:
+        b.emit(node.outputs[0], f"torch.searchsorted({sorted_}, {values}{kwargs})")

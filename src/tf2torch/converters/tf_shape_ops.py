@@ -125,3 +125,33 @@ def convert_tf_gather_nd(node: Node, b: ModuleBuilder) -> None:
     params_op, index_op = node.attrs["operands"]
     params = operand(node, params_op, b, broadcast=False)
     b.emit(node.outputs[0], f"{_paren(params)}[tuple({_index(node, index_op, b)}.unbind(-1))]")
+
+
+@register_converter("tf_flip")
+def convert_tf_flip(node: Node, b: ModuleBuilder) -> None:
+    dims = node.attrs["dims"]
+    b.emit(node.outputs[0], f"{b.var(node.inputs[0])}.flip({', '.join(map(str, dims))})")
+
+
+@register_converter("tf_roll")
+def convert_tf_roll(node: Node, b: ModuleBuilder) -> None:
+    a = node.attrs
+    shifts, dims = (a["shifts"][0], a["dims"][0]) if len(a["dims"]) == 1 else (a["shifts"], a["dims"])
+    b.emit(node.outputs[0], f"torch.roll({b.var(node.inputs[0])}, shifts={shifts}, dims={dims})")
+
+
+@register_converter("tf_band_part")
+def convert_tf_band_part(node: Node, b: ModuleBuilder) -> None:
+    expr = b.var(node.inputs[0])
+    if node.attrs["upper"] >= 0:
+        expr = f"torch.tril({expr}, {node.attrs['upper']})"
+    if node.attrs["lower"] >= 0:
+        expr = f"torch.triu({expr}, {-node.attrs['lower']})"
+    b.emit(node.outputs[0], expr)
+
+
+@register_converter("tf_diagonal")
+def convert_tf_diagonal(node: Node, b: ModuleBuilder) -> None:
+    offset = node.attrs["offset"]
+    extra = f"offset={offset}, " if offset else ""
+    b.emit(node.outputs[0], f"torch.diagonal({b.var(node.inputs[0])}, {extra}dim1=-2, dim2=-1)")

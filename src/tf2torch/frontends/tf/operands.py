@@ -116,7 +116,9 @@ def _resolve(obj: Any, index: dict[int, int]) -> Any:
 def scalar(x: np.ndarray) -> float | int | bool:
     """A Python scalar; float32 constants as their shortest float32 text (1e-3, not 0.0010000000474974513)."""
     if x.dtype == np.float32:
-        return float(str(np.float32(x)))
+        short = float(str(np.float32(x)))
+        # float32's largest values print as text that, read back, exceeds float32 (3.4028235e+38)
+        return short if abs(short) <= float(np.finfo(np.float32).max) else float(x)
     return x.item()
 
 

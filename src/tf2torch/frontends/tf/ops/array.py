@@ -1,5 +1,6 @@
 """Shape and indexing ops: Reshape, Transpose, ExpandDims, Squeeze, ConcatV2, Pack, Unpack,
-Split(V), Slice, StridedSlice, Gather(V2), GatherNd, Tile, Pad(V2), MirrorPad, OneHot, Where.
+Split(V), Slice, StridedSlice, Gather(V2), GatherNd, Tile, Pad(V2), MirrorPad, OneHot, Where,
+ReverseV2, Roll, MatrixBandPart, MatrixDiagPartV3.
 Shape values (`tf.shape(x)[0]`, see shapes.py) stay symbolic through the ones that build
 them (Pack, ConcatV2, StridedSlice...) and become `x.shape[i]` in the ones that take them
 (Reshape, Slice, Tile...), so a dynamic batch and sequence length survive."""
@@ -271,6 +272,13 @@ def import_strided_slice(ctx: OpContext) -> list[TFVal]:
         b = None if masks["begin_mask"] & 1 else int(begin[0])
         e = None if masks["end_mask"] & 1 else int(end[0])
         return [ShapeVec(x.items[b:e:strides[0]], dtype=x.dtype)]
+    flips = [i for i, s in enumerate(strides) if s < 0]
+    if flips:  # x[:, ::-k] -> x.flip(1)[:, ::k]
+        full = all((masks["begin_mask"] >> i) & 1 and (masks["end_mask"] >> i) & 1 for i in flips)
+        if not full or masks["ellipsis_mask"] or masks["new_axis_mask"] or not isinstance(x, Value):
+            raise ctx.unsupported("a negative slice stride other than a full reversal (::-k)")
+        x = ctx.add("tf_flip", [x], [x.spec], attrs={"dims": tuple(flips)}).outputs[0]
+        strides = [abs(s) for s in strides]
     ops = OperandBuilder(ctx)
     source = ops.operand(x)
     index: list = []
@@ -283,8 +291,6 @@ def import_strided_slice(ctx: OpContext) -> list[TFVal]:
         elif masks["shrink_axis_mask"] & bit:
             index.append(str(int(begin[i])) if is_number(begin[i]) else ("at", ops.sym(begin[i])))
         else:
-            if strides[i] < 0:
-                raise ctx.unsupported("a negative slice stride")
             b = None if masks["begin_mask"] & bit else begin[i]
             e = None if masks["end_mask"] & bit else end[i]
             if e is not None and is_number(e) and e >= 2**31 - 1:
@@ -371,3 +377,33 @@ def import_one_hot(ctx: OpContext) -> list[TFVal]:
 @register_tf_op("Where")
 def import_where(ctx: OpContext) -> list[TFVal]:
     return [ctx.add("tf_nonzero", [ctx.value(0)]).outputs[0]]
+
+
+@register_tf_op("ReverseV2")
+def import_reverse(ctx: OpContext) -> list[TFVal]:
+    x = ctx.value(0)
+    dims = tuple(sorted({int(a) % x.rank for a in np.asarray(ctx.const(1)).reshape(-1)}))
+    return [ctx.add("tf_flip", [x], attrs={"dims": dims}).outputs[0]]
+
+
+@register_tf_op("Roll")
+def import_roll(ctx: OpContext) -> list[TFVal]:
+    x = ctx.value(0)
+    shifts = [int(s) for s in np.asarray(ctx.const(1)).reshape(-1)]
+    axes = [int(a) % x.rank for a in np.asarray(ctx.const(2)).reshape(-1)]
+    return [ctx.add("tf_roll", [x], attrs={"shifts": tuple(shifts), "dims": tuple(axes)}).outputs[0]]
+
+
+@register_tf_op("MatrixBandPart")
+def import_band_part(ctx: OpContext) -> list[TFVal]:
+    """Keep the band lower <= j - i <= upper (a negative bound keeps that whole triangle)."""
+    lower, upper = int(ctx.const(1)), int(ctx.const(2))
+    return [ctx.add("tf_band_part", [ctx.value(0)], attrs={"lower": lower, "upper": upper}).outputs[0]]
+
+
+@register_tf_op("MatrixDiagPartV3")
+def import_diag_part(ctx: OpContext) -> list[TFVal]:
+    k = np.asarray(ctx.const(1)).reshape(-1)
+    if k.size != 1:
+        raise ctx.unsupported("several diagonals at once")
+    return [ctx.add("tf_diagonal", [ctx.value(0)], attrs={"offset": int(k[0])}).outputs[0]]

@@ -16,7 +16,7 @@ UNARY = {
     "Sinh": "sinh", "Cosh": "cosh", "Asinh": "asinh", "Acosh": "acosh", "Atanh": "atanh",
     "Exp": "exp", "Expm1": "expm1", "Log": "log", "Log1p": "log1p", "Sqrt": "sqrt", "Rsqrt": "rsqrt",
     "Square": "square", "Abs": "abs", "Neg": "neg", "Sign": "sign", "Floor": "floor", "Ceil": "ceil",
-    "Round": "round", "Reciprocal": "reciprocal", "Inv": "reciprocal", "Erf": "erf", "Erfc": "erfc",
+    "Round": "round", "Reciprocal": "reciprocal", "Inv": "reciprocal", "Erf": "erf", "Erfc": "erfc", "Erfinv": "erfinv",
     "LogicalNot": "logical_not", "IsNan": "isnan", "IsInf": "isinf", "IsFinite": "isfinite",
 }
 BINARY = {
@@ -24,7 +24,7 @@ BINARY = {
     "FloorDiv": "floordiv", "FloorMod": "mod", "Pow": "pow", "Maximum": "maximum", "Minimum": "minimum",
     "SquaredDifference": "squared_difference", "Less": "lt", "LessEqual": "le", "Greater": "gt",
     "GreaterEqual": "ge", "Equal": "eq", "NotEqual": "ne", "LogicalAnd": "logical_and", "LogicalOr": "logical_or",
-    "DivNoNan": "div_no_nan", "MulNoNan": "mul",
+    "DivNoNan": "div_no_nan", "MulNoNan": "mul", "Atan2": "atan2",
 }
 NUMPY = {
     "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide, "pow": np.power,
@@ -428,3 +428,33 @@ def import_cumsum(ctx: OpContext) -> list[TFVal]:
     attrs = {"fn": ctx.type.lower(), "axis": int(ctx.const(1)) % x.rank,
              "exclusive": bool(ctx.attr("exclusive")), "reverse": bool(ctx.attr("reverse"))}
     return [ctx.add("tf_cumsum", [x], attrs=attrs).outputs[0]]
+
+
+@register_tf_op("Cross")
+def import_cross(ctx: OpContext) -> list[TFVal]:
+    ops = OperandBuilder(ctx)
+    operands = [ops.operand(v) for v in ctx.inputs]
+    return [ops.add("tf_cross", {"operands": operands}).outputs[0]]
+
+
+@register_tf_op("MatrixDeterminant")
+def import_determinant(ctx: OpContext) -> list[TFVal]:
+    return [ctx.add("tf_unary", [ctx.value(0)], attrs={"fn": "det"}).outputs[0]]
+
+
+@register_tf_op("Bucketize")
+def import_bucketize(ctx: OpContext) -> list[TFVal]:
+    """The index i with boundaries[i - 1] <= x < boundaries[i]."""
+    boundaries = np.asarray(ctx.attr("boundaries"), np.float32)
+    ops = OperandBuilder(ctx)
+    operands = [ops.operand(ctx.inputs[0]), ops.operand(boundaries)]
+    return [ops.add("tf_search", {"operands": operands, "right": True, "values_first": True}).outputs[0]]
+
+
+@register_tf_op("LowerBound", "UpperBound")
+def import_search_sorted(ctx: OpContext) -> list[TFVal]:
+    ops = OperandBuilder(ctx)
+    operands = [ops.operand(ctx.inputs[1]), ops.operand(ctx.inputs[0])]
+    attrs = {"operands": operands, "right": ctx.type == "UpperBound", "values_first": False,
+             "int32": ctx.attr("out_type").name == "int32"}
+    return [ops.add("tf_search", attrs).outputs[0]]

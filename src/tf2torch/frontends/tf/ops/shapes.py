@@ -114,8 +114,11 @@ def import_broadcast_to(ctx: OpContext) -> list[TFVal]:
     items = shape_items(ctx, 1)
     x = ctx.inputs[0]
     ops = OperandBuilder(ctx)
-    source = ops.operand(x)
     dtype = ctx.attr("T").name
+    if isinstance(x, np.ndarray) and x.size == 1:  # one value everywhere: torch.full
+        attrs = {"shape": ops.syms(items), "value": ("scalar", x.item()), "dtype": dtype}
+        return [ops.add("tf_fill", attrs, spec_from_items(ctx, items, dtype)).outputs[0]]
+    source = ops.operand(x)
     have = dims_of(ctx, x) if not isinstance(x, ShapeVec) else [len(x.items)]
     # keep a dimension x already has (-1): x.expand(-1, 7) rather than x.expand(x.shape[0], 7)
     shift = len(items) - len(have)
