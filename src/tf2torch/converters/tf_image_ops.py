@@ -7,7 +7,7 @@ from tf2torch.codegen.literals import compact, literal
 from tf2torch.codegen.program import ModuleBuilder
 from tf2torch.converters.conv import torch_pad_list
 from tf2torch.converters.registry import register_converter
-from tf2torch.converters.tf_ops import TORCH_DTYPES, _paren, operand, sym_text
+from tf2torch.converters.tf_ops import TORCH_DTYPES, _paren, _variable, operand, sym_text
 from tf2torch.ir import Node, Value
 
 
@@ -85,3 +85,12 @@ def convert_tf_segment(node: Node, b: ModuleBuilder) -> None:
     spread = ", ".join([":"] + ["None"] * (data_value.rank - k))  # ids broadcast over the feature axes
     index = f"{_paren(ids)}[{spread}].expand_as({data})" if data_value.rank - k else ids
     b.emit(node.outputs[0], f'{out}.scatter_reduce(0, {index}, {data}, "{a["fn"]}"{include})')
+
+
+@register_converter("tf_resize_weights")
+def convert_tf_resize_weights(node: Node, b: ModuleBuilder) -> None:
+    x = node.inputs[0]
+    rows, cols = (_variable(node, key, b, None, None) for key in ("rows", "cols"))
+    source = b.var(x) if x.spec.dtype == "float32" else f"{b.var(x)}.float()"
+    comment = f"TensorFlow's {node.attrs['kind']} as its per-axis interpolation weights (exact)."
+    b.emit(node.outputs[0], f"{rows} @ {source} @ {cols}", comment=comment)

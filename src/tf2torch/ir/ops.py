@@ -157,6 +157,7 @@ OPS: dict[str, OpDef] = _defs(
     OpDef("tf_one_hot", Layout.SOURCE),
     OpDef("tf_nonzero", Layout.SOURCE),
     OpDef("tf_resize", Layout.CHANNELS_FIRST),
+    OpDef("tf_resize_weights", Layout.CHANNELS_FIRST),  # rows @ x @ cols, TF's weights per axis
     # Sub-graphs (loop bodies, branches, traced custom layers) in attrs, source layout outside.
     OpDef("tf_while", Layout.SOURCE),
     OpDef("tf_if", Layout.SOURCE),

@@ -1,6 +1,6 @@
 """A sweep of keras.ops lowered by TensorFlow: each call (representative, non-default arguments,
 odd sizes) is traced with tf.function, converted op by op through the TF frontend and compared
-with TensorFlow's output at two batch sizes. What does not convert yet is listed in
+with TensorFlow's output at two batch sizes (marked slow: the direct op tests are in test_tf_ops.py). What does not convert yet is listed in
 EXPECTED_UNSUPPORTED with the reason: such an op must fail with a clear ConversionError (never
 a wrong result), and the test fails when one starts working, so the list stays exact.
 
@@ -262,9 +262,6 @@ EXPECTED_UNSUPPORTED = {
     "in_top_k": "InTopKV2: no converter yet",
     "median": "a reshape to a shape computed by tensor ops (not shape arithmetic)",
     "pad_symmetric": "MirrorPad SYMMETRIC has no torch padding mode",
-    "resize_bicubic": "ResizeBicubic: TF's cubic kernel (a=-0.5) differs from torch's (a=-0.75)",
-    "resize_bilinear_antialias": "ScaleAndTranslate: no converter yet",
-    "resize_lanczos3": "ScaleAndTranslate: no converter yet",
     "rgb_to_hsv": "RGBToHSV: no converter yet",
     "scatter_update": "TensorScatterUpdate: no converter yet",
     "slice_update": "XlaDynamicUpdateSlice: no converter yet",
@@ -289,6 +286,7 @@ def check_case(name: str) -> None:
         assert report.ok, report.table()
 
 
+@pytest.mark.slow  # about 180 conversions: run with `make test-all` (or -m slow)
 @pytest.mark.parametrize("name", sorted(SWEEP))
 def test_keras_op(name):
     if name not in EXPECTED_UNSUPPORTED:
