@@ -457,3 +457,19 @@ def convert_tf_search(node: Node, b: ModuleBuilder) -> None:
         b.emit(node.outputs[0], f"torch.bucketize({values}, {sorted_}{kwargs})")
     else:
         b.emit(node.outputs[0], f"torch.searchsorted({sorted_}, {values}{kwargs})")
+
+
+@register_converter("tf_sdpa")
+def convert_tf_sdpa(node: Node, b: ModuleBuilder) -> None:
+    F = b.use_functional()
+    a = node.attrs
+    q, k, v = (b.var(value) for value in node.inputs[:3])
+    if not a["heads_first"]:  # (batch, steps, heads, depth): SDPA wants the heads before the steps
+        q, k, v = (f"{t}.transpose(1, 2)" for t in (q, k, v))
+    args = [q, k, v]
+    if a["masked"]:
+        args.append(f"attn_mask={b.var(node.inputs[3])}")
+    if a["scale"] is not None:
+        args.append(f"scale={literal(a['scale'])}")
+    expr = f"{F}.scaled_dot_product_attention({', '.join(args)})"
+    b.emit(node.outputs[0], expr if a["heads_first"] else f"{expr}.transpose(1, 2)")

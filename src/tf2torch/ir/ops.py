@@ -125,6 +125,7 @@ OPS: dict[str, OpDef] = _defs(
     OpDef("tf_reduce_keep", Layout.ELEMENTWISE),
     OpDef("tf_matmul", Layout.SOURCE),
     OpDef("tf_einsum", Layout.SOURCE),
+    OpDef("tf_sdpa", Layout.SOURCE),  # softmax(q k^T * scale + mask) v, folded from einsums / matmuls
     OpDef("tf_argmax", Layout.SOURCE),
     OpDef("tf_topk", Layout.SOURCE),
     OpDef("tf_cumsum", Layout.SOURCE),

@@ -90,6 +90,7 @@ def test_bert_like_savedmodel_with_resource_gather_converts_exactly(saved_model)
     body = forward_source(result.source_code)
     assert "nn.Embedding(50, 8)" in result.source_code
     assert "arange(" in body and "reshape(3" not in body
+    assert "F.scaled_dot_product_attention(" in body and "attn_mask=" in body  # the masked attention, folded
     for batch, steps, seed in ((3, 11, 0), (2, 5, 1)):
         report = result.verify(_inputs(result.graph.input_names, batch, steps, seed), tolerance=1e-5)
         assert len(report.outputs) == 2

@@ -124,3 +124,34 @@ def test_reshape_reads_runtime_sizes_not_constants():
     body = forward_source(result.source_code)
     assert ".shape[0]" in body or "reshape(-1" in body
     assert "reshape(3" not in body and "reshape(7" not in body  # no traced size baked in
+
+
+def test_keras_multi_head_attention_einsums_become_sdpa(tmp_path):
+    """Keras' MultiHeadAttention lowers to einsum -> scale -> softmax -> einsum on (batch, steps,
+    heads, depth): one F.scaled_dot_product_attention, exact at two sizes; model.py lints clean."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import keras
+
+    mha = keras.layers.MultiHeadAttention(num_heads=2, key_dim=3, value_dim=4, name="attention")
+    mha(np.zeros((1, 4, 6), np.float32), np.zeros((1, 5, 6), np.float32))
+    for w in mha.weights:
+        w.assign(RNG.standard_normal(w.shape).astype(np.float32) * 0.5)
+
+    @tf.function(input_signature=[tf.TensorSpec((None, None, 6), tf.float32)])
+    def fn(x):
+        return mha(x, x[:, ::-1] * 2.0)
+
+    result = tf2torch.convert(fn)
+    body = forward_source(result.source_code)
+    assert "F.scaled_dot_product_attention(" in body and "softmax" not in body
+    for batch, steps in SIZES:
+        assert_matches(result, inputs=_inputs(batch, steps))
+    result.save(tmp_path / "out")
+    ruff = Path(sys.executable).with_name("ruff")
+    if ruff.exists():
+        done = subprocess.run([str(ruff), "check", "--isolated", str(tmp_path / "out" / "model.py")],
+                              capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tf2torch.frontends.tf.attention import fold_attention
 from tf2torch.frontends.tf.context import OpContext
 from tf2torch.frontends.tf.operands import OperandBuilder
 from tf2torch.frontends.tf.registry import register_tf_op
@@ -393,14 +394,16 @@ def import_matmul(ctx: OpContext) -> list[TFVal]:
         return [ctx.add("dense", [a], attrs=attrs, params={"kernel": param}, name=name).outputs[0]]
     ops = OperandBuilder(ctx)
     operands = [ops.operand(a), ops.operand(b)]
-    return [ops.add("tf_matmul", {"operands": operands, "transpose_a": ta, "transpose_b": tb}).outputs[0]]
+    node = ops.add("tf_matmul", {"operands": operands, "transpose_a": ta, "transpose_b": tb})
+    return [fold_attention(ctx, node) or node.outputs[0]]
 
 
 @register_tf_op("Einsum")
 def import_einsum(ctx: OpContext) -> list[TFVal]:
     ops = OperandBuilder(ctx)
     operands = [ops.operand(v) for v in ctx.inputs]
-    return [ops.add("tf_einsum", {"operands": operands, "equation": ctx.attr("equation")}).outputs[0]]
+    node = ops.add("tf_einsum", {"operands": operands, "equation": ctx.attr("equation")})
+    return [fold_attention(ctx, node) or node.outputs[0]]
 
 
 @register_tf_op("ArgMax", "ArgMin")
