@@ -256,7 +256,6 @@ EXPECTED_UNSUPPORTED = {
     "affine_transform": "ImageProjectiveTransformV3: no converter yet (grid_sample with TF's fill modes)",
     "argmax_argmin": "Bitcast: Keras' NaN-aware argmax reads float bits as ints",
     "average_weighted": "weights broadcast through a tensor of unknown rank",
-    "conv_dilated": "SpaceToBatchND / BatchToSpaceND around the conv (not folded into a dilated conv yet)",
     "extract_sequences": "frame(): a strided slice whose bounds are a run-time tensor, not a shape value",
     "fft_real": "RFFT: complex tensors are not supported",
     "in_top_k": "InTopKV2: no converter yet",

@@ -200,3 +200,28 @@ def test_tf_resize_without_torch_equivalent_uses_tf_weights():
     result = tf2torch.convert(tf.function(body, input_signature=[tf.TensorSpec(shape, tf.float32)]))
     body_text = forward_source(result.source_code)
     assert "interpolate" not in body_text and " @ x @ " in body_text
+
+
+DILATED = {
+    "conv2d_same": (IMG, lambda keras: keras.layers.Conv2D(4, 3, dilation_rate=2, padding="same")),
+    "conv2d_valid_mixed_rates": (IMG, lambda keras: keras.layers.Conv2D(3, (3, 2), dilation_rate=(2, 3))),
+    "depthwise_same": (IMG, lambda keras: keras.layers.DepthwiseConv2D(3, dilation_rate=2, padding="same")),
+    "conv1d_causal": ((None, 9, 5), lambda keras: keras.layers.Conv1D(3, 3, dilation_rate=2, padding="causal")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DILATED))
+def test_dilated_keras_convolution_is_one_convolution(case):
+    """TF writes a dilated conv as SpaceToBatchND -> conv -> BatchToSpaceND: one dilated conv."""
+    import keras
+
+    shape, make = DILATED[case]
+    layer = make(keras)
+    layer.build(shape)
+    for w in layer.weights:
+        w.assign(RNG.standard_normal(w.shape).astype(np.float32))
+    result = tf2torch.convert(tf.function(lambda x: layer(x), input_signature=[tf.TensorSpec(shape, tf.float32)]))
+    assert "dilation=" in result.source_code
+    if len(shape) == 4:
+        assert "permute" not in forward_source(result.source_code)
+    assert_matches(result, batch_sizes=(3, 2))

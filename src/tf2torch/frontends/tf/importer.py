@@ -58,6 +58,8 @@ class GraphImporter:
     _prefix: str = ""
     layer_owners: dict[str, str] = field(default_factory=dict)
     tf_uses: dict[int, int] = field(default_factory=dict)  # id(Value) -> TF consumers of its tensor
+    # BatchToSpaceND op name -> what its SpaceToBatchND left to finish (a dilated convolution)
+    pending_dilations: dict[str, Any] = field(default_factory=dict)
 
     # -- naming -------------------------------------------------------------------------
 
