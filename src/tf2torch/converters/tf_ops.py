@@ -293,8 +293,29 @@ def convert_tf_split(node: Node, b: ModuleBuilder) -> None:
     b.emit(node.outputs, f"torch.split({b.var(node.inputs[0])}, {sizes}, dim={node.attrs['axis']})")
 
 
+def _symmetric_pad(node: Node, b: ModuleBuilder) -> None:
+    """MirrorPad SYMMETRIC (the edge is repeated; F.pad has no such mode): per axis, the flipped
+    edge slices concatenated around the tensor."""
+    x = b.var(node.inputs[0])
+    padded = [(axis, pair) for axis, pair in enumerate(node.attrs["pads"]) if pair != (0, 0)]
+    for i, (axis, (before, after)) in enumerate(padded):
+        lead = ":, " * axis
+        parts = ([f"{x}[{lead}:{before}].flip({axis})"] if before else []) + [x]
+        parts += [f"{x}[{lead}-{after}:].flip({axis})"] if after else []
+        expr = f"torch.cat([{', '.join(parts)}], dim={axis})"
+        if i == len(padded) - 1:
+            b.emit(node.outputs[0], expr)
+        else:
+            x = b.temp(f"{node.source.name}_axis{axis}", expr)
+    if not padded:
+        b.alias(node.outputs[0], node.inputs[0])
+
+
 @register_converter("tf_pad")
 def convert_tf_pad(node: Node, b: ModuleBuilder) -> None:
+    if node.attrs["mode"] == "symmetric":
+        _symmetric_pad(node, b)
+        return
     F = b.use_functional()
     a = node.attrs
     pads = list(a["pads"])

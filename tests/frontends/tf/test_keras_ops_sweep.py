@@ -260,7 +260,6 @@ EXPECTED_UNSUPPORTED = {
     "fft_real": "RFFT: complex tensors are not supported",
     "in_top_k": "InTopKV2: no converter yet",
     "median": "a reshape to a shape computed by tensor ops (not shape arithmetic)",
-    "pad_symmetric": "MirrorPad SYMMETRIC has no torch padding mode",
     "rgb_to_hsv": "RGBToHSV: no converter yet",
     "scatter_update": "TensorScatterUpdate: no converter yet",
     "slice_update": "XlaDynamicUpdateSlice: no converter yet",

@@ -83,6 +83,7 @@ CASES = {
     "gather_nd": (VEC, lambda x: tf.gather_nd(x, [[0, 1], [1, 2]], batch_dims=0)[tf.newaxis] + x[:1, :2, :]),
     "tile": (VEC, lambda x: tf.tile(x, [1, 2, 3])),
     "pad_constant": (VEC, lambda x: tf.pad(x, [[0, 0], [1, 2], [0, 3]], constant_values=0.5)),
+    "mirror_pad_symmetric": (VEC, lambda x: tf.pad(x, [[0, 0], [2, 1], [0, 3]], mode="SYMMETRIC")),
     "mirror_pad_reflect": (VEC, lambda x: tf.pad(x, [[0, 0], [1, 1], [2, 1]], mode="REFLECT")),
     "fill_zeros_like": (VEC, lambda x: tf.fill(tf.shape(x)[:1], 2.0)[:, None, None] * x + tf.ones_like(x)),
     "one_hot": ((None, 4), lambda x: tf.one_hot(tf.cast(tf.abs(x) * 2, tf.int32) % 3, 3, on_value=2.0, off_value=-1.0)),
@@ -189,9 +190,9 @@ def test_unsupported_ops_are_all_listed():
 def test_unsupported_option_is_a_clear_error():
     @tf.function(input_signature=[tf.TensorSpec((None, 5, 5, 3), tf.float32)])
     def fn(x):
-        return tf.pad(x, [[0, 0], [1, 1], [2, 1], [0, 0]], mode="SYMMETRIC")
+        return tf.nn.bias_add(x, tf.ones(5), data_format="NCHW")
 
-    with pytest.raises(tf2torch.ConversionError, match="MirrorPad mode SYMMETRIC"):
+    with pytest.raises(tf2torch.ConversionError, match="BiasAdd with data_format NCHW"):
         tf2torch.convert(fn)
 
 

@@ -350,8 +350,6 @@ def import_pad(ctx: OpContext) -> list[TFVal]:
     mode = "constant"
     if ctx.type == "MirrorPad":
         mode = {"REFLECT": "reflect", "SYMMETRIC": "symmetric"}[ctx.attr("mode")]
-        if mode == "symmetric":
-            raise ctx.unsupported("MirrorPad mode SYMMETRIC")
     if (mode == "constant" and value == 0.0 and x.rank in (4, 5) and pads[0] == (0, 0) and pads[-1] == (0, 0)):
         return [ctx.add("pad", [x], attrs={"pads": pads[1:-1]}).outputs[0]]
     return [ctx.add("tf_pad", [x], attrs={"pads": tuple(pads), "mode": mode, "value": value}).outputs[0]]
