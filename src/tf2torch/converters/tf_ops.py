@@ -136,10 +136,12 @@ def sym_text(node: Node, sym: object, b: ModuleBuilder) -> str:
     fn, args = sym[1], [sym_text(node, a, b) for a in sym[2]]
     if fn in ("maximum", "minimum"):
         return f"{fn[:3]}({args[0]}, {args[1]})"
+    if fn == "int":
+        return f"int({args[0]})"
     parts = []
     for i, (arg, text) in enumerate(zip(sym[2], args)):
         same = isinstance(arg, tuple) and arg[0] == "fn" and arg[1] == fn and fn in ("add", "mul") and i == 0
-        nested = isinstance(arg, tuple) and arg[0] == "fn" and arg[1] not in ("maximum", "minimum")
+        nested = isinstance(arg, tuple) and arg[0] == "fn" and arg[1] not in ("maximum", "minimum", "int")
         negative = not isinstance(arg, tuple) and arg < 0
         parts.append(f"({text})" if (nested and not same) or negative else text)
     return f" {SYM_INFIX[fn]} ".join(parts)

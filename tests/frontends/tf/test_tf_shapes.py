@@ -51,7 +51,16 @@ def _causal(x):
     return tf.matmul(mask, x) / tf.cast(tf.range(1, n + 1), tf.float32)[:, None]
 
 
+def _center_crop(x):
+    """An augmentation-layer pattern: a size through float arithmetic and back to int."""
+    steps = tf.shape(x)[1]
+    kept = tf.cast(tf.cast(steps, tf.float32) * 0.6, tf.int32)
+    start = (steps - kept) // 2
+    return x[:, start:start + kept]
+
+
 CASES = {
+    "center_crop_float_size": _center_crop,
     "position_embedding_gather_range": lambda x: x + tf.gather(POS, tf.range(tf.shape(x)[1])),
     "position_table_sliced": lambda x: x + POS[: tf.shape(x)[1]],
     "reshape_split_merge_heads": _attention,

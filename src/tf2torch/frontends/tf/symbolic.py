@@ -119,8 +119,8 @@ def broadcast_dims(a: list[Sym], b: list[Sym]) -> list[Sym]:
     return out
 
 
-def trunc_float(s: Sym) -> Sym | None:
-    """A float shape value cast to int (TF truncates), when it is a number."""
+def sym_int(s: Sym) -> Sym:
+    """A float size cast to an integer (TensorFlow truncates, as Python's int() does)."""
     if is_number(s):
         return math.trunc(s)
-    return None
+    return DimExpr("int", (s,))

@@ -64,7 +64,8 @@ class Dim:
 
 @dataclass(frozen=True)
 class DimExpr:
-    """Arithmetic on dimensions: fn is add, sub, mul, floordiv, mod, div, max or min."""
+    """Arithmetic on dimensions: fn is add, sub, mul, floordiv, mod, div, maximum, minimum or
+    int (a float size truncated)."""
 
     fn: str
     args: tuple[Sym, ...]

@@ -8,7 +8,7 @@ from tf2torch.frontends.tf.attention import fold_attention
 from tf2torch.frontends.tf.context import OpContext
 from tf2torch.frontends.tf.operands import OperandBuilder
 from tf2torch.frontends.tf.registry import register_tf_op
-from tf2torch.frontends.tf.symbolic import sym_binary
+from tf2torch.frontends.tf.symbolic import sym_binary, sym_int
 from tf2torch.frontends.tf.values import Dim, DimExpr, ParamExpr, ShapeVec, Sym, TFVal, VarRef, is_param
 from tf2torch.ir import Node, Param, Value
 
@@ -336,6 +336,8 @@ def import_cast(ctx: OpContext) -> list[TFVal]:
     dtype = ctx.attr("DstT").name
     if isinstance(x, ShapeVec) and (dtype.startswith("float") or all(_whole(i) for i in x.items)):
         return [ShapeVec(list(x.items), x.scalar, dtype)]  # a cast does not change a size's value
+    if isinstance(x, ShapeVec) and dtype.startswith(("int", "uint")):
+        return [ShapeVec([i if _whole(i) else sym_int(i) for i in x.items], x.scalar, dtype)]
     if isinstance(x, VarRef) and dtype == x.array.dtype.name:
         return [x]
     value = ctx.value(0)
@@ -347,7 +349,7 @@ def import_cast(ctx: OpContext) -> list[TFVal]:
 def _whole(s: Sym) -> bool:
     """True if a size is an integer whatever the inputs (no true division, no float constant)."""
     if isinstance(s, DimExpr):
-        return s.fn != "div" and all(_whole(a) for a in s.args)
+        return s.fn == "int" or s.fn != "div" and all(_whole(a) for a in s.args)
     return isinstance(s, (int, Dim))
 
 
