@@ -13,5 +13,7 @@ from tf2torch.converters import (  # noqa: F401
     recurrent,
     regularization,
     shape,
+    tf_image_ops,
     tf_ops,
+    tf_shape_ops,
 )

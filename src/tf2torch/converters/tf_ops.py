@@ -3,6 +3,8 @@ classes for sub-graphs: While loops, If branches and traced custom Keras layers.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from tf2torch.codegen.literals import call, literal
@@ -38,7 +40,7 @@ UNARY = {
     "expm1": "torch.expm1({})", "log": "torch.log({})", "log1p": "torch.log1p({})", "sqrt": "torch.sqrt({})",
     "rsqrt": "torch.rsqrt({})", "square": "torch.square({})", "abs": "torch.abs({})", "neg": "-{}",
     "sign": "torch.sign({})", "floor": "torch.floor({})", "ceil": "torch.ceil({})", "round": "torch.round({})",
-    "reciprocal": "torch.reciprocal({})", "erf": "torch.erf({})", "erfc": "torch.erfc({})",
+    "reciprocal": "torch.reciprocal({})", "erf": "torch.erf({})", "erfc": "torch.erfc({})", "erfinv": "torch.erfinv({})", "det": "torch.linalg.det({})",
     "logical_not": "torch.logical_not({})", "isnan": "torch.isnan({})", "isinf": "torch.isinf({})",
     "isfinite": "torch.isfinite({})", "sigmoid": "torch.sigmoid({})", "tanh": "torch.tanh({})", "relu": "torch.relu({})", "zeros_like": "torch.zeros_like({})", "ones_like": "torch.ones_like({})",
 }
@@ -49,7 +51,8 @@ INFIX = {
 
 
 def _paren(expr: str) -> str:
-    simple = expr.replace(".", "").replace("_", "").isalnum() or expr.startswith("torch.") and expr.endswith(")")
+    simple = (expr.replace(".", "").replace("_", "").isalnum() or expr.startswith("torch.") and expr.endswith(")")
+              or re.fullmatch(r"\w+\.shape\[\d+\]|\d[\d.e+-]*", expr) is not None)
     return expr if simple or expr.startswith("self.") and " " not in expr else f"({expr})"
 
 
@@ -63,6 +66,8 @@ def binary_expr(fn: str, a: str, b: str, a_scalar: bool = False, b_scalar: bool 
         if a_scalar:
             return f"torch.clamp({b}, {bound}={a})"
         return f"torch.{fn}({a}, {b})"
+    if fn == "atan2":
+        return f"torch.atan2({a}, {b})"
     if fn == "squared_difference":
         return f"torch.square({_paren(a)} - {_paren(b)})"
     if fn == "div_no_nan":
@@ -118,11 +123,37 @@ def _tree(node: Node, tree: tuple, b: ModuleBuilder, rank: int | None, perm) -> 
     return binary_expr(fn, args[0], args[1], tree[2][0][0] == "scalar", tree[2][1][0] == "scalar")
 
 
+SYM_INFIX = {"add": "+", "sub": "-", "mul": "*", "floordiv": "//", "mod": "%", "div": "/"}
+
+
+def sym_text(node: Node, sym: object, b: ModuleBuilder) -> str:
+    """A (run-time) size: `7`, `x.shape[1]`, `x.shape[0] * x.shape[1]` (frontends/tf/symbolic.py)."""
+    if not isinstance(sym, tuple):
+        return literal(sym)
+    if sym[0] == "dim":
+        value = node.inputs[sym[1]]
+        return f"{b.var(value)}.shape[{value.torch_axis(sym[2])}]"
+    fn, args = sym[1], [sym_text(node, a, b) for a in sym[2]]
+    if fn in ("maximum", "minimum"):
+        return f"{fn[:3]}({args[0]}, {args[1]})"
+    if fn == "int":
+        return f"int({args[0]})"
+    parts = []
+    for i, (arg, text) in enumerate(zip(sym[2], args)):
+        same = isinstance(arg, tuple) and arg[0] == "fn" and arg[1] == fn and fn in ("add", "mul") and i == 0
+        nested = isinstance(arg, tuple) and arg[0] == "fn" and arg[1] not in ("maximum", "minimum", "int")
+        negative = not isinstance(arg, tuple) and arg < 0
+        parts.append(f"({text})" if (nested and not same) or negative else text)
+    return f" {SYM_INFIX[fn]} ".join(parts)
+
+
 def operand(node: Node, op: tuple, b: ModuleBuilder, broadcast: bool = True) -> str:
     if op[0] == "value":
         return b.var(node.inputs[op[1]])
     if op[0] == "scalar":
         return literal(op[1])
+    if op[0] == "sym":
+        return sym_text(node, op[1], b)
     out = node.outputs[0]
     return _tree(node, op[1], b, out.rank if broadcast else None, out.perm if broadcast else None)
 
@@ -141,7 +172,8 @@ def convert_tf_unary(node: Node, b: ModuleBuilder) -> None:
 def convert_tf_binary(node: Node, b: ModuleBuilder) -> None:
     ops = node.attrs["operands"]
     a, c = (operand(node, op, b) for op in ops)
-    b.emit(node.outputs[0], binary_expr(node.attrs["fn"], a, c, ops[0][0] == "scalar", ops[1][0] == "scalar"))
+    scalar = [op[0] in ("scalar", "sym") for op in ops]
+    b.emit(node.outputs[0], binary_expr(node.attrs["fn"], a, c, scalar[0], scalar[1]))
 
 
 @register_converter("tf_nary")
@@ -211,7 +243,7 @@ def convert_tf_argmax(node: Node, b: ModuleBuilder) -> None:
 
 @register_converter("tf_topk")
 def convert_tf_topk(node: Node, b: ModuleBuilder) -> None:
-    b.emit(node.outputs, f"torch.topk({b.var(node.inputs[0])}, {node.attrs['k']})")
+    b.emit(node.outputs, f"torch.topk({b.var(node.inputs[0])}, {sym_text(node, node.attrs['k'], b)})")
 
 
 @register_converter("tf_cumsum")
@@ -229,13 +261,6 @@ def convert_tf_cumsum(node: Node, b: ModuleBuilder) -> None:
 
 
 # -- shapes and indexing ------------------------------------------------------------------------------
-
-
-@register_converter("tf_reshape")
-def convert_tf_reshape(node: Node, b: ModuleBuilder) -> None:
-    x = b.var(node.inputs[0])
-    dims = [f"{x}.shape[{d[1]}]" if isinstance(d, tuple) else str(d) for d in node.attrs["shape"]]
-    b.emit(node.outputs[0], f"{x}.reshape({', '.join(dims) or '()'})")
 
 
 @register_converter("tf_transpose")
@@ -270,38 +295,29 @@ def convert_tf_split(node: Node, b: ModuleBuilder) -> None:
     b.emit(node.outputs, f"torch.split({b.var(node.inputs[0])}, {sizes}, dim={node.attrs['axis']})")
 
 
-@register_converter("tf_slice")
-def convert_tf_slice(node: Node, b: ModuleBuilder) -> None:
-    b.emit(node.outputs[0], f"{b.var(node.inputs[0])}[{', '.join(node.attrs['index'])}]")
-
-
-def _index(node: Node, op: tuple, b: ModuleBuilder) -> str:
-    text = operand(node, op, b, broadcast=False)
-    return f"{text}.long()" if op[0] == "value" else text
-
-
-@register_converter("tf_gather")
-def convert_tf_gather(node: Node, b: ModuleBuilder) -> None:
-    params_op, index_op = node.attrs["operands"]
-    params = operand(node, params_op, b, broadcast=False)
-    prefix = ":, " * node.attrs["axis"]
-    b.emit(node.outputs[0], f"{_paren(params)}[{prefix}{_index(node, index_op, b)}]")
-
-
-@register_converter("tf_gather_nd")
-def convert_tf_gather_nd(node: Node, b: ModuleBuilder) -> None:
-    params_op, index_op = node.attrs["operands"]
-    params = operand(node, params_op, b, broadcast=False)
-    b.emit(node.outputs[0], f"{_paren(params)}[tuple({_index(node, index_op, b)}.unbind(-1))]")
-
-
-@register_converter("tf_tile")
-def convert_tf_tile(node: Node, b: ModuleBuilder) -> None:
-    b.emit(node.outputs[0], f"{b.var(node.inputs[0])}.repeat({', '.join(map(str, node.attrs['multiples']))})")
+def _symmetric_pad(node: Node, b: ModuleBuilder) -> None:
+    """MirrorPad SYMMETRIC (the edge is repeated; F.pad has no such mode): per axis, the flipped
+    edge slices concatenated around the tensor."""
+    x = b.var(node.inputs[0])
+    padded = [(axis, pair) for axis, pair in enumerate(node.attrs["pads"]) if pair != (0, 0)]
+    for i, (axis, (before, after)) in enumerate(padded):
+        lead = ":, " * axis
+        parts = ([f"{x}[{lead}:{before}].flip({axis})"] if before else []) + [x]
+        parts += [f"{x}[{lead}-{after}:].flip({axis})"] if after else []
+        expr = f"torch.cat([{', '.join(parts)}], dim={axis})"
+        if i == len(padded) - 1:
+            b.emit(node.outputs[0], expr)
+        else:
+            x = b.temp(f"{node.source.name}_axis{axis}", expr)
+    if not padded:
+        b.alias(node.outputs[0], node.inputs[0])
 
 
 @register_converter("tf_pad")
 def convert_tf_pad(node: Node, b: ModuleBuilder) -> None:
+    if node.attrs["mode"] == "symmetric":
+        _symmetric_pad(node, b)
+        return
     F = b.use_functional()
     a = node.attrs
     pads = list(a["pads"])
@@ -310,14 +326,6 @@ def convert_tf_pad(node: Node, b: ModuleBuilder) -> None:
     extra = "" if a["mode"] == "constant" and a["value"] == 0.0 else (
         f", value={literal(a['value'])}" if a["mode"] == "constant" else f', mode="{a["mode"]}"')
     b.emit(node.outputs[0], f"{F}.pad({b.var(node.inputs[0])}, {torch_pad_list(pads)}{extra})")
-
-
-@register_converter("tf_fill")
-def convert_tf_fill(node: Node, b: ModuleBuilder) -> None:
-    a = node.attrs
-    dims = [f"{b.var(node.inputs[d[1]])}.shape[{d[2]}]" if isinstance(d, tuple) else str(d) for d in a["shape"]]
-    shape = "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
-    b.emit(node.outputs[0], f"torch.full({shape}, {literal(a['value'])}, dtype={TORCH_DTYPES[a['dtype']]})")
 
 
 @register_converter("tf_one_hot")
@@ -453,3 +461,38 @@ def convert_tf_subgraph(node: Node, b: ModuleBuilder) -> None:
 
 def is_value(x: object) -> bool:
     return isinstance(x, Value)
+
+
+@register_converter("tf_cross")
+def convert_tf_cross(node: Node, b: ModuleBuilder) -> None:
+    a, c = (operand(node, op, b, broadcast=False) for op in node.attrs["operands"])
+    b.emit(node.outputs[0], f"torch.linalg.cross({a}, {c}, dim=-1)")
+
+
+@register_converter("tf_search")
+def convert_tf_search(node: Node, b: ModuleBuilder) -> None:
+    """Bucketize (values first) and LowerBound / UpperBound (sorted rows first)."""
+    values, sorted_ = (operand(node, op, b, broadcast=False) for op in node.attrs["operands"])
+    kwargs = ", right=True" if node.attrs["right"] else ""
+    if node.attrs.get("int32", True):
+        kwargs += ", out_int32=True"
+    if node.attrs["values_first"]:
+        b.emit(node.outputs[0], f"torch.bucketize({values}, {sorted_}{kwargs})")
+    else:
+        b.emit(node.outputs[0], f"torch.searchsorted({sorted_}, {values}{kwargs})")
+
+
+@register_converter("tf_sdpa")
+def convert_tf_sdpa(node: Node, b: ModuleBuilder) -> None:
+    F = b.use_functional()
+    a = node.attrs
+    q, k, v = (b.var(value) for value in node.inputs[:3])
+    if not a["heads_first"]:  # (batch, steps, heads, depth): SDPA wants the heads before the steps
+        q, k, v = (f"{t}.transpose(1, 2)" for t in (q, k, v))
+    args = [q, k, v]
+    if a["masked"]:
+        args.append(f"attn_mask={b.var(node.inputs[3])}")
+    if a["scale"] is not None:
+        args.append(f"scale={literal(a['scale'])}")
+    expr = f"{F}.scaled_dot_product_attention({', '.join(args)})"
+    b.emit(node.outputs[0], expr if a["heads_first"] else f"{expr}.transpose(1, 2)")

@@ -9,6 +9,8 @@ The layout pass reads only this table; converters never branch on data format.
 - AXIS: like ELEMENTWISE, and the pass rewrites the integer attributes named in
   `axis_attrs` from source axes to torch dims.
 - SOURCE: needs the source (Keras) layout, e.g. Reshape, Dense on rank > 2, RNNs.
+- A node whose `attrs["shape_inputs"]` is n reads only the shape of its last n inputs
+  (e.g. `x.reshape(-1, y.shape[1])`): those keep whatever layout they have.
 - FLATTEN: Flatten; channels-first input is flattened directly when every consumer can
   absorb the feature order (a Dense reorders its weight rows), else permuted first.
 """
@@ -123,6 +125,7 @@ OPS: dict[str, OpDef] = _defs(
     OpDef("tf_reduce_keep", Layout.ELEMENTWISE),
     OpDef("tf_matmul", Layout.SOURCE),
     OpDef("tf_einsum", Layout.SOURCE),
+    OpDef("tf_sdpa", Layout.SOURCE),  # softmax(q k^T * scale + mask) v, folded from einsums / matmuls
     OpDef("tf_argmax", Layout.SOURCE),
     OpDef("tf_topk", Layout.SOURCE),
     OpDef("tf_cumsum", Layout.SOURCE),
@@ -139,9 +142,23 @@ OPS: dict[str, OpDef] = _defs(
     OpDef("tf_tile", Layout.SOURCE),
     OpDef("tf_pad", Layout.SOURCE),
     OpDef("tf_fill", Layout.SOURCE),
+    OpDef("tf_range", Layout.SOURCE),
+    OpDef("tf_broadcast_to", Layout.SOURCE),
+    OpDef("tf_shape_tensor", Layout.SOURCE),  # a run-time shape value used as a tensor
+    OpDef("tf_flip", Layout.SOURCE),
+    OpDef("tf_cross", Layout.SOURCE),
+    OpDef("tf_search", Layout.SOURCE),
+    OpDef("tf_roll", Layout.SOURCE),
+    OpDef("tf_band_part", Layout.SOURCE),
+    OpDef("tf_diagonal", Layout.SOURCE),
+    OpDef("tf_segment", Layout.SOURCE),
+    OpDef("tf_depth_to_space", Layout.CHANNELS_FIRST),
+    OpDef("tf_space_to_depth", Layout.CHANNELS_FIRST),
+    OpDef("tf_extract_patches", Layout.CHANNELS_FIRST),
     OpDef("tf_one_hot", Layout.SOURCE),
     OpDef("tf_nonzero", Layout.SOURCE),
     OpDef("tf_resize", Layout.CHANNELS_FIRST),
+    OpDef("tf_resize_weights", Layout.CHANNELS_FIRST),  # rows @ x @ cols, TF's weights per axis
     # Sub-graphs (loop bodies, branches, traced custom layers) in attrs, source layout outside.
     OpDef("tf_while", Layout.SOURCE),
     OpDef("tf_if", Layout.SOURCE),

@@ -29,6 +29,11 @@ def _normal(perm: tuple[int, ...] | None, rank: int) -> tuple[int, ...] | None:
     return None if perm is None or perm == tuple(range(rank)) else perm
 
 
+def _computed(node: Node) -> list[Value]:
+    """The inputs a node computes with (not those it reads only the shape of)."""
+    return node.inputs[:len(node.inputs) - node.attrs.get("shape_inputs", 0)]
+
+
 class LayoutPass:
     """requires: a shaped graph in source layout. ensures: every Value has its torch perm."""
 
@@ -51,7 +56,7 @@ class LayoutPass:
         layout = op_def(node.op).layout
         if layout is Layout.CHANNELS_FIRST:
             # Keras masks (bool) have no channel axis: they keep the Keras layout (batch, steps, ...).
-            for i, value in enumerate(node.inputs):
+            for i, value in enumerate(_computed(node)):
                 self._require(node, i, None if value.spec.dtype == "bool" else channels_first(value.rank))
             for out in node.outputs:
                 out.perm = None if out.spec.dtype == "bool" else channels_first(out.rank)
@@ -60,7 +65,7 @@ class LayoutPass:
         elif layout is Layout.FLATTEN:
             self._visit_flatten(node)
         else:
-            for i, value in enumerate(node.inputs):
+            for i, value in enumerate(_computed(node)):
                 if node.op == "dense" and value.feature_order is not None:
                     continue  # the dense converter reorders its weight rows instead
                 self._require(node, i, None)
@@ -68,13 +73,14 @@ class LayoutPass:
                 out.perm = None
 
     def _visit_elementwise(self, node: Node) -> None:
-        ranks = {v.rank for v in node.inputs}
+        inputs = _computed(node)
+        ranks = {v.rank for v in inputs}
         target: tuple[int, ...] | None = None
         if len(ranks) == 1:
             rank = ranks.pop()
-            if any(v.perm is not None for v in node.inputs):
-                target = channels_first(rank) if any(v.perm == channels_first(rank) for v in node.inputs) else None
-        for i in range(len(node.inputs)):
+            if any(v.perm is not None for v in inputs):
+                target = channels_first(rank) if any(v.perm == channels_first(rank) for v in inputs) else None
+        for i in range(len(inputs)):
             self._require(node, i, target)
         first = node.inputs[0]
         for out in node.outputs:

@@ -83,6 +83,7 @@ CASES = {
     "gather_nd": (VEC, lambda x: tf.gather_nd(x, [[0, 1], [1, 2]], batch_dims=0)[tf.newaxis] + x[:1, :2, :]),
     "tile": (VEC, lambda x: tf.tile(x, [1, 2, 3])),
     "pad_constant": (VEC, lambda x: tf.pad(x, [[0, 0], [1, 2], [0, 3]], constant_values=0.5)),
+    "mirror_pad_symmetric": (VEC, lambda x: tf.pad(x, [[0, 0], [2, 1], [0, 3]], mode="SYMMETRIC")),
     "mirror_pad_reflect": (VEC, lambda x: tf.pad(x, [[0, 0], [1, 1], [2, 1]], mode="REFLECT")),
     "fill_zeros_like": (VEC, lambda x: tf.fill(tf.shape(x)[:1], 2.0)[:, None, None] * x + tf.ones_like(x)),
     "one_hot": ((None, 4), lambda x: tf.one_hot(tf.cast(tf.abs(x) * 2, tf.int32) % 3, 3, on_value=2.0, off_value=-1.0)),
@@ -105,6 +106,33 @@ CASES = {
         x, _const(5) + 1.0, _const(5), _const(5), tf.abs(_const(5)) + 0.5, epsilon=0.01, is_training=False)[0]),
     "resize_bilinear": (IMG, lambda x: tf.image.resize(x, [15, 7], method="bilinear")),
     "resize_nearest": (IMG, lambda x: tf.image.resize(x, [22, 18], method="nearest")),
+    "resize_bicubic_half_pixel": (IMG, lambda x: tf.image.resize(x, [15, 7], method="bicubic")),
+    "resize_bicubic_align_corners": (IMG, lambda x: tf.compat.v1.image.resize_bicubic(x, [14, 20], align_corners=True)),
+    "resize_bilinear_legacy": (IMG, lambda x: tf.compat.v1.image.resize_bilinear(x, [7, 13])),
+    "resize_nearest_align_corners": (IMG, lambda x: tf.compat.v1.image.resize_nearest_neighbor(x, [20, 17],
+                                                                                                 align_corners=True)),
+    "resize_area": (IMG, lambda x: tf.image.resize(x, [5, 4], method="area")),
+    "scale_and_translate_antialias": (IMG, lambda x: tf.image.resize(x, [6, 5], method="mitchellcubic", antialias=True)),
+    "extract_image_patches_valid": (IMG, lambda x: tf.image.extract_patches(x, [1, 3, 2, 1], [1, 2, 3, 1], [1, 1, 1, 1],
+                                                                            "VALID")),
+    "extract_image_patches_same_rates": (IMG, lambda x: tf.image.extract_patches(x, [1, 2, 3, 1], [1, 3, 2, 1],
+                                                                                 [1, 2, 1, 1], "SAME")),
+    "depth_to_space_after_conv": (IMG, lambda x: tf.nn.depth_to_space(tf.nn.conv2d(x, _const(1, 1, 5, 12), 1, "SAME"), 2)),
+    "space_to_depth": ((None, 10, 6, 3), lambda x: tf.nn.space_to_depth(x, 2) * 2.0),
+    "unsorted_segment_sum_runtime_ids": ((None, 7), lambda x: tf.math.unsorted_segment_sum(
+        x, tf.cast(tf.abs(x[:, 0]) * 2, tf.int32) % 4, 4)),
+    "unsorted_segment_max_min_prod": (VEC, lambda x: tf.concat([
+        tf.math.unsorted_segment_max(tf.transpose(x, [1, 0, 2]), [2, 0, 2], 4),
+        tf.math.unsorted_segment_min(tf.transpose(x, [1, 0, 2]), [1, 1, 0], 3),
+        tf.math.unsorted_segment_prod(tf.transpose(x, [1, 0, 2]), [0, 2, 2], 3)], axis=0)),
+    "segment_mean_sum_sorted": (VEC, lambda x: tf.concat([
+        tf.math.segment_mean(tf.transpose(x, [1, 0, 2]), [0, 0, 2]),
+        tf.math.segment_sum(tf.transpose(x, [1, 0, 2]), [0, 1, 1])], axis=0)),
+    "roll_two_axes": (VEC, lambda x: tf.roll(x, shift=[1, -2], axis=[1, 2])),
+    "reverse_and_negative_stride": (VEC, lambda x: tf.reverse(x, [1]) + x[:, ::-1, ::-2][:, :, :1]),
+    "band_part": ((None, 5, 5), lambda x: tf.linalg.band_part(x, 1, 2) + tf.linalg.band_part(x, -1, 0)),
+    "bucketize_atan2": (VEC, lambda x: tf.cast(tf.raw_ops.Bucketize(input=x, boundaries=[-0.5, 0.0, 0.7]), tf.float32)
+                        + tf.atan2(x, 1.0 - x)),
     "image_pad_then_conv": (IMG, lambda x: tf.nn.conv2d(tf.pad(x, [[0, 0], [1, 1], [2, 0], [0, 0]]), K, 1, "VALID")),
     "channel_scale_broadcast": (IMG, lambda x: tf.nn.relu(x * _const(5) + _const(1, 1, 5))),
     "flatten_after_conv": (IMG, lambda x: tf.reshape(tf.nn.conv2d(x, K, 3, "VALID"), [-1, 3 * 3 * 7])),
@@ -150,19 +178,51 @@ def test_conv_bias_is_folded_into_conv():
 def test_unsupported_ops_are_all_listed():
     @tf.function(input_signature=[tf.TensorSpec((None, 3, 3), tf.float32)])
     def fn(x):
-        return tf.linalg.det(x) + tf.math.bessel_i0e(x)[:, 0, 0] + tf.math.lgamma(x)[:, 0, 0]
+        return tf.math.digamma(x)[:, 0, 0] + tf.math.bessel_i0e(x)[:, 0, 0] + tf.math.lgamma(x)[:, 0, 0]
 
     with pytest.raises(UnsupportedOps) as info:
         tf2torch.convert(fn)
     message = str(info.value)
-    for op in ("MatrixDeterminant", "BesselI0e", "Lgamma"):
+    for op in ("Digamma", "BesselI0e", "Lgamma"):
         assert op in message
 
 
 def test_unsupported_option_is_a_clear_error():
     @tf.function(input_signature=[tf.TensorSpec((None, 5, 5, 3), tf.float32)])
     def fn(x):
-        return tf.compat.v1.image.resize_bilinear(x, [7, 7], align_corners=False, half_pixel_centers=False)
+        return tf.nn.bias_add(x, tf.ones(5), data_format="NCHW")
 
-    with pytest.raises(tf2torch.ConversionError, match="half_pixel_centers=False"):
+    with pytest.raises(tf2torch.ConversionError, match="BiasAdd with data_format NCHW"):
         tf2torch.convert(fn)
+
+
+def test_tf_resize_without_torch_equivalent_uses_tf_weights():
+    shape, body = CASES["resize_bicubic_half_pixel"]
+    result = tf2torch.convert(tf.function(body, input_signature=[tf.TensorSpec(shape, tf.float32)]))
+    body_text = forward_source(result.source_code)
+    assert "interpolate" not in body_text and " @ x @ " in body_text
+
+
+DILATED = {
+    "conv2d_same": (IMG, lambda keras: keras.layers.Conv2D(4, 3, dilation_rate=2, padding="same")),
+    "conv2d_valid_mixed_rates": (IMG, lambda keras: keras.layers.Conv2D(3, (3, 2), dilation_rate=(2, 3))),
+    "depthwise_same": (IMG, lambda keras: keras.layers.DepthwiseConv2D(3, dilation_rate=2, padding="same")),
+    "conv1d_causal": ((None, 9, 5), lambda keras: keras.layers.Conv1D(3, 3, dilation_rate=2, padding="causal")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DILATED))
+def test_dilated_keras_convolution_is_one_convolution(case):
+    """TF writes a dilated conv as SpaceToBatchND -> conv -> BatchToSpaceND: one dilated conv."""
+    import keras
+
+    shape, make = DILATED[case]
+    layer = make(keras)
+    layer.build(shape)
+    for w in layer.weights:
+        w.assign(RNG.standard_normal(w.shape).astype(np.float32))
+    result = tf2torch.convert(tf.function(lambda x: layer(x), input_signature=[tf.TensorSpec(shape, tf.float32)]))
+    assert "dilation=" in result.source_code
+    if len(shape) == 4:
+        assert "permute" not in forward_source(result.source_code)
+    assert_matches(result, batch_sizes=(3, 2))

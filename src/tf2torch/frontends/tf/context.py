@@ -26,6 +26,12 @@ def spec_of(tensor: Any) -> TensorSpec:
     return TensorSpec(dims, dtype_name(tensor.dtype))
 
 
+def static_array(vec: ShapeVec) -> np.ndarray:
+    """A shape value whose entries are all known, as the constant TensorFlow would compute."""
+    array = np.asarray(vec.items, dtype=np.dtype(vec.dtype))
+    return array.reshape(()) if vec.scalar else array
+
+
 @dataclass
 class OpContext:
     importer: GraphImporter
@@ -61,20 +67,25 @@ class OpContext:
 
     def const_or_fail(self, vec: ShapeVec) -> np.ndarray:
         if not vec.static:
-            raise self.unsupported("a run-time shape used as a tensor")
-        array = np.asarray(vec.items, dtype=np.int32)
-        return array.reshape(()) if vec.scalar else array
+            raise self.unsupported("a run-time shape where a constant is needed")
+        return static_array(vec)
 
     def is_value(self, index: int) -> bool:
         return isinstance(self.inputs[index], Value)
 
     def value(self, index: int) -> Value:
         value = self.inputs[index]
+        if isinstance(value, ShapeVec) and not value.static:
+            from tf2torch.frontends.tf.operands import materialize_shape
+
+            value = materialize_shape(self, value)
         if not isinstance(value, Value):
             raise self.unsupported(f"a {type(value).__name__} as input {index} (a run-time tensor is expected)")
         return value
 
     def out_spec(self, index: int = 0) -> TensorSpec:
+        if self.op.outputs[index].shape.rank is None:
+            raise self.unsupported("an output of unknown rank here")
         return spec_of(self.op.outputs[index])
 
     def add(

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from tf2torch.errors import ConversionError
-from tf2torch.frontends.tf.context import OpContext
+from tf2torch.frontends.tf.context import OpContext, static_array
 from tf2torch.frontends.tf.registry import TF_OP_IMPORTERS
 from tf2torch.frontends.tf.values import ShapeVec, TFVal, VarRef
 from tf2torch.ir import Graph, Value
@@ -58,6 +58,8 @@ class GraphImporter:
     _prefix: str = ""
     layer_owners: dict[str, str] = field(default_factory=dict)
     tf_uses: dict[int, int] = field(default_factory=dict)  # id(Value) -> TF consumers of its tensor
+    # BatchToSpaceND op name -> what its SpaceToBatchND left to finish (a dilated convolution)
+    pending_dilations: dict[str, Any] = field(default_factory=dict)
 
     # -- naming -------------------------------------------------------------------------
 
@@ -96,6 +98,7 @@ class GraphImporter:
         arg_names = [a.name for a in fdef.signature.input_arg]
         var_args = {arg_name: arg for arg_name, arg in zip(arg_names, args) if isinstance(arg, VarRef)}
         bindings: dict[str, TFVal] = {}
+        _gathers_from_reads(graph_def, var_args)
         for node in graph_def.node:
             if node.op == "ReadVariableOp" and node.input[0].split(":")[0] in var_args:
                 var = var_args[node.input[0].split(":")[0]]
@@ -152,6 +155,8 @@ class GraphImporter:
                 self.failures.setdefault(op.type, str(exc).strip().splitlines()[0])
                 return
         for tensor, result in zip(op.outputs, results):
+            if isinstance(result, ShapeVec) and result.static:
+                result = static_array(result)  # folded by TensorFlow from here on
             if result is not None:
                 env[tensor.name] = result
                 if isinstance(result, Value):
@@ -171,6 +176,36 @@ class GraphImporter:
     def check(self) -> None:
         if self.unsupported:
             raise UnsupportedOps(self.file, self.unsupported)
+
+
+def _gathers_from_reads(graph_def: Any, var_args: dict[str, VarRef]) -> None:
+    """ResourceGather(variable, ids) -> GatherV2(ReadVariableOp(variable), ids, 0), so that the
+    read becomes a typed placeholder below and TensorFlow infers the gather's shape (a resource
+    has no shape: the gather's output, e.g. an embedding lookup, would have unknown rank)."""
+    from tensorflow.core.framework import node_def_pb2, types_pb2
+
+    for node in list(graph_def.node):
+        if node.op != "ResourceGather" or node.input[0].split(":")[0] not in var_args:
+            continue
+        read = node_def_pb2.NodeDef(name=f"{node.name}/tf2torch_read", op="ReadVariableOp", input=[node.input[0]])
+        read.attr["dtype"].type = node.attr["dtype"].type
+        axis = node_def_pb2.NodeDef(name=f"{node.name}/tf2torch_axis", op="Const")
+        axis.attr["dtype"].type = types_pb2.DT_INT32
+        axis.attr["value"].tensor.dtype = types_pb2.DT_INT32
+        axis.attr["value"].tensor.int_val.append(0)
+        batch_dims = node.attr["batch_dims"].i
+        params_type, index_type = node.attr["dtype"].type, node.attr["Tindices"].type
+        controls = [i for i in node.input if i.startswith("^")]
+        node.op = "GatherV2"
+        node.ClearField("attr")
+        node.attr["Tparams"].type = params_type
+        node.attr["Tindices"].type = index_type
+        node.attr["Taxis"].type = types_pb2.DT_INT32
+        node.attr["batch_dims"].i = batch_dims
+        ids = node.input[1]
+        del node.input[:]
+        node.input.extend([read.name, ids, axis.name] + controls)
+        graph_def.node.extend([read, axis])
 
 
 def _topological(outputs: list, bound: set[str]) -> list:

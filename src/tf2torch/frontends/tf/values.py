@@ -5,7 +5,8 @@
 - a `VarRef` (a TF variable read by the graph: becomes a parameter or buffer),
 - a `ParamExpr` (arithmetic on variables and constants only, e.g. Keras 3's BatchNorm
   `rsqrt(moving_variance + eps) * gamma`), kept symbolic so parameters keep training,
-- a `ShapeVec` (a shape vector whose entries may be run-time dimensions of a Value).
+- a `ShapeVec` (a shape vector, or one dimension, whose entries may be run-time
+  dimensions of a Value and arithmetic on them: `Dim` / `DimExpr`, see `tf/symbolic.py`).
 """
 
 from __future__ import annotations
@@ -47,22 +48,41 @@ class ParamExpr:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Dim:
     """Dimension `axis` (source layout) of `value`, known only at run time."""
 
     value: Value
     axis: int
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Dim) and other.value is self.value and other.axis == self.axis
+
+    def __hash__(self) -> int:
+        return hash((id(self.value), self.axis))
+
+
+@dataclass(frozen=True)
+class DimExpr:
+    """Arithmetic on dimensions: fn is add, sub, mul, floordiv, mod, div, maximum, minimum or
+    int (a float size truncated)."""
+
+    fn: str
+    args: tuple[Sym, ...]
+
+
+Sym = int | float | Dim | DimExpr  # one entry of a shape value
+
 
 @dataclass(eq=False)
 class ShapeVec:
-    items: list[int | Dim]
+    items: list[Sym]
     scalar: bool = False  # one dimension (a 0-d tensor) rather than a shape vector
+    dtype: str = "int32"
 
     @property
     def static(self) -> bool:
-        return all(isinstance(i, int) for i in self.items)
+        return all(isinstance(i, (int, float)) for i in self.items)
 
 
 TFVal = Value | np.ndarray | VarRef | ParamExpr | ShapeVec | None

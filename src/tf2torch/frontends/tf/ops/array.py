@@ -1,7 +1,9 @@
 """Shape and indexing ops: Reshape, Transpose, ExpandDims, Squeeze, ConcatV2, Pack, Unpack,
-Split(V), Slice, StridedSlice, Gather(V2), GatherNd, Tile, Pad(V2), MirrorPad, Fill, Shape,
-OneHot, Where. Run-time shapes (`tf.shape(x)[0]`) stay symbolic (`ShapeVec`), so a dynamic
-batch survives into `x.reshape(-1, ...)` / `x.shape[0]`."""
+Split(V), Slice, StridedSlice, Gather(V2), GatherNd, Tile, Pad(V2), MirrorPad, OneHot, Where,
+ReverseV2, Roll, MatrixBandPart, MatrixDiagPartV3.
+Shape values (`tf.shape(x)[0]`, see shapes.py) stay symbolic through the ones that build
+them (Pack, ConcatV2, StridedSlice...) and become `x.shape[i]` in the ones that take them
+(Reshape, Slice, Tile...), so a dynamic batch and sequence length survive."""
 
 from __future__ import annotations
 
@@ -10,37 +12,12 @@ import math
 import numpy as np
 
 from tf2torch.frontends.tf.context import OpContext
-from tf2torch.frontends.tf.ops.math import OperandBuilder
+from tf2torch.frontends.tf.operands import OperandBuilder
+from tf2torch.frontends.tf.ops.shapes import dims_of, shape_items, spec_from_items
 from tf2torch.frontends.tf.registry import register_tf_op
-from tf2torch.frontends.tf.values import Dim, ShapeVec, TFVal, VarRef
+from tf2torch.frontends.tf.symbolic import is_number, sym_binary, sym_equal, sym_product
+from tf2torch.frontends.tf.values import Dim, ShapeVec, Sym, TFVal, VarRef
 from tf2torch.ir import Param, TensorSpec, Value
-
-
-def _shape_items(ctx: OpContext, index: int) -> list[int | Dim]:
-    value = ctx.inputs[index]
-    if isinstance(value, ShapeVec):
-        return list(value.items)
-    return [int(v) for v in np.asarray(ctx.const(index)).reshape(-1)]
-
-
-def _as_shape_item(ctx: OpContext, value: TFVal) -> list[int | Dim] | None:
-    if isinstance(value, ShapeVec):
-        return list(value.items)
-    if isinstance(value, np.ndarray) and value.dtype.kind in "iu" and value.ndim <= 1:
-        return [int(v) for v in value.reshape(-1)]
-    return None
-
-
-@register_tf_op("Shape")
-def import_shape(ctx: OpContext) -> list[TFVal]:
-    x = ctx.inputs[0]
-    if isinstance(x, (VarRef, np.ndarray)):
-        return [np.asarray(np.shape(x.array if isinstance(x, VarRef) else x), dtype=ctx.attr("out_type").as_numpy_dtype)]
-    x = ctx.value(0)
-    items: list[int | Dim] = [d if d is not None else Dim(x, i) for i, d in enumerate(x.spec.shape)]
-    if all(isinstance(i, int) for i in items):
-        return [np.asarray(items, dtype=ctx.attr("out_type").as_numpy_dtype)]
-    return [ShapeVec(items)]
 
 
 def _reshape_var(var: VarRef, shape: list[int]) -> VarRef:
@@ -49,34 +26,62 @@ def _reshape_var(var: VarRef, shape: list[int]) -> VarRef:
 
 @register_tf_op("Reshape")
 def import_reshape(ctx: OpContext) -> list[TFVal]:
-    items = _shape_items(ctx, 1)
+    items = shape_items(ctx, 1)
     x = ctx.inputs[0]
-    if isinstance(x, VarRef) and all(isinstance(i, int) for i in items):
-        return [_reshape_var(x, items)]
+    if isinstance(x, ShapeVec):  # a shape value reshaped to a vector or a scalar
+        return [ShapeVec(list(x.items), scalar=not items, dtype=x.dtype)]
+    if isinstance(x, VarRef) and all(is_number(i) for i in items):
+        return [_reshape_var(x, [int(i) for i in items])]
     x = ctx.value(0)
-    out = ctx.out_spec(0)
+    out = spec_from_items(ctx, items, x.spec.dtype)
+    dense = _fold_tensordot(ctx, x, items)
+    if dense is not None:
+        return [dense]
     if (x.rank >= 3 and out.rank == 2 and x.spec.shape[1:].count(None) == 0
-            and out.shape[1] == math.prod(x.spec.shape[1:]) and _is_batch(items[0], x, out)):
+            and out.shape[1] == math.prod(x.spec.shape[1:]) and _is_batch(items[0], x)):
         return [ctx.add("flatten", [x], [TensorSpec((x.spec.shape[0], out.shape[1]), x.spec.dtype)]).outputs[0]]
-    shape: list = []
-    for pos, item in enumerate(items):
-        if isinstance(item, Dim):
-            if item.value is x:
-                shape.append(("dim", item.axis))
-            elif out.shape[pos] is not None:
-                shape.append(int(out.shape[pos]))
-            else:
-                shape.append(-1)
-        else:
-            shape.append(int(item))
-    if shape.count(-1) > 1:
-        raise ctx.unsupported("a reshape with several run-time dimensions")
-    if -1 not in shape and sum(isinstance(s, tuple) for s in shape) == 1 and shape[0] == ("dim", 0):
-        shape[0] = -1  # x.reshape(-1, ...) reads better than x.reshape(x.shape[0], ...)
-    return [ctx.add("tf_reshape", [x], attrs={"shape": shape}).outputs[0]]
+    # TensorFlow's static shape wins; of the sizes known only at run time, a single one
+    # becomes -1 (x.reshape(-1, 7) reads better than x.reshape(x.shape[0] * x.shape[1], 7)).
+    shape: list[Sym] = [out.shape[i] if out.shape[i] is not None else s for i, s in enumerate(items)]
+    dynamic = [i for i, s in enumerate(shape) if not is_number(s)]
+    if -1 not in shape and len(dynamic) == 1:
+        shape[dynamic[0]] = -1
+    ops = OperandBuilder(ctx)
+    ops.value(x)
+    attrs = {"shape": ops.syms(shape)}
+    lead = dims_of(ctx, x)[:-1]
+    if x.rank >= 3 and len(items) == 2 and items[1] == x.spec.shape[-1] and (
+            items[0] == -1 or sym_equal(items[0], sym_product(lead))):
+        attrs["merges_leading"] = True  # (batch, ..., features) -> (-1, features), as Tensordot does
+    return [ops.add("tf_reshape", attrs, out).outputs[0]]
 
 
-def _is_batch(item: int | Dim, x: Value, out: TensorSpec) -> bool:
+def _fold_tensordot(ctx: OpContext, y: Value, items: list[Sym]) -> Value | None:
+    """reshape(matmul(reshape(v, [-1, features]), kernel), [*v.shape[:-1], units]), which is how
+    TensorFlow writes a Dense on a rank > 2 input (Tensordot), -> one dense on v (nn.Linear)."""
+    dense = y.producer
+    if dense is None or dense.op != "dense" or dense.inputs[0].producer is None:
+        return None
+    flat = dense.inputs[0]
+    merge = flat.producer
+    if merge.op != "tf_reshape" or not merge.attrs.get("merges_leading"):
+        return None
+    v = merge.inputs[0]
+    lead = dims_of(ctx, v)[:-1]
+    if len(items) != len(lead) + 1 or not all(sym_equal(a, b) for a, b in zip(items, lead)):
+        return None
+    if items[-1] not in (-1, dense.attrs["units"]):
+        return None
+    graph, uses = ctx.importer.graph, ctx.importer.tf_uses
+    if graph.consumers(flat) != [dense] or graph.consumers(y) or uses.get(id(flat)) != 1 or uses.get(id(y)) != 1:
+        return None
+    graph.nodes.remove(merge)
+    dense.inputs = [v]
+    y.spec = TensorSpec(tuple(v.spec.shape[:-1]) + (dense.attrs["units"],), y.spec.dtype)
+    return y
+
+
+def _is_batch(item: Sym, x: Value) -> bool:
     if isinstance(item, Dim):
         return item.value is x and item.axis == 0
     return item == -1 or (x.spec.shape[0] is not None and item == x.spec.shape[0])
@@ -132,7 +137,7 @@ def import_expand_dims(ctx: OpContext) -> list[TFVal]:
     if isinstance(x, VarRef):
         return [VarRef(x.name, np.expand_dims(x.array, axis), x.trainable)]
     if isinstance(x, ShapeVec) and x.scalar:
-        return [ShapeVec(x.items)]
+        return [ShapeVec(x.items, dtype=x.dtype)]
     x = ctx.value(0)
     return [ctx.add("tf_unsqueeze", [x], attrs={"axis": axis % (x.rank + 1)}).outputs[0]]
 
@@ -141,6 +146,8 @@ def import_expand_dims(ctx: OpContext) -> list[TFVal]:
 def import_squeeze(ctx: OpContext) -> list[TFVal]:
     x = ctx.inputs[0]
     dims = list(ctx.attr("squeeze_dims") or [])
+    if isinstance(x, ShapeVec) and len(x.items) == 1:
+        return [ShapeVec(x.items, scalar=True, dtype=x.dtype)]
     if isinstance(x, VarRef):
         return [VarRef(x.name, np.squeeze(x.array, tuple(dims) or None), x.trainable)]
     x = ctx.value(0)
@@ -153,26 +160,35 @@ def import_squeeze(ctx: OpContext) -> list[TFVal]:
 def import_concat(ctx: OpContext) -> list[TFVal]:
     parts = ctx.inputs[:-1]
     axis = int(ctx.const(len(ctx.inputs) - 1))
-    shapes = [_as_shape_item(ctx, p) for p in parts]
-    if any(isinstance(p, ShapeVec) for p in parts) and all(s is not None for s in shapes):
-        return [ShapeVec([i for s in shapes for i in s])]
+    if any(isinstance(p, ShapeVec) for p in parts) and all(_is_shape_like(p) for p in parts):
+        return [ShapeVec([i for p in parts for i in _shape_like_items(p)], dtype=_shape_dtype(parts))]
     values = [ctx.value(i) for i in range(len(parts))]
     return [ctx.add("concat", values, attrs={"axis": axis % values[0].rank}).outputs[0]]
+
+
+def _is_shape_like(value: TFVal) -> bool:
+    """A shape value, or a constant that can take part in shape arithmetic."""
+    return isinstance(value, ShapeVec) or (isinstance(value, np.ndarray) and value.dtype.kind in "iuf" and value.ndim <= 1)
+
+
+def _shape_like_items(value: TFVal) -> list[Sym]:
+    if isinstance(value, ShapeVec):
+        return list(value.items)
+    return [v.item() for v in np.asarray(value).reshape(-1)]
+
+
+def _shape_dtype(parts: list[TFVal]) -> str:
+    return next(p.dtype for p in parts if isinstance(p, ShapeVec))
 
 
 @register_tf_op("Pack")
 def import_pack(ctx: OpContext) -> list[TFVal]:
     parts = ctx.inputs
-    if any(isinstance(p, ShapeVec) for p in parts):
-        items: list[int | Dim] = []
-        for p in parts:
-            if isinstance(p, ShapeVec) and p.scalar:
-                items.extend(p.items)
-            elif isinstance(p, np.ndarray) and p.ndim == 0:
-                items.append(int(p))
-            else:
-                raise ctx.unsupported("packing a shape vector with tensors")
-        return [ShapeVec(items)]
+    if any(isinstance(p, ShapeVec) for p in parts) and all(
+            _is_shape_like(p) and (not isinstance(p, ShapeVec) or p.scalar) for p in parts):
+        items = [i for p in parts for i in _shape_like_items(p)]
+        if len(items) == len(parts):  # scalars packed into a shape vector
+            return [ShapeVec(items, dtype=_shape_dtype(parts))]
     values = [ctx.value(i) for i in range(len(parts))]
     axis = int(ctx.attr("axis")) % (values[0].rank + 1)
     return [ctx.add("tf_stack", values, attrs={"axis": axis}).outputs[0]]
@@ -182,7 +198,7 @@ def import_pack(ctx: OpContext) -> list[TFVal]:
 def import_unpack(ctx: OpContext) -> list[TFVal]:
     x = ctx.inputs[0]
     if isinstance(x, ShapeVec):
-        return [ShapeVec([i], scalar=True) for i in x.items]
+        return [ShapeVec([i], scalar=True, dtype=x.dtype) for i in x.items]
     x = ctx.value(0)
     axis = int(ctx.attr("axis")) % x.rank
     return list(ctx.add("tf_unstack", [x], attrs={"axis": axis}).outputs)
@@ -208,44 +224,64 @@ def import_split(ctx: OpContext) -> list[TFVal]:
     return list(ctx.add("tf_split", [x], attrs={"sizes": tuple(sizes), "axis": axis % x.rank}).outputs)
 
 
-def _slice_text(begin: int | None, end: int | None, stride: int = 1) -> str:
-    text = f"{'' if not begin else begin}:{'' if end is None else end}"
-    return text + (f":{stride}" if stride != 1 else "")
+def _slice_entry(ops: OperandBuilder, begin: Sym | None, end: Sym | None, stride: int = 1) -> str | tuple:
+    """`b:e:s` as text when static, else ("slice", b, e, s) with encoded run-time bounds."""
+    if all(v is None or is_number(v) for v in (begin, end)):
+        text = f"{'' if not begin else begin}:{'' if end is None else end}"
+        return text + (f":{stride}" if stride != 1 else "")
+    return ("slice", None if begin is None else ops.sym(begin), None if end is None else ops.sym(end), stride)
 
 
-@register_tf_op("Slice")
-def import_slice(ctx: OpContext) -> list[TFVal]:
-    begin = [int(b) for b in ctx.const(1)]
-    size = [int(s) for s in ctx.const(2)]
-    x = ctx.inputs[0]
-    if isinstance(x, ShapeVec):
-        return [ShapeVec(x.items[begin[0]:None if size[0] == -1 else begin[0] + size[0]])]
-    x = ctx.value(0)
-    index = [_slice_text(b, None if s == -1 else b + s) for b, s in zip(begin, size)]
-    return [ctx.add("tf_slice", [x], attrs={"index": _trim(index)}).outputs[0]]
-
-
-def _trim(index: list[str]) -> tuple[str, ...]:
+def _trim(index: list) -> tuple:
     while index and index[-1] == ":":
         index = index[:-1]
     return tuple(index) or (":",)
 
 
+def _slice_node(ctx: OpContext, ops: OperandBuilder, source: tuple, index: list) -> list[TFVal]:
+    return [ops.add("tf_slice", {"source": source, "index": _trim(index)}).outputs[0]]
+
+
+@register_tf_op("Slice")
+def import_slice(ctx: OpContext) -> list[TFVal]:
+    begin = shape_items(ctx, 1)
+    size = shape_items(ctx, 2)
+    x = ctx.inputs[0]
+    if isinstance(x, ShapeVec):
+        if not (is_number(begin[0]) and is_number(size[0])):
+            raise ctx.unsupported("a run-time slice of a shape value")
+        b, n = int(begin[0]), int(size[0])
+        return [ShapeVec(x.items[b:None if n == -1 else b + n], dtype=x.dtype)]
+    ops = OperandBuilder(ctx)
+    source = ops.operand(x)
+    index = [_slice_entry(ops, b, None if n == -1 else sym_binary("add", b, n)) for b, n in zip(begin, size)]
+    return _slice_node(ctx, ops, source, index)
+
+
 @register_tf_op("StridedSlice")
 def import_strided_slice(ctx: OpContext) -> list[TFVal]:
-    begin, end, strides = (np.asarray(ctx.const(i)).reshape(-1) for i in (1, 2, 3))
+    begin, end = shape_items(ctx, 1), shape_items(ctx, 2)
+    strides = [int(v) for v in np.asarray(ctx.const(3)).reshape(-1)]
     masks = {k: int(ctx.attr(k, 0)) for k in ("begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask", "shrink_axis_mask")}
     x = ctx.inputs[0]
     if isinstance(x, ShapeVec):
-        if len(begin) != 1 or masks["ellipsis_mask"] or masks["new_axis_mask"]:
-            raise ctx.unsupported("this slice of a shape vector")
+        if len(begin) != 1 or masks["ellipsis_mask"] or masks["new_axis_mask"] or not all(map(is_number, begin + end)):
+            raise ctx.unsupported("this slice of a shape value")
         if masks["shrink_axis_mask"] & 1:
-            return [ShapeVec([x.items[int(begin[0])]], scalar=True)]
+            return [ShapeVec([x.items[int(begin[0])]], scalar=True, dtype=x.dtype)]
         b = None if masks["begin_mask"] & 1 else int(begin[0])
         e = None if masks["end_mask"] & 1 else int(end[0])
-        return [ShapeVec(x.items[b:e:int(strides[0])])]
-    x = ctx.value(0)
-    index: list[str] = []
+        return [ShapeVec(x.items[b:e:strides[0]], dtype=x.dtype)]
+    flips = [i for i, s in enumerate(strides) if s < 0]
+    if flips:  # x[:, ::-k] -> x.flip(1)[:, ::k]
+        full = all((masks["begin_mask"] >> i) & 1 and (masks["end_mask"] >> i) & 1 for i in flips)
+        if not full or masks["ellipsis_mask"] or masks["new_axis_mask"] or not isinstance(x, Value):
+            raise ctx.unsupported("a negative slice stride other than a full reversal (::-k)")
+        x = ctx.add("tf_flip", [x], [x.spec], attrs={"dims": tuple(flips)}).outputs[0]
+        strides = [abs(s) for s in strides]
+    ops = OperandBuilder(ctx)
+    source = ops.operand(x)
+    index: list = []
     for i in range(len(begin)):
         bit = 1 << i
         if masks["ellipsis_mask"] & bit:
@@ -253,28 +289,26 @@ def import_strided_slice(ctx: OpContext) -> list[TFVal]:
         elif masks["new_axis_mask"] & bit:
             index.append("None")
         elif masks["shrink_axis_mask"] & bit:
-            index.append(str(int(begin[i])))
+            index.append(str(int(begin[i])) if is_number(begin[i]) else ("at", ops.sym(begin[i])))
         else:
-            if int(strides[i]) < 0:
-                raise ctx.unsupported("a negative slice stride")
-            b = None if masks["begin_mask"] & bit else int(begin[i])
-            e = None if masks["end_mask"] & bit else int(end[i])
-            if e is not None and e >= 2**31 - 1:
+            b = None if masks["begin_mask"] & bit else begin[i]
+            e = None if masks["end_mask"] & bit else end[i]
+            if e is not None and is_number(e) and e >= 2**31 - 1:
                 e = None
-            index.append(_slice_text(b, e, int(strides[i])))
-    return [ctx.add("tf_slice", [x], attrs={"index": _trim(index)}).outputs[0]]
+            index.append(_slice_entry(ops, b, e, strides[i]))
+    return _slice_node(ctx, ops, source, index)
 
 
 @register_tf_op("GatherV2", "Gather", "ResourceGather")
 def import_gather(ctx: OpContext) -> list[TFVal]:
     params, indices = ctx.inputs[0], ctx.inputs[1]
     axis = int(ctx.const(2)) if ctx.type == "GatherV2" else 0
-    if int(ctx.attr("batch_dims", 0) or 0):
-        raise ctx.unsupported("gather with batch_dims")
+    batch_dims = int(ctx.attr("batch_dims", 0) or 0)
     if isinstance(params, ShapeVec) and isinstance(indices, np.ndarray):
         picked = [params.items[int(i)] for i in indices.reshape(-1)]
-        return [ShapeVec(picked, scalar=indices.ndim == 0)]
-    if isinstance(params, VarRef) and params.array.ndim == 2 and axis == 0 and isinstance(indices, Value):
+        return [ShapeVec(picked, scalar=indices.ndim == 0, dtype=params.dtype)]
+    if (isinstance(params, VarRef) and params.array.ndim == 2 and axis == 0 and isinstance(indices, Value)
+            and params.array.dtype.kind == "f"):
         name = ctx.layer_name(params)
         node = ctx.add("embedding", [indices], attrs={"num": int(params.array.shape[0]), "dim": int(params.array.shape[1])},
                        params={"embeddings": Param(np.asarray(params.array, np.float32), "VD", params.trainable)}, name=name)
@@ -282,11 +316,19 @@ def import_gather(ctx: OpContext) -> list[TFVal]:
     ops = OperandBuilder(ctx)
     operands = [ops.operand(params), ops.operand(indices)]
     rank = len(ctx.op.inputs[0].shape)
-    return [ops.add("tf_gather", {"operands": operands, "axis": axis % rank}).outputs[0]]
+    index_rank = len(ctx.op.inputs[1].shape)
+    if batch_dims:
+        batch_dims %= index_rank
+        if axis % rank != batch_dims:
+            raise ctx.unsupported("gather with batch_dims on an axis after the first non-batch one")
+    attrs = {"operands": operands, "axis": axis % rank, "batch_dims": batch_dims, "index_rank": index_rank}
+    return [ops.add("tf_gather", attrs).outputs[0]]
 
 
 @register_tf_op("GatherNd")
 def import_gather_nd(ctx: OpContext) -> list[TFVal]:
+    if int(ctx.attr("batch_dims", 0) or 0):
+        raise ctx.unsupported("GatherNd with batch_dims")
     ops = OperandBuilder(ctx)
     operands = [ops.operand(ctx.inputs[0]), ops.operand(ctx.inputs[1])]
     return [ops.add("tf_gather_nd", {"operands": operands}).outputs[0]]
@@ -294,8 +336,10 @@ def import_gather_nd(ctx: OpContext) -> list[TFVal]:
 
 @register_tf_op("Tile")
 def import_tile(ctx: OpContext) -> list[TFVal]:
-    multiples = tuple(int(m) for m in ctx.const(1))
-    return [ctx.add("tf_tile", [ctx.value(0)], attrs={"multiples": multiples}).outputs[0]]
+    multiples = shape_items(ctx, 1)
+    ops = OperandBuilder(ctx)
+    source = ops.operand(ctx.inputs[0])
+    return [ops.add("tf_tile", {"source": source, "multiples": ops.syms(multiples)}).outputs[0]]
 
 
 @register_tf_op("Pad", "PadV2", "MirrorPad")
@@ -306,28 +350,9 @@ def import_pad(ctx: OpContext) -> list[TFVal]:
     mode = "constant"
     if ctx.type == "MirrorPad":
         mode = {"REFLECT": "reflect", "SYMMETRIC": "symmetric"}[ctx.attr("mode")]
-        if mode == "symmetric":
-            raise ctx.unsupported("MirrorPad mode SYMMETRIC")
     if (mode == "constant" and value == 0.0 and x.rank in (4, 5) and pads[0] == (0, 0) and pads[-1] == (0, 0)):
         return [ctx.add("pad", [x], attrs={"pads": pads[1:-1]}).outputs[0]]
     return [ctx.add("tf_pad", [x], attrs={"pads": tuple(pads), "mode": mode, "value": value}).outputs[0]]
-
-
-@register_tf_op("Fill")
-def import_fill(ctx: OpContext) -> list[TFVal]:
-    items = _shape_items(ctx, 0)
-    value = ctx.const(1)
-    sources: list[Value] = []
-    shape: list = []
-    for item in items:
-        if isinstance(item, Dim):
-            if item.value not in sources:
-                sources.append(item.value)
-            shape.append(("dim", sources.index(item.value), item.axis))
-        else:
-            shape.append(int(item))
-    attrs = {"shape": shape, "value": value.item(), "dtype": value.dtype.name}
-    return [ctx.add("tf_fill", sources, attrs=attrs).outputs[0]]
 
 
 @register_tf_op("ZerosLike", "OnesLike")
@@ -352,6 +377,31 @@ def import_where(ctx: OpContext) -> list[TFVal]:
     return [ctx.add("tf_nonzero", [ctx.value(0)]).outputs[0]]
 
 
-@register_tf_op("Range")
-def import_range(ctx: OpContext) -> list[TFVal]:
-    raise ctx.unsupported("Range with run-time bounds")
+@register_tf_op("ReverseV2")
+def import_reverse(ctx: OpContext) -> list[TFVal]:
+    x = ctx.value(0)
+    dims = tuple(sorted({int(a) % x.rank for a in np.asarray(ctx.const(1)).reshape(-1)}))
+    return [ctx.add("tf_flip", [x], attrs={"dims": dims}).outputs[0]]
+
+
+@register_tf_op("Roll")
+def import_roll(ctx: OpContext) -> list[TFVal]:
+    x = ctx.value(0)
+    shifts = [int(s) for s in np.asarray(ctx.const(1)).reshape(-1)]
+    axes = [int(a) % x.rank for a in np.asarray(ctx.const(2)).reshape(-1)]
+    return [ctx.add("tf_roll", [x], attrs={"shifts": tuple(shifts), "dims": tuple(axes)}).outputs[0]]
+
+
+@register_tf_op("MatrixBandPart")
+def import_band_part(ctx: OpContext) -> list[TFVal]:
+    """Keep the band lower <= j - i <= upper (a negative bound keeps that whole triangle)."""
+    lower, upper = int(ctx.const(1)), int(ctx.const(2))
+    return [ctx.add("tf_band_part", [ctx.value(0)], attrs={"lower": lower, "upper": upper}).outputs[0]]
+
+
+@register_tf_op("MatrixDiagPartV3")
+def import_diag_part(ctx: OpContext) -> list[TFVal]:
+    k = np.asarray(ctx.const(1)).reshape(-1)
+    if k.size != 1:
+        raise ctx.unsupported("several diagonals at once")
+    return [ctx.add("tf_diagonal", [ctx.value(0)], attrs={"offset": int(k[0])}).outputs[0]]

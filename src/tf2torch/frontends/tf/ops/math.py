@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
+from tf2torch.frontends.tf.attention import fold_attention
 from tf2torch.frontends.tf.context import OpContext
+from tf2torch.frontends.tf.operands import OperandBuilder
 from tf2torch.frontends.tf.registry import register_tf_op
-from tf2torch.frontends.tf.values import ParamExpr, ShapeVec, TFVal, VarRef, is_param
-from tf2torch.ir import Node, Param, TensorSpec, Value
+from tf2torch.frontends.tf.symbolic import sym_binary, sym_int
+from tf2torch.frontends.tf.values import Dim, DimExpr, ParamExpr, ShapeVec, Sym, TFVal, VarRef, is_param
+from tf2torch.ir import Node, Param, Value
 
 UNARY = {
     "Sin": "sin", "Cos": "cos", "Tan": "tan", "Asin": "asin", "Acos": "acos", "Atan": "atan",
     "Sinh": "sinh", "Cosh": "cosh", "Asinh": "asinh", "Acosh": "acosh", "Atanh": "atanh",
     "Exp": "exp", "Expm1": "expm1", "Log": "log", "Log1p": "log1p", "Sqrt": "sqrt", "Rsqrt": "rsqrt",
     "Square": "square", "Abs": "abs", "Neg": "neg", "Sign": "sign", "Floor": "floor", "Ceil": "ceil",
-    "Round": "round", "Reciprocal": "reciprocal", "Inv": "reciprocal", "Erf": "erf", "Erfc": "erfc",
+    "Round": "round", "Reciprocal": "reciprocal", "Inv": "reciprocal", "Erf": "erf", "Erfc": "erfc", "Erfinv": "erfinv",
     "LogicalNot": "logical_not", "IsNan": "isnan", "IsInf": "isinf", "IsFinite": "isfinite",
 }
 BINARY = {
@@ -24,7 +25,7 @@ BINARY = {
     "FloorDiv": "floordiv", "FloorMod": "mod", "Pow": "pow", "Maximum": "maximum", "Minimum": "minimum",
     "SquaredDifference": "squared_difference", "Less": "lt", "LessEqual": "le", "Greater": "gt",
     "GreaterEqual": "ge", "Equal": "eq", "NotEqual": "ne", "LogicalAnd": "logical_and", "LogicalOr": "logical_or",
-    "DivNoNan": "div_no_nan", "MulNoNan": "mul",
+    "DivNoNan": "div_no_nan", "MulNoNan": "mul", "Atan2": "atan2",
 }
 NUMPY = {
     "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide, "pow": np.power,
@@ -36,61 +37,6 @@ NUMPY = {
 
 def numpy_apply(fn: str, arrays: list[np.ndarray]) -> np.ndarray:
     return np.asarray(NUMPY[fn](*arrays), dtype=np.result_type(*arrays))
-
-
-# -- operands: run-time values, scalars, and parameter / constant expressions ------------
-
-
-class OperandBuilder:
-    """Turns TFVals into operand descriptions (attrs) and params for tf_binary-like nodes."""
-
-    def __init__(self, ctx: OpContext) -> None:
-        self.ctx = ctx
-        self.values: list[Value] = []
-        self.params: dict[str, Param] = {}
-        self.var_names: dict[str, str] = {}
-        self._seen: dict[int, str] = {}
-
-    def operand(self, x: TFVal) -> tuple:
-        if isinstance(x, Value):
-            if x not in self.values:
-                self.values.append(x)
-            return ("value", self.values.index(x))
-        if isinstance(x, ShapeVec):
-            x = self.ctx.const_or_fail(x)
-        if isinstance(x, np.ndarray) and x.size == 1 and x.ndim == 0:
-            return ("scalar", _scalar(x))
-        return ("tensor", self._tree(x))
-
-    def _tree(self, x: Any) -> tuple:
-        if isinstance(x, ParamExpr):
-            return ("fn", x.fn, [self._tree(a) for a in x.args])
-        if isinstance(x, np.ndarray) and x.ndim == 0:
-            return ("scalar", _scalar(x))
-        key = self._seen.get(id(x))
-        if key is None:
-            key = f"p{len(self.params)}"
-            self._seen[id(x)] = key
-            if isinstance(x, VarRef):
-                self.params[key] = Param(np.asarray(x.array), "tf", x.trainable)
-                self.var_names[key] = x.name
-            else:
-                arr = np.asarray(x)
-                self.params[key] = Param(arr, "tf", False)
-                self.var_names[key] = f"{self.ctx.name}/const{len(self.params) - 1}"
-        return ("param", key)
-
-    def add(self, op: str, attrs: dict, spec: TensorSpec | None = None) -> Node:
-        attrs = dict(attrs, var_names=self.var_names)
-        specs = [spec] if spec is not None else None
-        return self.ctx.add(op, self.values, specs, attrs, self.params)
-
-
-def _scalar(x: np.ndarray) -> float | int | bool:
-    """A Python scalar; float32 constants as their shortest float32 text (1e-3, not 0.0010000000474974513)."""
-    if x.dtype == np.float32:
-        return float(str(np.float32(x)))
-    return x.item()
 
 
 def _scalar_op(value: Value, fn: str) -> tuple[Value, float] | None:
@@ -149,6 +95,8 @@ def _param_expr(fn: str, args: list[TFVal]) -> ParamExpr:
 def import_unary(ctx: OpContext) -> list[TFVal]:
     fn = UNARY[ctx.type]
     x = ctx.inputs[0]
+    if isinstance(x, ShapeVec) and fn == "neg":
+        return [ShapeVec([sym_binary("sub", 0, i) for i in x.items], x.scalar, x.dtype)]
     if is_param(x):
         return [_param_expr(fn, [x])]
     return [ctx.add("tf_unary", [ctx.value(0)], attrs={"fn": fn}).outputs[0]]
@@ -191,8 +139,16 @@ def import_binary(ctx: OpContext) -> list[TFVal]:
                 folded = _fold_layer_norm(ctx, x, y)
                 if folded is not None:
                     return [folded]
-    if not isinstance(a, Value) and not isinstance(b, Value):
+    shape = _shape_arithmetic(fn, a, b)
+    if shape is not None:
+        return [shape]
+    identity = _identity_operand(ctx, fn, a, b)
+    if identity is not None:
+        return [identity]
+    if not isinstance(a, (Value, ShapeVec)) and not isinstance(b, (Value, ShapeVec)):
         return [_param_expr(fn, [a, b])]
+    if not isinstance(a, Value) and not isinstance(b, Value):  # e.g. a size ** 0.5: a tensor from here on
+        a, b = (ctx.value(i) if isinstance(x, ShapeVec) else x for i, x in enumerate((a, b)))
     if fn == "mul" and isinstance(a, Value) and isinstance(b, Value):
         for first, second in ((a, b), (b, a)):
             gelu = _match_gelu(first, second)
@@ -203,6 +159,44 @@ def import_binary(ctx: OpContext) -> list[TFVal]:
     operands = [ops.operand(a), ops.operand(b)]
     node = ops.add("tf_binary", {"fn": fn, "operands": operands, "exprs": [a, b]})
     return [node.outputs[0]]
+
+
+def _shape_arithmetic(fn: str, a: TFVal, b: TFVal) -> ShapeVec | None:
+    """Arithmetic between shape values and integer / float constants stays symbolic."""
+    if not (isinstance(a, ShapeVec) or isinstance(b, ShapeVec)):
+        return None
+    parts = []
+    for x in (a, b):
+        if isinstance(x, ShapeVec):
+            parts.append((x.items, x.scalar))
+        elif isinstance(x, np.ndarray) and x.ndim <= 1 and x.dtype.kind in "iuf":
+            parts.append(([v.item() for v in x.reshape(-1)], x.ndim == 0))
+        else:
+            return None
+    (xs, x_scalar), (ys, y_scalar) = parts
+    if len(xs) != len(ys) and 1 not in (len(xs), len(ys)):
+        return None
+    n = max(len(xs), len(ys))
+    items = [sym_binary(fn, xs[i % len(xs)], ys[i % len(ys)]) for i in range(n)]
+    if any(i is None for i in items):
+        return None
+    dtype = a.dtype if isinstance(a, ShapeVec) else b.dtype
+    return ShapeVec(items, scalar=x_scalar and y_scalar, dtype=dtype)
+
+
+IDENTITY_OPERANDS = {"add": (0.0, True), "sub": (0.0, False), "mul": (1.0, True), "div": (1.0, False)}
+
+
+def _identity_operand(ctx: OpContext, fn: str, a: TFVal, b: TFVal) -> Value | None:
+    """x + 0, x - 0, x * 1, x / 1 (Keras' ops write some) -> x, when the result has x's shape and dtype."""
+    if fn not in IDENTITY_OPERANDS:
+        return None
+    neutral, commutes = IDENTITY_OPERANDS[fn]
+    for x, c in ((a, b), (b, a)) if commutes else ((a, b),):
+        if (isinstance(x, Value) and isinstance(c, np.ndarray) and c.size == 1 and c.ndim <= x.rank
+                and float(c.reshape(-1)[0]) == neutral and ctx.out_spec(0) == x.spec):
+            return x
+    return None
 
 
 def _flat(var: VarRef) -> VarRef:
@@ -340,6 +334,10 @@ def import_clip(ctx: OpContext) -> list[TFVal]:
 def import_cast(ctx: OpContext) -> list[TFVal]:
     x = ctx.inputs[0]
     dtype = ctx.attr("DstT").name
+    if isinstance(x, ShapeVec) and (dtype.startswith("float") or all(_whole(i) for i in x.items)):
+        return [ShapeVec(list(x.items), x.scalar, dtype)]  # a cast does not change a size's value
+    if isinstance(x, ShapeVec) and dtype.startswith(("int", "uint")):
+        return [ShapeVec([i if _whole(i) else sym_int(i) for i in x.items], x.scalar, dtype)]
     if isinstance(x, VarRef) and dtype == x.array.dtype.name:
         return [x]
     value = ctx.value(0)
@@ -348,11 +346,27 @@ def import_cast(ctx: OpContext) -> list[TFVal]:
     return [ctx.add("tf_cast", [value], attrs={"dtype": dtype}).outputs[0]]
 
 
+def _whole(s: Sym) -> bool:
+    """True if a size is an integer whatever the inputs (no true division, no float constant)."""
+    if isinstance(s, DimExpr):
+        return s.fn == "int" or s.fn != "div" and all(_whole(a) for a in s.args)
+    return isinstance(s, (int, Dim))
+
+
 REDUCTIONS = {"Sum": "sum", "Mean": "mean", "Max": "amax", "Min": "amin", "Prod": "prod", "All": "all", "Any": "any"}
+
+
+SHAPE_REDUCTIONS = {"Prod": "mul", "Sum": "add", "Max": "maximum", "Min": "minimum"}
 
 
 @register_tf_op(*REDUCTIONS)
 def import_reduction(ctx: OpContext) -> list[TFVal]:
+    vec = ctx.inputs[0]
+    if isinstance(vec, ShapeVec) and ctx.type in SHAPE_REDUCTIONS and not vec.scalar:
+        out = vec.items[0] if vec.items else (1 if ctx.type == "Prod" else 0)
+        for item in vec.items[1:]:
+            out = sym_binary(SHAPE_REDUCTIONS[ctx.type], out, item)
+        return [ShapeVec([out], scalar=not ctx.attr("keep_dims", False), dtype=vec.dtype)]
     x = ctx.value(0)
     axes = tuple(sorted({int(a) % x.rank for a in np.asarray(ctx.const(1)).reshape(-1)}))
     keep = bool(ctx.attr("keep_dims", False))
@@ -382,14 +396,16 @@ def import_matmul(ctx: OpContext) -> list[TFVal]:
         return [ctx.add("dense", [a], attrs=attrs, params={"kernel": param}, name=name).outputs[0]]
     ops = OperandBuilder(ctx)
     operands = [ops.operand(a), ops.operand(b)]
-    return [ops.add("tf_matmul", {"operands": operands, "transpose_a": ta, "transpose_b": tb}).outputs[0]]
+    node = ops.add("tf_matmul", {"operands": operands, "transpose_a": ta, "transpose_b": tb})
+    return [fold_attention(ctx, node) or node.outputs[0]]
 
 
 @register_tf_op("Einsum")
 def import_einsum(ctx: OpContext) -> list[TFVal]:
     ops = OperandBuilder(ctx)
     operands = [ops.operand(v) for v in ctx.inputs]
-    return [ops.add("tf_einsum", {"operands": operands, "equation": ctx.attr("equation")}).outputs[0]]
+    node = ops.add("tf_einsum", {"operands": operands, "equation": ctx.attr("equation")})
+    return [fold_attention(ctx, node) or node.outputs[0]]
 
 
 @register_tf_op("ArgMax", "ArgMin")
@@ -402,7 +418,12 @@ def import_argmax(ctx: OpContext) -> list[TFVal]:
 
 @register_tf_op("TopKV2")
 def import_topk(ctx: OpContext) -> list[TFVal]:
-    node = ctx.add("tf_topk", [ctx.value(0)], attrs={"k": int(ctx.const(1)), "sorted": bool(ctx.attr("sorted", True))})
+    ops = OperandBuilder(ctx)
+    ops.value(ctx.value(0))
+    k = ctx.inputs[1]
+    k = k.items[0] if isinstance(k, ShapeVec) else int(ctx.const(1))  # tf.argsort: k is the axis' run-time size
+    node = ops.add("tf_topk", {"k": ops.sym(k), "sorted": bool(ctx.attr("sorted", True))},
+                   [ctx.out_spec(0), ctx.out_spec(1)])
     return list(node.outputs)
 
 
@@ -412,3 +433,33 @@ def import_cumsum(ctx: OpContext) -> list[TFVal]:
     attrs = {"fn": ctx.type.lower(), "axis": int(ctx.const(1)) % x.rank,
              "exclusive": bool(ctx.attr("exclusive")), "reverse": bool(ctx.attr("reverse"))}
     return [ctx.add("tf_cumsum", [x], attrs=attrs).outputs[0]]
+
+
+@register_tf_op("Cross")
+def import_cross(ctx: OpContext) -> list[TFVal]:
+    ops = OperandBuilder(ctx)
+    operands = [ops.operand(v) for v in ctx.inputs]
+    return [ops.add("tf_cross", {"operands": operands}).outputs[0]]
+
+
+@register_tf_op("MatrixDeterminant")
+def import_determinant(ctx: OpContext) -> list[TFVal]:
+    return [ctx.add("tf_unary", [ctx.value(0)], attrs={"fn": "det"}).outputs[0]]
+
+
+@register_tf_op("Bucketize")
+def import_bucketize(ctx: OpContext) -> list[TFVal]:
+    """The index i with boundaries[i - 1] <= x < boundaries[i]."""
+    boundaries = np.asarray(ctx.attr("boundaries"), np.float32)
+    ops = OperandBuilder(ctx)
+    operands = [ops.operand(ctx.inputs[0]), ops.operand(boundaries)]
+    return [ops.add("tf_search", {"operands": operands, "right": True, "values_first": True}).outputs[0]]
+
+
+@register_tf_op("LowerBound", "UpperBound")
+def import_search_sorted(ctx: OpContext) -> list[TFVal]:
+    ops = OperandBuilder(ctx)
+    operands = [ops.operand(ctx.inputs[1]), ops.operand(ctx.inputs[0])]
+    attrs = {"operands": operands, "right": ctx.type == "UpperBound", "values_first": False,
+             "int32": ctx.attr("out_type").name == "int32"}
+    return [ops.add("tf_search", attrs).outputs[0]]

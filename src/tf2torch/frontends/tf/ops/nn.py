@@ -188,20 +188,49 @@ def import_softmax(ctx: OpContext) -> list[TFVal]:
     return [ctx.add("softmax", [x], attrs=attrs).outputs[0]]
 
 
-@register_tf_op("ResizeBilinear", "ResizeNearestNeighbor")
+@register_tf_op("ResizeBilinear", "ResizeNearestNeighbor", "ResizeBicubic", "ResizeArea", "ScaleAndTranslate")
 def import_resize(ctx: OpContext) -> list[TFVal]:
     x = ctx.value(0)
     size = tuple(int(s) for s in ctx.const(1))
     align, half = bool(ctx.attr("align_corners")), bool(ctx.attr("half_pixel_centers"))
-    if ctx.type == "ResizeBilinear":
-        if not (align or half):
-            raise ctx.unsupported("ResizeBilinear with half_pixel_centers=False and align_corners=False (TF1 legacy)")
+    mode = None
+    if ctx.type == "ResizeBilinear" and (align or half):
         mode = "bilinear_align" if align else "bilinear"
-    else:
-        if align:
-            raise ctx.unsupported("ResizeNearestNeighbor with align_corners=True")
+    elif ctx.type == "ResizeNearestNeighbor" and not align:
         mode = "nearest_half" if half else "nearest"
-    return [ctx.add("tf_resize", [x], attrs={"size": size, "mode": mode}).outputs[0]]
+    if mode is not None:
+        return [ctx.add("tf_resize", [x], attrs={"size": size, "mode": mode}).outputs[0]]
+    return [_resize_by_weights(ctx, x, size)]
+
+
+def _resize_by_weights(ctx: OpContext, x: Value, size: tuple[int, ...]) -> Value:
+    """A resize F.interpolate does not compute as TensorFlow does (bicubic: another cubic
+    kernel; antialiased / Lanczos ScaleAndTranslate; area; corner-aligned nearest; legacy
+    bilinear) as `rows @ x @ cols`: every one is separable and linear, so TensorFlow's own op,
+    run once on identity images per axis, gives the exact interpolation weights."""
+    from tf2torch.frontends.tf.importer import _fold
+
+    in_h, in_w = x.spec.shape[1:3]
+    if in_h is None or in_w is None:
+        raise ctx.unsupported(f"{ctx.type} of an image of run-time size")
+    scale = np.asarray(ctx.const(2), np.float32) if ctx.type == "ScaleAndTranslate" else None
+    shift = np.asarray(ctx.const(3), np.float32) if ctx.type == "ScaleAndTranslate" else None
+
+    def weights(axis: int, n_in: int, n_out: int) -> np.ndarray:
+        probe = np.eye(n_in, dtype=np.float32).reshape((1, n_in, 1, n_in) if axis == 0 else (1, 1, n_in, n_in))
+        args = [probe, np.asarray([n_out, 1] if axis == 0 else [1, n_out], np.int32)]
+        if scale is not None:
+            args += [np.asarray([scale[0], 1.0] if axis == 0 else [1.0, scale[1]], np.float32),
+                     np.asarray([shift[0], 0.0] if axis == 0 else [0.0, shift[1]], np.float32)]
+        out = _fold(ctx.op, args)
+        if out is None:
+            raise ctx.unsupported(f"{ctx.type} with these arguments")
+        return out[0][0, :, 0, :] if axis == 0 else out[0][0, 0, :, :]
+
+    rows, cols = weights(0, in_h, size[0]), weights(1, in_w, size[1]).T
+    params = {"rows": Param(np.ascontiguousarray(rows), "tf", False), "cols": Param(np.ascontiguousarray(cols), "tf", False)}
+    attrs = {"kind": ctx.type, "var_names": {"rows": f"{ctx.name}/rows", "cols": f"{ctx.name}/cols"}}
+    return ctx.add("tf_resize_weights", [x], attrs=attrs, params=params).outputs[0]
 
 
 def channels_of(value: Value) -> int | None:
