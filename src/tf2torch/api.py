@@ -17,6 +17,7 @@ from tf2torch.errors import BadModelFile, VerificationUnavailable
 from tf2torch.frontends.keras.archive import KerasSource, load_keras_file
 from tf2torch.frontends.keras.importer import import_keras_model
 from tf2torch.frontends.keras.live import save_live_model
+from tf2torch.frontends.keras.user_code import user_code_session
 from tf2torch.ir import Graph
 from tf2torch.passes.pipeline import run_passes
 from tf2torch.verify.compare import DEFAULT_TOLERANCE, VerificationReport, compare_output
@@ -194,11 +195,6 @@ def convert(
         return result
     if frontend == "tf" or (frontend == "auto" and is_tf_source(source)):
         return convert_tf(source, model_name=model_name, signature=signature, inputs=inputs, outputs=outputs)
-    if custom_objects or trace_custom_layers:
-        from tf2torch.frontends.tf.keras_layers import tracing_custom_layers
-
-        with tracing_custom_layers(custom_objects):
-            return convert(source, model_name=model_name, frontend="keras")
     keras_model = None
     temp_dir = None
     if isinstance(source, (str, os.PathLike)):
@@ -206,17 +202,35 @@ def convert(
     else:
         temp_dir, path = save_live_model(source)
         keras_model = source
-    keras_source = load_keras_file(path)
-    try:
-        result = _convert_source(keras_source, model_name)
-    finally:
-        keras_source.close()
-    result._keras_model = keras_model
-    result._temp_dir = temp_dir
-    result._file_path = path
-    if keras_model is not None:
-        result.source_path = getattr(keras_model, "name", "model")
+    opted_in = bool(custom_objects) or trace_custom_layers
+    with user_code_session(custom_objects, opted_in, keras_model) as session:
+        keras_source = load_keras_file(path)
+        try:
+            result = _convert_source(keras_source, model_name)
+        finally:
+            keras_source.close()
+        result._keras_model = keras_model
+        result._temp_dir = temp_dir
+        result._file_path = path
+        if keras_model is not None:
+            result.source_path = getattr(keras_model, "name", "model")
+        if session.traced_layers or (opted_in and any(n.op == "custom" for n in result.graph.nodes)):
+            _check_against_keras(result, session.reference_model(path, result.keras_major), session.traced_layers)
     return result
+
+
+def _check_against_keras(result: ConversionResult, keras_model: Any, traced: list[str]) -> None:
+    """A conversion that ran user code (traced layers, user converters) is checked against
+    Keras on random inputs before it is returned: a wrong result is refused, never written."""
+    from tf2torch.errors import SelfCheckFailed
+
+    report = result.verify(keras_model=keras_model, batch_size=2, seed=12345)
+    if not report.ok:
+        layers = f" (traced layers: {', '.join(traced)})" if traced else ""
+        raise SelfCheckFailed(
+            f"{result.source_path}: the converted model does not match Keras on random inputs{layers}; "
+            f"nothing was written.\n{report.table()}"
+        )
 
 
 def _convert_source(source: KerasSource, model_name: str | None) -> ConversionResult:

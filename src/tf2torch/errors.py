@@ -25,6 +25,10 @@ class VerificationUnavailable(ConversionError):
     """Verification needs Keras/TensorFlow (or the original model) and it is not available."""
 
 
+class SelfCheckFailed(ConversionError):
+    """A conversion that ran user code (a traced layer) does not match Keras: refused."""
+
+
 @dataclass(frozen=True)
 class UnsupportedLayer:
     name: str

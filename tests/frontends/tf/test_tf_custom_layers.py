@@ -9,6 +9,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import numpy as np
 import pytest
+import torch
 from tf_frontend_helpers import assert_matches, tf_trainable_count, trainable_count, training_step_changes
 
 tf = pytest.importorskip("tensorflow")
@@ -124,3 +125,90 @@ def test_registered_layer_traced_with_trace_custom_layers(tmp_path):
         assert report.ok, report.table()
     assert trainable_count(result.module) == tf_trainable_count(model.trainable_weights)
     training_step_changes(result)
+
+
+@keras.saving.register_keras_serializable(package="tf2torch_tf_tests")
+class GatedProjection(keras.layers.Layer):
+    """Own variable `scale` plus two Dense sub-layers (created proj, then gate: their
+    attribute names sort the other way, as Keras' .keras archive stores them)."""
+
+    def __init__(self, units=4, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.proj = keras.layers.Dense(units, name="inner")
+        self.gate = keras.layers.Dense(units, activation="sigmoid")
+
+    def build(self, shape):
+        self.scale = self.add_weight(shape=(self.units,), initializer="ones", name="scale")
+        self.proj.build(shape)
+        self.gate.build(shape)
+
+    def call(self, x):
+        return self.proj(x) * self.gate(x) * self.scale
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+def _gated_model():
+    from conftest import perturb_weights
+
+    model = _model(GatedProjection(units=6, name="gated_proj"))
+    layer = model.get_layer("gated_proj")
+    rng = np.random.default_rng(3)
+    layer.set_weights([rng.normal(0, 0.5, w.shape).astype(np.float32) for w in layer.get_weights()])
+    perturb_weights(model)
+    return model
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_sub_layer_weights_are_the_files_when_traced(tmp_path, suffix):
+    model = _gated_model()
+    path = str(tmp_path / f"model{suffix}")
+    model.save(path)
+    result = tf2torch.convert(path, custom_objects={"GatedProjection": GatedProjection})
+    report = result.verify(batch_size=3, keras_model=model)
+    assert report.ok, report.table()
+    assert trainable_count(result.module) == tf_trainable_count(model.trainable_weights)
+
+
+class GatedProjectionModule(torch.nn.Module):
+    def __init__(self, features: int, units: int) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(units))
+        self.proj = torch.nn.Linear(features, units)
+        self.gate = torch.nn.Linear(features, units)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x) * torch.sigmoid(self.gate(x)) * self.scale
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_registered_converter_receives_sub_layer_weights_in_keras_order(tmp_path, suffix):
+    model = _gated_model()
+    path = str(tmp_path / f"model{suffix}")
+    model.save(path)
+    received = []
+
+    @tf2torch.register_layer("GatedProjection")
+    def convert_gated(config, weights):
+        received.append(weights)
+        scale, proj_kernel, proj_bias, gate_kernel, gate_bias = weights
+        state = {"scale": scale, "proj.weight": proj_kernel.T, "proj.bias": proj_bias,
+                 "gate.weight": gate_kernel.T, "gate.bias": gate_bias}
+        return tf2torch.CustomLayer(GatedProjectionModule, {"features": 5, "units": config["units"]}, state)
+
+    try:
+        # Two sub-layers: the archive does not record their order; Keras (the class) tells it.
+        result = tf2torch.convert(path, custom_objects={"GatedProjection": GatedProjection})
+        if suffix == ".keras":
+            with pytest.raises(tf2torch.ConversionError, match="several sub-layers.*--custom-code"):
+                tf2torch.convert(path)
+    finally:
+        tf2torch.unregister_layer("GatedProjection")
+    expected = model.get_layer("gated_proj").get_weights()
+    assert [w.shape for w in received[0]] == [w.shape for w in expected]
+    for got, want in zip(received[0], expected):
+        np.testing.assert_array_equal(got, want)
+    report = result.verify(batch_size=3, keras_model=model)
+    assert report.ok, report.table()

@@ -1,49 +1,21 @@
 """Fallback for custom Keras layers without a converter: trace the layer's call() with
 tf.function and convert the graph through the TF frontend into a generated nn.Module class.
 
-This runs the layer's Python code, so it happens only when the user opts in, with
-`convert(..., custom_objects={...})` or `trace_custom_layers=True` (DESIGN principle 8).
+This runs the layer's Python code, so it happens only when the user opts in (see
+frontends/keras/user_code.py). The layer traced is the one Keras loads from the file (or the
+live model's): it holds the file's weights, those of its sub-layers included.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from tf2torch.errors import ConversionError
-
-_ACTIVE: list[dict] = []  # custom_objects of the conversions that opted in
-
-
-@contextmanager
-def tracing_custom_layers(custom_objects: dict | None) -> Iterator[None]:
-    _ACTIVE.append(dict(custom_objects or {}))
-    try:
-        yield
-    finally:
-        _ACTIVE.pop()
-
-
-def traceable_class(class_name: str) -> type | None:
-    """The importable class of a custom layer, if tracing is on and the class is known."""
-    if not _ACTIVE:
-        return None
-    objects = _ACTIVE[-1]
-    if class_name in objects:
-        return objects[class_name]
-    for module in ("keras", "tf_keras"):
-        try:
-            registry = __import__(module).saving.get_custom_objects()
-        except (ImportError, AttributeError):
-            continue
-        for key, cls in registry.items():
-            if key == class_name or key.endswith(">" + class_name):
-                return cls
-    return None
+from tf2torch.frontends.keras.layer_calls import TensorRef
+from tf2torch.frontends.keras.user_code import current_session
 
 
 @dataclass
@@ -67,24 +39,17 @@ def import_traced_layer(ctx: Any) -> list:
     from tf2torch.frontends.tf.loader import import_concrete_function
     from tf2torch.frontends.tf.subgraph import finish_subgraph
 
-    cls = traceable_class(ctx.class_name)
+    session = current_session()
+    cls = session.keras_class(ctx.class_name)
     if cls is None:
         raise ConversionError(f"{ctx.file}: the class of layer {ctx.name!r} ({ctx.class_name}) is not importable")
-    config = {k: v for k, v in ctx.config.items()}
-    layer = cls.from_config(config)
-    probes = [tf.zeros([1 if d is None else d for d in v.spec.shape], dtype=v.spec.dtype) for v in ctx.inputs]
-    layer(*probes)  # builds the layer's variables
-    weights = ctx.weights()
-    if weights:
-        layer.set_weights(weights)
-    specs = [tf.TensorSpec(v.spec.shape, v.spec.dtype) for v in ctx.inputs]
-    fn = tf.function(lambda *xs: layer(*xs)).get_concrete_function(*specs)
-    views = []
-    for w in layer.weights:
-        var = getattr(w, "value", w) if not isinstance(w, tf.Variable) else w
-        path = getattr(w, "path", None) or w.name
-        # named inside the generated class: `self.gate`, not `self.<layer>_gate`
-        views.append(_VariableView(path.split("/")[-1], var.handle, bool(w.trainable), var))
+    layer = session.live_layer(ctx.file, ctx.keras_major, ctx.name)
+    tensors = list(ctx.inputs) + [v for values in ctx.tensor_kwargs.values() for v in values]
+    specs = [tf.TensorSpec(v.spec.shape, v.spec.dtype) for v in tensors]
+    call = _layer_call(layer, ctx)
+    fn = tf.function(call).get_concrete_function(*specs)
+    session.traced_layers.append(ctx.name)
+    views = [_view(w, layer.name) for w in _variables(layer)]
     imported = import_concrete_function(fn, ctx.file, ctx.name, variables=views)
     graph = imported.graph
     names = ["inputs"] if len(graph.inputs) == 1 else [f"inputs_{i}" for i in range(len(graph.inputs))]
@@ -93,5 +58,59 @@ def import_traced_layer(ctx: Any) -> list:
         value.name = name
     finish_subgraph(graph)
     specs_out = [v.spec for v in graph.outputs]
-    node = ctx.add("tf_subgraph", ctx.inputs, specs_out, {"graph": graph, "class_name": cls.__name__})
+    node = ctx.add("tf_subgraph", tensors, specs_out, {"graph": graph, "class_name": cls.__name__})
     return node.outputs
+
+
+def _layer_call(layer: Any, ctx: Any) -> Any:
+    """`layer(...)` as the model calls it (a list, several tensors, tensor keyword arguments),
+    as a function of the flat tensors: the call's inputs, then its tensor keyword arguments."""
+    positional = ctx.call.args if ctx.call.args else ([ctx.call.inputs] if len(ctx.call.inputs) > 1 else ctx.call.inputs)
+    constants = {k: v for k, v in ctx.call.kwargs.items() if k not in ("training", "mask")}
+    kwarg_names = list(ctx.tensor_kwargs)
+    counts = [len(ctx.tensor_kwargs[k]) for k in kwarg_names]
+
+    def call(*flat: Any) -> Any:
+        it = iter(flat[: len(ctx.inputs)])
+        args = [_fill(a, it) for a in positional]
+        rest = iter(flat[len(ctx.inputs):])
+        kwargs = dict(constants)
+        for key, count in zip(kwarg_names, counts):
+            values = [next(rest) for _ in range(count)]
+            kwargs[key] = values[0] if count == 1 else values
+        return layer(*args, training=False, **kwargs)
+
+    return call
+
+
+def _fill(arg: Any, tensors: Any) -> Any:
+    """A call argument with its Keras tensors (TensorRefs, or Keras 3 `__keras_tensor__`
+    entries inside nested lists) replaced by the traced function's inputs, in order."""
+    if isinstance(arg, TensorRef) or (isinstance(arg, dict) and arg.get("class_name") == "__keras_tensor__"):
+        return next(tensors)
+    if isinstance(arg, (list, tuple)):
+        return type(arg)(_fill(a, tensors) for a in arg)
+    if isinstance(arg, dict):
+        return {k: _fill(v, tensors) for k, v in arg.items()}
+    return arg
+
+
+def _variables(layer: Any) -> list[Any]:
+    """The layer's weights, then its other state (random seeds) a traced call may capture."""
+    weights = list(layer.weights)
+    seen = {id(w) for w in weights}
+    return weights + [v for v in getattr(layer, "variables", []) if id(v) not in seen]
+
+
+def _view(variable: Any, layer_name: str) -> _VariableView:
+    import tensorflow as tf
+
+    var = variable if isinstance(variable, tf.Variable) else getattr(variable, "value", variable)
+    path = (getattr(variable, "path", None) or variable.name).removesuffix(":0")
+    # Named inside the generated class, relative to the layer: `self.gate`, `self.inner_kernel`.
+    parts = path.split("/")
+    if layer_name in parts[:-1]:
+        parts = parts[parts.index(layer_name) + 1:]
+    else:
+        parts = parts[-1:]
+    return _VariableView("_".join(parts), var.handle, bool(variable.trainable), var)

@@ -1,0 +1,105 @@
+"""The user's Keras code during one conversion: which custom classes may run, and the source
+model as Keras itself loads it.
+
+Running a custom layer's Python code (to trace it) needs an explicit opt-in: `convert(...,
+custom_objects=...)`, `trace_custom_layers=True` or the CLI's `--custom-code` (DESIGN
+principle 8). The layers are then taken from the model Keras loads from the file (or from the
+live model passed to `convert`), so they carry exactly the file's weights, those of their
+sub-layers included, and the same model is the reference the result is verified against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from tf2torch.errors import ConversionError
+
+
+@dataclass
+class UserCodeSession:
+    custom_objects: dict[str, Any]
+    opted_in: bool
+    keras_model: Any = None  # the live source model, or Keras' own load of the file
+    traced_layers: list[str] = field(default_factory=list)  # names of layers whose code ran
+
+    def keras_class(self, class_name: str) -> type | None:
+        """The importable class of a custom layer, if running user code is allowed."""
+        if not self.opted_in:
+            return None
+        return find_keras_class(class_name, self.custom_objects)
+
+    def reference_model(self, path: str, keras_major: int) -> Any:
+        """The source model loaded by Keras (user code runs: callers check the opt-in)."""
+        if self.keras_model is None:
+            from tf2torch.verify.runner import load_keras_model
+
+            try:
+                self.keras_model = load_keras_model(path, keras_major, self.custom_objects or None)
+            except ConversionError:
+                raise
+            except Exception as exc:  # Keras' own loading failed: the user's code or the file
+                raise ConversionError(
+                    f"{path}: Keras could not load the model with the given custom code "
+                    f"({type(exc).__name__}: {_first_line(exc)}). Pass the module defining every "
+                    "custom class with --custom-code (or custom_objects=...)."
+                ) from exc
+        return self.keras_model
+
+    def live_layer(self, path: str, keras_major: int, name: str) -> Any:
+        """The layer `name` ("outer/inner" inside nested models) of the reference model."""
+        obj = self.reference_model(path, keras_major)
+        for part in name.split("/"):
+            try:
+                obj = obj.get_layer(part)
+            except (ValueError, AttributeError) as exc:
+                raise ConversionError(f"{path}: the model Keras loads has no layer {name!r}") from exc
+        return obj
+
+
+_SESSIONS: list[UserCodeSession] = []
+
+
+@contextmanager
+def user_code_session(custom_objects: dict | None, opted_in: bool, keras_model: Any = None) -> Iterator[UserCodeSession]:
+    session = UserCodeSession(dict(custom_objects or {}), opted_in, keras_model)
+    _SESSIONS.append(session)
+    try:
+        yield session
+    finally:
+        _SESSIONS.remove(session)
+
+
+def current_session() -> UserCodeSession:
+    """The session of the running conversion (a no-opt-in one outside `convert`)."""
+    return _SESSIONS[-1] if _SESSIONS else UserCodeSession({}, False)
+
+
+def bare_class_name(class_name: str) -> str:
+    """'my_pkg>TransformerEncoder' (a registered name) -> 'TransformerEncoder'."""
+    return class_name.rsplit(">", 1)[-1]
+
+
+def find_keras_class(class_name: str, custom_objects: dict[str, Any]) -> type | None:
+    """A class from `custom_objects` or from Keras' registry of serializable classes."""
+    for key in (class_name, bare_class_name(class_name)):
+        if key in custom_objects:
+            return custom_objects[key]
+    for module in ("keras", "tf_keras"):
+        try:
+            registry = __import__(module).saving.get_custom_objects()
+        except (ImportError, AttributeError):
+            continue
+        if class_name in registry:
+            return registry[class_name]
+        for key, cls in registry.items():
+            if bare_class_name(key) == bare_class_name(class_name):
+                return cls
+    return None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
