@@ -216,6 +216,8 @@ def convert(
             result.source_path = getattr(keras_model, "name", "model")
         if session.traced_layers or (opted_in and any(n.op == "custom" for n in result.graph.nodes)):
             _check_against_keras(result, session.reference_model(path, result.keras_major), session.traced_layers)
+        if result._keras_model is None and session.keras_model is not None:
+            result._keras_model = session.keras_model  # loaded with the user's code: verify() reuses it
     return result
 
 

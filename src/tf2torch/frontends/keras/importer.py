@@ -56,11 +56,11 @@ def find_unsupported(model_config: dict) -> list[UnsupportedLayer]:
         if class_name in MODEL_CLASSES:
             found.extend(find_unsupported(raw))
         elif conversion_route(raw) is None:
-            found.append(UnsupportedLayer(layer_name_of(raw), class_name, _unsupported_reason(raw)))
+            found.append(UnsupportedLayer(layer_name_of(raw), class_name, unsupported_reason(raw)))
     return found
 
 
-def _unsupported_reason(raw: dict) -> str:
+def unsupported_reason(raw: dict) -> str:
     if is_user_class(raw) or entry_class_name(raw) not in LAYER_IMPORTERS:
         session = current_session()
         if session.opted_in:
@@ -248,7 +248,7 @@ class _ModelWalker:
         elif route == "native":
             outputs = LAYER_IMPORTERS[entry.class_name](ctx)
         else:
-            raise UnsupportedLayers(self.source.path, [UnsupportedLayer(name, entry.class_name, _unsupported_reason(entry.raw))])
+            raise UnsupportedLayers(self.source.path, [UnsupportedLayer(name, entry.class_name, unsupported_reason(entry.raw))])
         record_output_masks(ctx, outputs, self.masks)
         return outputs
 

@@ -36,16 +36,7 @@ class UserCodeSession:
         if self.keras_model is None:
             from tf2torch.verify.runner import load_keras_model
 
-            try:
-                self.keras_model = load_keras_model(path, keras_major, self.custom_objects or None)
-            except ConversionError:
-                raise
-            except Exception as exc:  # Keras' own loading failed: the user's code or the file
-                raise ConversionError(
-                    f"{path}: Keras could not load the model with the given custom code "
-                    f"({type(exc).__name__}: {_first_line(exc)}). Pass the module defining every "
-                    "custom class with --custom-code (or custom_objects=...)."
-                ) from exc
+            self.keras_model = load_keras_model(path, keras_major, self.custom_objects or None)
         return self.keras_model
 
     def live_layer(self, path: str, keras_major: int, name: str) -> Any:
@@ -98,8 +89,3 @@ def find_keras_class(class_name: str, custom_objects: dict[str, Any]) -> type | 
             if bare_class_name(key) == bare_class_name(class_name):
                 return cls
     return None
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else ""

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from tf2torch.errors import ConversionError
+from tf2torch.errors import ConversionError, UnsupportedFeature
 from tf2torch.frontends.keras.layer_calls import TensorRef
 from tf2torch.frontends.keras.user_code import current_session
 
@@ -47,7 +47,13 @@ def import_traced_layer(ctx: Any) -> list:
     tensors = list(ctx.inputs) + [v for values in ctx.tensor_kwargs.values() for v in values]
     specs = [tf.TensorSpec(v.spec.shape, v.spec.dtype) for v in tensors]
     call = _layer_call(layer, ctx)
-    fn = tf.function(call).get_concrete_function(*specs)
+    try:
+        fn = tf.function(call).get_concrete_function(*specs)
+    except Exception as exc:  # the user's call() failed under tf.function: say so, no traceback
+        raise UnsupportedFeature(
+            f"{ctx.file}: layer {ctx.name!r} ({ctx.class_name}): tracing its call() with TensorFlow failed: "
+            f"{type(exc).__name__}: {_first_line(exc)}"
+        ) from exc
     session.traced_layers.append(ctx.name)
     views = [_view(w, layer.name) for w in _variables(layer)]
     imported = import_concrete_function(fn, ctx.file, ctx.name, variables=views)
@@ -114,3 +120,8 @@ def _view(variable: Any, layer_name: str) -> _VariableView:
     else:
         parts = parts[-1:]
     return _VariableView("_".join(parts), var.handle, bool(variable.trainable), var)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
