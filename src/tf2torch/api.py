@@ -237,7 +237,8 @@ def _check_against_keras(result: ConversionResult, keras_model: Any, traced: lis
 
 def _convert_source(source: KerasSource, model_name: str | None) -> ConversionResult:
     graph = import_keras_model(source)
-    graph.output_names = [v.name for v in graph.outputs]
+    if not graph.named_outputs:
+        graph.output_names = [v.name for v in graph.outputs]
     graph = run_passes(graph)
     name = model_name or Path(source.path).stem
     generated = emit_module(graph, Path(source.path).name, name)

@@ -81,6 +81,10 @@ def import_keras_model(source: KerasSource) -> Graph:
     walker = _ModelWalker(graph, source)
     outputs = walker.import_model(cfg, source.weights, prefix="", bound_inputs=None)
     graph.outputs = outputs
+    output_spec = cfg.get("config", {}).get("output_layers")
+    if isinstance(output_spec, dict) and len(output_spec) == len(outputs):
+        graph.output_names = [str(k) for k in output_spec]  # Keras returns a dict with these keys
+        graph.named_outputs = True
     return graph
 
 
