@@ -77,6 +77,21 @@ def _inspect(path: str) -> list[LayerRow]:
         source.close()
 
 
+def failing_layers(source: KerasSource) -> list[tuple[str, str, str]]:
+    """(layer name, class, why) of every layer of an open source that fails to import."""
+    walker = _InspectingWalker(Graph(name="blockers", source_format=f"keras{source.keras_major}"), source)
+    try:
+        walker.import_model(source.model_config, source.weights, prefix="", bound_inputs=None)
+    except ConversionError:
+        pass
+    prefix = f"{source.path}: "
+    return [
+        (name, walker.classes.get(name, "?"), walker.errors.get(name, seen.note).removeprefix(prefix).replace("\n", "\n    "))
+        for name, seen in walker.observed.items()
+        if seen.shapes is None and seen.note and seen.note != "input shape unknown"
+    ]
+
+
 @dataclass
 class _Observed:
     shapes: list[Shape] | None
@@ -93,6 +108,8 @@ class _InspectingWalker(_ModelWalker):
         self.observed: dict[str, _Observed] = {}
         self.placeholders: set[int] = set()
         self.model_error = ""
+        self.classes: dict[str, str] = {}  # layer name -> class name
+        self.errors: dict[str, str] = {}  # layer name -> the whole message of its failure
         self._sequential_depth: list[bool] = []
 
     def _import_call(
@@ -106,6 +123,7 @@ class _InspectingWalker(_ModelWalker):
         prefix: str,
     ) -> list[Value]:
         name = prefix + entry.name
+        self.classes[name] = entry.class_name
         all_inputs = inputs + [v for values in tensor_kwargs.values() for v in values]
         unknown_input = any(id(v) in self.placeholders for v in all_inputs)
         if entry.is_model:
@@ -126,6 +144,7 @@ class _InspectingWalker(_ModelWalker):
         try:
             outputs = super()._import_call(entry, call, call_index, inputs, tensor_kwargs, reader, prefix)
         except ConversionError as exc:
+            self.errors.setdefault(name, str(exc))
             self._record(name, None, params, _first_line(str(exc)), call_index)
             return self._placeholders(entry, name)
         self._record(name, [v.spec.shape for v in outputs], params, "", call_index)

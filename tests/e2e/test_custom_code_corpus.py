@@ -287,3 +287,42 @@ def test_verify_loads_a_model_with_custom_regularizer_given_its_code(tmp_path, c
     assert "--custom-code" in err and "Traceback" not in err
     assert cli.main(["verify", str(path), "--outputs-only", "--custom-code", str(module_path)]) == 0
     assert "OK" in capsys.readouterr().out
+
+
+TWO_BLOCKERS = """
+    import keras
+    import tensorflow as tf
+
+
+    class Determinant(keras.layers.Layer):
+        def call(self, x):
+            return tf.linalg.det(tf.reshape(x, (-1, 2, 2)))[:, None]
+
+
+    class Unshipped(keras.layers.Layer):
+        def call(self, x):
+            return x * 2.0
+
+
+    def build_model():
+        inputs = keras.Input((4,))
+        a = Determinant(name="det")(inputs)
+        b = Unshipped(name="unshipped")(inputs)
+        return keras.Model(inputs, [a, b])
+"""
+
+
+def test_every_blocker_in_one_message_tracing_included(tmp_path, capsys):
+    module_path = _write_module(tmp_path, "corpus_blockers", TWO_BLOCKERS)
+    model = _import(module_path).build_model()
+    path = tmp_path / "blockers.keras"
+    model.save(str(path))
+    # The code given defines Determinant only: Unshipped's is missing.
+    partial = _write_module(tmp_path, "corpus_blockers_partial", TWO_BLOCKERS.replace("class Unshipped", "class Other"))
+    out = tmp_path / "out"
+    assert cli.main(["convert", str(path), "-o", str(out), "--custom-code", str(partial)]) == 2
+    err = capsys.readouterr().err
+    assert "2 layer(s) cannot be converted" in err, err
+    assert "det (Determinant)" in err and "MatrixDeterminant" in err
+    assert "unshipped (Unshipped)" in err and "--custom-code" in err
+    assert "Traceback" not in err and not out.exists()

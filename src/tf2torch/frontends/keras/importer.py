@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tf2torch.errors import BadModelFile, InvalidGraph, UnsupportedLayer, UnsupportedLayers
+from tf2torch.errors import BadModelFile, InvalidGraph, UnsupportedFeature, UnsupportedLayer, UnsupportedLayers
 from tf2torch.frontends.keras import importers  # noqa: F401  (fills LAYER_IMPORTERS)
 from tf2torch.frontends.keras.archive import KerasSource, WeightReader, layer_name_of
 from tf2torch.frontends.keras.context import LayerContext
@@ -74,18 +74,35 @@ def unsupported_reason(raw: dict) -> str:
 def import_keras_model(source: KerasSource) -> Graph:
     unsupported = find_unsupported(source.model_config)
     if unsupported:
-        raise UnsupportedLayers(source.path, unsupported)
+        # With user code given, the layers it traces may fail too: list those as well.
+        everything = _all_blockers(source) if current_session().opted_in else []
+        raise UnsupportedLayers(source.path, everything if len(everything) > len(unsupported) else unsupported)
     cfg = source.model_config
     name = cfg.get("config", {}).get("name", "model")
     graph = Graph(name=name, source_format=f"keras{source.keras_major}")
     walker = _ModelWalker(graph, source)
-    outputs = walker.import_model(cfg, source.weights, prefix="", bound_inputs=None)
+    try:
+        outputs = walker.import_model(cfg, source.weights, prefix="", bound_inputs=None)
+    except (UnsupportedFeature, UnsupportedLayers) as exc:
+        # One message lists every blocker: those of the layers after this one too (a traced
+        # layer with an op tf2torch lacks, an option not supported yet, ...).
+        blockers = _all_blockers(source)
+        if len(blockers) > 1:
+            raise UnsupportedLayers(source.path, blockers) from exc
+        raise
     graph.outputs = outputs
     output_spec = cfg.get("config", {}).get("output_layers")
     if isinstance(output_spec, dict) and len(output_spec) == len(outputs):
         graph.output_names = [str(k) for k in output_spec]  # Keras returns a dict with these keys
         graph.named_outputs = True
     return graph
+
+
+def _all_blockers(source: KerasSource) -> list[UnsupportedLayer]:
+    """Every layer that fails to import, found by `inspect`'s tolerant walk of the model."""
+    from tf2torch.inspect_model import failing_layers
+
+    return [UnsupportedLayer(name, class_name, reason) for name, class_name, reason in failing_layers(source)]
 
 
 @dataclass

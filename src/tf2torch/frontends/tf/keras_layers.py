@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from tf2torch.errors import ConversionError, UnsupportedFeature
+from tf2torch.errors import ConversionError, UnsupportedFeature, VerificationUnavailable
 from tf2torch.frontends.keras.layer_calls import TensorRef
 from tf2torch.frontends.keras.user_code import current_session
 
@@ -43,7 +43,13 @@ def import_traced_layer(ctx: Any) -> list:
     cls = session.keras_class(ctx.class_name)
     if cls is None:
         raise ConversionError(f"{ctx.file}: the class of layer {ctx.name!r} ({ctx.class_name}) is not importable")
-    layer = session.live_layer(ctx.file, ctx.keras_major, ctx.name)
+    try:
+        layer = session.live_layer(ctx.file, ctx.keras_major, ctx.name)
+    except VerificationUnavailable:
+        # Keras cannot load the whole model (another class's code is missing): this layer
+        # alone, so that every blocker can still be listed. No result is built from it: the
+        # conversion is refused, as it cannot be checked against Keras.
+        layer = _standalone_layer(ctx, cls)
     tensors = list(ctx.inputs) + [v for values in ctx.tensor_kwargs.values() for v in values]
     specs = [tf.TensorSpec(v.spec.shape, v.spec.dtype) for v in tensors]
     call = _layer_call(layer, ctx)
@@ -66,6 +72,22 @@ def import_traced_layer(ctx: Any) -> list:
     specs_out = [v.spec for v in graph.outputs]
     node = ctx.add("tf_subgraph", tensors, specs_out, {"graph": graph, "class_name": cls.__name__})
     return node.outputs
+
+
+def _standalone_layer(ctx: Any, cls: type) -> Any:
+    import tensorflow as tf
+
+    layer = cls.from_config(dict(ctx.config))
+    tensors = list(ctx.inputs) + [v for values in ctx.tensor_kwargs.values() for v in values]
+    _layer_call(layer, ctx)(*[tf.zeros([1 if d is None else d for d in v.spec.shape], v.spec.dtype) for v in tensors])
+    weights, certain = ctx.reader.read_with_sub_layers(ctx.entry.name)
+    if not certain or len(weights) != len(layer.weights):
+        raise UnsupportedFeature(
+            f"{ctx.file}: layer {ctx.name!r} ({ctx.class_name}): its weights cannot be matched to its variables "
+            "without Keras loading the whole model; pass the code of every custom class with --custom-code"
+        )
+    layer.set_weights(weights)
+    return layer
 
 
 def _layer_call(layer: Any, ctx: Any) -> Any:
