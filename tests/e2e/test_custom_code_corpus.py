@@ -326,3 +326,73 @@ def test_every_blocker_in_one_message_tracing_included(tmp_path, capsys):
     assert "det (Determinant)" in err and "MatrixDeterminant" in err
     assert "unshipped (Unshipped)" in err and "--custom-code" in err
     assert "Traceback" not in err and not out.exists()
+
+
+PIXEL_CNN = """
+    import keras
+    import numpy as np
+    from keras import layers, ops
+
+
+    class PixelConvLayer(layers.Layer):
+        '''A Conv2D whose kernel is masked (assigned) in call(), as in Keras' PixelCNN example.'''
+
+        def __init__(self, mask_type, conv_config=None, **kwargs):
+            super().__init__(**kwargs)
+            self.mask_type = mask_type
+            self.conv_config = dict(conv_config or {})
+            self.conv = layers.Conv2D(**self.conv_config)
+
+        def build(self, input_shape):
+            self.conv.build(input_shape)
+            kernel_shape = ops.shape(self.conv.kernel)
+            self.mask = np.zeros(shape=kernel_shape, dtype="float32")
+            self.mask[: kernel_shape[0] // 2, ...] = 1.0
+            self.mask[kernel_shape[0] // 2, : kernel_shape[1] // 2, ...] = 1.0
+            if self.mask_type == "B":
+                self.mask[kernel_shape[0] // 2, kernel_shape[1] // 2, ...] = 1.0
+
+        def call(self, inputs):
+            self.conv.kernel.assign(self.conv.kernel * self.mask)
+            return self.conv(inputs)
+
+        def get_config(self):
+            return {**super().get_config(), "mask_type": self.mask_type, "conv_config": self.conv_config}
+
+
+    class ResidualBlock(layers.Layer):
+        def __init__(self, filters, **kwargs):
+            super().__init__(**kwargs)
+            self.filters = filters
+            self.conv1 = layers.Conv2D(filters=filters, kernel_size=1, activation="relu")
+            self.pixel_conv = PixelConvLayer(
+                mask_type="B", conv_config=dict(filters=filters // 2, kernel_size=3, activation="relu", padding="same")
+            )
+            self.conv2 = layers.Conv2D(filters=filters, kernel_size=1, activation="relu")
+
+        def call(self, inputs):
+            x = self.conv1(inputs)
+            x = self.pixel_conv(x)
+            x = self.conv2(x)
+            return layers.add([inputs, x])
+
+        def get_config(self):
+            return {**super().get_config(), "filters": self.filters}
+
+
+    def build_model():
+        inputs = keras.Input(shape=(9, 10, 1))
+        x = PixelConvLayer(mask_type="A", conv_config=dict(filters=8, kernel_size=5, activation="relu", padding="same"),
+                           name="masked_a")(inputs)
+        x = ResidualBlock(filters=8, name="residual")(x)
+        x = PixelConvLayer(mask_type="B", conv_config=dict(filters=8, kernel_size=1, activation="relu", padding="valid"),
+                           name="masked_b")(x)
+        out = layers.Conv2D(filters=1, kernel_size=1, activation="sigmoid", padding="valid", name="head")(x)
+        return keras.Model(inputs, out)
+"""
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="the TF frontend's Conv2D takes no kernel computed in call() (kernel * mask) yet")
+def test_pixel_cnn_masked_kernels_assigned_in_call(tmp_path):
+    convert_with_custom_code(tmp_path, "corpus_pixelcnn", PIXEL_CNN)

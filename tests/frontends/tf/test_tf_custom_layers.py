@@ -212,3 +212,26 @@ def test_registered_converter_receives_sub_layer_weights_in_keras_order(tmp_path
         np.testing.assert_array_equal(got, want)
     report = result.verify(batch_size=3, keras_model=model)
     assert report.ok, report.table()
+
+
+@keras.saving.register_keras_serializable(package="tf2torch_tf_tests")
+class MaskedScale(keras.layers.Layer):
+    """Writes its (masked) variable in call() and then uses what it wrote."""
+
+    def build(self, shape):
+        self.scale = self.add_weight(shape=(shape[-1],), initializer="ones", name="scale")
+        self.mask = np.arange(shape[-1]) % 2 == 0
+
+    def call(self, x):
+        self.scale.assign(self.scale * self.mask.astype("float32"))
+        return x * self.scale + 1.0
+
+
+def test_layer_assigning_its_variable_in_call_uses_the_written_value(tmp_path):
+    model = _model(MaskedScale(name="masked"))
+    model.get_layer("masked").set_weights([np.linspace(0.5, 2.0, 5).astype(np.float32)])
+    path = _save(model, tmp_path)
+    result = tf2torch.convert(path, custom_objects={"MaskedScale": MaskedScale})
+    reference = keras.saving.load_model(path, custom_objects={"MaskedScale": MaskedScale})
+    report = result.verify(batch_size=3, keras_model=reference)
+    assert report.ok, report.table()
