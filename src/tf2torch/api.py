@@ -206,7 +206,10 @@ def convert(
     with user_code_session(custom_objects, opted_in, keras_model) as session:
         keras_source = load_keras_file(path)
         try:
-            result = _convert_source(keras_source, model_name)
+            if is_subclassed_model(keras_source.model_config):
+                result = _convert_subclassed(keras_source, model_name)
+            else:
+                result = _convert_source(keras_source, model_name)
         finally:
             keras_source.close()
         result._keras_model = keras_model
@@ -219,6 +222,33 @@ def convert(
         if result._keras_model is None and session.keras_model is not None:
             result._keras_model = session.keras_model  # loaded with the user's code: verify() reuses it
     return result
+
+
+def is_subclassed_model(config: dict) -> bool:
+    return config.get("class_name") not in ("Sequential", "Functional", "Model")
+
+
+def _convert_subclassed(source: KerasSource, model_name: str | None) -> ConversionResult:
+    """A subclassed keras.Model has no layer graph: with the user's code, trace its call()."""
+    from tf2torch.frontends.keras.user_code import current_session
+    from tf2torch.frontends.tf.keras_layers import import_traced_model
+
+    session = current_session()
+    class_name = str(source.model_config.get("class_name"))
+    if not session.opted_in:
+        raise BadModelFile(
+            f"{source.path}: {class_name} is a subclassed keras.Model: its config has no layer graph, "
+            "so its call() must be traced with TensorFlow. Pass the module defining it: "
+            "--custom-code my_model.py (API: custom_objects={...})."
+        )
+    model = session.reference_model(source.path, source.keras_major)
+    graph = import_traced_model(model, source.path, source.model_config)
+    session.traced_layers.append(class_name)
+    graph = run_passes(graph)
+    generated = emit_module(graph, Path(source.path).name, model_name or Path(source.path).stem)
+    compile(generated.source, "model.py", "exec")
+    return ConversionResult(source_code=generated.source, graph=graph, generated=generated,
+                            source_path=source.path, keras_major=source.keras_major)
 
 
 def _check_against_keras(result: ConversionResult, keras_model: Any, traced: list[str]) -> None:

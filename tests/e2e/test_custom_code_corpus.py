@@ -396,3 +396,58 @@ PIXEL_CNN = """
                    reason="the TF frontend's Conv2D takes no kernel computed in call() (kernel * mask) yet")
 def test_pixel_cnn_masked_kernels_assigned_in_call(tmp_path):
     convert_with_custom_code(tmp_path, "corpus_pixelcnn", PIXEL_CNN)
+
+
+SUBCLASSED = """
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    from keras import layers
+
+
+    @keras.saving.register_keras_serializable(package="corpus_subclassed")
+    class GatedRegressor(keras.Model):
+        '''A subclassed model: no layer graph in its config, only its code.'''
+
+        def __init__(self, hidden=8, outputs=3, **kwargs):
+            super().__init__(**kwargs)
+            self.hidden = hidden
+            self.outputs_count = outputs
+            self.proj = layers.Dense(hidden, activation="relu")
+            self.gate = layers.Dense(hidden, activation="sigmoid")
+            self.norm = layers.LayerNormalization(epsilon=1e-3)
+            self.dropout = layers.Dropout(0.3)
+            self.head = layers.Dense(outputs)
+
+        def call(self, x, training=False):
+            h = self.proj(x) * self.gate(x)
+            h = self.dropout(self.norm(tf.sin(h) + h), training=training)
+            return self.head(h)
+
+        def get_config(self):
+            return {**super().get_config(), "hidden": self.hidden, "outputs": self.outputs_count}
+
+
+    def build_model():
+        model = GatedRegressor(hidden=8, outputs=3)
+        model(np.zeros((1, 6), "float32"))
+        return model
+"""
+
+
+def test_subclassed_model_is_traced_whole(tmp_path, capsys):
+    module_path = _write_module(tmp_path, "corpus_subclassed", SUBCLASSED)
+    model = _import(module_path).build_model()
+    rng = np.random.default_rng(0)
+    model.set_weights([w + rng.normal(0, 0.2, w.shape).astype("float32") for w in model.get_weights()])
+    path = tmp_path / "subclassed.keras"
+    model.save(str(path))
+    out = tmp_path / "out"
+    assert cli.main(["convert", str(path), "-o", str(out)]) == 2
+    assert "--custom-code" in capsys.readouterr().err and not out.exists()
+    assert cli.main(["convert", str(path), "-o", str(out), "--custom-code", str(module_path)]) == 0
+    assert "torch.sin(" in (out / "model.py").read_text()
+    x = rng.standard_normal((5, 6)).astype("float32")
+    want = np.asarray(model(x, training=False))
+    (got,) = _run_generated(out, [x])
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * max(1.0, float(np.abs(want).max())))

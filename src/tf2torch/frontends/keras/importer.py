@@ -123,8 +123,8 @@ class _ModelWalker:
             return self._import_functional(cfg, reader, prefix, bound_inputs)
         raise BadModelFile(
             f"{self.source.path}: top-level class {class_name!r} is not a Sequential or functional "
-            "model. Subclassed models have no layer graph in their config; export them as a "
-            "SavedModel (support planned) or rebuild them functionally."
+            "model. A subclassed model has no layer graph in its config: convert it with the code "
+            "defining it (--custom-code my_model.py), which traces its call() with TensorFlow."
         )
 
     # -- inputs -------------------------------------------------------------------------

@@ -147,3 +147,32 @@ def _view(variable: Any, layer_name: str) -> _VariableView:
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else ""
+
+
+def import_traced_model(model: Any, file: str, config: dict) -> Any:
+    """A subclassed keras.Model (no layer graph in its config): its whole call() traced, in
+    inference mode, on the input shape its build_config records (float32 inputs)."""
+    import tensorflow as tf
+
+    from tf2torch.frontends.tf.loader import import_concrete_function
+
+    shape = (config.get("build_config") or {}).get("input_shape")
+    if not isinstance(shape, (list, tuple)) or not shape or isinstance(shape[0], (list, tuple, dict)):
+        raise UnsupportedFeature(
+            f"{file}: the subclassed model {config.get('class_name')!r} records no single input shape "
+            "(build it by calling it on one tensor before saving); several inputs are not supported yet"
+        )
+    # The recorded shape is that of the call that built the model: keep the batch dynamic.
+    spec = tf.TensorSpec([None] + [None if d is None else int(d) for d in shape[1:]], tf.float32)
+    try:
+        fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+    except Exception as exc:  # the user's call() failed under tf.function
+        raise UnsupportedFeature(
+            f"{file}: tracing the call() of the subclassed model {config.get('class_name')!r} failed: "
+            f"{type(exc).__name__}: {_first_line(exc)}"
+        ) from exc
+    views = [_view(w, model.name) for w in _variables(model)]
+    graph = import_concrete_function(fn, file, model.name, variables=views).graph
+    graph.input_names = ["inputs"]
+    graph.inputs[0].name = "inputs"
+    return graph
