@@ -451,3 +451,19 @@ def test_subclassed_model_is_traced_whole(tmp_path, capsys):
     want = np.asarray(model(x, training=False))
     (got,) = _run_generated(out, [x])
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * max(1.0, float(np.abs(want).max())))
+
+
+def test_inspect_with_custom_code_says_how_each_layer_converts(tmp_path, capsys):
+    module_path = _write_module(tmp_path, "corpus_inspect", SIN_LAYER.replace("corpus_sin", "corpus_inspect"))
+    model = _import(module_path).build_model()
+    path = tmp_path / "inspect.keras"
+    model.save(str(path))
+    assert cli.main(["inspect", str(path)]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.strip()}
+    assert " NO " in rows["sine"] and "--custom-code" in rows["sine"]
+    assert cli.main(["inspect", str(path), "--custom-code", str(module_path)]) == 0
+    text = capsys.readouterr().out
+    rows = {line.split()[0]: line for line in text.splitlines() if line.strip()}
+    assert rows["sine"].split()[-1] == "traced" and "(None, 5)" in rows["sine"]
+    assert rows["proj"].split()[-1] == "yes"
+    assert "0 unsupported" in text
