@@ -235,3 +235,42 @@ def test_layer_assigning_its_variable_in_call_uses_the_written_value(tmp_path):
     reference = keras.saving.load_model(path, custom_objects={"MaskedScale": MaskedScale})
     report = result.verify(batch_size=3, keras_model=reference)
     assert report.ok, report.table()
+
+
+@keras.saving.register_keras_serializable(package="tf2torch_tf_tests")
+class MaskedMean(keras.layers.Layer):
+    """Consumes the Keras mask: the mean over unmasked time steps."""
+
+    def call(self, x, mask=None):
+        weights = tf.cast(mask, x.dtype)[:, :, None]
+        return tf.reduce_sum(x * weights, axis=1) / tf.maximum(tf.reduce_sum(weights, axis=1), 1.0)
+
+
+@keras.saving.register_keras_serializable(package="tf2torch_tf_tests")
+class SinPassMask(keras.layers.Layer):
+    """Supports masking without changing it: the mask reaches the next layer."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, x):
+        return tf.sin(x)
+
+
+def test_keras_masks_into_and_out_of_traced_layers(tmp_path):
+    tokens = keras.Input((9,), dtype="int32")
+    x = keras.layers.Embedding(12, 6, mask_zero=True, name="embed")(tokens)
+    x = SinPassMask(name="sine")(x)
+    pooled = keras.layers.GlobalAveragePooling1D(name="pool")(x)  # uses the passed-through mask
+    summary = MaskedMean(name="masked_mean")(x)  # takes the mask in call()
+    model = keras.Model(tokens, keras.layers.Concatenate(name="join")([pooled, summary]))
+    path = _save(model, tmp_path)
+    objects = {"MaskedMean": MaskedMean, "SinPassMask": SinPassMask}
+    result = tf2torch.convert(path, custom_objects=objects)
+    ids = np.random.default_rng(0).integers(1, 12, (4, 9)).astype("int32")
+    ids[1, 5:] = 0
+    ids[2, 2:] = 0
+    ids[3, 4] = 0
+    report = result.verify([ids], keras_model=model)
+    assert report.ok, report.table()

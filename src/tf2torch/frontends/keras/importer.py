@@ -61,6 +61,9 @@ def find_unsupported(model_config: dict) -> list[UnsupportedLayer]:
 
 
 def unsupported_reason(raw: dict) -> str:
+    native = not is_user_class(raw) and (raw.get("module") or entry_class_name(raw).startswith("ops."))
+    if native:
+        return "a Keras class tf2torch has no converter for yet"
     if is_user_class(raw) or entry_class_name(raw) not in LAYER_IMPORTERS:
         session = current_session()
         if session.opted_in:

@@ -50,9 +50,8 @@ def import_traced_layer(ctx: Any) -> list:
         # alone, so that every blocker can still be listed. No result is built from it: the
         # conversion is refused, as it cannot be checked against Keras.
         layer = _standalone_layer(ctx, cls)
-    tensors = list(ctx.inputs) + [v for values in ctx.tensor_kwargs.values() for v in values]
-    specs = [tf.TensorSpec(v.spec.shape, v.spec.dtype) for v in tensors]
-    call = _layer_call(layer, ctx)
+    call = _TracedCall(layer, ctx)
+    specs = [tf.TensorSpec(v.spec.shape, v.spec.dtype) for v in call.tensors]
     try:
         fn = tf.function(call).get_concrete_function(*specs)
     except Exception as exc:  # the user's call() failed under tf.function: say so, no traceback
@@ -70,16 +69,104 @@ def import_traced_layer(ctx: Any) -> list:
         value.name = name
     finish_subgraph(graph)
     specs_out = [v.spec for v in graph.outputs]
-    node = ctx.add("tf_subgraph", tensors, specs_out, {"graph": graph, "class_name": cls.__name__})
-    return node.outputs
+    node = ctx.add("tf_subgraph", call.tensors, specs_out, {"graph": graph, "class_name": cls.__name__})
+    outputs = node.outputs[: call.output_count]
+    if call.output_masks is not None:
+        traced_masks = iter(node.outputs[call.output_count:])
+        ctx.set_output_masks([next(traced_masks) if m == "traced" else m for m in call.output_masks])
+    return outputs
+
+
+class _TracedCall:
+    """`layer(...)` as the model calls it (a list, several tensors, tensor keyword arguments,
+    Keras masks), as a function of flat tensors: the call's inputs, its tensor keyword
+    arguments, then the masks of its first argument. Returns the flat outputs, then the
+    output masks (Keras 3 rules: `mask=` reaches call() if it takes one; compute_mask()
+    gives the outputs' masks when the layer supports masking)."""
+
+    def __init__(self, layer: Any, ctx: Any) -> None:
+        self.layer = layer
+        self.ctx = ctx
+        call = ctx.call
+        self.positional = call.args if call.args else ([call.inputs] if len(call.inputs) > 1 else call.inputs)
+        self.constants = {k: v for k, v in call.kwargs.items() if k not in ("training", "mask")}
+        self.kwarg_names = list(ctx.tensor_kwargs)
+        self.tensors = list(ctx.inputs) + [v for values in ctx.tensor_kwargs.values() for v in values]
+        # Keras' previous mask: the explicit `mask=` argument, else the first argument's masks.
+        first = self.positional[0] if self.positional else None
+        self.first_count = len(_fill(first, _Counter())) if isinstance(first, (list, tuple)) else 1
+        implicit = ctx.input_masks[: self.first_count] if "mask" not in ctx.tensor_kwargs else []
+        self.mask_values = [m for m in implicit if m is not None]
+        self.mask_slots = [m is not None for m in implicit]
+        self.tensors += self.mask_values
+        self.output_count = 0
+        self.output_masks: list | None = None  # per output: None, "traced" or a mask Value
+
+    def __call__(self, *flat: Any) -> list:
+        ctx = self.ctx
+        count = len(ctx.inputs)
+        it = iter(flat[:count])
+        args = [_fill(a, it) for a in self.positional]
+        rest = iter(flat[count:])
+        kwargs = dict(self.constants)
+        for key in self.kwarg_names:
+            values = [next(rest) for _ in ctx.tensor_kwargs[key]]
+            kwargs[key] = values[0] if len(values) == 1 else values
+        masks = iter(flat[count + sum(len(v) for v in ctx.tensor_kwargs.values()):])
+        slots = [next(masks) if present else None for present in self.mask_slots]
+        previous = kwargs.get("mask")
+        if previous is None and any(self.mask_slots):
+            previous = slots[0] if self.first_count == 1 and not isinstance(self.positional[0], (list, tuple)) else slots
+            if "mask" in _call_parameters(self.layer):
+                kwargs["mask"] = previous
+        outputs = self.layer(*args, training=False, **kwargs)
+        import tensorflow as tf
+
+        flat_outputs = tf.nest.flatten(outputs)
+        self.output_count = len(flat_outputs)
+        if previous is None or not getattr(self.layer, "supports_masking", False):
+            self.output_masks = [None] * len(flat_outputs) if previous is not None else None
+            return flat_outputs
+        computed = self.layer.compute_mask(args[0] if args else None, previous)
+        flat_masks = tf.nest.flatten(computed) if computed is not None else [None] * len(flat_outputs)
+        if len(flat_masks) == 1 and len(flat_outputs) > 1:
+            flat_masks = flat_masks * len(flat_outputs)
+        traced = []
+        self.output_masks = []
+        by_id = {id(t): v for t, v in zip(flat[len(flat) - len(self.mask_values):], self.mask_values)}
+        for mask in flat_masks:
+            if mask is None:
+                self.output_masks.append(None)
+            elif id(mask) in by_id:  # passed through unchanged: the input's mask itself
+                self.output_masks.append(by_id[id(mask)])
+            else:
+                self.output_masks.append("traced")
+                traced.append(mask)
+        return flat_outputs + traced
+
+
+class _Counter:
+    """An endless source of placeholders, to count the tensors of a call argument."""
+
+    def __next__(self) -> object:
+        return object()
+
+
+def _call_parameters(layer: Any) -> set[str]:
+    import inspect
+
+    try:
+        return set(inspect.signature(layer.call).parameters)
+    except (TypeError, ValueError):
+        return set()
 
 
 def _standalone_layer(ctx: Any, cls: type) -> Any:
     import tensorflow as tf
 
     layer = cls.from_config(dict(ctx.config))
-    tensors = list(ctx.inputs) + [v for values in ctx.tensor_kwargs.values() for v in values]
-    _layer_call(layer, ctx)(*[tf.zeros([1 if d is None else d for d in v.spec.shape], v.spec.dtype) for v in tensors])
+    call = _TracedCall(layer, ctx)
+    call(*[tf.zeros([1 if d is None else d for d in v.spec.shape], v.spec.dtype) for v in call.tensors])
     weights, certain = ctx.reader.read_with_sub_layers(ctx.entry.name)
     if not certain or len(weights) != len(layer.weights):
         raise UnsupportedFeature(
@@ -88,27 +175,6 @@ def _standalone_layer(ctx: Any, cls: type) -> Any:
         )
     layer.set_weights(weights)
     return layer
-
-
-def _layer_call(layer: Any, ctx: Any) -> Any:
-    """`layer(...)` as the model calls it (a list, several tensors, tensor keyword arguments),
-    as a function of the flat tensors: the call's inputs, then its tensor keyword arguments."""
-    positional = ctx.call.args if ctx.call.args else ([ctx.call.inputs] if len(ctx.call.inputs) > 1 else ctx.call.inputs)
-    constants = {k: v for k, v in ctx.call.kwargs.items() if k not in ("training", "mask")}
-    kwarg_names = list(ctx.tensor_kwargs)
-    counts = [len(ctx.tensor_kwargs[k]) for k in kwarg_names]
-
-    def call(*flat: Any) -> Any:
-        it = iter(flat[: len(ctx.inputs)])
-        args = [_fill(a, it) for a in positional]
-        rest = iter(flat[len(ctx.inputs):])
-        kwargs = dict(constants)
-        for key, count in zip(kwarg_names, counts):
-            values = [next(rest) for _ in range(count)]
-            kwargs[key] = values[0] if count == 1 else values
-        return layer(*args, training=False, **kwargs)
-
-    return call
 
 
 def _fill(arg: Any, tensors: Any) -> Any:
