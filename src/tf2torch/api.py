@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tf2torch.codegen.emit import GeneratedModule, emit_module
-from tf2torch.errors import BadModelFile, VerificationUnavailable
+from tf2torch.errors import BadModelFile, ConversionError, VerificationUnavailable
 from tf2torch.frontends.keras.archive import KerasSource, load_keras_file
 from tf2torch.frontends.keras.importer import import_keras_model
 from tf2torch.frontends.keras.live import save_live_model
@@ -229,26 +229,67 @@ def is_subclassed_model(config: dict) -> bool:
 
 
 def _convert_subclassed(source: KerasSource, model_name: str | None) -> ConversionResult:
-    """A subclassed keras.Model has no layer graph: with the user's code, trace its call()."""
-    from tf2torch.frontends.keras.user_code import current_session
+    """A model class whose config holds only constructor arguments (a subclassed keras.Model,
+    a keras_hub backbone or task): with its code, Keras builds it; a functional one is walked
+    layer by layer (its layers converted natively, else traced), another is traced whole."""
+    from tf2torch.frontends.keras.user_code import current_session, is_keras_hub_class
     from tf2torch.frontends.tf.keras_layers import import_traced_model
 
     session = current_session()
     class_name = str(source.model_config.get("class_name"))
-    if not session.opted_in:
+    if not session.opted_in and not is_keras_hub_class(source.model_config):
         raise BadModelFile(
             f"{source.path}: {class_name} is a subclassed keras.Model: its config has no layer graph, "
             "so its call() must be traced with TensorFlow. Pass the module defining it: "
             "--custom-code my_model.py (API: custom_objects={...})."
         )
     model = session.reference_model(source.path, source.keras_major)
+    name = model_name or Path(source.path).stem
+    if getattr(model, "_inputs_struct", None) is not None and getattr(model, "_outputs_struct", None) is not None:
+        try:
+            return _convert_functional_copy(model, source, name)
+        except _UnsavableLayers:
+            pass  # a layer's get_config() fails (a keras_hub bug): trace the model whole
     graph = import_traced_model(model, source.path, source.model_config)
     session.traced_layers.append(class_name)
     graph = run_passes(graph)
-    generated = emit_module(graph, Path(source.path).name, model_name or Path(source.path).stem)
+    generated = emit_module(graph, Path(source.path).name, name)
     compile(generated.source, "model.py", "exec")
     return ConversionResult(source_code=generated.source, graph=graph, generated=generated,
                             source_path=source.path, keras_major=source.keras_major)
+
+
+class _UnsavableLayers(Exception):
+    pass
+
+
+def _convert_functional_copy(model: Any, source: KerasSource, name: str) -> ConversionResult:
+    """The functional graph of a Functional subclass: a plain keras.Model over the same layers
+    (its config lists them), saved and converted like any .keras file."""
+    import keras
+
+    from tf2torch.frontends.keras.user_code import current_session
+
+    copy = keras.Model(model._inputs_struct, model._outputs_struct, name=model.name)
+    with tempfile.TemporaryDirectory(prefix="tf2torch-functional-") as directory:
+        path = os.path.join(directory, Path(source.path).stem + ".keras")
+        try:
+            copy.save(path)
+        except Exception as exc:  # Keras cannot serialize one of the layers
+            raise _UnsavableLayers(str(exc)) from exc
+        session = current_session()
+        session.keras_model = copy  # layers are traced from, and checked against, this
+        session.traced_layers.append(f"{model.name} (built by its code)")
+        copied = load_keras_file(path)
+        try:
+            result = _convert_source(copied, name)
+        except ConversionError as exc:
+            exc.args = (str(exc).replace(path, source.path),)  # name the user's file, not the copy
+            raise
+        finally:
+            copied.close()
+    result.source_path = source.path
+    return result
 
 
 def _check_against_keras(result: ConversionResult, keras_model: Any, traced: list[str]) -> None:

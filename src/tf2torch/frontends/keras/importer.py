@@ -38,7 +38,7 @@ def conversion_route(raw: dict) -> str | None:
         return "registered"
     if class_name in LAYER_IMPORTERS and not is_user_class(raw):
         return "native"
-    if current_session().keras_class(class_name) is not None:
+    if current_session().keras_class(class_name, raw) is not None:
         return "traced"
     return None
 

@@ -25,11 +25,18 @@ class UserCodeSession:
     keras_model: Any = None  # the live source model, or Keras' own load of the file
     traced_layers: list[str] = field(default_factory=list)  # names of layers whose code ran
 
-    def keras_class(self, class_name: str) -> type | None:
-        """The importable class of a custom layer, if running user code is allowed."""
-        if not self.opted_in:
-            return None
-        return find_keras_class(class_name, self.custom_objects)
+    def keras_class(self, class_name: str, raw: dict | None = None) -> type | None:
+        """The importable class of a custom layer, if running its code is allowed: user code
+        with the opt-in; keras_hub's own classes (library code) whenever keras_hub imports."""
+        if self.opted_in:
+            return find_keras_class(class_name, self.custom_objects)
+        if raw is not None and is_keras_hub_class(raw):
+            try:
+                import keras_hub  # noqa: F401  (registers its classes with Keras)
+            except ImportError:
+                return None
+            return find_keras_class(str(raw.get("registered_name") or class_name), {}) or _class_in_module(raw)
+        return None
 
     def reference_model(self, path: str, keras_major: int) -> Any:
         """The source model loaded by Keras (user code runs: callers check the opt-in)."""
@@ -68,6 +75,12 @@ def current_session() -> UserCodeSession:
     return _SESSIONS[-1] if _SESSIONS else UserCodeSession({}, False)
 
 
+def is_keras_hub_class(raw: dict) -> bool:
+    registered = str(raw.get("registered_name") or "")
+    module = str(raw.get("module") or "")
+    return registered.startswith(("keras_hub>", "keras_nlp>")) or module.split(".", 1)[0] in ("keras_hub", "keras_nlp")
+
+
 def bare_class_name(class_name: str) -> str:
     """'my_pkg>TransformerEncoder' (a registered name) -> 'TransformerEncoder'."""
     return class_name.rsplit(">", 1)[-1]
@@ -89,3 +102,16 @@ def find_keras_class(class_name: str, custom_objects: dict[str, Any]) -> type | 
             if bare_class_name(key) == bare_class_name(class_name):
                 return cls
     return None
+
+
+def _class_in_module(raw: dict) -> type | None:
+    """A keras_hub class by the module its config records (internal layers are not registered)."""
+    import importlib
+
+    module = str(raw.get("module") or "")
+    if not module.startswith(("keras_hub.", "keras_nlp.")):
+        return None
+    try:
+        return getattr(importlib.import_module(module), bare_class_name(str(raw.get("class_name"))), None)
+    except ImportError:
+        return None

@@ -40,7 +40,7 @@ def import_traced_layer(ctx: Any) -> list:
     from tf2torch.frontends.tf.subgraph import finish_subgraph
 
     session = current_session()
-    cls = session.keras_class(ctx.class_name)
+    cls = session.keras_class(ctx.class_name, ctx.entry.raw)
     if cls is None:
         raise ConversionError(f"{ctx.file}: the class of layer {ctx.name!r} ({ctx.class_name}) is not importable")
     try:
@@ -61,7 +61,12 @@ def import_traced_layer(ctx: Any) -> list:
         ) from exc
     session.traced_layers.append(ctx.name)
     views = [_view(w, layer.name) for w in _variables(layer)]
-    imported = import_concrete_function(fn, ctx.file, ctx.name, variables=views)
+    try:
+        imported = import_concrete_function(fn, ctx.file, ctx.name, variables=views)
+    except ConversionError as exc:
+        # Name the user's layer first: the op names alone do not say where it came from.
+        detail = str(exc).removeprefix(f"{ctx.file}: ")
+        raise UnsupportedFeature(f"{ctx.file}: layer {ctx.name!r} ({ctx.class_name}), traced: {detail}") from exc
     graph = imported.graph
     names = ["inputs"] if len(graph.inputs) == 1 else [f"inputs_{i}" for i in range(len(graph.inputs))]
     graph.input_names = names
@@ -216,12 +221,55 @@ def _first_line(exc: Exception) -> str:
 
 
 def import_traced_model(model: Any, file: str, config: dict) -> Any:
-    """A subclassed keras.Model (no layer graph in its config): its whole call() traced, in
-    inference mode, on the input shape its build_config records (float32 inputs)."""
+    """A model traced whole, in inference mode: a subclassed keras.Model (no layer graph in its
+    config: on the input shape its build_config records, one float32 input) or a functional
+    one whose layers cannot be saved apart (on its own inputs, in their order)."""
     import tensorflow as tf
 
     from tf2torch.frontends.tf.loader import import_concrete_function
 
+    names, specs, pack = _model_inputs(model, file, config)
+    outputs_struct = getattr(model, "_outputs_struct", None)
+    output_names = list(outputs_struct) if isinstance(outputs_struct, dict) else None
+
+    def call(*xs: Any) -> list:
+        result = model(pack(xs), training=False)
+        # Flat, in the model's own output order (a dict would come out sorted by key).
+        return [result[k] for k in output_names] if output_names else tf.nest.flatten(result)
+
+    try:
+        fn = tf.function(call).get_concrete_function(*specs)
+    except Exception as exc:  # the user's call() failed under tf.function
+        raise UnsupportedFeature(
+            f"{file}: tracing the call() of the model {config.get('class_name')!r} failed: "
+            f"{type(exc).__name__}: {_first_line(exc)}"
+        ) from exc
+    views = [_view(w, model.name) for w in _variables(model)]
+    graph = import_concrete_function(fn, file, model.name, variables=views).graph
+    graph.input_names = list(names)
+    for value, name in zip(graph.inputs, names):
+        value.name = name
+    if output_names and len(output_names) == len(graph.outputs):
+        graph.output_names = output_names
+        graph.named_outputs = True
+    return graph
+
+
+def _model_inputs(model: Any, file: str, config: dict) -> tuple[list[str], list[Any], Any]:
+    """Input names, TensorSpecs (batch dynamic) and how to pack flat tensors for the call."""
+    import tensorflow as tf
+
+    struct = getattr(model, "_inputs_struct", None)
+    if struct is not None:
+        if isinstance(struct, dict):
+            names, tensors = list(struct), list(struct.values())
+        else:
+            tensors = tf.nest.flatten(struct)
+            names = [getattr(t, "name", f"input_{i}") for i, t in enumerate(tensors)]
+        specs = [tf.TensorSpec([None] + list(t.shape[1:]), t.dtype) for t in tensors]
+        if isinstance(struct, dict):
+            return names, specs, lambda xs: dict(zip(names, xs))
+        return names, specs, lambda xs: xs[0] if len(xs) == 1 else list(xs)
     shape = (config.get("build_config") or {}).get("input_shape")
     if not isinstance(shape, (list, tuple)) or not shape or isinstance(shape[0], (list, tuple, dict)):
         raise UnsupportedFeature(
@@ -230,15 +278,4 @@ def import_traced_model(model: Any, file: str, config: dict) -> Any:
         )
     # The recorded shape is that of the call that built the model: keep the batch dynamic.
     spec = tf.TensorSpec([None] + [None if d is None else int(d) for d in shape[1:]], tf.float32)
-    try:
-        fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
-    except Exception as exc:  # the user's call() failed under tf.function
-        raise UnsupportedFeature(
-            f"{file}: tracing the call() of the subclassed model {config.get('class_name')!r} failed: "
-            f"{type(exc).__name__}: {_first_line(exc)}"
-        ) from exc
-    views = [_view(w, model.name) for w in _variables(model)]
-    graph = import_concrete_function(fn, file, model.name, variables=views).graph
-    graph.input_names = ["inputs"]
-    graph.inputs[0].name = "inputs"
-    return graph
+    return ["inputs"], [spec], lambda xs: xs[0]
