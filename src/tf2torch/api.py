@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tf2torch.codegen.emit import GeneratedModule, emit_module
-from tf2torch.errors import BadModelFile, VerificationUnavailable, model_file_boundary
+from tf2torch.errors import BadModelFile, ConversionError, VerificationUnavailable, model_file_boundary
 from tf2torch.frontends.keras.archive import KerasSource, load_keras_file
 from tf2torch.frontends.keras.importer import import_keras_model
 from tf2torch.frontends.keras.live import save_live_model
+from tf2torch.frontends.keras.user_code import user_code_session
 from tf2torch.ir import Graph
 from tf2torch.limits import DEFAULT_LIMITS, Limits
 from tf2torch.passes.pipeline import run_passes
@@ -207,11 +208,6 @@ def convert(
             return convert_tf(source, model_name=model_name, signature=signature, inputs=inputs, outputs=outputs)
         with model_file_boundary(str(source)):
             return convert_tf(source, model_name=model_name, signature=signature, inputs=inputs, outputs=outputs)
-    if custom_objects or trace_custom_layers:
-        from tf2torch.frontends.tf.keras_layers import tracing_custom_layers
-
-        with tracing_custom_layers(custom_objects):
-            return convert(source, model_name=model_name, frontend="keras", limits=limits)
     keras_model = None
     temp_dir = None
     if isinstance(source, (str, os.PathLike)):
@@ -219,28 +215,120 @@ def convert(
     else:
         temp_dir, path = save_live_model(source)
         keras_model = source
+    opted_in = bool(custom_objects) or trace_custom_layers
     try:
-        with model_file_boundary(path):
-            keras_source = load_keras_file(path, limits)
-            try:
-                result = _convert_source(keras_source, model_name)
-            finally:
-                keras_source.close()
+        with user_code_session(custom_objects, opted_in, keras_model) as session:
+            with model_file_boundary(path):
+                keras_source = load_keras_file(path, limits)
+                try:
+                    if is_subclassed_model(keras_source.model_config):
+                        result = _convert_subclassed(keras_source, model_name)
+                    else:
+                        result = _convert_source(keras_source, model_name)
+                finally:
+                    keras_source.close()
+            result._keras_model = keras_model
+            result._temp_dir = temp_dir
+            result._file_path = path
+            if keras_model is not None:
+                result.source_path = getattr(keras_model, "name", "model")
+            if session.traced_layers or (opted_in and any(n.op == "custom" for n in result.graph.nodes)):
+                _check_against_keras(result, session.reference_model(path, result.keras_major), session.traced_layers)
+            if result._keras_model is None and session.keras_model is not None:
+                result._keras_model = session.keras_model  # loaded with the user's code: verify() reuses it
     except BaseException:
         if temp_dir is not None:
             temp_dir.cleanup()
         raise
-    result._keras_model = keras_model
-    result._temp_dir = temp_dir
-    result._file_path = path
-    if keras_model is not None:
-        result.source_path = getattr(keras_model, "name", "model")
     return result
+
+
+def is_subclassed_model(config: dict) -> bool:
+    return config.get("class_name") not in ("Sequential", "Functional", "Model")
+
+
+def _convert_subclassed(source: KerasSource, model_name: str | None) -> ConversionResult:
+    """A model class whose config holds only constructor arguments (a subclassed keras.Model,
+    a keras_hub backbone or task): with its code, Keras builds it; a functional one is walked
+    layer by layer (its layers converted natively, else traced), another is traced whole."""
+    from tf2torch.frontends.keras.user_code import current_session, is_keras_hub_class
+    from tf2torch.frontends.tf.keras_layers import import_traced_model
+
+    session = current_session()
+    class_name = str(source.model_config.get("class_name"))
+    if not session.opted_in and not is_keras_hub_class(source.model_config):
+        raise BadModelFile(
+            f"{source.path}: {class_name} is a subclassed keras.Model: its config has no layer graph, "
+            "so its call() must be traced with TensorFlow. Pass the module defining it: "
+            "--custom-code my_model.py (API: custom_objects={...})."
+        )
+    model = session.reference_model(source.path, source.keras_major)
+    name = model_name or Path(source.path).stem
+    if getattr(model, "_inputs_struct", None) is not None and getattr(model, "_outputs_struct", None) is not None:
+        try:
+            return _convert_functional_copy(model, source, name)
+        except _UnsavableLayers:
+            pass  # a layer's get_config() fails (a keras_hub bug): trace the model whole
+    graph = import_traced_model(model, source.path, source.model_config)
+    session.traced_layers.append(class_name)
+    graph = run_passes(graph)
+    generated = emit_module(graph, Path(source.path).name, name)
+    compile(generated.source, "model.py", "exec")
+    return ConversionResult(source_code=generated.source, graph=graph, generated=generated,
+                            source_path=source.path, keras_major=source.keras_major)
+
+
+class _UnsavableLayers(Exception):
+    pass
+
+
+def _convert_functional_copy(model: Any, source: KerasSource, name: str) -> ConversionResult:
+    """The functional graph of a Functional subclass: a plain keras.Model over the same layers
+    (its config lists them), saved and converted like any .keras file."""
+    import keras
+
+    from tf2torch.frontends.keras.user_code import current_session
+
+    copy = keras.Model(model._inputs_struct, model._outputs_struct, name=model.name)
+    with tempfile.TemporaryDirectory(prefix="tf2torch-functional-") as directory:
+        path = os.path.join(directory, Path(source.path).stem + ".keras")
+        try:
+            copy.save(path)
+        except Exception as exc:  # Keras cannot serialize one of the layers
+            raise _UnsavableLayers(str(exc)) from exc
+        session = current_session()
+        session.keras_model = copy  # layers are traced from, and checked against, this
+        session.traced_layers.append(f"{model.name} (built by its code)")
+        copied = load_keras_file(path)
+        try:
+            result = _convert_source(copied, name)
+        except ConversionError as exc:
+            exc.args = (str(exc).replace(path, source.path),)  # name the user's file, not the copy
+            raise
+        finally:
+            copied.close()
+    result.source_path = source.path
+    return result
+
+
+def _check_against_keras(result: ConversionResult, keras_model: Any, traced: list[str]) -> None:
+    """A conversion that ran user code (traced layers, user converters) is checked against
+    Keras on random inputs before it is returned: a wrong result is refused, never written."""
+    from tf2torch.errors import SelfCheckFailed
+
+    report = result.verify(keras_model=keras_model, batch_size=2, seed=12345)
+    if not report.ok:
+        layers = f" (traced layers: {', '.join(traced)})" if traced else ""
+        raise SelfCheckFailed(
+            f"{result.source_path}: the converted model does not match Keras on random inputs{layers}; "
+            f"nothing was written.\n{report.table()}"
+        )
 
 
 def _convert_source(source: KerasSource, model_name: str | None) -> ConversionResult:
     graph = import_keras_model(source)
-    graph.output_names = [v.name for v in graph.outputs]
+    if not graph.named_outputs:
+        graph.output_names = [v.name for v in graph.outputs]
     graph = run_passes(graph)
     name = model_name or Path(source.path).stem
     generated = emit_module(graph, Path(source.path).name, name)

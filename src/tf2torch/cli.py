@@ -72,11 +72,13 @@ def _build_parser(version: str) -> argparse.ArgumentParser:
     convert.add_argument("--verify", action="store_true", help="compare against Keras (needs TensorFlow)")
     _add_input_options(convert)
     _add_tf_options(convert)
+    _add_custom_code_option(convert)
     convert.set_defaults(handler=_run_convert)
 
     inspect = commands.add_parser("inspect", help="list the layers, their shapes and whether they convert")
     inspect.add_argument("source", metavar="SRC", help="a .keras or .h5 file")
     _add_tf_options(inspect)
+    _add_custom_code_option(inspect)
     inspect.set_defaults(handler=_run_inspect)
 
     verify = commands.add_parser("verify", help="convert in memory and compare with Keras (needs TensorFlow)")
@@ -85,6 +87,7 @@ def _build_parser(version: str) -> argparse.ArgumentParser:
     verify.add_argument("--outputs-only", action="store_true", help="skip the layer-by-layer comparison")
     _add_input_options(verify)
     _add_tf_options(verify)
+    _add_custom_code_option(verify)
     verify.set_defaults(handler=_run_verify)
     return parser
 
@@ -120,6 +123,23 @@ def _add_tf_options(parser: argparse.ArgumentParser) -> None:
                         help="force the TF (op-level) or the Keras frontend for a SavedModel")
 
 
+def _add_custom_code_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--custom-code", action="append", default=[], metavar="FILE.py|MODULE",
+        help="a .py file or importable module defining the model's custom Keras classes (repeatable); "
+             "opts in to running that code: custom layers are traced with TensorFlow",
+    )
+
+
+def _custom_code_options(args: argparse.Namespace) -> dict:
+    """convert()'s custom_objects / trace_custom_layers from --custom-code (imported here)."""
+    if not args.custom_code:
+        return {}
+    from tf2torch.custom_code import load_custom_code
+
+    return {"custom_objects": load_custom_code(args.custom_code), "trace_custom_layers": True}
+
+
 def _tf_options(args: argparse.Namespace) -> dict:
     def split(text: str | None) -> list[str] | None:
         return text.split(",") if text else None
@@ -142,10 +162,11 @@ def _run_convert(args: argparse.Namespace) -> int:
     import tf2torch
 
     _check_inputs_file(args.inputs)
-    result = tf2torch.convert(args.source, model_name=args.name, limits=_limits(args), **_tf_options(args))
+    custom = _custom_code_options(args)
+    result = tf2torch.convert(args.source, model_name=args.name, limits=_limits(args), **_tf_options(args), **custom)
     report = None
     if args.verify:
-        report = result.verify(args.inputs, batch_size=args.batch_size)
+        report = result.verify(args.inputs, batch_size=args.batch_size, custom_objects=custom.get("custom_objects"))
     directory = result.save(args.output, report=report)
     written = ["model.py", "model.safetensors"] + (["verification.json"] if report is not None else [])
     written += [n for n in ("train.py", "optimizer.safetensors") if n in result._saved_files]
@@ -160,12 +181,15 @@ def _run_verify(args: argparse.Namespace) -> int:
     import tf2torch
 
     _check_inputs_file(args.inputs)
-    result = tf2torch.convert(args.source, limits=_limits(args), **_tf_options(args))
-    report = result.verify(args.inputs, training=args.train, batch_size=args.batch_size)
+    custom = _custom_code_options(args)
+    objects = custom.get("custom_objects")
+    result = tf2torch.convert(args.source, limits=_limits(args), **_tf_options(args), **custom)
+    report = result.verify(args.inputs, training=args.train, batch_size=args.batch_size, custom_objects=objects)
     # A TF graph (SavedModel, .pb) has no Keras layers to compare one by one.
     if not args.outputs_only and not getattr(result._keras_model, "inference_only", False):
         # Same inputs as the output check; names the first layer that diverges.
-        layers = result.verify_layers(args.inputs, training=args.train, batch_size=args.batch_size)
+        layers = result.verify_layers(args.inputs, training=args.train, batch_size=args.batch_size,
+                                      custom_objects=objects)
         print(layers.table())
         print()
     print(report.table())
@@ -183,16 +207,17 @@ def _run_inspect(args: argparse.Namespace) -> int:
         rows = inspect_tf_ops(args.source, options["signature"], options["inputs"], options["outputs"])
         print(format_tf_ops(args.source, rows))
         return EXIT_OK
-    rows = inspect_model(args.source)
+    custom = _custom_code_options(args)
+    rows = inspect_model(args.source, custom.get("custom_objects"), opted_in=bool(custom))
     print(format_inspection(args.source, rows))
     return EXIT_OK
 
 
 def format_inspection(source: str, rows: list) -> str:
     """The `inspect` table: one row per layer, then a summary line."""
-    header = ("layer", "class", "output shape (Keras layout)", "params", "supported")
+    header = ("layer", "class", "output shape (Keras layout)", "params", "converts")
     table = [header] + [
-        (row.name, row.class_name, row.output_shape_text, f"{row.params:,}", "yes" if row.supported else "NO")
+        (row.name, row.class_name, row.output_shape_text, f"{row.params:,}", row.converts_text)
         for row in rows
     ]
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
@@ -210,8 +235,9 @@ def format_inspection(source: str, rows: list) -> str:
     if unsupported:
         classes = sorted({row.class_name for row in unsupported})
         lines.append(
-            f"Unsupported classes: {', '.join(classes)}. Register converters with "
-            "@tf2torch.register_layer(\"ClassName\") (see the README, 'Custom layers')."
+            f"Unsupported classes: {', '.join(classes)}. Pass the code of custom classes with "
+            "--custom-code my_layers.py (they are then traced with TensorFlow), or register converters "
+            "with @tf2torch.register_layer(\"ClassName\") (see the README, 'Custom layers')."
         )
     return "\n".join(lines)
 

@@ -64,6 +64,10 @@ def one_line(message: str) -> str:
     return " ".join(message.split())
 
 
+class SelfCheckFailed(ConversionError):
+    """A conversion that ran user code (a traced layer) does not match Keras: refused."""
+
+
 @dataclass(frozen=True)
 class UnsupportedLayer:
     name: str
@@ -81,8 +85,9 @@ class UnsupportedLayers(ConversionError):
         for layer in layers:
             lines.append(f"  - {layer.name} ({layer.class_name}): {layer.reason}")
         lines.append(
-            "Register a converter for a custom layer with @tf2torch.register_layer(\"ClassName\"), "
-            "a function (config, weights) -> tf2torch.CustomLayer(YourModule, kwargs, state_dict); "
-            "see the README section 'Custom layers'."
+            "For a custom layer, pass the module defining it (CLI: --custom-code my_layers.py; API: "
+            "custom_objects={...}) to trace it with TensorFlow, or register a converter with "
+            "@tf2torch.register_layer(\"ClassName\"), a function (config, weights) -> "
+            "tf2torch.CustomLayer(YourModule, kwargs, state_dict); see the README section 'Custom layers'."
         )
         super().__init__("\n".join(lines))

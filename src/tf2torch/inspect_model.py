@@ -15,8 +15,9 @@ import numpy as np
 
 from tf2torch.errors import ConversionError
 from tf2torch.frontends.keras.archive import KerasSource, KerasV3WeightReader, WeightReader, load_keras_file
-from tf2torch.frontends.keras.importer import _ModelWalker, is_supported
+from tf2torch.frontends.keras.importer import _ModelWalker, conversion_route, unsupported_reason
 from tf2torch.frontends.keras.layer_calls import LayerCall, LayerEntry, refs_from_spec
+from tf2torch.frontends.keras.user_code import user_code_session
 from tf2torch.ir import Graph, TensorSpec, Value
 
 Shape = tuple[int | None, ...]
@@ -33,6 +34,13 @@ class LayerRow:
     params: int
     supported: bool
     note: str = ""  # why a layer is unsupported, or why its shape is unknown
+    route: str = "native"  # "native", "registered" (a user converter) or "traced" (TensorFlow)
+
+    @property
+    def converts_text(self) -> str:
+        if not self.supported:
+            return "NO"
+        return {"traced": "traced", "registered": "registered"}.get(self.route, "yes")
 
     @property
     def output_shape_text(self) -> str:
@@ -43,11 +51,18 @@ class LayerRow:
         return texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
 
 
-def inspect_model(path: str) -> list[LayerRow]:
+def inspect_model(path: str, custom_objects: dict | None = None, *, opted_in: bool = False) -> list[LayerRow]:
     """One row per layer in config order, nested models' layers included after the model's row.
 
+    With custom code (`custom_objects`, `opted_in`: the CLI's --custom-code) custom layers are
+    traced, as convert() would, so their rows show whether tracing succeeds.
     Raises BadModelFile (a ConversionError) when the file cannot be read.
     """
+    with user_code_session(custom_objects, opted_in or bool(custom_objects)):
+        return _inspect(path)
+
+
+def _inspect(path: str) -> list[LayerRow]:
     source = load_keras_file(str(path))
     try:
         walker = _InspectingWalker(Graph(name="inspect", source_format=f"keras{source.keras_major}"), source)
@@ -60,6 +75,21 @@ def inspect_model(path: str) -> list[LayerRow]:
         return _rows_in_config_order(source.model_config, "", walker)
     finally:
         source.close()
+
+
+def failing_layers(source: KerasSource) -> list[tuple[str, str, str]]:
+    """(layer name, class, why) of every layer of an open source that fails to import."""
+    walker = _InspectingWalker(Graph(name="blockers", source_format=f"keras{source.keras_major}"), source)
+    try:
+        walker.import_model(source.model_config, source.weights, prefix="", bound_inputs=None)
+    except ConversionError:
+        pass
+    prefix = f"{source.path}: "
+    return [
+        (name, walker.classes.get(name, "?"), walker.errors.get(name, seen.note).removeprefix(prefix).replace("\n", "\n    "))
+        for name, seen in walker.observed.items()
+        if seen.shapes is None and seen.note and seen.note != "input shape unknown"
+    ]
 
 
 @dataclass
@@ -78,6 +108,8 @@ class _InspectingWalker(_ModelWalker):
         self.observed: dict[str, _Observed] = {}
         self.placeholders: set[int] = set()
         self.model_error = ""
+        self.classes: dict[str, str] = {}  # layer name -> class name
+        self.errors: dict[str, str] = {}  # layer name -> the whole message of its failure
         self._sequential_depth: list[bool] = []
 
     def _import_call(
@@ -91,6 +123,7 @@ class _InspectingWalker(_ModelWalker):
         prefix: str,
     ) -> list[Value]:
         name = prefix + entry.name
+        self.classes[name] = entry.class_name
         all_inputs = inputs + [v for values in tensor_kwargs.values() for v in values]
         unknown_input = any(id(v) in self.placeholders for v in all_inputs)
         if entry.is_model:
@@ -102,8 +135,8 @@ class _InspectingWalker(_ModelWalker):
                 self._record(name, None, 0, str(exc), call_index)
                 return self._placeholders(entry, name)
         params = _param_count(reader, entry.name)
-        if not is_supported(entry.class_name):
-            self._record(name, None, params, "no converter registered", call_index)
+        if conversion_route(entry.raw) is None:
+            self._record(name, None, params, unsupported_reason(entry.raw), call_index)
             return self._placeholders(entry, name)
         if unknown_input:
             self._record(name, None, params, "input shape unknown", call_index)
@@ -111,6 +144,7 @@ class _InspectingWalker(_ModelWalker):
         try:
             outputs = super()._import_call(entry, call, call_index, inputs, tensor_kwargs, reader, prefix)
         except ConversionError as exc:
+            self.errors.setdefault(name, str(exc))
             self._record(name, None, params, _first_line(str(exc)), call_index)
             return self._placeholders(entry, name)
         self._record(name, [v.spec.shape for v in outputs], params, "", call_index)
@@ -191,15 +225,19 @@ def _rows_in_config_order(model_config: dict, prefix: str, walker: _InspectingWa
             rows.append(LayerRow(name, class_name, shapes, params, supported, note))
             rows.extend(nested)
             continue
-        supported = is_supported(class_name)
+        route = conversion_route(raw)
+        supported = route is not None
         if observed is None:
             if not supported:
-                note = "no converter registered"
+                note = unsupported_reason(raw)
             else:
                 note = _first_line(walker.model_error) if walker.model_error else "not reached"
-            rows.append(LayerRow(name, class_name, None, 0, supported, note))
+            rows.append(LayerRow(name, class_name, None, 0, supported, note, route or ""))
             continue
-        rows.append(LayerRow(name, class_name, observed.shapes, observed.params, supported, observed.note))
+        # A traced layer whose tracing failed is not supported after all.
+        failed = route == "traced" and observed.shapes is None and observed.note != "input shape unknown"
+        rows.append(LayerRow(name, class_name, observed.shapes, observed.params, supported and not failed,
+                             observed.note, route or ""))
     return rows
 
 

@@ -237,3 +237,37 @@ def test_custom_transformer_block_classifier_converts_once_registered(keras, tmp
     inputs = [np.random.default_rng(6).integers(0, 60, (5, 9)).astype("int32")]
     result = convert_and_compare(model, tmp_path, inputs=inputs)
     assert "from test_transformers import TorchTransformerBlock" in result.source_code
+
+
+def test_keras_hub_resnet_backbone_walks_its_functional_graph(tmp_path):
+    """A keras_hub backbone without an expansion of its own: Keras builds it (keras_hub is
+    library code: no opt-in needed), its functional graph is walked layer by layer."""
+    from conftest import perturb_weights, set_batchnorm_statistics
+
+    backbone = keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64], input_conv_kernel_sizes=[3], stackwise_num_filters=[64, 32],
+        stackwise_num_blocks=[1, 1], stackwise_num_strides=[1, 2], block_type="basic_block",
+        use_pre_activation=False, image_shape=(33, 35, 3),
+    )
+    perturb_weights(backbone)
+    set_batchnorm_statistics(backbone, np.random.default_rng(0).standard_normal((4, 33, 35, 3)).astype("float32"))
+    path = tmp_path / "resnet.keras"
+    backbone.save(str(path))
+    result = tf2torch.convert(str(path))
+    assert "nn.Conv2d(" in result.source_code and "traced call()" not in result.source_code  # all native
+    report = result.verify(batch_size=2, keras_model=backbone)
+    assert report.ok, report.table()
+
+
+def test_keras_hub_backbone_with_unconvertible_ops_is_refused_clearly(tmp_path):
+    backbone = keras_hub.models.ViTBackbone(image_shape=(28, 28, 3), patch_size=7, num_layers=1, num_heads=2,
+                                            hidden_dim=8, mlp_dim=16)
+    path = tmp_path / "vit.keras"
+    backbone.save(str(path))
+    try:
+        result = tf2torch.convert(str(path))
+    except tf2torch.ConversionError as exc:  # until the TF frontend has its run-time shapes
+        assert str(path) in str(exc) and "vit_patching_and_embedding" in str(exc)
+        return
+    report = result.verify(batch_size=2, keras_model=backbone)
+    assert report.ok, report.table()

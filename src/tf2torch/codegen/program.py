@@ -127,9 +127,15 @@ def assign_variable_names(graph: Graph) -> tuple[dict[int, str], NameScope]:
         consumers = graph.consumers(value)
         chain = single_input and len(consumers) == 1 and consumers[0] is first and value not in graph.outputs
         names[id(value)] = "x" if chain else scope.unique(name)
+    # Outputs of a dict-returning source are named by their keys (`sequence_output`).
+    for value, name in zip(graph.outputs, graph.output_names if graph.named_outputs else []):
+        if id(value) not in names:
+            names[id(value)] = scope.unique(name)
     for i, node in enumerate(graph.nodes):
         following = graph.nodes[i + 1] if i + 1 < len(graph.nodes) else None
         for value in node.outputs:
+            if id(value) in names:
+                continue
             consumers = graph.consumers(value)
             chain = (
                 len(node.outputs) == 1

@@ -26,7 +26,7 @@ def docstring(graph: Graph, builder: ModuleBuilder, class_name: str, source_name
     lines.append("Inputs:")
     for value in graph.inputs:
         lines.append(f"    {_describe(value, builder.var(value))}")
-    lines.append("Outputs:")
+    lines.append(f"Outputs (fields of {outputs_class(class_name)}):" if returns_named_tuple(graph) else "Outputs:")
     for value in graph.outputs:
         lines.append(f"    {_describe(value, builder.var(value))}")
     if graph.notes:
@@ -34,6 +34,15 @@ def docstring(graph: Graph, builder: ModuleBuilder, class_name: str, source_name
         lines += [f"    - {note}" for note in graph.notes]
     lines.append('"""')
     return "\n".join(lines)
+
+
+def returns_named_tuple(graph: Graph) -> bool:
+    """A source returning a dict of several outputs: forward returns a NamedTuple of them."""
+    return graph.named_outputs and len(graph.outputs) > 1
+
+
+def outputs_class(class_name: str) -> str:
+    return f"{class_name}Outputs"
 
 
 TAP_PRELUDE = '''
@@ -54,12 +63,18 @@ def render_module(
     imports = sorted(i for i in builder.imports if i.startswith("import "))
     from_imports = sorted(i for i in builder.imports if i.startswith("from "))
     # One third-party block, `import` lines before `from` lines: what isort / ruff's I001 expect.
-    out += ["from pathlib import Path", ""] + imports + from_imports + ["", ""]
+    stdlib = ["from pathlib import Path"] + (["from typing import NamedTuple"] if returns_named_tuple(graph) else [])
+    out += stdlib + [""] + imports + from_imports + ["", ""]
     for helper in builder.helpers.values():
         out += [helper.strip("\n"), "", ""]
     if taps:
         out += [TAP_PRELUDE.strip("\n"), "", ""]
 
+    named = returns_named_tuple(graph)
+    if named:
+        out.append(f"class {outputs_class(class_name)}(NamedTuple):")
+        out += [f"{INDENT}{builder.var(v)}: torch.Tensor" for v in graph.outputs]
+        out += ["", ""]
     out.append(f"class {class_name}(nn.Module):")
     out.append(f"{INDENT}def __init__(self) -> None:")
     out.append(f"{INDENT * 2}super().__init__()")
@@ -75,6 +90,8 @@ def render_module(
 
     args = ", ".join(f"{builder.var(v)}: torch.Tensor" for v in graph.inputs)
     returns = "torch.Tensor" if len(graph.outputs) == 1 else f"tuple[{', '.join(['torch.Tensor'] * len(graph.outputs))}]"
+    if named:
+        returns = outputs_class(class_name)
     out += ["", f"{INDENT}def forward(self, {args}) -> {returns}:"]
     for st in builder.statements:
         if st.comment:
@@ -83,7 +100,8 @@ def render_module(
         for value in st.values if taps else ():
             if id(value) in taps:
                 out.append(f'{INDENT * 2}_tap("{taps[id(value)]}", {builder.var(value)})')
-    out.append(f"{INDENT * 2}return {', '.join(builder.var(v) for v in graph.outputs)}")
+    returned = ", ".join(builder.var(v) for v in graph.outputs)
+    out.append(f"{INDENT * 2}return {outputs_class(class_name)}({returned})" if named else f"{INDENT * 2}return {returned}")
     for method in builder.methods.values():
         out += [""] + [f"{INDENT}{line}" if line else "" for line in method.strip("\n").splitlines()]
     out += [

@@ -101,6 +101,9 @@ class Graph:
     nodes: list[Node] = field(default_factory=list)  # topological order
     input_names: list[str] = field(default_factory=list)  # source names of the inputs
     output_names: list[str] = field(default_factory=list)
+    # The source returns a dict keyed by output_names (Keras dict outputs, keras_hub backbones):
+    # the generated forward returns a NamedTuple with those fields.
+    named_outputs: bool = False
     notes: list[str] = field(default_factory=list)  # approximations and boundary permutes
 
     def add_node(

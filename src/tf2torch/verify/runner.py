@@ -28,6 +28,13 @@ def load_keras_model(path: str, keras_major: int, custom_objects: dict | None = 
             f"verification of {path} needs {'tf-keras' if keras_major == 2 else 'keras'} and TensorFlow: "
             "pip install 'tf2torch[tf]'"
         ) from exc
+    except Exception as exc:  # Keras could not rebuild the model: typically a class it does not know
+        text = str(exc).strip().splitlines()
+        raise VerificationUnavailable(
+            f"{path}: Keras cannot load the model to compare with it ({type(exc).__name__}: "
+            f"{text[0] if text else ''}). If it uses custom classes (layers, regularizers, constraints, "
+            "...), pass the code defining them: --custom-code my_layers.py (or custom_objects={...})."
+        ) from exc
 
 
 def _import_keras_hub(path: str) -> None:

@@ -9,6 +9,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import numpy as np
 import pytest
+import torch
 from tf_frontend_helpers import assert_matches, tf_trainable_count, trainable_count, training_step_changes
 
 tf = pytest.importorskip("tensorflow")
@@ -124,3 +125,152 @@ def test_registered_layer_traced_with_trace_custom_layers(tmp_path):
         assert report.ok, report.table()
     assert trainable_count(result.module) == tf_trainable_count(model.trainable_weights)
     training_step_changes(result)
+
+
+@keras.saving.register_keras_serializable(package="tf2torch_tf_tests")
+class GatedProjection(keras.layers.Layer):
+    """Own variable `scale` plus two Dense sub-layers (created proj, then gate: their
+    attribute names sort the other way, as Keras' .keras archive stores them)."""
+
+    def __init__(self, units=4, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.proj = keras.layers.Dense(units, name="inner")
+        self.gate = keras.layers.Dense(units, activation="sigmoid")
+
+    def build(self, shape):
+        self.scale = self.add_weight(shape=(self.units,), initializer="ones", name="scale")
+        self.proj.build(shape)
+        self.gate.build(shape)
+
+    def call(self, x):
+        return self.proj(x) * self.gate(x) * self.scale
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+def _gated_model():
+    from conftest import perturb_weights
+
+    model = _model(GatedProjection(units=6, name="gated_proj"))
+    layer = model.get_layer("gated_proj")
+    rng = np.random.default_rng(3)
+    layer.set_weights([rng.normal(0, 0.5, w.shape).astype(np.float32) for w in layer.get_weights()])
+    perturb_weights(model)
+    return model
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_sub_layer_weights_are_the_files_when_traced(tmp_path, suffix):
+    model = _gated_model()
+    path = str(tmp_path / f"model{suffix}")
+    model.save(path)
+    result = tf2torch.convert(path, custom_objects={"GatedProjection": GatedProjection})
+    report = result.verify(batch_size=3, keras_model=model)
+    assert report.ok, report.table()
+    assert trainable_count(result.module) == tf_trainable_count(model.trainable_weights)
+
+
+class GatedProjectionModule(torch.nn.Module):
+    def __init__(self, features: int, units: int) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(units))
+        self.proj = torch.nn.Linear(features, units)
+        self.gate = torch.nn.Linear(features, units)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x) * torch.sigmoid(self.gate(x)) * self.scale
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_registered_converter_receives_sub_layer_weights_in_keras_order(tmp_path, suffix):
+    model = _gated_model()
+    path = str(tmp_path / f"model{suffix}")
+    model.save(path)
+    received = []
+
+    @tf2torch.register_layer("GatedProjection")
+    def convert_gated(config, weights):
+        received.append(weights)
+        scale, proj_kernel, proj_bias, gate_kernel, gate_bias = weights
+        state = {"scale": scale, "proj.weight": proj_kernel.T, "proj.bias": proj_bias,
+                 "gate.weight": gate_kernel.T, "gate.bias": gate_bias}
+        return tf2torch.CustomLayer(GatedProjectionModule, {"features": 5, "units": config["units"]}, state)
+
+    try:
+        # Two sub-layers: the archive does not record their order; Keras (the class) tells it.
+        result = tf2torch.convert(path, custom_objects={"GatedProjection": GatedProjection})
+        if suffix == ".keras":
+            with pytest.raises(tf2torch.ConversionError, match="several sub-layers.*--custom-code"):
+                tf2torch.convert(path)
+    finally:
+        tf2torch.unregister_layer("GatedProjection")
+    expected = model.get_layer("gated_proj").get_weights()
+    assert [w.shape for w in received[0]] == [w.shape for w in expected]
+    for got, want in zip(received[0], expected):
+        np.testing.assert_array_equal(got, want)
+    report = result.verify(batch_size=3, keras_model=model)
+    assert report.ok, report.table()
+
+
+@keras.saving.register_keras_serializable(package="tf2torch_tf_tests")
+class MaskedScale(keras.layers.Layer):
+    """Writes its (masked) variable in call() and then uses what it wrote."""
+
+    def build(self, shape):
+        self.scale = self.add_weight(shape=(shape[-1],), initializer="ones", name="scale")
+        self.mask = np.arange(shape[-1]) % 2 == 0
+
+    def call(self, x):
+        self.scale.assign(self.scale * self.mask.astype("float32"))
+        return x * self.scale + 1.0
+
+
+def test_layer_assigning_its_variable_in_call_uses_the_written_value(tmp_path):
+    model = _model(MaskedScale(name="masked"))
+    model.get_layer("masked").set_weights([np.linspace(0.5, 2.0, 5).astype(np.float32)])
+    path = _save(model, tmp_path)
+    result = tf2torch.convert(path, custom_objects={"MaskedScale": MaskedScale})
+    reference = keras.saving.load_model(path, custom_objects={"MaskedScale": MaskedScale})
+    report = result.verify(batch_size=3, keras_model=reference)
+    assert report.ok, report.table()
+
+
+@keras.saving.register_keras_serializable(package="tf2torch_tf_tests")
+class MaskedMean(keras.layers.Layer):
+    """Consumes the Keras mask: the mean over unmasked time steps."""
+
+    def call(self, x, mask=None):
+        weights = tf.cast(mask, x.dtype)[:, :, None]
+        return tf.reduce_sum(x * weights, axis=1) / tf.maximum(tf.reduce_sum(weights, axis=1), 1.0)
+
+
+@keras.saving.register_keras_serializable(package="tf2torch_tf_tests")
+class SinPassMask(keras.layers.Layer):
+    """Supports masking without changing it: the mask reaches the next layer."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, x):
+        return tf.sin(x)
+
+
+def test_keras_masks_into_and_out_of_traced_layers(tmp_path):
+    tokens = keras.Input((9,), dtype="int32")
+    x = keras.layers.Embedding(12, 6, mask_zero=True, name="embed")(tokens)
+    x = SinPassMask(name="sine")(x)
+    pooled = keras.layers.GlobalAveragePooling1D(name="pool")(x)  # uses the passed-through mask
+    summary = MaskedMean(name="masked_mean")(x)  # takes the mask in call()
+    model = keras.Model(tokens, keras.layers.Concatenate(name="join")([pooled, summary]))
+    path = _save(model, tmp_path)
+    objects = {"MaskedMean": MaskedMean, "SinPassMask": SinPassMask}
+    result = tf2torch.convert(path, custom_objects=objects)
+    ids = np.random.default_rng(0).integers(1, 12, (4, 9)).astype("int32")
+    ids[1, 5:] = 0
+    ids[2, 2:] = 0
+    ids[3, 4] = 0
+    report = result.verify([ids], keras_model=model)
+    assert report.ok, report.table()

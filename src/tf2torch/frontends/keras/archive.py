@@ -50,6 +50,11 @@ class WeightReader:
     def nested(self, layer_name: str, layer_configs: list[dict], sequential: bool) -> WeightReader:
         raise NotImplementedError
 
+    def read_with_sub_layers(self, layer_name: str) -> tuple[list[np.ndarray], bool]:
+        """All weights of a custom layer, its sub-layers' included, in `layer.get_weights()`
+        order, and whether that order is certain (see KerasV3WeightReader)."""
+        return self.read(layer_name), True
+
 
 class KerasV3WeightReader(WeightReader):
     """model.weights.h5 of a .keras archive: groups named by attribute path, not layer name.
@@ -88,9 +93,28 @@ class KerasV3WeightReader(WeightReader):
             raise BadModelFile(f"no weights stored for nested model {layer_name!r}")
         return KerasV3WeightReader(group, layer_configs, sequential)
 
+    def read_with_sub_layers(self, layer_name: str) -> tuple[list[np.ndarray], bool]:
+        """Own variables first, then each sub-layer's (as Layer.weights lists them). The
+        archive names sub-layers by attribute and sorts them by name, not by creation order,
+        so with two or more sub-objects holding variables the order is not certain."""
+        group = self._layer_group(layer_name)
+        if group is None:
+            return [], True
+        return _read_tree(group)
+
     def group(self, layer_name: str) -> h5py.Group | None:
         """The raw group, for layers whose variables live in sub-objects (e.g. RNN cells)."""
         return self._layer_group(layer_name)
+
+
+def _read_tree(group: h5py.Group) -> tuple[list[np.ndarray], bool]:
+    weights = read_vars_group(group["vars"]) if "vars" in group else []
+    children = [_read_tree(group[k]) for k in group if k != "vars" and isinstance(group[k], h5py.Group)]
+    children = [child for child in children if child[0]]
+    certain = len(children) <= 1 and all(sure for _, sure in children)
+    for child_weights, _ in children:
+        weights.extend(child_weights)
+    return weights, certain
 
 
 def read_vars_group(vars_group: h5py.Group) -> list[np.ndarray]:

@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from tf2torch.errors import ConversionError
+from tf2torch.errors import ConversionError, UnsupportedFeature
+from tf2torch.frontends.keras.archive import WeightReader
 from tf2torch.frontends.keras.context import LayerContext
+from tf2torch.frontends.keras.user_code import bare_class_name, current_session
 from tf2torch.ir import Param, TensorSpec, Value
 
 
@@ -50,10 +52,28 @@ def unregister_layer(class_name: str) -> None:
     USER_LAYERS.pop(class_name, None)
 
 
+def user_layer_weights(ctx: LayerContext, reader: WeightReader, layer_name: str) -> list[np.ndarray]:
+    """The layer's weights with its sub-layers', in `layer.get_weights()` order."""
+    weights, certain = reader.read_with_sub_layers(layer_name)
+    if certain:
+        return weights
+    session = current_session()
+    if session.opted_in:
+        # The archive does not record the creation order of sub-layers: ask Keras.
+        layer = session.live_layer(ctx.file, ctx.keras_major, ctx.name)
+        return [np.asarray(w) for w in layer.get_weights()]
+    raise UnsupportedFeature(
+        f"{ctx.file}: layer {ctx.name!r} ({ctx.class_name}) keeps its variables in several sub-layers, "
+        "whose order (that of layer.get_weights()) the .keras archive does not record. Pass the code "
+        "defining the class (--custom-code my_layers.py, or convert(..., custom_objects={...})) so "
+        "that Keras can tell it."
+    )
+
+
 def import_user_layer(ctx: LayerContext) -> list[Value]:
     import torch
 
-    custom = USER_LAYERS[ctx.class_name](ctx.config, ctx.weights())
+    custom = USER_LAYERS[bare_class_name(ctx.class_name)](ctx.config, ctx.weights())
     cls = custom.module_class
     if not isinstance(cls, type) or cls.__module__ in ("__main__", "builtins"):
         raise ConversionError(

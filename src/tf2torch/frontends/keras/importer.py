@@ -9,6 +9,7 @@ from tf2torch.errors import (
     BadModelFile,
     ConversionError,
     InvalidGraph,
+    UnsupportedFeature,
     UnsupportedLayer,
     UnsupportedLayers,
     describe_exception,
@@ -16,29 +17,44 @@ from tf2torch.errors import (
 from tf2torch.frontends.keras import importers  # noqa: F401  (fills LAYER_IMPORTERS)
 from tf2torch.frontends.keras.archive import KerasSource, WeightReader, layer_name_of
 from tf2torch.frontends.keras.context import LayerContext
-from tf2torch.frontends.keras.custom import USER_LAYERS, import_user_layer
+from tf2torch.frontends.keras.custom import USER_LAYERS, import_user_layer, user_layer_weights
 from tf2torch.frontends.keras.layer_calls import (
     MODEL_CLASSES,
     LayerCall,
     LayerEntry,
     TensorRef,
     entry_class_name,
+    is_user_class,
     parse_layer,
     refs_from_spec,
 )
 from tf2torch.frontends.keras.masking import record_output_masks
 from tf2torch.frontends.keras.registry import LAYER_IMPORTERS
+from tf2torch.frontends.keras.user_code import bare_class_name, current_session
 from tf2torch.frontends.keras.weight_check import check_layer_weights
 from tf2torch.ir import Graph, TensorSpec, Value
 
 
-def is_supported(class_name: str) -> bool:
-    if class_name in USER_LAYERS or class_name in LAYER_IMPORTERS or class_name in MODEL_CLASSES:
-        return True
-    # Opt-in fallback (convert(custom_objects=...) / trace_custom_layers=True): trace the layer.
-    from tf2torch.frontends.tf.keras_layers import traceable_class
+def conversion_route(raw: dict) -> str | None:
+    """How a layer config entry converts: "native" (a tf2torch importer), "registered" (the
+    user's @register_layer converter), "traced" (its call() traced with TensorFlow, only with
+    the opt-in), or None (it cannot). A user class never takes the importer of a Keras or
+    keras_hub class it shares a name with."""
+    class_name = entry_class_name(raw) if "class_name" in raw else "?"
+    if class_name in MODEL_CLASSES:
+        return "native"
+    if bare_class_name(class_name) in USER_LAYERS:
+        return "registered"
+    if class_name in LAYER_IMPORTERS and not is_user_class(raw):
+        return "native"
+    if current_session().keras_class(class_name, raw) is not None:
+        return "traced"
+    return None
 
-    return traceable_class(class_name) is not None
+
+def is_supported(class_name: str) -> bool:
+    """Whether a layer class (a Keras or keras_hub class name) converts."""
+    return conversion_route({"class_name": class_name}) is not None
 
 
 def find_unsupported(model_config: dict) -> list[UnsupportedLayer]:
@@ -48,22 +64,57 @@ def find_unsupported(model_config: dict) -> list[UnsupportedLayer]:
         class_name = entry_class_name(raw) if "class_name" in raw else "?"
         if class_name in MODEL_CLASSES:
             found.extend(find_unsupported(raw))
-        elif not is_supported(class_name):
-            found.append(UnsupportedLayer(layer_name_of(raw), class_name))
+        elif conversion_route(raw) is None:
+            found.append(UnsupportedLayer(layer_name_of(raw), class_name, unsupported_reason(raw)))
     return found
+
+
+def unsupported_reason(raw: dict) -> str:
+    native = not is_user_class(raw) and (raw.get("module") or entry_class_name(raw).startswith("ops."))
+    if native:
+        return "a Keras class tf2torch has no converter for yet"
+    if is_user_class(raw) or entry_class_name(raw) not in LAYER_IMPORTERS:
+        session = current_session()
+        if session.opted_in:
+            return ("a custom class whose code was not given: pass the module defining it with "
+                    "--custom-code my_layers.py (or convert(..., custom_objects={...}))")
+        return ("a custom class: pass the module defining it with --custom-code my_layers.py "
+                "(or convert(..., custom_objects={...})) to trace it, or register a converter")
+    return "no converter registered"
 
 
 def import_keras_model(source: KerasSource) -> Graph:
     unsupported = find_unsupported(source.model_config)
     if unsupported:
-        raise UnsupportedLayers(source.path, unsupported)
+        # With user code given, the layers it traces may fail too: list those as well.
+        everything = _all_blockers(source) if current_session().opted_in else []
+        raise UnsupportedLayers(source.path, everything if len(everything) > len(unsupported) else unsupported)
     cfg = source.model_config
     name = cfg.get("config", {}).get("name", "model")
     graph = Graph(name=name, source_format=f"keras{source.keras_major}")
     walker = _ModelWalker(graph, source)
-    outputs = walker.import_model(cfg, source.weights, prefix="", bound_inputs=None)
+    try:
+        outputs = walker.import_model(cfg, source.weights, prefix="", bound_inputs=None)
+    except (UnsupportedFeature, UnsupportedLayers) as exc:
+        # One message lists every blocker: those of the layers after this one too (a traced
+        # layer with an op tf2torch lacks, an option not supported yet, ...).
+        blockers = _all_blockers(source)
+        if len(blockers) > 1:
+            raise UnsupportedLayers(source.path, blockers) from exc
+        raise
     graph.outputs = outputs
+    output_spec = cfg.get("config", {}).get("output_layers")
+    if isinstance(output_spec, dict) and len(output_spec) == len(outputs):
+        graph.output_names = [str(k) for k in output_spec]  # Keras returns a dict with these keys
+        graph.named_outputs = True
     return graph
+
+
+def _all_blockers(source: KerasSource) -> list[UnsupportedLayer]:
+    """Every layer that fails to import, found by `inspect`'s tolerant walk of the model."""
+    from tf2torch.inspect_model import failing_layers
+
+    return [UnsupportedLayer(name, class_name, reason) for name, class_name, reason in failing_layers(source)]
 
 
 @dataclass
@@ -84,8 +135,8 @@ class _ModelWalker:
             return self._import_functional(cfg, reader, prefix, bound_inputs)
         raise BadModelFile(
             f"{self.source.path}: top-level class {class_name!r} is not a Sequential or functional "
-            "model. Subclassed models have no layer graph in their config; export them as a "
-            "SavedModel (support planned) or rebuild them functionally."
+            "model. A subclassed model has no layer graph in its config: convert it with the code "
+            "defining it (--custom-code my_model.py), which traces its call() with TensorFlow."
         )
 
     # -- inputs -------------------------------------------------------------------------
@@ -252,15 +303,19 @@ class _ModelWalker:
             reader=reader,
             kwarg_masks={k: [self.masks.get(id(v)) for v in vs] for k, vs in tensor_kwargs.items()},
         )
-        check_layer_weights(ctx)
-        if entry.class_name in USER_LAYERS:
+        route = conversion_route(entry.raw)
+        if route == "registered":
+            ctx._weights = user_layer_weights(ctx, reader, entry.name)
             outputs = import_user_layer(ctx)
-        elif entry.class_name not in LAYER_IMPORTERS:
+        elif route == "traced":
             from tf2torch.frontends.tf.keras_layers import import_traced_layer
 
             outputs = import_traced_layer(ctx)
-        else:
+        elif route == "native":
+            check_layer_weights(ctx)  # user classes keep their own weight layout: only built-ins are checked
             outputs = LAYER_IMPORTERS[entry.class_name](ctx)
+        else:
+            raise UnsupportedLayers(self.source.path, [UnsupportedLayer(name, entry.class_name, unsupported_reason(entry.raw))])
         record_output_masks(ctx, outputs, self.masks)
         return outputs
 

@@ -124,6 +124,27 @@ def entry_class_name(raw: dict) -> str:
     return class_name
 
 
+# Packages whose classes tf2torch converts natively. Classes are matched on the package or
+# module recorded in the config, never on a bare class name a user class may share.
+NATIVE_PACKAGES = ("keras", "keras_hub", "keras_nlp", "tf_keras")
+
+
+def is_user_class(raw: dict) -> bool:
+    """A class defined by the user (or a third-party package), not by Keras or keras_hub.
+
+    Keras 3 configs carry `module` (None for classes defined in __main__) and
+    `registered_name` ("package>Name" when registered); Keras 3's legacy .h5 writes the
+    registered name as the class name. Keras 2 configs name the package only for
+    registered classes ("Custom>Name")."""
+    for name in (raw.get("registered_name"), raw.get("class_name")):
+        if isinstance(name, str) and ">" in name and name.split(">", 1)[0] not in NATIVE_PACKAGES:
+            return True
+    if "registered_name" in raw:
+        module = raw.get("module") or ""
+        return module.split(".", 1)[0] not in NATIVE_PACKAGES
+    return False
+
+
 def parse_layer(raw: dict, source: str) -> LayerEntry:
     try:
         class_name = entry_class_name(raw)

@@ -99,7 +99,20 @@ class GraphImporter:
         var_args = {arg_name: arg for arg_name, arg in zip(arg_names, args) if isinstance(arg, VarRef)}
         bindings: dict[str, TFVal] = {}
         _gathers_from_reads(graph_def, var_args)
+        assigns = {n.name: n for n in graph_def.node if n.op == "AssignVariableOp"}
         for node in graph_def.node:
+            if node.op == "ReadVariableOp" and _read_after_assign(node, assigns):
+                # A layer that writes its variable in call() (a masked kernel) reads the value
+                # it wrote: the read becomes that value (automatic control dependencies order
+                # the read after the write with a control input).
+                value = _read_after_assign(node, assigns)
+                dtype = node.attr["dtype"].type
+                node.op = "Identity"
+                del node.input[:]
+                node.input.append(value)
+                node.ClearField("attr")
+                node.attr["T"].type = dtype
+                continue
             if node.op == "ReadVariableOp" and node.input[0].split(":")[0] in var_args:
                 var = var_args[node.input[0].split(":")[0]]
                 node.op = "Placeholder"
@@ -206,6 +219,16 @@ def _gathers_from_reads(graph_def: Any, var_args: dict[str, VarRef]) -> None:
         del node.input[:]
         node.input.extend([read.name, ids, axis.name] + controls)
         graph_def.node.extend([read, axis])
+
+
+def _read_after_assign(read: Any, assigns: dict[str, Any]) -> str | None:
+    """The value last assigned to the variable `read` reads, if the read is ordered after it."""
+    resource = read.input[0].split(":")[0]
+    for control in reversed(read.input[1:]):
+        assign = assigns.get(control.removeprefix("^"))
+        if control.startswith("^") and assign is not None and assign.input[0].split(":")[0] == resource:
+            return assign.input[1]
+    return None
 
 
 def _topological(outputs: list, bound: set[str]) -> list:

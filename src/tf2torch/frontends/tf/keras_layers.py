@@ -1,49 +1,21 @@
 """Fallback for custom Keras layers without a converter: trace the layer's call() with
 tf.function and convert the graph through the TF frontend into a generated nn.Module class.
 
-This runs the layer's Python code, so it happens only when the user opts in, with
-`convert(..., custom_objects={...})` or `trace_custom_layers=True` (DESIGN principle 8).
+This runs the layer's Python code, so it happens only when the user opts in (see
+frontends/keras/user_code.py). The layer traced is the one Keras loads from the file (or the
+live model's): it holds the file's weights, those of its sub-layers included.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from tf2torch.errors import ConversionError
-
-_ACTIVE: list[dict] = []  # custom_objects of the conversions that opted in
-
-
-@contextmanager
-def tracing_custom_layers(custom_objects: dict | None) -> Iterator[None]:
-    _ACTIVE.append(dict(custom_objects or {}))
-    try:
-        yield
-    finally:
-        _ACTIVE.pop()
-
-
-def traceable_class(class_name: str) -> type | None:
-    """The importable class of a custom layer, if tracing is on and the class is known."""
-    if not _ACTIVE:
-        return None
-    objects = _ACTIVE[-1]
-    if class_name in objects:
-        return objects[class_name]
-    for module in ("keras", "tf_keras"):
-        try:
-            registry = __import__(module).saving.get_custom_objects()
-        except (ImportError, AttributeError):
-            continue
-        for key, cls in registry.items():
-            if key == class_name or key.endswith(">" + class_name):
-                return cls
-    return None
+from tf2torch.errors import ConversionError, UnsupportedFeature, VerificationUnavailable
+from tf2torch.frontends.keras.layer_calls import TensorRef
+from tf2torch.frontends.keras.user_code import current_session
 
 
 @dataclass
@@ -67,25 +39,34 @@ def import_traced_layer(ctx: Any) -> list:
     from tf2torch.frontends.tf.loader import import_concrete_function
     from tf2torch.frontends.tf.subgraph import finish_subgraph
 
-    cls = traceable_class(ctx.class_name)
+    session = current_session()
+    cls = session.keras_class(ctx.class_name, ctx.entry.raw)
     if cls is None:
         raise ConversionError(f"{ctx.file}: the class of layer {ctx.name!r} ({ctx.class_name}) is not importable")
-    config = {k: v for k, v in ctx.config.items()}
-    layer = cls.from_config(config)
-    probes = [tf.zeros([1 if d is None else d for d in v.spec.shape], dtype=v.spec.dtype) for v in ctx.inputs]
-    layer(*probes)  # builds the layer's variables
-    weights = ctx.weights()
-    if weights:
-        layer.set_weights(weights)
-    specs = [tf.TensorSpec(v.spec.shape, v.spec.dtype) for v in ctx.inputs]
-    fn = tf.function(lambda *xs: layer(*xs)).get_concrete_function(*specs)
-    views = []
-    for w in layer.weights:
-        var = getattr(w, "value", w) if not isinstance(w, tf.Variable) else w
-        path = getattr(w, "path", None) or w.name
-        # named inside the generated class: `self.gate`, not `self.<layer>_gate`
-        views.append(_VariableView(path.split("/")[-1], var.handle, bool(w.trainable), var))
-    imported = import_concrete_function(fn, ctx.file, ctx.name, variables=views)
+    try:
+        layer = session.live_layer(ctx.file, ctx.keras_major, ctx.name)
+    except VerificationUnavailable:
+        # Keras cannot load the whole model (another class's code is missing): this layer
+        # alone, so that every blocker can still be listed. No result is built from it: the
+        # conversion is refused, as it cannot be checked against Keras.
+        layer = _standalone_layer(ctx, cls)
+    call = _TracedCall(layer, ctx)
+    specs = [tf.TensorSpec(v.spec.shape, v.spec.dtype) for v in call.tensors]
+    try:
+        fn = tf.function(call).get_concrete_function(*specs)
+    except Exception as exc:  # the user's call() failed under tf.function: say so, no traceback
+        raise UnsupportedFeature(
+            f"{ctx.file}: layer {ctx.name!r} ({ctx.class_name}): tracing its call() with TensorFlow failed: "
+            f"{type(exc).__name__}: {_first_line(exc)}"
+        ) from exc
+    session.traced_layers.append(ctx.name)
+    views = [_view(w, layer.name) for w in _variables(layer)]
+    try:
+        imported = import_concrete_function(fn, ctx.file, ctx.name, variables=views)
+    except ConversionError as exc:
+        # Name the user's layer first: the op names alone do not say where it came from.
+        detail = str(exc).removeprefix(f"{ctx.file}: ")
+        raise UnsupportedFeature(f"{ctx.file}: layer {ctx.name!r} ({ctx.class_name}), traced: {detail}") from exc
     graph = imported.graph
     names = ["inputs"] if len(graph.inputs) == 1 else [f"inputs_{i}" for i in range(len(graph.inputs))]
     graph.input_names = names
@@ -93,5 +74,208 @@ def import_traced_layer(ctx: Any) -> list:
         value.name = name
     finish_subgraph(graph)
     specs_out = [v.spec for v in graph.outputs]
-    node = ctx.add("tf_subgraph", ctx.inputs, specs_out, {"graph": graph, "class_name": cls.__name__})
-    return node.outputs
+    node = ctx.add("tf_subgraph", call.tensors, specs_out, {"graph": graph, "class_name": cls.__name__})
+    outputs = node.outputs[: call.output_count]
+    if call.output_masks is not None:
+        traced_masks = iter(node.outputs[call.output_count:])
+        ctx.set_output_masks([next(traced_masks) if m == "traced" else m for m in call.output_masks])
+    return outputs
+
+
+class _TracedCall:
+    """`layer(...)` as the model calls it (a list, several tensors, tensor keyword arguments,
+    Keras masks), as a function of flat tensors: the call's inputs, its tensor keyword
+    arguments, then the masks of its first argument. Returns the flat outputs, then the
+    output masks (Keras 3 rules: `mask=` reaches call() if it takes one; compute_mask()
+    gives the outputs' masks when the layer supports masking)."""
+
+    def __init__(self, layer: Any, ctx: Any) -> None:
+        self.layer = layer
+        self.ctx = ctx
+        call = ctx.call
+        self.positional = call.args if call.args else ([call.inputs] if len(call.inputs) > 1 else call.inputs)
+        self.constants = {k: v for k, v in call.kwargs.items() if k not in ("training", "mask")}
+        self.kwarg_names = list(ctx.tensor_kwargs)
+        self.tensors = list(ctx.inputs) + [v for values in ctx.tensor_kwargs.values() for v in values]
+        # Keras' previous mask: the explicit `mask=` argument, else the first argument's masks.
+        first = self.positional[0] if self.positional else None
+        self.first_count = len(_fill(first, _Counter())) if isinstance(first, (list, tuple)) else 1
+        implicit = ctx.input_masks[: self.first_count] if "mask" not in ctx.tensor_kwargs else []
+        self.mask_values = [m for m in implicit if m is not None]
+        self.mask_slots = [m is not None for m in implicit]
+        self.tensors += self.mask_values
+        self.output_count = 0
+        self.output_masks: list | None = None  # per output: None, "traced" or a mask Value
+
+    def __call__(self, *flat: Any) -> list:
+        ctx = self.ctx
+        count = len(ctx.inputs)
+        it = iter(flat[:count])
+        args = [_fill(a, it) for a in self.positional]
+        rest = iter(flat[count:])
+        kwargs = dict(self.constants)
+        for key in self.kwarg_names:
+            values = [next(rest) for _ in ctx.tensor_kwargs[key]]
+            kwargs[key] = values[0] if len(values) == 1 else values
+        masks = iter(flat[count + sum(len(v) for v in ctx.tensor_kwargs.values()):])
+        slots = [next(masks) if present else None for present in self.mask_slots]
+        previous = kwargs.get("mask")
+        if previous is None and any(self.mask_slots):
+            previous = slots[0] if self.first_count == 1 and not isinstance(self.positional[0], (list, tuple)) else slots
+            if "mask" in _call_parameters(self.layer):
+                kwargs["mask"] = previous
+        outputs = self.layer(*args, training=False, **kwargs)
+        import tensorflow as tf
+
+        flat_outputs = tf.nest.flatten(outputs)
+        self.output_count = len(flat_outputs)
+        if previous is None or not getattr(self.layer, "supports_masking", False):
+            self.output_masks = [None] * len(flat_outputs) if previous is not None else None
+            return flat_outputs
+        computed = self.layer.compute_mask(args[0] if args else None, previous)
+        flat_masks = tf.nest.flatten(computed) if computed is not None else [None] * len(flat_outputs)
+        if len(flat_masks) == 1 and len(flat_outputs) > 1:
+            flat_masks = flat_masks * len(flat_outputs)
+        traced = []
+        self.output_masks = []
+        by_id = {id(t): v for t, v in zip(flat[len(flat) - len(self.mask_values):], self.mask_values)}
+        for mask in flat_masks:
+            if mask is None:
+                self.output_masks.append(None)
+            elif id(mask) in by_id:  # passed through unchanged: the input's mask itself
+                self.output_masks.append(by_id[id(mask)])
+            else:
+                self.output_masks.append("traced")
+                traced.append(mask)
+        return flat_outputs + traced
+
+
+class _Counter:
+    """An endless source of placeholders, to count the tensors of a call argument."""
+
+    def __next__(self) -> object:
+        return object()
+
+
+def _call_parameters(layer: Any) -> set[str]:
+    import inspect
+
+    try:
+        return set(inspect.signature(layer.call).parameters)
+    except (TypeError, ValueError):
+        return set()
+
+
+def _standalone_layer(ctx: Any, cls: type) -> Any:
+    import tensorflow as tf
+
+    layer = cls.from_config(dict(ctx.config))
+    call = _TracedCall(layer, ctx)
+    call(*[tf.zeros([1 if d is None else d for d in v.spec.shape], v.spec.dtype) for v in call.tensors])
+    weights, certain = ctx.reader.read_with_sub_layers(ctx.entry.name)
+    if not certain or len(weights) != len(layer.weights):
+        raise UnsupportedFeature(
+            f"{ctx.file}: layer {ctx.name!r} ({ctx.class_name}): its weights cannot be matched to its variables "
+            "without Keras loading the whole model; pass the code of every custom class with --custom-code"
+        )
+    layer.set_weights(weights)
+    return layer
+
+
+def _fill(arg: Any, tensors: Any) -> Any:
+    """A call argument with its Keras tensors (TensorRefs, or Keras 3 `__keras_tensor__`
+    entries inside nested lists) replaced by the traced function's inputs, in order."""
+    if isinstance(arg, TensorRef) or (isinstance(arg, dict) and arg.get("class_name") == "__keras_tensor__"):
+        return next(tensors)
+    if isinstance(arg, (list, tuple)):
+        return type(arg)(_fill(a, tensors) for a in arg)
+    if isinstance(arg, dict):
+        return {k: _fill(v, tensors) for k, v in arg.items()}
+    return arg
+
+
+def _variables(layer: Any) -> list[Any]:
+    """The layer's weights, then its other state (random seeds) a traced call may capture."""
+    weights = list(layer.weights)
+    seen = {id(w) for w in weights}
+    return weights + [v for v in getattr(layer, "variables", []) if id(v) not in seen]
+
+
+def _view(variable: Any, layer_name: str) -> _VariableView:
+    import tensorflow as tf
+
+    var = variable if isinstance(variable, tf.Variable) else getattr(variable, "value", variable)
+    path = (getattr(variable, "path", None) or variable.name).removesuffix(":0")
+    # Named inside the generated class, relative to the layer: `self.gate`, `self.inner_kernel`.
+    parts = path.split("/")
+    if layer_name in parts[:-1]:
+        parts = parts[parts.index(layer_name) + 1:]
+    else:
+        parts = parts[-1:]
+    return _VariableView("_".join(parts), var.handle, bool(variable.trainable), var)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def import_traced_model(model: Any, file: str, config: dict) -> Any:
+    """A model traced whole, in inference mode: a subclassed keras.Model (no layer graph in its
+    config: on the input shape its build_config records, one float32 input) or a functional
+    one whose layers cannot be saved apart (on its own inputs, in their order)."""
+    import tensorflow as tf
+
+    from tf2torch.frontends.tf.loader import import_concrete_function
+
+    names, specs, pack = _model_inputs(model, file, config)
+    outputs_struct = getattr(model, "_outputs_struct", None)
+    output_names = list(outputs_struct) if isinstance(outputs_struct, dict) else None
+
+    def call(*xs: Any) -> list:
+        result = model(pack(xs), training=False)
+        # Flat, in the model's own output order (a dict would come out sorted by key).
+        return [result[k] for k in output_names] if output_names else tf.nest.flatten(result)
+
+    try:
+        fn = tf.function(call).get_concrete_function(*specs)
+    except Exception as exc:  # the user's call() failed under tf.function
+        raise UnsupportedFeature(
+            f"{file}: tracing the call() of the model {config.get('class_name')!r} failed: "
+            f"{type(exc).__name__}: {_first_line(exc)}"
+        ) from exc
+    views = [_view(w, model.name) for w in _variables(model)]
+    graph = import_concrete_function(fn, file, model.name, variables=views).graph
+    graph.input_names = list(names)
+    for value, name in zip(graph.inputs, names):
+        value.name = name
+    if output_names and len(output_names) == len(graph.outputs):
+        graph.output_names = output_names
+        graph.named_outputs = True
+    return graph
+
+
+def _model_inputs(model: Any, file: str, config: dict) -> tuple[list[str], list[Any], Any]:
+    """Input names, TensorSpecs (batch dynamic) and how to pack flat tensors for the call."""
+    import tensorflow as tf
+
+    struct = getattr(model, "_inputs_struct", None)
+    if struct is not None:
+        if isinstance(struct, dict):
+            names, tensors = list(struct), list(struct.values())
+        else:
+            tensors = tf.nest.flatten(struct)
+            names = [getattr(t, "name", f"input_{i}") for i, t in enumerate(tensors)]
+        specs = [tf.TensorSpec([None] + list(t.shape[1:]), t.dtype) for t in tensors]
+        if isinstance(struct, dict):
+            return names, specs, lambda xs: dict(zip(names, xs))
+        return names, specs, lambda xs: xs[0] if len(xs) == 1 else list(xs)
+    shape = (config.get("build_config") or {}).get("input_shape")
+    if not isinstance(shape, (list, tuple)) or not shape or isinstance(shape[0], (list, tuple, dict)):
+        raise UnsupportedFeature(
+            f"{file}: the subclassed model {config.get('class_name')!r} records no single input shape "
+            "(build it by calling it on one tensor before saving); several inputs are not supported yet"
+        )
+    # The recorded shape is that of the call that built the model: keep the batch dynamic.
+    spec = tf.TensorSpec([None] + [None if d is None else int(d) for d in shape[1:]], tf.float32)
+    return ["inputs"], [spec], lambda xs: xs[0]

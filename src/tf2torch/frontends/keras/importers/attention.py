@@ -572,8 +572,11 @@ def _expand_bert(cfg: dict) -> dict:
     layers.append(_entry("keras_hub.TakeToken", "cls_token", {"index": 0}, [previous]))
     layers.append(_entry("Dense", "pooled_dense", {"units": hidden, "activation": "tanh"}, ["cls_token"]))
     body = {"name": c.get("name", "bert_backbone"), "layers": layers,
-            "input_layers": [["padding_mask", 0, 0], ["segment_ids", 0, 0], ["token_ids", 0, 0]],
-            "output_layers": [[previous, 0, 0], ["pooled_dense", 0, 0]]}
+            # The backbone's own input and output dicts, in their order (a positional call of
+            # the generated module in that order must not silently mix inputs up).
+            "input_layers": {"token_ids": ["token_ids", 0, 0], "segment_ids": ["segment_ids", 0, 0],
+                             "padding_mask": ["padding_mask", 0, 0]},
+            "output_layers": {"sequence_output": [previous, 0, 0], "pooled_output": ["pooled_dense", 0, 0]}}
     return {"class_name": "Functional", "config": body, "keras_hub_backbone": cfg["class_name"]}
 
 
@@ -595,7 +598,7 @@ def _expand_gpt2(cfg: dict) -> dict:
         previous = name
     layers.append(_entry("LayerNormalization", "layer_norm", {"axis": -1, "epsilon": 1e-5}, [previous]))
     body = {"name": c.get("name", "gpt2_backbone"), "layers": layers,
-            "input_layers": [["padding_mask", 0, 0], ["token_ids", 0, 0]],
+            "input_layers": {"token_ids": ["token_ids", 0, 0], "padding_mask": ["padding_mask", 0, 0]},
             "output_layers": [["layer_norm", 0, 0]]}
     return {"class_name": "Functional", "config": body, "keras_hub_backbone": cfg["class_name"]}
 
