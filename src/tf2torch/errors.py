@@ -41,9 +41,10 @@ class UnsupportedLayers(ConversionError):
         lines = [f"{source}: {len(layers)} layer(s) cannot be converted:"]
         for layer in layers:
             lines.append(f"  - {layer.name} ({layer.class_name}): {layer.reason}")
-        lines.append(
-            "Register a converter for a custom layer with @tf2torch.register_layer(\"ClassName\"), "
-            "a function (config, weights) -> tf2torch.CustomLayer(YourModule, kwargs, state_dict); "
-            "see the README section 'Custom layers'."
-        )
+        if any(layer.reason == UnsupportedLayer.reason for layer in layers):
+            lines.append(
+                "Register a converter for a custom layer with @tf2torch.register_layer(\"ClassName\"), "
+                "a function (config, weights) -> tf2torch.CustomLayer(YourModule, kwargs, state_dict); "
+                "see the README section 'Custom layers'."
+            )
         super().__init__("\n".join(lines))

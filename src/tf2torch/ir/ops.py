@@ -142,6 +142,10 @@ OPS: dict[str, OpDef] = _defs(
     OpDef("tf_one_hot", Layout.SOURCE),
     OpDef("tf_nonzero", Layout.SOURCE),
     OpDef("tf_resize", Layout.CHANNELS_FIRST),
+    # -- raw TF / keras.ops calls in Keras configs (frontends/keras/importers/op_nodes.py) --
+    OpDef("getitem", Layout.SOURCE),  # x[items]: attrs["items"] in source axes, ellipsis expanded
+    OpDef("depth_to_space", Layout.CHANNELS_FIRST),  # TF's DCR order, not pixel_shuffle's
+    OpDef("space_to_depth", Layout.CHANNELS_FIRST),
     # Sub-graphs (loop bodies, branches, traced custom layers) in attrs, source layout outside.
     OpDef("tf_while", Layout.SOURCE),
     OpDef("tf_if", Layout.SOURCE),

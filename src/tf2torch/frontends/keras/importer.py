@@ -20,7 +20,9 @@ from tf2torch.frontends.keras.layer_calls import (
     refs_from_spec,
 )
 from tf2torch.frontends.keras.masking import record_output_masks
+from tf2torch.frontends.keras.op_calls import TF_OP_LAYERS, display_name, op_spec
 from tf2torch.frontends.keras.registry import LAYER_IMPORTERS
+from tf2torch.frontends.keras.unsupported import unsupported_reason
 from tf2torch.ir import Graph, TensorSpec, Value
 
 
@@ -34,14 +36,19 @@ def is_supported(class_name: str) -> bool:
 
 
 def find_unsupported(model_config: dict) -> list[UnsupportedLayer]:
-    """Every layer (in nested models too) that has no importer."""
+    """Every layer (in nested models too) that has no importer, and every raw TF / keras.ops
+    call outside the supported vocabulary (listed by op name)."""
     found: list[UnsupportedLayer] = []
     for raw in model_config.get("config", {}).get("layers", []):
         class_name = entry_class_name(raw) if "class_name" in raw else "?"
         if class_name in MODEL_CLASSES:
             found.extend(find_unsupported(raw))
+        elif class_name in TF_OP_LAYERS or class_name.startswith("ops."):
+            entry = parse_layer(raw, "")
+            if op_spec(entry) is None and (class_name in TF_OP_LAYERS or class_name not in LAYER_IMPORTERS):
+                found.append(UnsupportedLayer(entry.name, display_name(entry), "this op is not supported yet"))
         elif not is_supported(class_name):
-            found.append(UnsupportedLayer(layer_name_of(raw), class_name))
+            found.append(UnsupportedLayer(layer_name_of(raw), class_name, unsupported_reason(raw, class_name)))
     return found
 
 

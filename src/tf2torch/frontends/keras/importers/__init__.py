@@ -8,6 +8,7 @@ from tf2torch.frontends.keras.importers import (  # noqa: F401
     core,
     merge,
     normalization,
+    op_nodes,
     ops,
     pooling,
     preprocessing,
