@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from tf2torch.codegen.program import ModuleBuilder
 from tf2torch.ir import Graph, Value
 
@@ -45,6 +47,24 @@ def _tap(name: str, tensor: torch.Tensor) -> None:
 '''
 
 
+def _blank_unread(targets: list[str], later: list, result: str) -> list[str]:
+    """Targets of a tuple unpacking that nothing reads become `_` (an LSTM's final cell state
+    when only its outputs are used): generated code has no unused variables."""
+    if len(targets) < 2:
+        return targets
+    text = "\n".join([st.expr for st in later] + [result])
+
+    def blank(target: str) -> str:
+        if target.startswith("(") and target.endswith(")"):  # a nested tuple: `(h_n, c_n)`
+            inner = [blank(t.strip()) for t in target[1:-1].split(",")]
+            return "_" if set(inner) == {"_"} else f"({', '.join(inner)})"
+        if not target.isidentifier() or re.search(rf"\b{target}\b", text):
+            return target
+        return "_"
+
+    return [blank(t) for t in targets]
+
+
 def render_module(
     graph: Graph, builder: ModuleBuilder, class_name: str, source_name: str, taps: dict[int, str] | None = None
 ) -> str:
@@ -76,14 +96,16 @@ def render_module(
     args = ", ".join(f"{builder.var(v)}: torch.Tensor" for v in graph.inputs)
     returns = "torch.Tensor" if len(graph.outputs) == 1 else f"tuple[{', '.join(['torch.Tensor'] * len(graph.outputs))}]"
     out += ["", f"{INDENT}def forward(self, {args}) -> {returns}:"]
-    for st in builder.statements:
+    result = f"return {', '.join(builder.var(v) for v in graph.outputs)}"
+    for i, st in enumerate(builder.statements):
         if st.comment:
             out += [f"{INDENT * 2}# {line}" for line in st.comment.splitlines()]
-        out.append(f"{INDENT * 2}{', '.join(st.targets)} {st.operator} {st.expr}")
+        targets = st.targets if taps else _blank_unread(st.targets, builder.statements[i + 1:], result)
+        out.append(f"{INDENT * 2}{', '.join(targets)} {st.operator} {st.expr}")
         for value in st.values if taps else ():
             if id(value) in taps:
                 out.append(f'{INDENT * 2}_tap("{taps[id(value)]}", {builder.var(value)})')
-    out.append(f"{INDENT * 2}return {', '.join(builder.var(v) for v in graph.outputs)}")
+    out.append(f"{INDENT * 2}{result}")
     for method in builder.methods.values():
         out += [""] + [f"{INDENT}{line}" if line else "" for line in method.strip("\n").splitlines()]
     out += [
