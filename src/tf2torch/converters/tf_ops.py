@@ -250,7 +250,8 @@ def convert_tf_unsqueeze(node: Node, b: ModuleBuilder) -> None:
 
 @register_converter("tf_squeeze")
 def convert_tf_squeeze(node: Node, b: ModuleBuilder) -> None:
-    b.emit(node.outputs[0], f"{b.var(node.inputs[0])}.squeeze({_dims(node.attrs['dims'])})")
+    x = node.inputs[0]
+    b.emit(node.outputs[0], f"{b.var(x)}.squeeze({_dims(tuple(sorted(x.torch_axis(d) for d in node.attrs['dims'])))})")
 
 
 @register_converter("tf_stack")

@@ -96,6 +96,22 @@ def test_tf_op_lambda_matches_tensorflow(case, tmp_path):
     convert_and_compare(model, tmp_path, suffix=".h5")
 
 
+def test_axis_arguments_are_rewritten_instead_of_permuting(tmp_path):
+    """On channels-first maps, axis arguments move to torch's dims: no runtime permute."""
+    import tensorflow as tf
+    import tf_keras
+
+    inp = tf_keras.Input((7, 9, 6))
+    x = tf_keras.layers.Conv2D(8, 3, padding="same")(inp)
+    left, right = tf.split(x, [3, 5], axis=3)
+    y = tf.concat([tf.nn.softmax(right, axis=-1), left], axis=-1)
+    outputs = [tf.reduce_mean(y, axis=[1, 2]), tf.reduce_sum(y, axis=3), y[:, 1:-1, ::2, 3], y[:, 2],
+               tf.squeeze(y[:, :, 4:5], axis=2), tf.reduce_max(y, axis=-1, keepdims=True)]
+    result = convert_and_compare(tf_keras.Model(inp, outputs), tmp_path, suffix=".h5")
+    forward = result.source_code.split("def forward")[1]
+    assert ".permute(" not in forward.split("return")[0].replace("permute(0, 2, 1)", ""), forward
+
+
 # -- Keras 3 (.keras): the same ops through keras.ops ----------------------------------------
 
 

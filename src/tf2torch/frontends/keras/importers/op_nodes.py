@@ -398,7 +398,9 @@ def build_getitem(ctx: LayerContext, call: OpCall) -> list[Value]:
             shape.append(_sliced_size(size, *item[1:]))
         elif size is not None and not -size <= item[1] < size:
             raise _refuse(ctx, call, f"index {item[1]} out of range for size {size}")
-    return ctx.add("getitem", [x], [TensorSpec(tuple(shape), x.spec.dtype)], {"items": tuple(items)}).outputs
+    dropped = None if "new" in items else tuple(i for i, item in enumerate(items) if item[0] == "index")
+    attrs = {"items": tuple(items), "dropped": dropped}
+    return ctx.add("getitem", [x], [TensorSpec(tuple(shape), x.spec.dtype)], attrs).outputs
 
 
 # -- linear algebra ---------------------------------------------------------------------
