@@ -173,6 +173,7 @@ def convert(
     outputs: list[str] | None = None,
     custom_objects: dict | None = None,
     trace_custom_layers: bool = False,
+    allow_lambda: bool = False,
 ) -> ConversionResult:
     """Convert a .keras / .h5 file or a live keras.Model into a PyTorch module.
 
@@ -181,6 +182,9 @@ def convert(
     ConcreteFunction. `frontend` forces "tf" or "keras". Custom Keras layers without a
     converter are traced through the TF frontend only when the user opts in, with
     `custom_objects` or `trace_custom_layers=True` (that runs the layer's Python code).
+    `allow_lambda=True` converts Keras Lambda layers by loading their functions from the
+    file and tracing them: that runs code from the file (needs TensorFlow); the result is
+    verified against Keras before it is returned.
     """
     from tf2torch.frontends.tf.dispatch import FRONTENDS, convert_tf, is_tf_source, saved_model_to_keras_file
 
@@ -191,6 +195,14 @@ def convert(
         result = convert(source, model_name=model_name, frontend="keras", custom_objects=custom_objects,
                          trace_custom_layers=trace_custom_layers)
         result._temp_dir = saved_dir
+        return result
+    if allow_lambda:
+        from tf2torch.frontends.keras.importers.lambda_layer import allowing_lambda, verify_lambdas
+
+        with allowing_lambda(custom_objects):
+            result = convert(source, model_name=model_name, frontend=frontend, signature=signature, inputs=inputs,
+                             outputs=outputs, custom_objects=custom_objects, trace_custom_layers=trace_custom_layers)
+            verify_lambdas(result, custom_objects)
         return result
     if frontend == "tf" or (frontend == "auto" and is_tf_source(source)):
         return convert_tf(source, model_name=model_name, signature=signature, inputs=inputs, outputs=outputs)

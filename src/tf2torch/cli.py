@@ -52,6 +52,8 @@ def _build_parser(version: str) -> argparse.ArgumentParser:
     convert.add_argument("-o", "--output", metavar="OUTDIR", required=True, help="directory to write into")
     convert.add_argument("--name", metavar="ClassName", help="class name of the generated module")
     convert.add_argument("--verify", action="store_true", help="compare against Keras (needs TensorFlow)")
+    convert.add_argument("--allow-lambda", action="store_true",
+                         help="convert Lambda layers: runs code from the file to trace them (needs TensorFlow)")
     _add_input_options(convert)
     _add_tf_options(convert)
     convert.set_defaults(handler=_run_convert)
@@ -104,7 +106,7 @@ def _run_convert(args: argparse.Namespace) -> int:
     import tf2torch
 
     _check_inputs_file(args.inputs)
-    result = tf2torch.convert(args.source, model_name=args.name, **_tf_options(args))
+    result = tf2torch.convert(args.source, model_name=args.name, allow_lambda=args.allow_lambda, **_tf_options(args))
     report = None
     if args.verify:
         report = result.verify(args.inputs, batch_size=args.batch_size)

@@ -10,6 +10,7 @@ from tf2torch.frontends.keras import importers  # noqa: F401  (fills LAYER_IMPOR
 from tf2torch.frontends.keras.archive import KerasSource, WeightReader, layer_name_of
 from tf2torch.frontends.keras.context import LayerContext
 from tf2torch.frontends.keras.custom import USER_LAYERS, import_user_layer
+from tf2torch.frontends.keras.importers.lambda_layer import lambda_allowed
 from tf2torch.frontends.keras.layer_calls import (
     MODEL_CLASSES,
     LayerCall,
@@ -27,6 +28,8 @@ from tf2torch.ir import Graph, TensorSpec, Value
 
 
 def is_supported(class_name: str) -> bool:
+    if class_name == "Lambda" and class_name not in USER_LAYERS:
+        return lambda_allowed()  # runs code from the file: only with allow_lambda=True
     if class_name in USER_LAYERS or class_name in LAYER_IMPORTERS or class_name in MODEL_CLASSES:
         return True
     # Opt-in fallback (convert(custom_objects=...) / trace_custom_layers=True): trace the layer.

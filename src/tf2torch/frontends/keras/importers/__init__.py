@@ -6,6 +6,7 @@ from tf2torch.frontends.keras.importers import (  # noqa: F401
     attention,
     conv,
     core,
+    lambda_layer,
     merge,
     normalization,
     op_nodes,
