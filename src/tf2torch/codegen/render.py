@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tf2torch.codegen.program import ModuleBuilder
+from tf2torch.codegen.program import ModuleBuilder, Statement
 from tf2torch.ir import Graph, Value
 
 INDENT = "    "
@@ -47,7 +47,7 @@ def _tap(name: str, tensor: torch.Tensor) -> None:
 '''
 
 
-def _blank_unread(targets: list[str], later: list, result: str) -> list[str]:
+def blank_unread_targets(targets: list[str], later: list[Statement], result: str) -> list[str]:
     """Targets of a tuple unpacking that nothing reads become `_` (an LSTM's final cell state
     when only its outputs are used): generated code has no unused variables."""
     if len(targets) < 2:
@@ -100,7 +100,7 @@ def render_module(
     for i, st in enumerate(builder.statements):
         if st.comment:
             out += [f"{INDENT * 2}# {line}" for line in st.comment.splitlines()]
-        targets = st.targets if taps else _blank_unread(st.targets, builder.statements[i + 1:], result)
+        targets = st.targets if taps else blank_unread_targets(st.targets, builder.statements[i + 1:], result)
         out.append(f"{INDENT * 2}{', '.join(targets)} {st.operator} {st.expr}")
         for value in st.values if taps else ():
             if id(value) in taps:
