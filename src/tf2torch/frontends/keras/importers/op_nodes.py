@@ -21,6 +21,7 @@ from tf2torch.frontends.keras.op_calls import (
     TF_OP_LAYERS,
     OpCall,
     bind_op_call,
+    display_name,
     op_spec,
 )
 from tf2torch.frontends.keras.registry import register_importer
@@ -45,7 +46,7 @@ def _builds(*ops: str) -> Callable[[OpBuilder], OpBuilder]:
 def import_op_node(ctx: LayerContext) -> list[Value]:
     spec = op_spec(ctx.entry)
     if spec is None:  # find_unsupported lists these before the import starts
-        raise ctx.unsupported("this op")
+        raise ctx.unsupported(f"the op {display_name(ctx.entry)}")
     call = bind_op_call(ctx.entry, spec, ctx.call, ctx.inputs, ctx.tensor_kwargs)
     outputs = OP_BUILDERS[call.op](ctx, call)
     # tf.keras names the layer after the function ("tf.__operators__.getitem_2"): the
