@@ -24,7 +24,11 @@ def _tf_unary(tf, x):
     a = tf.abs(x) + 1.0
     return [tf.exp(-a), tf.sqrt(a), tf.math.log(a), tf.math.rsqrt(a), tf.math.reciprocal(a), tf.sin(x),
             tf.cos(x), tf.tanh(x), tf.sigmoid(x), tf.floor(x), tf.math.ceil(x), tf.round(x * 3.0),
-            tf.math.erf(x), tf.sign(x), tf.square(x), -x, tf.math.log1p(a)]
+            tf.math.erf(x), tf.sign(x), tf.square(x), -x, tf.math.log1p(a), tf.math.expm1(x), tf.math.erfc(x),
+            tf.tan(0.5 * x), tf.asin(tf.tanh(x)), tf.acos(tf.tanh(x)), tf.atan(x), tf.sinh(x), tf.cosh(x),
+            tf.asinh(x), tf.acosh(a), tf.atanh(0.9 * tf.tanh(x)),
+            tf.cast(tf.logical_not(tf.math.is_finite(tf.math.log(x))), tf.float32),
+            tf.cast(tf.math.is_nan(tf.sqrt(x)), tf.float32)]
 
 
 def _tf_compare_where(tf, x):
@@ -125,7 +129,10 @@ def _k3_unary(ops, x):
     a = ops.abs(x) + 1.0
     return [ops.exp(-a), ops.sqrt(a), ops.log(a), ops.rsqrt(a), ops.reciprocal(a), ops.sin(x), ops.cos(x),
             ops.tanh(x), ops.sigmoid(x), ops.floor(x), ops.ceil(x), ops.round(x * 3.0), ops.erf(x),
-            ops.sign(x), ops.square(x), ops.negative(x), ops.log1p(a)]
+            ops.sign(x), ops.square(x), ops.negative(x), ops.log1p(a), ops.expm1(x), ops.tan(0.5 * x),
+            ops.arcsin(ops.tanh(x)), ops.arccos(ops.tanh(x)), ops.arctan(x), ops.sinh(x), ops.cosh(x),
+            ops.arcsinh(x), ops.arccosh(a), ops.arctanh(0.9 * ops.tanh(x)),
+            ops.cast(ops.isnan(ops.sqrt(x)), "float32"), ops.cast(ops.isinf(ops.log(ops.abs(x) * 0.0)), "float32")]
 
 
 def _k3_compare_where(ops, x):
