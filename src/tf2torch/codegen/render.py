@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 
 from tf2torch.codegen.program import ModuleBuilder, Statement
 from tf2torch.ir import Graph, Value
@@ -47,6 +48,11 @@ def _tap(name: str, tensor: torch.Tensor) -> None:
 '''
 
 
+def _import_block(lines: set[str]) -> list[str]:
+    """`import` lines before `from` lines, each sorted."""
+    return sorted(i for i in lines if i.startswith("import ")) + sorted(i for i in lines if i.startswith("from "))
+
+
 def blank_unread_targets(targets: list[str], later: list[Statement], result: str) -> list[str]:
     """Targets of a tuple unpacking that nothing reads become `_` (an LSTM's final cell state
     when only its outputs are used): generated code has no unused variables."""
@@ -71,10 +77,11 @@ def render_module(
     """The text of model.py. `taps` (value id -> key) is for layer-by-layer verification only:
     the same code with a `_tap(key, tensor)` call after the statement that computes each value."""
     out: list[str] = [docstring(graph, builder, class_name, source_name)]
-    imports = sorted(i for i in builder.imports if i.startswith("import "))
-    from_imports = sorted(i for i in builder.imports if i.startswith("from "))
-    # One third-party block, `import` lines before `from` lines: what isort / ruff's I001 expect.
-    out += ["from pathlib import Path", ""] + imports + from_imports + ["", ""]
+    # A standard-library block (`import math` for some helpers), then the third-party one:
+    # what isort / ruff's I001 expect.
+    stdlib = {i for i in builder.imports if i.split()[1].split(".")[0] in sys.stdlib_module_names}
+    out += _import_block(stdlib | {"from pathlib import Path"}) + [""] + _import_block(builder.imports - stdlib)
+    out += ["", ""]
     for helper in builder.helpers.values():
         out += [helper.strip("\n"), "", ""]
     if taps:
