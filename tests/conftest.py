@@ -94,3 +94,26 @@ def keras():
     import keras
 
     return keras
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Lint every model.py this session generated and imported (each passes through
+    tf2torch.codegen.loader), in one ruff run at the end: generated code is a product."""
+    import subprocess
+    import sys
+
+    loader = sys.modules.get("tf2torch.codegen.loader")
+    ruff = Path(sys.executable).with_name("ruff")
+    if loader is None or not ruff.exists():
+        return
+    # Sources with verification taps (`_tap(...)`) are internal, never written for users.
+    files = [str(p) for p in sorted(loader._GENERATED_DIR.glob("*.py")) if "_tap(" not in p.read_text()]
+    if not files:
+        return
+    done = subprocess.run([str(ruff), "check", "--isolated", "--line-length", "120", "--output-format", "concise",
+                           *files], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"generated model.py not lint-clean ({len(files)} checked):\n{done.stdout}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -176,6 +176,7 @@ def convert(
     custom_objects: dict | None = None,
     trace_custom_layers: bool = False,
     limits: Limits = DEFAULT_LIMITS,
+    allow_lambda: bool = False,
 ) -> ConversionResult:
     """Convert a .keras / .h5 file or a live keras.Model into a PyTorch module.
 
@@ -184,6 +185,9 @@ def convert(
     ConcreteFunction. `frontend` forces "tf" or "keras". Custom Keras layers without a
     converter are traced through the TF frontend only when the user opts in, with
     `custom_objects` or `trace_custom_layers=True` (that runs the layer's Python code).
+    `allow_lambda=True` converts Keras Lambda layers by loading their functions from the
+    file and tracing them: that runs code from the file (needs TensorFlow); the result is
+    verified against Keras before it is returned.
 
     Every file is untrusted: any problem reading it raises BadModelFile naming the file and
     the place in it; `limits` bounds the work a file may ask for (tf2torch.limits).
@@ -202,6 +206,15 @@ def convert(
             saved_dir.cleanup()
             raise
         result._temp_dir = saved_dir
+        return result
+    if allow_lambda:
+        from tf2torch.frontends.keras.importers.lambda_layer import allowing_lambda, verify_lambdas
+
+        with allowing_lambda(custom_objects):
+            result = convert(source, model_name=model_name, frontend=frontend, signature=signature, inputs=inputs,
+                             outputs=outputs, custom_objects=custom_objects, trace_custom_layers=trace_custom_layers,
+                             limits=limits)
+            verify_lambdas(result, custom_objects)
         return result
     if frontend == "tf" or (frontend == "auto" and is_tf_source(source)):
         if not isinstance(source, (str, os.PathLike)):

@@ -70,6 +70,8 @@ def _build_parser(version: str) -> argparse.ArgumentParser:
     convert.add_argument("-o", "--output", metavar="OUTDIR", required=True, help="directory to write into")
     convert.add_argument("--name", metavar="ClassName", help="class name of the generated module")
     convert.add_argument("--verify", action="store_true", help="compare against Keras (needs TensorFlow)")
+    convert.add_argument("--allow-lambda", action="store_true",
+                         help="convert Lambda layers: runs code from the file to trace them (needs TensorFlow)")
     _add_input_options(convert)
     _add_tf_options(convert)
     _add_custom_code_option(convert)
@@ -163,7 +165,8 @@ def _run_convert(args: argparse.Namespace) -> int:
 
     _check_inputs_file(args.inputs)
     custom = _custom_code_options(args)
-    result = tf2torch.convert(args.source, model_name=args.name, limits=_limits(args), **_tf_options(args), **custom)
+    result = tf2torch.convert(args.source, model_name=args.name, limits=_limits(args), allow_lambda=args.allow_lambda,
+                              **_tf_options(args), **custom)
     report = None
     if args.verify:
         report = result.verify(args.inputs, batch_size=args.batch_size, custom_objects=custom.get("custom_objects"))

@@ -84,10 +84,11 @@ class UnsupportedLayers(ConversionError):
         lines = [f"{source}: {len(layers)} layer(s) cannot be converted:"]
         for layer in layers:
             lines.append(f"  - {layer.name} ({layer.class_name}): {layer.reason}")
-        lines.append(
-            "For a custom layer, pass the module defining it (CLI: --custom-code my_layers.py; API: "
-            "custom_objects={...}) to trace it with TensorFlow, or register a converter with "
-            "@tf2torch.register_layer(\"ClassName\"), a function (config, weights) -> "
-            "tf2torch.CustomLayer(YourModule, kwargs, state_dict); see the README section 'Custom layers'."
-        )
+        if any("custom" in layer.reason or layer.reason == UnsupportedLayer.reason for layer in layers):
+            lines.append(
+                "For a custom layer, pass the module defining it (CLI: --custom-code my_layers.py; API: "
+                "custom_objects={...}) to trace it with TensorFlow, or register a converter with "
+                "@tf2torch.register_layer(\"ClassName\"), a function (config, weights) -> "
+                "tf2torch.CustomLayer(YourModule, kwargs, state_dict); see the README section 'Custom layers'."
+            )
         super().__init__("\n".join(lines))

@@ -172,6 +172,27 @@ def test_dropout_in_training_matches_statistically(keras, tmp_path, name):
     np.testing.assert_allclose(torch_runs.std(0), keras_runs.std(0), rtol=0.35, atol=0.01)
 
 
+@pytest.mark.parametrize("name", ["lstm_input", "gru_input", "lstm_recurrent_per_gate", "simple_rnn_recurrent"])
+def test_dropout_keeps_torchs_kernel_for_inference(keras, tmp_path, name):
+    """Dropout changes training only: the module is an nn.LSTM / nn.GRU / nn.RNN (torch's
+    kernel, exact in eval) whose training path is the cell loop with Keras' masks (the
+    statistical test above checks that path)."""
+    result = convert_and_compare(_sequence_model(keras, DROPOUT[name](keras)), tmp_path)
+    rnn = next(m for m in result.module.modules() if isinstance(m, torch.nn.RNNBase))
+    assert type(rnn).__name__.startswith("Dropout") and rnn.dropout == 0.0
+    assert "KerasRecurrentLoop" not in result.source_code
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3], ids=["plain", "dropout"])
+def test_unread_final_states_are_not_assigned(keras, tmp_path, dropout):
+    inp = keras.Input((STEPS, FEATURES))
+    sequence, _, _ = keras.layers.LSTM(6, return_sequences=True, return_state=True, dropout=dropout)(inp)
+    _, _, c_back = keras.layers.LSTM(5, return_state=True, go_backwards=True, name="back")(inp)
+    result = convert_and_compare(keras.Model(inp, [sequence, c_back]), tmp_path)
+    forward = result.source_code.split("    def forward(self, x")[-1]
+    assert "_h = " not in forward and "lstm_c" not in forward, forward
+
+
 def test_stateful_carries_detached_state_and_resets(keras, tmp_path):
     inp = keras.Input(batch_shape=(2, 4, FEATURES))
     model = keras.Model(inp, keras.layers.LSTM(5, stateful=True, return_sequences=True, name="lstm")(inp))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from tf2torch.codegen.program import ModuleBuilder
+import re
+import sys
+
+from tf2torch.codegen.program import ModuleBuilder, Statement
 from tf2torch.ir import Graph, Value
 
 INDENT = "    "
@@ -54,17 +57,41 @@ def _tap(name: str, tensor: torch.Tensor) -> None:
 '''
 
 
+def _import_block(lines: set[str]) -> list[str]:
+    """`import` lines before `from` lines, each sorted."""
+    return sorted(i for i in lines if i.startswith("import ")) + sorted(i for i in lines if i.startswith("from "))
+
+
+def blank_unread_targets(targets: list[str], later: list[Statement], result: str) -> list[str]:
+    """Targets of a tuple unpacking that nothing reads become `_` (an LSTM's final cell state
+    when only its outputs are used): generated code has no unused variables."""
+    if len(targets) < 2:
+        return targets
+    text = "\n".join([st.expr for st in later] + [result])
+
+    def blank(target: str) -> str:
+        if target.startswith("(") and target.endswith(")"):  # a nested tuple: `(h_n, c_n)`
+            inner = [blank(t.strip()) for t in target[1:-1].split(",")]
+            return "_" if set(inner) == {"_"} else f"({', '.join(inner)})"
+        if not target.isidentifier() or re.search(rf"\b{target}\b", text):
+            return target
+        return "_"
+
+    return [blank(t) for t in targets]
+
+
 def render_module(
     graph: Graph, builder: ModuleBuilder, class_name: str, source_name: str, taps: dict[int, str] | None = None
 ) -> str:
     """The text of model.py. `taps` (value id -> key) is for layer-by-layer verification only:
     the same code with a `_tap(key, tensor)` call after the statement that computes each value."""
     out: list[str] = [docstring(graph, builder, class_name, source_name)]
-    imports = sorted(i for i in builder.imports if i.startswith("import "))
-    from_imports = sorted(i for i in builder.imports if i.startswith("from "))
-    # One third-party block, `import` lines before `from` lines: what isort / ruff's I001 expect.
-    stdlib = ["from pathlib import Path"] + (["from typing import NamedTuple"] if returns_named_tuple(graph) else [])
-    out += stdlib + [""] + imports + from_imports + ["", ""]
+    # A standard-library block (`import math` for some helpers), then the third-party one:
+    # what isort / ruff's I001 expect.
+    stdlib = {i for i in builder.imports if i.split()[1].split(".")[0] in sys.stdlib_module_names}
+    stdlib |= {"from pathlib import Path"} | ({"from typing import NamedTuple"} if returns_named_tuple(graph) else set())
+    out += _import_block(stdlib) + [""] + _import_block(builder.imports - stdlib)
+    out += ["", ""]
     for helper in builder.helpers.values():
         out += [helper.strip("\n"), "", ""]
     if taps:
@@ -93,15 +120,17 @@ def render_module(
     if named:
         returns = outputs_class(class_name)
     out += ["", f"{INDENT}def forward(self, {args}) -> {returns}:"]
-    for st in builder.statements:
+    returned = ", ".join(builder.var(v) for v in graph.outputs)
+    result = f"return {outputs_class(class_name)}({returned})" if named else f"return {returned}"
+    for i, st in enumerate(builder.statements):
         if st.comment:
             out += [f"{INDENT * 2}# {line}" for line in st.comment.splitlines()]
-        out.append(f"{INDENT * 2}{', '.join(st.targets)} {st.operator} {st.expr}")
+        targets = st.targets if taps else blank_unread_targets(st.targets, builder.statements[i + 1:], result)
+        out.append(f"{INDENT * 2}{', '.join(targets)} {st.operator} {st.expr}")
         for value in st.values if taps else ():
             if id(value) in taps:
                 out.append(f'{INDENT * 2}_tap("{taps[id(value)]}", {builder.var(value)})')
-    returned = ", ".join(builder.var(v) for v in graph.outputs)
-    out.append(f"{INDENT * 2}return {outputs_class(class_name)}({returned})" if named else f"{INDENT * 2}return {returned}")
+    out.append(f"{INDENT * 2}{result}")
     for method in builder.methods.values():
         out += [""] + [f"{INDENT}{line}" if line else "" for line in method.strip("\n").splitlines()]
     out += [

@@ -6,6 +6,7 @@ from tf2torch.converters import (  # noqa: F401
     conv,
     custom,
     elementwise,
+    indexing,
     linear,
     norm,
     pool,

@@ -1,7 +1,8 @@
 """rnn (SimpleRNN / LSTM / GRU, Bidirectional), conv_lstm (ConvLSTM1D/2D/3D) and the mask ops.
 
 An `rnn` direction becomes `nn.LSTM` / `nn.GRU` / `nn.RNN` where that is exact: the default
-activations, GRU with reset_after=True, no mask, no dropout inside the cell, not stateful.
+activations, GRU with reset_after=True, not stateful; with dropout (training only) when it has
+one direction and no mask: in training the module then runs its cell loop (recurrent_dropout.py).
 Keras has one bias where torch has two: the second (`bias_hh_l0`) is zero and frozen (for
 GRU reset_after=True Keras has both, and both train). Every other case uses a readable
 explicit loop over the time steps (`KerasLSTM` / `KerasGRU` / `KerasSimpleRNN`, written
@@ -16,8 +17,9 @@ import numpy as np
 from tf2torch.codegen.literals import RawCode, call, literal
 from tf2torch.codegen.program import ModuleBuilder, Statement
 from tf2torch.converters.params import state_array
+from tf2torch.converters.recurrent_dropout import DROPOUT_CELLS, RECURRENT_DROPOUT
 from tf2torch.converters.registry import register_converter
-from tf2torch.ir import Node
+from tf2torch.ir import Node, Value
 
 LOOP_BASE = '''
 class KerasRecurrentLoop(nn.Module):
@@ -353,8 +355,8 @@ def _torch_exact(node: Node) -> bool:
     if a["stateful"]:
         return False
     for d in a["directions"]:
-        if d["dropout"] or d["recurrent_dropout"]:
-            return False
+        if (d["dropout"] or d["recurrent_dropout"]) and (a["has_mask"] or len(a["directions"]) == 2):
+            return False  # dropout runs in training only, through RecurrentDropout's one-direction loop
         if d["kind"] == "simple_rnn":
             if d["activation"] not in ("tanh", "relu"):
                 return False
@@ -400,6 +402,11 @@ def _torch_rnn_state(node: Node, direction: str, suffix: str) -> tuple[dict[str,
     if not node.params[f"{direction}/kernel"].trainable:
         frozen = [k for k in state]
     return state, frozen
+
+
+def _used(b: ModuleBuilder, value: Value) -> bool:
+    """A recurrent layer's outputs (final states) are written out only where they are read."""
+    return any(v is value for v in b.graph.outputs) or bool(b.graph.consumers(value))
 
 
 def _merge(b: ModuleBuilder, node: Node, fwd: str, bwd: str) -> None:
@@ -486,7 +493,8 @@ def _convert_masked_bidirectional(node: Node, b: ModuleBuilder) -> None:
     if a["return_state"]:
         sources = [fwd_h, fwd_c, bwd_h, bwd_c] if kind == "lstm" else [fwd_h, bwd_h]
         for value, source in zip(node.outputs[a["n_outputs"]:], sources):
-            b.emit(value, f"{source}[0]")
+            if _used(b, value):
+                b.emit(value, f"{source}[0]")
 
 
 def _convert_torch_rnn(node: Node, b: ModuleBuilder) -> None:
@@ -519,6 +527,14 @@ def _convert_torch_rnn(node: Node, b: ModuleBuilder) -> None:
     if mask is not None:
         b.helper("MaskedRecurrent", MASKED_TORCH_RNN)
         cls = b.helper(*MASKED_CELLS[kind])
+    if d["dropout"]:
+        kwargs["input_dropout"] = d["dropout"]
+    if d["recurrent_dropout"]:
+        kwargs["recurrent_dropout"] = d["recurrent_dropout"]
+    if d["dropout"] or d["recurrent_dropout"]:
+        b.use_functional()
+        b.helper("RecurrentDropout", RECURRENT_DROPOUT)
+        cls = b.helper(*DROPOUT_CELLS[kind])
     if mask is not None and a["zero_output_for_mask"]:
         kwargs["zero_output_for_mask"] = True
     if mask is not None and kind == "lstm" and not a["return_state"]:
@@ -562,7 +578,7 @@ def _convert_torch_rnn(node: Node, b: ModuleBuilder) -> None:
         else:
             _merge(b, node, f"{h_n}[0]", f"{h_n}[1]")
     else:
-        if not direct:
+        if not direct and _used(b, node.outputs[0]):
             b.emit(node.outputs[0], f"{h_n}[0]")
     if a["return_state"]:
         state_values = node.outputs[a["n_outputs"]:]
@@ -570,7 +586,8 @@ def _convert_torch_rnn(node: Node, b: ModuleBuilder) -> None:
         for i, value in enumerate(state_values):
             direction, which = divmod(i, per_dir)
             source = h_n if which == 0 else c_n
-            b.emit(value, f"{source}[{direction}]")
+            if _used(b, value):
+                b.emit(value, f"{source}[{direction}]")
 
 
 def _loop_ctor(node: Node, d: dict, b: ModuleBuilder) -> str:
@@ -649,7 +666,8 @@ def _convert_loop_rnn(node: Node, b: ModuleBuilder) -> None:
     if a["return_state"]:
         flat = [t for targets in results for t in targets[1:]]
         for value, source in zip(node.outputs[a["n_outputs"]:], flat):
-            b.emit(value, source)
+            if _used(b, value):
+                b.emit(value, source)
 
 
 # -- masks ------------------------------------------------------------------------------

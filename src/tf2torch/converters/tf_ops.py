@@ -10,7 +10,7 @@ import numpy as np
 from tf2torch.codegen.literals import call, literal
 from tf2torch.codegen.naming import class_name as make_class_name
 from tf2torch.codegen.program import ModuleBuilder
-from tf2torch.codegen.render import INDENT
+from tf2torch.codegen.render import INDENT, blank_unread_targets
 from tf2torch.converters.conv import torch_pad_list
 from tf2torch.converters.registry import CONVERTERS, register_converter
 from tf2torch.ir import Graph, Node, SourceRef, Value
@@ -275,7 +275,8 @@ def convert_tf_unsqueeze(node: Node, b: ModuleBuilder) -> None:
 
 @register_converter("tf_squeeze")
 def convert_tf_squeeze(node: Node, b: ModuleBuilder) -> None:
-    b.emit(node.outputs[0], f"{b.var(node.inputs[0])}.squeeze({_dims(node.attrs['dims'])})")
+    x = node.inputs[0]
+    b.emit(node.outputs[0], f"{b.var(x)}.squeeze({_dims(tuple(sorted(x.torch_axis(d) for d in node.attrs['dims'])))})")
 
 
 @register_converter("tf_stack")
@@ -384,10 +385,12 @@ def _class_for(node: Node, b: ModuleBuilder, kind: str, methods: list[tuple[str,
         outs = [builder.var(v) for v in g.outputs]
         returns = "torch.Tensor" if len(outs) == 1 else f"tuple[{', '.join(['torch.Tensor'] * len(outs))}]"
         lines = [_signature(method, [builder.var(v) for v in g.inputs], returns)]
-        for st in builder.statements:
+        result = f"return {', '.join(outs)}"
+        for i, st in enumerate(builder.statements):
             if st.comment:
                 lines += [f"{INDENT * 2}# {c}" for c in st.comment.splitlines()]
-            lines.append(f"{INDENT * 2}{', '.join(st.targets)} = {st.expr}")
+            targets = blank_unread_targets(st.targets, builder.statements[i + 1:], result)
+            lines.append(f"{INDENT * 2}{', '.join(targets)} = {st.expr}")
         if len(outs) == 1 and len(lines) > 1 and lines[-1].startswith(f"{INDENT * 2}{outs[0]} = "):
             lines[-1] = f"{INDENT * 2}return " + lines[-1][len(f"{INDENT * 2}{outs[0]} = "):]
         else:

@@ -8,6 +8,11 @@ The layout pass reads only this table; converters never branch on data format.
   output keeps it. A flatten's feature order passes through unary ops of this kind.
 - AXIS: like ELEMENTWISE, and the pass rewrites the integer attributes named in
   `axis_attrs` from source axes to torch dims.
+- DROPS_AXES: removes the source axes named by the attribute `dropped_axes_attr` (a
+  reduction without keepdims, squeeze, integer indexing). The input keeps its layout when the
+  remaining axes then have a layout the IR uses (channels-first or source order); the
+  converter maps axes with Value.torch_axis. Otherwise (or when the attribute is None) the
+  input is brought to the source layout, as for SOURCE.
 - SOURCE: needs the source (Keras) layout, e.g. Reshape, Dense on rank > 2, RNNs.
 - A node whose `attrs["shape_inputs"]` is n reads only the shape of its last n inputs
   (e.g. `x.reshape(-1, y.shape[1])`): those keep whatever layout they have.
@@ -25,6 +30,7 @@ class Layout(Enum):
     CHANNELS_FIRST = "channels_first"
     ELEMENTWISE = "elementwise"
     AXIS = "axis"
+    DROPS_AXES = "drops_axes"
     SOURCE = "source"
     FLATTEN = "flatten"
 
@@ -36,6 +42,7 @@ class OpDef:
     axis_attrs: tuple[str, ...] = ()
     # True if a Dense can absorb a flatten feature order through this op (unary ops).
     passes_feature_order: bool = False
+    dropped_axes_attr: str | None = None  # Layout.DROPS_AXES: the attribute naming the removed axes
 
 
 def _defs(*defs: OpDef) -> dict[str, OpDef]:
@@ -121,7 +128,7 @@ OPS: dict[str, OpDef] = _defs(
     OpDef("tf_binary", Layout.ELEMENTWISE),
     OpDef("tf_nary", Layout.ELEMENTWISE),
     OpDef("tf_cast", Layout.ELEMENTWISE, passes_feature_order=True),
-    OpDef("tf_reduce", Layout.SOURCE),
+    OpDef("tf_reduce", Layout.DROPS_AXES, dropped_axes_attr="axes"),
     OpDef("tf_reduce_keep", Layout.ELEMENTWISE),
     OpDef("tf_matmul", Layout.SOURCE),
     OpDef("tf_einsum", Layout.SOURCE),
@@ -132,10 +139,10 @@ OPS: dict[str, OpDef] = _defs(
     OpDef("tf_reshape", Layout.SOURCE),
     OpDef("tf_transpose", Layout.SOURCE),
     OpDef("tf_unsqueeze", Layout.SOURCE),
-    OpDef("tf_squeeze", Layout.SOURCE),
+    OpDef("tf_squeeze", Layout.DROPS_AXES, dropped_axes_attr="dims"),
     OpDef("tf_stack", Layout.SOURCE),
     OpDef("tf_unstack", Layout.SOURCE),
-    OpDef("tf_split", Layout.SOURCE),
+    OpDef("tf_split", Layout.AXIS, axis_attrs=("axis",)),
     OpDef("tf_slice", Layout.SOURCE),
     OpDef("tf_gather", Layout.SOURCE),
     OpDef("tf_gather_nd", Layout.SOURCE),
@@ -159,6 +166,12 @@ OPS: dict[str, OpDef] = _defs(
     OpDef("tf_nonzero", Layout.SOURCE),
     OpDef("tf_resize", Layout.CHANNELS_FIRST),
     OpDef("tf_resize_weights", Layout.CHANNELS_FIRST),  # rows @ x @ cols, TF's weights per axis
+    # -- raw TF / keras.ops calls in Keras configs (frontends/keras/importers/op_nodes.py) --
+    # x[items]: attrs["items"] in source axes, ellipsis expanded; "dropped": the integer-indexed
+    # axes (None with new axes: then the source layout)
+    OpDef("getitem", Layout.DROPS_AXES, dropped_axes_attr="dropped"),
+    OpDef("depth_to_space", Layout.CHANNELS_FIRST),  # TF's DCR order, not pixel_shuffle's
+    OpDef("space_to_depth", Layout.CHANNELS_FIRST),
     # Sub-graphs (loop bodies, branches, traced custom layers) in attrs, source layout outside.
     OpDef("tf_while", Layout.SOURCE),
     OpDef("tf_if", Layout.SOURCE),

@@ -64,6 +64,8 @@ class LayoutPass:
             self._visit_elementwise(node)
         elif layout is Layout.FLATTEN:
             self._visit_flatten(node)
+        elif layout is Layout.DROPS_AXES:
+            self._visit_drops_axes(node)
         else:
             for i, value in enumerate(_computed(node)):
                 if node.op == "dense" and value.feature_order is not None:
@@ -89,6 +91,20 @@ class LayoutPass:
                 out.feature_order = first.feature_order
         for attr in op_def(node.op).axis_attrs:
             node.attrs[attr] = first.torch_axis(node.attrs[attr])
+
+    def _visit_drops_axes(self, node: Node) -> None:
+        """Keep the input's layout if the axes left after the removal are still in an order the
+        IR uses: NHWC mean over (1, 2) on NCHW input -> (N, C), x[:, 2] -> (N, C, W)."""
+        x, out = node.inputs[0], node.outputs[0]
+        dropped = node.attrs.get(op_def(node.op).dropped_axes_attr or "")
+        if x.perm is not None and dropped is not None:
+            kept = [axis for axis in x.perm if axis not in dropped]
+            induced = _normal(tuple(sorted(kept).index(axis) for axis in kept), len(kept))
+            if induced is None or induced == channels_first(len(kept)):
+                out.perm = induced
+                return
+        self._require(node, 0, None)
+        out.perm = None
 
     def _visit_flatten(self, node: Node) -> None:
         x = node.inputs[0]

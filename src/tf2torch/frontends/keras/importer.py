@@ -18,6 +18,7 @@ from tf2torch.frontends.keras import importers  # noqa: F401  (fills LAYER_IMPOR
 from tf2torch.frontends.keras.archive import KerasSource, WeightReader, layer_name_of
 from tf2torch.frontends.keras.context import LayerContext
 from tf2torch.frontends.keras.custom import USER_LAYERS, import_user_layer, user_layer_weights
+from tf2torch.frontends.keras.importers.lambda_layer import lambda_allowed
 from tf2torch.frontends.keras.layer_calls import (
     MODEL_CLASSES,
     LayerCall,
@@ -29,7 +30,9 @@ from tf2torch.frontends.keras.layer_calls import (
     refs_from_spec,
 )
 from tf2torch.frontends.keras.masking import record_output_masks
+from tf2torch.frontends.keras.op_calls import TF_OP_LAYERS, display_name, op_spec
 from tf2torch.frontends.keras.registry import LAYER_IMPORTERS
+from tf2torch.frontends.keras.unsupported import LAMBDA_REASON, builtin_reason, is_builtin_layer
 from tf2torch.frontends.keras.user_code import bare_class_name, current_session
 from tf2torch.frontends.keras.weight_check import check_layer_weights
 from tf2torch.ir import Graph, TensorSpec, Value
@@ -39,12 +42,14 @@ def conversion_route(raw: dict) -> str | None:
     """How a layer config entry converts: "native" (a tf2torch importer), "registered" (the
     user's @register_layer converter), "traced" (its call() traced with TensorFlow, only with
     the opt-in), or None (it cannot). A user class never takes the importer of a Keras or
-    keras_hub class it shares a name with."""
+    keras_hub class it shares a name with; a Lambda converts only with allow_lambda=True."""
     class_name = entry_class_name(raw) if "class_name" in raw else "?"
     if class_name in MODEL_CLASSES:
         return "native"
     if bare_class_name(class_name) in USER_LAYERS:
         return "registered"
+    if class_name == "Lambda" and not is_user_class(raw):
+        return "native" if lambda_allowed() else None  # runs code from the file
     if class_name in LAYER_IMPORTERS and not is_user_class(raw):
         return "native"
     if current_session().keras_class(class_name, raw) is not None:
@@ -58,21 +63,31 @@ def is_supported(class_name: str) -> bool:
 
 
 def find_unsupported(model_config: dict) -> list[UnsupportedLayer]:
-    """Every layer (in nested models too) that has no importer."""
+    """Every layer (in nested models too) that has no importer, and every raw TF / keras.ops
+    call outside the supported vocabulary (listed by op name)."""
     found: list[UnsupportedLayer] = []
     for raw in model_config.get("config", {}).get("layers", []):
         class_name = entry_class_name(raw) if "class_name" in raw else "?"
         if class_name in MODEL_CLASSES:
             found.extend(find_unsupported(raw))
+        elif class_name in TF_OP_LAYERS or class_name.startswith("ops."):
+            entry = parse_layer(raw, "")
+            if op_spec(entry) is None and (class_name in TF_OP_LAYERS or class_name not in LAYER_IMPORTERS):
+                found.append(UnsupportedLayer(entry.name, display_name(entry), "this op is not supported yet"))
         elif conversion_route(raw) is None:
             found.append(UnsupportedLayer(layer_name_of(raw), class_name, unsupported_reason(raw)))
     return found
 
 
 def unsupported_reason(raw: dict) -> str:
-    native = not is_user_class(raw) and (raw.get("module") or entry_class_name(raw).startswith("ops."))
-    if native:
-        return "a Keras class tf2torch has no converter for yet"
+    """Why a layer cannot convert, told apart for Lambda, built-in Keras and custom classes."""
+    class_name = entry_class_name(raw) if "class_name" in raw else "?"
+    if class_name == "Lambda" and not is_user_class(raw):
+        return LAMBDA_REASON
+    if is_builtin_layer(raw) or (not is_user_class(raw) and class_name.startswith("ops.")):
+        return builtin_reason(class_name)
+    if not is_user_class(raw) and raw.get("module"):
+        return "a library class tf2torch has no converter for yet"
     if is_user_class(raw) or entry_class_name(raw) not in LAYER_IMPORTERS:
         session = current_session()
         if session.opted_in:

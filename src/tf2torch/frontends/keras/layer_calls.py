@@ -97,15 +97,22 @@ def _parse_call_v2(node: list) -> LayerCall:
     inputs: list[TensorRef] = []
     kwargs: dict[str, Any] = {}
     tensor_kwargs: dict[str, list[TensorRef]] = {}
+    args: list[Any] = []
+    if node and isinstance(node[0], str):
+        node = [node]  # a TFOpLambda called on one tensor: the node is that single entry
     for entry in _flat_entries_v2(node):
-        inputs.append(TensorRef(entry[0], int(entry[1]), int(entry[2])))
+        if entry[0] == "_CONSTANT_VALUE":
+            # TFOpLambda whose first argument is a constant (`0.5 * x`: multiply(0.5, y=x)).
+            args.append(entry[2])
+        else:
+            inputs.append(TensorRef(entry[0], int(entry[1]), int(entry[2])))
         extra = entry[3] if len(entry) > 3 else {}
         for key, value in (extra or {}).items():
             if isinstance(value, list) and len(value) == 3 and isinstance(value[0], str):
                 tensor_kwargs[key] = [TensorRef(value[0], int(value[1]), int(value[2]))]
             else:
                 kwargs[key] = value
-    return LayerCall(inputs, kwargs, tensor_kwargs)
+    return LayerCall(inputs, kwargs, tensor_kwargs, args)
 
 
 def entry_class_name(raw: dict) -> str:

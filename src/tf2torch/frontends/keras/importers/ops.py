@@ -6,6 +6,7 @@ from numbers import Number
 
 from tf2torch.frontends.keras.context import LayerContext
 from tf2torch.frontends.keras.importers.merge import _broadcast
+from tf2torch.frontends.keras.importers.op_nodes import import_op_node
 from tf2torch.frontends.keras.registry import register_importer
 from tf2torch.ir import TensorSpec, Value
 
@@ -27,7 +28,7 @@ def import_arithmetic(ctx: LayerContext) -> list[Value]:
         tensor, constant, reverse = left, right, False
     elif isinstance(right, Value) and isinstance(left, Number):
         tensor, constant, reverse = right, left, True
-    else:
-        raise ctx.unsupported(f"{ctx.class_name} on non-scalar constants")
+    else:  # a constant array operand: the general op-call path makes it a constant tensor
+        return import_op_node(ctx)
     attrs = {"symbol": symbol, "value": float(constant), "reverse": reverse}
     return ctx.add("scalar_arithmetic", [tensor], [tensor.spec], attrs).outputs

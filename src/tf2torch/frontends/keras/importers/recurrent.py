@@ -19,7 +19,9 @@ import numpy as np
 from tf2torch.frontends.keras.archive import read_vars_group, to_snake_case
 from tf2torch.frontends.keras.context import LayerContext
 from tf2torch.frontends.keras.importers.activations import activation_name
+from tf2torch.frontends.keras.importers.op_nodes import import_op_node
 from tf2torch.frontends.keras.masking import call_mask, mask_spec
+from tf2torch.frontends.keras.op_calls import KERAS_OPS_REGISTERED_ELSEWHERE
 from tf2torch.frontends.keras.registry import register_importer
 from tf2torch.ir import Param, TensorSpec, Value
 
@@ -290,6 +292,8 @@ def _axes(axis: Any) -> tuple[int, ...] | None:
 
 @register_importer(*BOOL_OPS)
 def import_bool_op(ctx: LayerContext) -> list[Value]:
+    if ctx.class_name in KERAS_OPS_REGISTERED_ELSEWHERE and any(v.spec.dtype != "bool" for v in ctx.inputs):
+        return import_op_node(ctx)  # concatenate / expand_dims / squeeze on data, not on a mask
     fn = BOOL_OPS[ctx.class_name]
     cfg = ctx.config
     args = ctx.arg_values()

@@ -1,0 +1,126 @@
+"""Keras `Lambda` layers, by explicit opt-in only: convert(allow_lambda=True), --allow-lambda.
+
+A Lambda's function is Python code stored in the file (bytecode, or a function to import).
+With the opt-in it is deserialized as Keras' load_model(safe_mode=False) does, traced like a
+custom layer (frontends/tf/keras_layers.py) and, before convert() returns, the converted
+model is compared with the Keras model (verify_lambdas). Without it, a Lambda is refused with
+a message naming the opt-in (frontends/keras/unsupported.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from tf2torch.codegen.naming import class_name as make_class_name
+from tf2torch.errors import ConversionError, UnsupportedLayer, UnsupportedLayers
+from tf2torch.frontends.keras.context import LayerContext
+from tf2torch.frontends.keras.registry import register_importer
+from tf2torch.frontends.keras.unsupported import LAMBDA_REASON
+from tf2torch.ir import Value
+
+if TYPE_CHECKING:
+    from tf2torch.api import ConversionResult
+
+_ALLOWED: list[dict] = []  # custom_objects of the conversions that opted in
+
+
+@contextmanager
+def allowing_lambda(custom_objects: dict | None) -> Iterator[None]:
+    _ALLOWED.append(dict(custom_objects or {}))
+    try:
+        yield
+    finally:
+        _ALLOWED.pop()
+
+
+def lambda_allowed() -> bool:
+    return bool(_ALLOWED)
+
+
+@register_importer("Lambda")
+def import_lambda(ctx: LayerContext) -> list[Value]:
+    if not lambda_allowed():  # find_unsupported refuses it first; this guards direct use
+        raise UnsupportedLayers(ctx.file, [UnsupportedLayer(ctx.name, "Lambda", LAMBDA_REASON)])
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError as exc:
+        raise ConversionError(
+            f"{ctx.file}: layer {ctx.name!r} (Lambda): tracing its function needs TensorFlow and Keras: "
+            "pip install 'tf2torch[tf]'"
+        ) from exc
+    from tf2torch.frontends.tf.keras_layers import import_traced_layer, tracing_custom_layers
+
+    with tracing_custom_layers({"Lambda": _traceable_lambda(ctx)}):
+        return import_traced_layer(ctx)
+
+
+def _traceable_lambda(ctx: LayerContext) -> type:
+    """A class the tracer builds from the layer's config: from_config deserializes the Lambda
+    (code from the file), a call passes several inputs as the one list a Lambda receives."""
+    keras_major, custom_objects, file = ctx.keras_major, _ALLOWED[-1], ctx.file
+
+    class TracedLambda:
+        def __init__(self, layer: Any) -> None:
+            self.layer = layer
+            self.weights = list(layer.weights)
+
+        @classmethod
+        def from_config(cls, config: dict) -> TracedLambda:
+            return cls(deserialize_lambda(config, keras_major, custom_objects, file))
+
+        def __call__(self, *inputs: Any) -> Any:
+            return self.layer(list(inputs) if len(inputs) > 1 else inputs[0])
+
+    # The generated module class is named after the layer: `distance` -> `DistanceLambda`.
+    TracedLambda.__name__ = TracedLambda.__qualname__ = make_class_name(ctx.name.split("/")[-1]) + "Lambda"
+    return TracedLambda
+
+
+def deserialize_lambda(config: dict, keras_major: int, custom_objects: dict, file: str) -> Any:
+    """The Lambda layer, its function loaded as Keras' load_model(safe_mode=False) loads it."""
+    try:
+        if keras_major == 2:
+            import tf_keras
+            from tf_keras.src.saving.serialization_lib import SafeModeScope
+
+            with SafeModeScope(False):
+                return tf_keras.layers.Lambda.from_config(dict(config), custom_objects=custom_objects)
+        import keras
+
+        return keras.layers.Lambda.from_config(dict(config), custom_objects=custom_objects, safe_mode=False)
+    except (ImportError, AttributeError, TypeError, ValueError, NameError) as exc:
+        raise ConversionError(
+            f"{file}: Lambda layer {config.get('name')!r}: its function could not be loaded "
+            f"({type(exc).__name__}: {exc}). If it names functions of your own, pass them with "
+            "custom_objects={...}."
+        ) from exc
+
+
+def verify_lambdas(result: ConversionResult, custom_objects: dict | None) -> None:
+    """Compare the converted model with Keras (the Lambda functions loaded from the file)
+    before it is returned: traced code is trusted only once it matches."""
+    if not any(node.source.kind == "Lambda" for node in result.graph.nodes):
+        return
+    keras_model = result._keras_model
+    if keras_model is None:
+        keras_model = _load_unsafe(result._file_path or result.source_path, result.keras_major, custom_objects)
+    report = result.verify(keras_model=keras_model)
+    if not report.ok:
+        raise ConversionError(
+            f"{result.source_path}: the traced Lambda layer(s) do not reproduce Keras' output, so nothing is "
+            f"written:\n{report.table()}"
+        )
+
+
+def _load_unsafe(path: str, keras_major: int, custom_objects: dict | None) -> Any:
+    if keras_major == 2:
+        import tf_keras
+        from tf_keras.src.saving.serialization_lib import SafeModeScope
+
+        with SafeModeScope(False):
+            return tf_keras.models.load_model(path, compile=False, custom_objects=custom_objects)
+    import keras
+
+    return keras.saving.load_model(path, compile=False, custom_objects=custom_objects, safe_mode=False)
