@@ -8,6 +8,7 @@ from typing import Any
 from tf2torch.errors import BadModelFile, InvalidGraph, UnsupportedLayer, UnsupportedLayers
 from tf2torch.frontends.keras import importers  # noqa: F401  (fills LAYER_IMPORTERS)
 from tf2torch.frontends.keras.archive import KerasSource, WeightReader, layer_name_of
+from tf2torch.frontends.keras.builtin_layers import builtin_refusal
 from tf2torch.frontends.keras.context import LayerContext
 from tf2torch.frontends.keras.custom import USER_LAYERS, import_user_layer
 from tf2torch.frontends.keras.layer_calls import (
@@ -41,7 +42,9 @@ def find_unsupported(model_config: dict) -> list[UnsupportedLayer]:
         if class_name in MODEL_CLASSES:
             found.extend(find_unsupported(raw))
         elif not is_supported(class_name):
-            found.append(UnsupportedLayer(layer_name_of(raw), class_name))
+            reason = builtin_refusal(class_name, raw.get("module"))
+            layer = layer_name_of(raw)
+            found.append(UnsupportedLayer(layer, class_name, reason) if reason else UnsupportedLayer(layer, class_name))
     return found
 
 

@@ -1,0 +1,110 @@
+"""What tf2torch does with each public built-in layer class of Keras 3 and tf_keras that has
+no importer of its own: converted as part of another layer, or refused, and why.
+
+scripts/gen_supported_table.py lists every public class of the installed `keras.layers` and
+`tf_keras.layers` with its status; tests/test_readme.py fails when a class is neither
+converted (LAYER_IMPORTERS), nor in CONVERTED_INSIDE, nor refused here with a reason. A
+config's class name is the class's own name, so aliases (`Convolution2D`) share the status
+of the class they name (`Conv2D`).
+"""
+
+from __future__ import annotations
+
+# Classes that only occur inside another layer's config; that layer converts them.
+CONVERTED_INSIDE: dict[str, str] = {
+    "GRUCell": "RNN",
+    "LSTMCell": "RNN",
+    "SimpleRNNCell": "RNN",
+    "StackedRNNCells": "RNN",
+}
+
+# A model input, not a computation.
+STRUCTURAL = frozenset({"InputLayer"})
+
+_BASE_CLASS = "it is a base class: a model holds subclasses of it, which are custom layers (register a converter)"
+_FOREIGN = "it wraps a model of another framework, whose code is not in the file"
+_HISTOGRAM = "it computes per-image histograms, for which no converter is written yet"
+_NOT_WRITTEN = "no converter is written for it yet"
+
+# Refused built-in classes: class name -> the reason, completing "not supported yet, because ...".
+REFUSED_BUILTINS: dict[str, str] = {
+    "AbstractRNNCell": _BASE_CLASS,
+    "ActivityRegularization": _NOT_WRITTEN,
+    "AdaptiveAveragePooling1D": _NOT_WRITTEN,
+    "AdaptiveAveragePooling2D": _NOT_WRITTEN,
+    "AdaptiveAveragePooling3D": _NOT_WRITTEN,
+    "AdaptiveMaxPooling1D": _NOT_WRITTEN,
+    "AdaptiveMaxPooling2D": _NOT_WRITTEN,
+    "AdaptiveMaxPooling3D": _NOT_WRITTEN,
+    "AugMix": _NOT_WRITTEN,
+    "AutoContrast": _HISTOGRAM,
+    "CategoryEncoding": _NOT_WRITTEN,
+    "CenterCrop": _NOT_WRITTEN,
+    "ContrastLimitedAdaptiveHistogramEqualization": _HISTOGRAM,
+    "CutMix": _NOT_WRITTEN,
+    "DenseFeatures": "it reads tf.feature_column definitions (dicts of named, often string, features)",
+    "Discretization": _NOT_WRITTEN,
+    "Equalization": _HISTOGRAM,
+    "FlaxLayer": _FOREIGN,
+    "GroupNormalization": _NOT_WRITTEN,
+    "HashedCrossing": _NOT_WRITTEN,
+    "Hashing": _NOT_WRITTEN,
+    "IntegerLookup": _NOT_WRITTEN,
+    "JaxLayer": _FOREIGN,
+    "Lambda": "it carries Python bytecode, which tf2torch does not run",
+    "Layer": _BASE_CLASS,
+    "LocallyConnected1D": _NOT_WRITTEN,
+    "LocallyConnected2D": _NOT_WRITTEN,
+    "MaxNumBoundingBoxes": "it pads bounding-box annotations, which are not model tensors",
+    "MelSpectrogram": _NOT_WRITTEN,
+    "MixUp": _NOT_WRITTEN,
+    "Pipeline": _NOT_WRITTEN,
+    "RandAugment": _NOT_WRITTEN,
+    "RandomBrightness": _NOT_WRITTEN,
+    "RandomColorDegeneration": _NOT_WRITTEN,
+    "RandomColorJitter": _NOT_WRITTEN,
+    "RandomContrast": _NOT_WRITTEN,
+    "RandomCrop": _NOT_WRITTEN,
+    "RandomElasticTransform": _NOT_WRITTEN,
+    "RandomErasing": _NOT_WRITTEN,
+    "RandomFlip": _NOT_WRITTEN,
+    "RandomGaussianBlur": _NOT_WRITTEN,
+    "RandomGrayscale": _NOT_WRITTEN,
+    "RandomHeight": _NOT_WRITTEN,
+    "RandomHue": _NOT_WRITTEN,
+    "RandomInvert": _NOT_WRITTEN,
+    "RandomPerspective": _NOT_WRITTEN,
+    "RandomPosterization": _NOT_WRITTEN,
+    "RandomRotation": _NOT_WRITTEN,
+    "RandomSaturation": _NOT_WRITTEN,
+    "RandomSharpness": _NOT_WRITTEN,
+    "RandomShear": _NOT_WRITTEN,
+    "RandomTranslation": _NOT_WRITTEN,
+    "RandomWidth": _NOT_WRITTEN,
+    "RandomZoom": _NOT_WRITTEN,
+    "Resizing": _NOT_WRITTEN,
+    "STFTSpectrogram": _NOT_WRITTEN,
+    "Solarization": _NOT_WRITTEN,
+    "SpectralNormalization": _NOT_WRITTEN,
+    "StringLookup": "torch has no string tensors: the lookup must run outside the model",
+    "TFSMLayer": "it wraps a TensorFlow SavedModel: convert that SavedModel directory instead",
+    "TextVectorization": "torch has no string tensors: the text must be tokenized outside the model",
+    "TorchModuleWrapper": "it wraps a torch module, stored pickled, which tf2torch never loads",
+    "Wrapper": _BASE_CLASS,
+}
+
+# Keras 3 configs name the module of a built-in layer; tf_keras configs do not.
+BUILTIN_MODULES = ("keras.layers", "keras.src.layers")
+
+
+def builtin_refusal(class_name: str, module: str | None = None) -> str | None:
+    """The error reason for a built-in layer tf2torch refuses, or None if the class is not
+    known as one (a custom layer, or a converted class)."""
+    if class_name in REFUSED_BUILTINS:
+        return f"a built-in Keras layer, not supported yet, because {REFUSED_BUILTINS[class_name]}"
+    if module is not None and module.startswith(BUILTIN_MODULES):
+        return (
+            f"a built-in Keras layer ({module}) that this tf2torch version does not know, "
+            "not supported yet, because it is newer than the Keras versions tf2torch was checked against"
+        )
+    return None
