@@ -1,4 +1,4 @@
-"""BatchNormalization and LayerNormalization against TensorFlow's output."""
+"""BatchNormalization, LayerNormalization and GroupNormalization against TensorFlow's output."""
 
 from __future__ import annotations
 
@@ -229,3 +229,36 @@ def test_k2_layer_norm_h5(tmp_path):
     inp = tf_keras.Input((23, 6))
     out = tf_keras.layers.LayerNormalization(axis=[1, 2], epsilon=1e-2)(inp)
     convert_and_compare(tf_keras.Model(inp, out), tmp_path, suffix=".h5", inputs=_inputs((23, 6), 3))
+
+
+GN_CASES = {
+    "4d-groups": ((13, 17, 6), {"groups": 3, "epsilon": 0.01}),
+    "5d-instance": ((5, 7, 3, 4), {"groups": -1}),
+    "3d-no-center": ((23, 8), {"groups": 2, "center": False}),
+    "2d-no-scale": ((12,), {"groups": 4, "scale": False}),
+}
+
+
+@pytest.mark.parametrize("case", list(GN_CASES))
+def test_group_norm(keras, tmp_path, case):
+    shape, kwargs = GN_CASES[case]
+    inp = keras.Input(shape)
+    model = keras.Model(inp, keras.layers.GroupNormalization(**kwargs)(inp))
+    convert_and_compare(model, tmp_path, inputs=_inputs(shape, 3))
+
+
+def test_group_norm_after_conv_train_mode(keras, tmp_path):
+    inp = keras.Input((11, 9, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same")(inp)
+    x = keras.layers.GroupNormalization(groups=4, epsilon=1e-5)(x)
+    model = keras.Model(inp, keras.layers.Conv2D(2, 1)(x))
+    result = convert_and_compare(model, tmp_path, inputs=_inputs((11, 9, 3), 2), training=True)
+    assert "nn.GroupNorm(4, 8, eps=1e-05)" in result.source_code
+
+
+def test_k2_group_norm_h5(tmp_path):
+    import tf_keras
+
+    inp = tf_keras.Input((9, 7, 6))
+    model = tf_keras.Model(inp, tf_keras.layers.GroupNormalization(groups=2, epsilon=0.02)(inp))
+    convert_and_compare(model, tmp_path, suffix=".h5", inputs=_inputs((9, 7, 6), 3))

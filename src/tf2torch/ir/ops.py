@@ -58,6 +58,7 @@ OPS: dict[str, OpDef] = _defs(
     OpDef("global_pool", Layout.CHANNELS_FIRST),
     OpDef("batch_norm", Layout.CHANNELS_FIRST),
     OpDef("layer_norm", Layout.SOURCE),
+    OpDef("group_norm", Layout.CHANNELS_FIRST),
     OpDef("dropout", Layout.ELEMENTWISE, passes_feature_order=True),
     OpDef("spatial_dropout", Layout.CHANNELS_FIRST),
     OpDef("gaussian_noise", Layout.ELEMENTWISE, passes_feature_order=True),

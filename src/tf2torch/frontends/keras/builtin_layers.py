@@ -46,7 +46,6 @@ REFUSED_BUILTINS: dict[str, str] = {
     "Discretization": _NOT_WRITTEN,
     "Equalization": _HISTOGRAM,
     "FlaxLayer": _FOREIGN,
-    "GroupNormalization": _NOT_WRITTEN,
     "HashedCrossing": _NOT_WRITTEN,
     "Hashing": _NOT_WRITTEN,
     "IntegerLookup": _NOT_WRITTEN,

@@ -1,4 +1,4 @@
-"""BatchNormalization and LayerNormalization."""
+"""BatchNormalization, LayerNormalization and GroupNormalization."""
 
 from __future__ import annotations
 
@@ -77,3 +77,30 @@ def import_layer_norm(ctx: LayerContext) -> list[Value]:
     if not trailing:
         attrs["axes"] = tuple(axes)
     return ctx.add("layer_norm", [x], [TensorSpec(x.spec.shape)], attrs, params).outputs
+
+
+@register_importer("GroupNormalization")
+def import_group_norm(ctx: LayerContext) -> list[Value]:
+    """Statistics per sample and group of consecutive channels, over the group's channels and
+    every other axis: torch's GroupNorm on the channels-first tensor."""
+    x = ctx.inputs[0]
+    cfg = ctx.config
+    if _axes(ctx, x.rank) != [x.rank - 1]:
+        raise ctx.unsupported(f"GroupNormalization over axis {cfg.get('axis')} (only the channel axis, -1)")
+    channels = int(x.spec.shape[-1])
+    groups = int(cfg.get("groups", 32))
+    if groups == -1:
+        groups = channels  # Keras: one group per channel (instance normalization)
+    if groups <= 0 or channels % groups:
+        raise ctx.unsupported(f"{groups} groups for {channels} channels")
+    center, scale = cfg.get("center", True), cfg.get("scale", True)
+    it = iter(ctx.weights(int(center) + int(scale)))
+    gamma = next(it) if scale else np.ones(channels, np.float32)
+    beta = next(it) if center else np.zeros(channels, np.float32)
+    attrs = {"groups": groups, "num_channels": channels, "eps": float(cfg.get("epsilon", 1e-3)),
+             "center": bool(center), "scale": bool(scale)}
+    params = {
+        "gamma": ctx.param(gamma, "C", trainable=ctx.trainable and bool(scale)),
+        "beta": ctx.param(beta, "C", trainable=ctx.trainable and bool(center)),
+    }
+    return ctx.add("group_norm", [x], [x.spec], attrs, params).outputs
