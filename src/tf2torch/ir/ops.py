@@ -88,6 +88,7 @@ OPS: dict[str, OpDef] = _defs(
     OpDef("transpose", Layout.SOURCE),
     # -- preprocessing and keras.applications layers --
     OpDef("normalize", Layout.ELEMENTWISE),
+    OpDef("resize", Layout.CHANNELS_FIRST),  # Keras Resizing: tf.image.resize after an optional crop or pad
     OpDef("layer_scale", Layout.ELEMENTWISE),
     OpDef("sample_dropout", Layout.ELEMENTWISE, passes_feature_order=True),
     # -- recurrent layers and masking --
