@@ -88,7 +88,9 @@ OPS: dict[str, OpDef] = _defs(
     OpDef("transpose", Layout.SOURCE),
     # -- preprocessing and keras.applications layers --
     OpDef("normalize", Layout.ELEMENTWISE),
-    OpDef("resize", Layout.CHANNELS_FIRST),  # Keras Resizing: tf.image.resize after an optional crop or pad
+    OpDef("resize", Layout.CHANNELS_FIRST),
+    OpDef("random_flip", Layout.AXIS, axis_attrs=("height_axis", "width_axis")),
+    OpDef("train_augmentation", Layout.ELEMENTWISE, passes_feature_order=True),  # identity (Random* layers)  # Keras Resizing: tf.image.resize after an optional crop or pad
     OpDef("layer_scale", Layout.ELEMENTWISE),
     OpDef("sample_dropout", Layout.ELEMENTWISE, passes_feature_order=True),
     # -- recurrent layers and masking --

@@ -123,19 +123,29 @@ def import_resizing(ctx: LayerContext) -> list[Value]:
     channels_last(ctx)
     cfg = ctx.config
     size = (int(cfg["height"]), int(cfg["width"]))
-    method = cfg.get("interpolation", "bilinear")
-    if method not in RESIZE_METHODS:
-        raise ctx.unsupported(f"interpolation={method!r}")
     if cfg.get("fill_mode", "constant") != "constant":
         raise ctx.unsupported(f"fill_mode={cfg['fill_mode']!r}")
+    return import_resizing_to(
+        ctx, size, cfg.get("interpolation", "bilinear"), antialias=bool(cfg.get("antialias", False)),
+        crop_to_aspect_ratio=bool(cfg.get("crop_to_aspect_ratio")),
+        pad_to_aspect_ratio=bool(cfg.get("pad_to_aspect_ratio")), fill_value=float(cfg.get("fill_value", 0.0)),
+    )
+
+
+def import_resizing_to(ctx: LayerContext, size: tuple[int, int], method: str, *, antialias: bool = False,
+                       crop_to_aspect_ratio: bool = False, pad_to_aspect_ratio: bool = False,
+                       fill_value: float = 0.0) -> list[Value]:
+    """keras.layers.Resizing's computation (also RandomCrop's and CenterCrop's in inference)."""
+    if method not in RESIZE_METHODS:
+        raise ctx.unsupported(f"interpolation={method!r}")
     height, width = _image_size(ctx)
     crop = pad = None
-    if cfg.get("crop_to_aspect_ratio"):
+    if crop_to_aspect_ratio:
         crop = _aspect_crop(height, width, size)
-    elif cfg.get("pad_to_aspect_ratio"):
+    elif pad_to_aspect_ratio:
         rows, cols = _aspect_pad(height, width, size)
-        pad = (rows, cols, float(cfg.get("fill_value", 0.0))) if rows or cols else None
-    return _resize_node(ctx, size, method, bool(cfg.get("antialias", False)), crop, pad)
+        pad = (rows, cols, fill_value) if rows or cols else None
+    return _resize_node(ctx, size, method, antialias, crop, pad)
 
 
 @register_importer("CenterCrop")
