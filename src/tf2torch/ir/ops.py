@@ -64,6 +64,7 @@ OPS: dict[str, OpDef] = _defs(
     OpDef("gaussian_noise", Layout.ELEMENTWISE, passes_feature_order=True),
     OpDef("gaussian_dropout", Layout.ELEMENTWISE, passes_feature_order=True),
     OpDef("alpha_dropout", Layout.ELEMENTWISE, passes_feature_order=True),
+    OpDef("activity_regularization", Layout.ELEMENTWISE, passes_feature_order=True),
     OpDef("flatten", Layout.FLATTEN),
     OpDef("reshape", Layout.SOURCE),
     OpDef("permute", Layout.SOURCE),

@@ -29,7 +29,6 @@ _NOT_WRITTEN = "no converter is written for it yet"
 # Refused built-in classes: class name -> the reason, completing "not supported yet, because ...".
 REFUSED_BUILTINS: dict[str, str] = {
     "AbstractRNNCell": _BASE_CLASS,
-    "ActivityRegularization": _NOT_WRITTEN,
     "AdaptiveAveragePooling1D": _NOT_WRITTEN,
     "AdaptiveAveragePooling2D": _NOT_WRITTEN,
     "AdaptiveAveragePooling3D": _NOT_WRITTEN,

@@ -1,4 +1,5 @@
-"""Core layers: InputLayer, Dense, Flatten, Reshape, Permute, Identity, Rescaling, Embedding."""
+"""Core layers: InputLayer, Dense, Flatten, Reshape, Permute, Identity, Rescaling, Embedding,
+dropout and noise layers, ActivityRegularization."""
 
 from __future__ import annotations
 
@@ -130,3 +131,12 @@ def import_alpha_dropout(ctx: LayerContext) -> list[Value]:
     if ctx.config.get("noise_shape") is not None:
         raise ctx.unsupported("AlphaDropout with noise_shape")
     return ctx.add("alpha_dropout", [x], [x.spec], {"rate": float(ctx.config["rate"])}).outputs
+
+
+@register_importer("ActivityRegularization")
+def import_activity_regularization(ctx: LayerContext) -> list[Value]:
+    """An identity; its L1/L2 penalty on the output is a loss term in training
+    (training/compile_config.py collects it, training/activity.py hooks the module)."""
+    x = ctx.inputs[0]
+    attrs = {"l1": float(ctx.config.get("l1") or 0.0), "l2": float(ctx.config.get("l2") or 0.0)}
+    return ctx.add("activity_regularization", [x], [x.spec], attrs).outputs
