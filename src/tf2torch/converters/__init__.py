@@ -7,6 +7,7 @@ from tf2torch.converters import (  # noqa: F401
     conv,
     custom,
     elementwise,
+    encoding,
     linear,
     norm,
     pool,

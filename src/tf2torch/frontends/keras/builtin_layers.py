@@ -25,6 +25,10 @@ _BASE_CLASS = "it is a base class: a model holds subclasses of it, which are cus
 _FOREIGN = "it wraps a model of another framework, whose code is not in the file"
 _HISTOGRAM = "it computes per-image histograms, for which no converter is written yet"
 _NOT_WRITTEN = "no converter is written for it yet"
+_FINGERPRINT = (
+    "TensorFlow hashes the decimal string of each integer with FarmHash's Fingerprint64 (SipHash with a "
+    "salt), which tf2torch does not reproduce bit for bit yet: hash in your data pipeline"
+)
 
 # Refused built-in classes: class name -> the reason, completing "not supported yet, because ...".
 REFUSED_BUILTINS: dict[str, str] = {
@@ -36,15 +40,12 @@ REFUSED_BUILTINS: dict[str, str] = {
     "AdaptiveMaxPooling2D": _NOT_WRITTEN,
     "AdaptiveMaxPooling3D": _NOT_WRITTEN,
     "AutoContrast": _HISTOGRAM,
-    "CategoryEncoding": _NOT_WRITTEN,
     "ContrastLimitedAdaptiveHistogramEqualization": _HISTOGRAM,
     "DenseFeatures": "it reads tf.feature_column definitions (dicts of named, often string, features)",
-    "Discretization": _NOT_WRITTEN,
     "Equalization": _HISTOGRAM,
     "FlaxLayer": _FOREIGN,
-    "HashedCrossing": _NOT_WRITTEN,
-    "Hashing": _NOT_WRITTEN,
-    "IntegerLookup": _NOT_WRITTEN,
+    "HashedCrossing": _FINGERPRINT,
+    "Hashing": _FINGERPRINT,
     "JaxLayer": _FOREIGN,
     "Lambda": "it carries Python bytecode, which tf2torch does not run",
     "Layer": _BASE_CLASS,
@@ -55,9 +56,14 @@ REFUSED_BUILTINS: dict[str, str] = {
     "Pipeline": _NOT_WRITTEN,
     "STFTSpectrogram": _NOT_WRITTEN,
     "SpectralNormalization": _NOT_WRITTEN,
-    "StringLookup": "torch has no string tensors: the lookup must run outside the model",
+    "StringLookup": (
+        "torch has no string tensors: run the lookup in your data pipeline and convert the model from the "
+        "integer ids on (an IntegerLookup or no lookup)"
+    ),
     "TFSMLayer": "it wraps a TensorFlow SavedModel: convert that SavedModel directory instead",
-    "TextVectorization": "torch has no string tensors: the text must be tokenized outside the model",
+    "TextVectorization": (
+        "torch has no string tensors: tokenize in your data pipeline and convert the model from the token ids on"
+    ),
     "TorchModuleWrapper": "it wraps a torch module, stored pickled, which tf2torch never loads",
     "Wrapper": _BASE_CLASS,
 }

@@ -7,6 +7,7 @@ from tf2torch.frontends.keras.importers import (  # noqa: F401
     augmentation,
     conv,
     core,
+    encoding,
     merge,
     normalization,
     ops,
