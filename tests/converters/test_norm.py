@@ -120,9 +120,9 @@ def test_batch_norm_non_channel_axis_unsupported(keras, tmp_path):
     import tf2torch
     from tf2torch.errors import UnsupportedFeature
 
-    model, _ = _bn_model(keras, (13, 17, 3), {"axis": 1})
+    model, _ = _bn_model(keras, (13, 17, 3), {"axis": 2})  # axis 1 is channels-first: supported
     model.save(str(tmp_path / "m.keras"))
-    with pytest.raises(UnsupportedFeature):
+    with pytest.raises(UnsupportedFeature, match="only the channel axis"):
         tf2torch.convert(str(tmp_path / "m.keras"))
 
 
@@ -245,6 +245,14 @@ def test_group_norm(keras, tmp_path, case):
     inp = keras.Input(shape)
     model = keras.Model(inp, keras.layers.GroupNormalization(**kwargs)(inp))
     convert_and_compare(model, tmp_path, inputs=_inputs(shape, 3))
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+def test_batch_norm_axis_1(keras, tmp_path, training):
+    """Channels-first features (axis=1) on a sequence: torch's BatchNorm1d on (batch, C, steps)."""
+    model, _ = _bn_model(keras, (5, 23), {"axis": 1, "momentum": 0.8})
+    result = convert_and_compare(model, tmp_path, inputs=_inputs((5, 23), 4), training=training)
+    assert ".permute(" not in result.source_code
 
 
 def test_group_norm_after_conv_train_mode(keras, tmp_path):

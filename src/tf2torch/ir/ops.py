@@ -11,6 +11,8 @@ The layout pass reads only this table; converters never branch on data format.
 - SOURCE: needs the source (Keras) layout, e.g. Reshape, Dense on rank > 2, RNNs.
 - FLATTEN: Flatten; channels-first input is flattened directly when every consumer can
   absorb the feature order (a Dense reorders its weight rows), else permuted first.
+- VIEW: layout_view, a source-layout permutation (attrs["dims"]) that moves no data: its
+  output's perm is chosen so the torch tensor is the input's (Keras channels_first layers).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class Layout(Enum):
     AXIS = "axis"
     SOURCE = "source"
     FLATTEN = "flatten"
+    VIEW = "view"
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ OPS: dict[str, OpDef] = _defs(
     OpDef("custom", Layout.SOURCE),
     # Inserted by the layout pass only: attrs["dims"] is the torch permutation.
     OpDef("transpose", Layout.SOURCE),
+    OpDef("layout_view", Layout.VIEW),  # data_format="channels_first" (frontends/keras/data_format.py)
     # -- preprocessing and keras.applications layers --
     OpDef("normalize", Layout.ELEMENTWISE),
     OpDef("resize", Layout.CHANNELS_FIRST),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from tf2torch.frontends.keras.context import LayerContext, as_tuple, channels_last
+from tf2torch.frontends.keras.data_format import accepts_channels_first
 from tf2torch.frontends.keras.importers.activations import apply_activation
 from tf2torch.frontends.keras.importers.shapes import (
     conv_output_length,
@@ -69,6 +70,7 @@ def _add_conv(
 
 
 @register_importer("Conv1D", "Conv2D", "Conv3D")
+@accepts_channels_first
 def import_conv(ctx: LayerContext) -> list[Value]:
     channels_last(ctx)
     rank = _spatial_rank(ctx.class_name)
@@ -86,6 +88,7 @@ def import_conv(ctx: LayerContext) -> list[Value]:
 
 
 @register_importer("DepthwiseConv1D", "DepthwiseConv2D")
+@accepts_channels_first
 def import_depthwise_conv(ctx: LayerContext) -> list[Value]:
     channels_last(ctx)
     rank = _spatial_rank(ctx.class_name)
@@ -106,6 +109,7 @@ def import_depthwise_conv(ctx: LayerContext) -> list[Value]:
 
 
 @register_importer("SeparableConv1D", "SeparableConv2D")
+@accepts_channels_first
 def import_separable_conv(ctx: LayerContext) -> list[Value]:
     channels_last(ctx)
     rank = _spatial_rank(ctx.class_name)
@@ -128,6 +132,7 @@ def import_separable_conv(ctx: LayerContext) -> list[Value]:
 
 
 @register_importer("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose")
+@accepts_channels_first
 def import_conv_transpose(ctx: LayerContext) -> list[Value]:
     channels_last(ctx)
     rank = _spatial_rank(ctx.class_name)

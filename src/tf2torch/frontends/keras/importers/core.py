@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from tf2torch.frontends.keras.context import LayerContext
+from tf2torch.frontends.keras.data_format import accepts_channels_first
 from tf2torch.frontends.keras.importers.activations import apply_activation
 from tf2torch.frontends.keras.masking import tokens_mask
 from tf2torch.frontends.keras.registry import register_importer
@@ -34,10 +35,9 @@ def import_dense(ctx: LayerContext) -> list[Value]:
 
 
 @register_importer("Flatten")
+@accepts_channels_first
 def import_flatten(ctx: LayerContext) -> list[Value]:
     x = ctx.inputs[0]
-    if (ctx.config.get("data_format") or "channels_last") != "channels_last":
-        raise ctx.unsupported("data_format='channels_first'")
     dims = x.spec.shape[1:]
     size = None if any(d is None for d in dims) else int(math.prod(dims))
     return ctx.add("flatten", [x], [TensorSpec((x.spec.shape[0], size), x.spec.dtype)]).outputs
@@ -106,10 +106,9 @@ def import_dropout(ctx: LayerContext) -> list[Value]:
 
 
 @register_importer("SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D")
+@accepts_channels_first
 def import_spatial_dropout(ctx: LayerContext) -> list[Value]:
     x = ctx.inputs[0]
-    if (ctx.config.get("data_format") or "channels_last") != "channels_last":
-        raise ctx.unsupported("data_format='channels_first'")
     return ctx.add("spatial_dropout", [x], [x.spec], {"rate": float(ctx.config["rate"])}).outputs
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tf2torch.frontends.keras.context import LayerContext
+from tf2torch.frontends.keras.data_format import import_as_channels_last
 from tf2torch.frontends.keras.registry import register_importer
 from tf2torch.ir import TensorSpec, Value
 
@@ -21,8 +22,10 @@ def import_batch_norm(ctx: LayerContext) -> list[Value]:
     cfg = ctx.config
     if cfg.get("renorm"):
         raise ctx.unsupported("renorm=True (batch renormalization)")
+    if x.rank >= 3 and _axes(ctx, x.rank) == [1]:
+        return import_as_channels_last(ctx, import_batch_norm, {"axis": -1})  # channels-first features
     if _axes(ctx, x.rank) != [x.rank - 1]:
-        raise ctx.unsupported(f"BatchNormalization over axis {cfg.get('axis')} (only the channel axis, -1)")
+        raise ctx.unsupported(f"BatchNormalization over axis {cfg.get('axis')} (only the channel axis, -1 or 1)")
     center, scale = cfg.get("center", True), cfg.get("scale", True)
     weights = ctx.weights(2 + int(center) + int(scale))
     channels = int(x.spec.shape[-1])
@@ -85,8 +88,10 @@ def import_group_norm(ctx: LayerContext) -> list[Value]:
     every other axis: torch's GroupNorm on the channels-first tensor."""
     x = ctx.inputs[0]
     cfg = ctx.config
+    if x.rank >= 3 and _axes(ctx, x.rank) == [1]:
+        return import_as_channels_last(ctx, import_group_norm, {"axis": -1})  # channels-first features
     if _axes(ctx, x.rank) != [x.rank - 1]:
-        raise ctx.unsupported(f"GroupNormalization over axis {cfg.get('axis')} (only the channel axis, -1)")
+        raise ctx.unsupported(f"GroupNormalization over axis {cfg.get('axis')} (only the channel axis, -1 or 1)")
     channels = int(x.spec.shape[-1])
     groups = int(cfg.get("groups", 32))
     if groups == -1:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from tf2torch.frontends.keras.context import LayerContext, channels_last
+from tf2torch.frontends.keras.data_format import accepts_channels_first
 from tf2torch.frontends.keras.registry import register_importer
 from tf2torch.ir import TensorSpec, Value
 
@@ -119,6 +120,7 @@ def _resize_node(ctx: LayerContext, size: tuple[int, int], method: str, antialia
 
 
 @register_importer("Resizing")
+@accepts_channels_first
 def import_resizing(ctx: LayerContext) -> list[Value]:
     channels_last(ctx)
     cfg = ctx.config
@@ -149,6 +151,7 @@ def import_resizing_to(ctx: LayerContext, size: tuple[int, int], method: str, *,
 
 
 @register_importer("CenterCrop")
+@accepts_channels_first
 def import_center_crop(ctx: LayerContext) -> list[Value]:
     """The centered window of the target size; an image smaller than it (on either axis) is
     cropped to the target's aspect ratio and resized bilinearly, as Keras does."""
