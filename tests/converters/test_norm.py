@@ -270,3 +270,29 @@ def test_k2_group_norm_h5(tmp_path):
     inp = tf_keras.Input((9, 7, 6))
     model = tf_keras.Model(inp, tf_keras.layers.GroupNormalization(groups=2, epsilon=0.02)(inp))
     convert_and_compare(model, tmp_path, suffix=".h5", inputs=_inputs((9, 7, 6), 3))
+
+
+SPECTRAL_CASES = {
+    "dense": ((7,), lambda k: k.layers.Dense(5, activation="tanh"), {}),
+    "conv2d": ((9, 11, 3), lambda k: k.layers.Conv2D(4, 3, strides=2, padding="same"), {"power_iterations": 3}),
+    "conv1d": ((13, 2), lambda k: k.layers.Conv1D(3, 2), {}),
+}
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+@pytest.mark.parametrize("case", list(SPECTRAL_CASES))
+def test_spectral_normalization(keras, tmp_path, case, training):
+    """Eval: the stored kernel. Train: Keras divides the kernel in place by its spectral norm
+    (power iteration from vector_u) before the call; the torch module does the same."""
+    shape, make, kwargs = SPECTRAL_CASES[case]
+    inp = keras.Input(shape)
+    wrapper = keras.layers.SpectralNormalization(make(keras), **kwargs)
+    model = keras.Model(inp, wrapper(inp))
+    model(_inputs(shape, 2)[0], training=True)  # a normalized kernel, as after training
+    result = convert_and_compare(model, tmp_path, inputs=_inputs(shape, 3), training=training)
+    module = dict(result.module.named_modules())[wrapper.name]
+    kernel = np.asarray(wrapper.layer.kernel.numpy())
+    torch_kernel = module.layer.weight.detach().numpy()
+    torch_kernel = torch_kernel.T if kernel.ndim == 2 else np.transpose(torch_kernel, (*range(2, kernel.ndim), 1, 0))
+    np.testing.assert_allclose(torch_kernel, kernel, rtol=1e-5, atol=1e-6)  # the same in-place updates
+    np.testing.assert_allclose(module.u.numpy(), wrapper.vector_u.numpy(), rtol=1e-5, atol=1e-6)

@@ -15,5 +15,6 @@ from tf2torch.converters import (  # noqa: F401
     recurrent,
     regularization,
     shape,
+    spectral,
     tf_ops,
 )

@@ -62,6 +62,9 @@ OPS: dict[str, OpDef] = _defs(
     OpDef("batch_norm", Layout.CHANNELS_FIRST),
     OpDef("layer_norm", Layout.SOURCE),
     OpDef("group_norm", Layout.CHANNELS_FIRST),
+    # SpectralNormalization around a Dense / Conv: that op, plus attrs["spectral"].
+    OpDef("spectral_dense", Layout.SOURCE),
+    OpDef("spectral_conv", Layout.CHANNELS_FIRST),
     OpDef("dropout", Layout.ELEMENTWISE, passes_feature_order=True),
     OpDef("spatial_dropout", Layout.CHANNELS_FIRST),
     OpDef("gaussian_noise", Layout.ELEMENTWISE, passes_feature_order=True),

@@ -55,7 +55,6 @@ REFUSED_BUILTINS: dict[str, str] = {
     "MelSpectrogram": _NOT_WRITTEN,
     "Pipeline": _NOT_WRITTEN,
     "STFTSpectrogram": _NOT_WRITTEN,
-    "SpectralNormalization": _NOT_WRITTEN,
     "StringLookup": (
         "torch has no string tensors: run the lookup in your data pipeline and convert the model from the "
         "integer ids on (an IntegerLookup or no lookup)"

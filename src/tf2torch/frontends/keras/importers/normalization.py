@@ -1,4 +1,4 @@
-"""BatchNormalization, LayerNormalization and GroupNormalization."""
+"""BatchNormalization, LayerNormalization, GroupNormalization and SpectralNormalization."""
 
 from __future__ import annotations
 
@@ -109,3 +109,38 @@ def import_group_norm(ctx: LayerContext) -> list[Value]:
         "beta": ctx.param(beta, "C", trainable=ctx.trainable and bool(center)),
     }
     return ctx.add("group_norm", [x], [x.spec], attrs, params).outputs
+
+
+SPECTRAL_OPS = {"dense": "spectral_dense", "conv": "spectral_conv"}
+
+
+@register_importer("SpectralNormalization")
+def import_spectral_norm(ctx: LayerContext) -> list[Value]:
+    """The wrapped Dense / Conv with its stored kernel (what Keras computes in inference),
+    its node marked so that training first normalizes the kernel as Keras does
+    (converters/spectral.py)."""
+    from tf2torch.frontends.keras.archive import read_vars_group
+    from tf2torch.frontends.keras.layer_calls import LayerCall, LayerEntry
+    from tf2torch.frontends.keras.registry import LAYER_IMPORTERS
+
+    inner = ctx.config["layer"]
+    class_name = inner["class_name"]
+    if class_name not in ("Dense", "Conv1D", "Conv2D", "Conv3D"):
+        raise ctx.unsupported(f"SpectralNormalization around {class_name} (Dense and Conv1D/2D/3D are)")
+    group = ctx.reader.group(ctx.entry.name) if ctx.reader is not None and hasattr(ctx.reader, "group") else None
+    if group is None or "layer" not in group or "vars" not in group:
+        raise ctx.unsupported("a SpectralNormalization stored without its layer's weights group (.keras archives have it)")
+    layer_weights = read_vars_group(group["layer"]["vars"]) if "vars" in group["layer"] else []
+    vector_u = read_vars_group(group["vars"])[-1]
+    entry = LayerEntry(class_name, ctx.entry.name, dict(inner["config"], name=ctx.entry.name), [LayerCall([])], inner)
+    inner_ctx = LayerContext(
+        graph=ctx.graph, entry=entry, call=LayerCall([]), call_index=ctx.call_index, inputs=list(ctx.inputs),
+        tensor_kwargs={}, keras_major=ctx.keras_major, name=ctx.name, file=ctx.file, _weights=layer_weights,
+    )
+    first = len(ctx.graph.nodes)
+    outputs = LAYER_IMPORTERS[class_name](inner_ctx)
+    (node,) = [n for n in ctx.graph.nodes[first:] if n.op in SPECTRAL_OPS]
+    node.attrs["spectral"] = {"inner_op": node.op, "power_iterations": int(ctx.config.get("power_iterations", 1)),
+                              "vector_u": np.asarray(vector_u, np.float32).reshape(-1)}
+    node.op = SPECTRAL_OPS[node.op]
+    return outputs
