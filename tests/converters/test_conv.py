@@ -373,3 +373,23 @@ def test_conv_channels_first_with_keras3_tf_bias_guess_is_refused(keras, tmp_pat
     model.save(str(tmp_path / "model.keras"))
     with pytest.raises(tf2torch.errors.UnsupportedFeature, match="adds the bias along the last axis"):
         tf2torch.convert(str(tmp_path / "model.keras"))
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+@pytest.mark.parametrize(
+    "layer, shape, kwargs",
+    [
+        ("LocallyConnected1D", (13, 3), {"kernel_size": 3, "strides": 2, "activation": "relu"}),
+        ("LocallyConnected2D", (9, 11, 3), {"kernel_size": (3, 2), "strides": (2, 3)}),
+        ("LocallyConnected2D", (7, 6, 2), {"kernel_size": 2, "use_bias": False}),
+    ],
+    ids=["1d", "2d-strided", "2d-no-bias"],
+)
+def test_locally_connected_tf_keras_h5(tmp_path, layer, shape, kwargs, training):
+    import tf_keras
+
+    inp = tf_keras.Input(shape)
+    x = getattr(tf_keras.layers, layer)(4, **kwargs)(inp)
+    model = tf_keras.Model(inp, tf_keras.layers.Dense(2)(tf_keras.layers.Flatten()(x)))
+    x = np.random.default_rng(0).standard_normal((3,) + shape).astype(np.float32)
+    convert_and_compare(model, tmp_path, suffix=".h5", inputs=[x], training=training)

@@ -57,6 +57,7 @@ OPS: dict[str, OpDef] = _defs(
     OpDef("conv_transpose", Layout.CHANNELS_FIRST),
     OpDef("depthwise_conv", Layout.CHANNELS_FIRST),
     OpDef("separable_conv", Layout.CHANNELS_FIRST),
+    OpDef("locally_connected", Layout.CHANNELS_FIRST),
     OpDef("pool", Layout.CHANNELS_FIRST),
     OpDef("global_pool", Layout.CHANNELS_FIRST),
     OpDef("batch_norm", Layout.CHANNELS_FIRST),

@@ -49,8 +49,6 @@ REFUSED_BUILTINS: dict[str, str] = {
     "JaxLayer": _FOREIGN,
     "Lambda": "it carries Python bytecode, which tf2torch does not run",
     "Layer": _BASE_CLASS,
-    "LocallyConnected1D": _NOT_WRITTEN,
-    "LocallyConnected2D": _NOT_WRITTEN,
     "MaxNumBoundingBoxes": "it pads bounding-box annotations, which are not model tensors",
     "MelSpectrogram": _NOT_WRITTEN,
     "Pipeline": _NOT_WRITTEN,
