@@ -3,8 +3,11 @@
     python scripts/gen_supported_table.py          # rewrite README.md
     python scripts/gen_supported_table.py --check  # exit 1 if README.md is stale
 
-The table comes from the Keras layer registry (tf2torch.supported_layers()), grouped by the
-importer module that handles each class; tests/test_readme.py fails when it is out of date.
+Two tables: every public layer class of the installed Keras 3 (`keras.layers`) and tf_keras
+(`tf_keras.layers`) with its status (converted, or refused with the reason from
+tf2torch.frontends.keras.builtin_layers), then the layer registry (tf2torch.supported_layers())
+grouped by the importer module that handles each class. tests/test_readme.py fails when the
+README is out of date or a public class has no status.
 """
 
 from __future__ import annotations
@@ -18,8 +21,76 @@ START = "<!-- supported-layers:start -->"
 END = "<!-- supported-layers:end -->"
 
 
+def public_layer_classes(layers_module: object, base: type) -> dict[str, str]:
+    """Public Layer subclasses of a `keras.layers`-like module: exported name -> class name
+    (they differ for aliases such as Convolution2D -> Conv2D)."""
+    classes = {}
+    for name in dir(layers_module):
+        obj = getattr(layers_module, name)
+        if not name.startswith("_") and isinstance(obj, type) and issubclass(obj, base):
+            classes[name] = obj.__name__
+    return classes
+
+
+def layer_status(class_name: str) -> str | None:
+    """How tf2torch handles a built-in class (by its own name), or None if it has no status."""
+    from tf2torch.frontends.keras.builtin_layers import CONVERTED_INSIDE, REFUSED_BUILTINS, STRUCTURAL
+    from tf2torch.frontends.keras.registry import LAYER_IMPORTERS
+
+    if class_name in STRUCTURAL:
+        return "converted (model input)"
+    if class_name in LAYER_IMPORTERS:
+        return "converted"
+    if class_name in CONVERTED_INSIDE:
+        return f"converted inside `{CONVERTED_INSIDE[class_name]}`"
+    if class_name in REFUSED_BUILTINS:
+        return f"refused: {REFUSED_BUILTINS[class_name]}"
+    return None
+
+
+def builtin_sources() -> list[tuple[str, str, dict[str, str]]]:
+    """(label, version, public classes) for the installed Keras 3 and tf_keras."""
+    import keras
+    import tf_keras
+
+    return [
+        ("Keras", keras.__version__, public_layer_classes(keras.layers, keras.layers.Layer)),
+        ("tf_keras", tf_keras.__version__, public_layer_classes(tf_keras.layers, tf_keras.layers.Layer)),
+    ]
+
+
+def render_builtin_table() -> str:
+    """Markdown: counts per library, then one row per public class name with its status."""
+    import tf2torch.frontends.keras.importer  # noqa: F401  (fills LAYER_IMPORTERS)
+
+    sources = builtin_sources()
+    lines = []
+    for label, version, classes in sources:
+        converted = sum(1 for cls in classes.values() if (layer_status(cls) or "").startswith("converted"))
+        lines.append(
+            f"- {label} {version}: {len(classes)} public layer classes, {converted} converted, "
+            f"{len(classes) - converted} refused."
+        )
+    lines += ["", "| Class | Keras 3 | tf_keras | Status |", "| --- | --- | --- | --- |"]
+    names = sorted({name for _, _, classes in sources for name in classes})
+    for name in names:
+        own = next(classes[name] for _, _, classes in sources if name in classes)
+        status = layer_status(own)
+        if status is None:
+            raise SystemExit(
+                f"{name} has no status: add an importer, or a reason to "
+                "tf2torch.frontends.keras.builtin_layers.REFUSED_BUILTINS"
+            )
+        if own != name:
+            status = f"alias of `{own}`: {status}"
+        marks = " | ".join("yes" if name in classes else "" for _, _, classes in sources)
+        lines.append(f"| `{name}` | {marks} | {status} |")
+    return "\n".join(lines)
+
+
 def render_table() -> str:
-    """Markdown: one row per importer family, its Keras classes in alphabetical order."""
+    """Markdown: the built-in class table, then one row per importer family, its Keras
+    classes in alphabetical order."""
     import tf2torch
     from tf2torch.frontends.keras.registry import LAYER_IMPORTERS
 
@@ -28,6 +99,10 @@ def render_table() -> str:
         family = LAYER_IMPORTERS[name].__module__.rsplit(".", 1)[-1]
         families.setdefault(family, []).append(name)
     lines = [
+        render_builtin_table(),
+        "",
+        "By importer family (keras_hub layers and Keras 3 operation nodes included):",
+        "",
         (
             f"{len(tf2torch.supported_layers())} Keras layer classes (aliases such as `MaxPool2D` / "
             "`MaxPooling2D` counted separately):"

@@ -351,13 +351,45 @@ def test_conv_layer_dynamic_size(keras, tmp_path, cls, kwargs, shape):
     convert_and_compare(model, tmp_path, inputs=[x])
 
 
-def test_conv_channels_first_is_refused(keras, tmp_path):
-    import tf2torch
-    from tf2torch.errors import UnsupportedFeature
+@pytest.mark.parametrize("layer", ["Conv1D", "Conv2D", "Conv3D", "Conv2DTranspose", "SeparableConv1D"])
+def test_conv_channels_first(keras, tmp_path, layer):
+    """Keras' channels-first tensors are torch's NCHW: no permute (frontends/keras/data_format.py)."""
+    rank = int(layer[4]) if layer.startswith("Conv") else 1
+    shape = (3,) + (13, 9, 5)[:rank]
+    inp = keras.Input(shape)
+    model = keras.Model(inp, getattr(keras.layers, layer)(5, 2, strides=2, data_format="channels_first")(inp))
+    x = np.random.default_rng(0).standard_normal((2,) + shape).astype(np.float32)
+    result = convert_and_compare(model, tmp_path, inputs=[x])
+    assert ".permute(" not in result.source_code
 
-    inp = keras.Input((3, 13, 17))
-    model = keras.Model(inp, keras.layers.Conv2D(4, 3, data_format="channels_first")(inp))
-    path = tmp_path / "model.keras"
-    model.save(str(path))
-    with pytest.raises(UnsupportedFeature, match="channels_first"):
-        tf2torch.convert(str(path))
+
+def test_conv_channels_first_with_keras3_tf_bias_guess_is_refused(keras, tmp_path):
+    """Keras 3 on TF adds the bias along the last axis when it has as many entries as there
+    are channels (here 4 = filters); other backends add it along the channels."""
+    import tf2torch
+
+    inp = keras.Input((3, 13, 9))
+    model = keras.Model(inp, keras.layers.Conv2D(4, 2, strides=2, data_format="channels_first")(inp))
+    model.save(str(tmp_path / "model.keras"))
+    with pytest.raises(tf2torch.errors.UnsupportedFeature, match="adds the bias along the last axis"):
+        tf2torch.convert(str(tmp_path / "model.keras"))
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+@pytest.mark.parametrize(
+    "layer, shape, kwargs",
+    [
+        ("LocallyConnected1D", (13, 3), {"kernel_size": 3, "strides": 2, "activation": "relu"}),
+        ("LocallyConnected2D", (9, 11, 3), {"kernel_size": (3, 2), "strides": (2, 3)}),
+        ("LocallyConnected2D", (7, 6, 2), {"kernel_size": 2, "use_bias": False}),
+    ],
+    ids=["1d", "2d-strided", "2d-no-bias"],
+)
+def test_locally_connected_tf_keras_h5(tmp_path, layer, shape, kwargs, training):
+    import tf_keras
+
+    inp = tf_keras.Input(shape)
+    x = getattr(tf_keras.layers, layer)(4, **kwargs)(inp)
+    model = tf_keras.Model(inp, tf_keras.layers.Dense(2)(tf_keras.layers.Flatten()(x)))
+    x = np.random.default_rng(0).standard_normal((3,) + shape).astype(np.float32)
+    convert_and_compare(model, tmp_path, suffix=".h5", inputs=[x], training=training)

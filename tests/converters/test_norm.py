@@ -1,4 +1,4 @@
-"""BatchNormalization and LayerNormalization against TensorFlow's output."""
+"""BatchNormalization, LayerNormalization and GroupNormalization against TensorFlow's output."""
 
 from __future__ import annotations
 
@@ -120,9 +120,9 @@ def test_batch_norm_non_channel_axis_unsupported(keras, tmp_path):
     import tf2torch
     from tf2torch.errors import UnsupportedFeature
 
-    model, _ = _bn_model(keras, (13, 17, 3), {"axis": 1})
+    model, _ = _bn_model(keras, (13, 17, 3), {"axis": 2})  # axis 1 is channels-first: supported
     model.save(str(tmp_path / "m.keras"))
-    with pytest.raises(UnsupportedFeature):
+    with pytest.raises(UnsupportedFeature, match="only the channel axis"):
         tf2torch.convert(str(tmp_path / "m.keras"))
 
 
@@ -229,3 +229,70 @@ def test_k2_layer_norm_h5(tmp_path):
     inp = tf_keras.Input((23, 6))
     out = tf_keras.layers.LayerNormalization(axis=[1, 2], epsilon=1e-2)(inp)
     convert_and_compare(tf_keras.Model(inp, out), tmp_path, suffix=".h5", inputs=_inputs((23, 6), 3))
+
+
+GN_CASES = {
+    "4d-groups": ((13, 17, 6), {"groups": 3, "epsilon": 0.01}),
+    "5d-instance": ((5, 7, 3, 4), {"groups": -1}),
+    "3d-no-center": ((23, 8), {"groups": 2, "center": False}),
+    "2d-no-scale": ((12,), {"groups": 4, "scale": False}),
+}
+
+
+@pytest.mark.parametrize("case", list(GN_CASES))
+def test_group_norm(keras, tmp_path, case):
+    shape, kwargs = GN_CASES[case]
+    inp = keras.Input(shape)
+    model = keras.Model(inp, keras.layers.GroupNormalization(**kwargs)(inp))
+    convert_and_compare(model, tmp_path, inputs=_inputs(shape, 3))
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+def test_batch_norm_axis_1(keras, tmp_path, training):
+    """Channels-first features (axis=1) on a sequence: torch's BatchNorm1d on (batch, C, steps)."""
+    model, _ = _bn_model(keras, (5, 23), {"axis": 1, "momentum": 0.8})
+    result = convert_and_compare(model, tmp_path, inputs=_inputs((5, 23), 4), training=training)
+    assert ".permute(" not in result.source_code
+
+
+def test_group_norm_after_conv_train_mode(keras, tmp_path):
+    inp = keras.Input((11, 9, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same")(inp)
+    x = keras.layers.GroupNormalization(groups=4, epsilon=1e-5)(x)
+    model = keras.Model(inp, keras.layers.Conv2D(2, 1)(x))
+    result = convert_and_compare(model, tmp_path, inputs=_inputs((11, 9, 3), 2), training=True)
+    assert "nn.GroupNorm(4, 8, eps=1e-05)" in result.source_code
+
+
+def test_k2_group_norm_h5(tmp_path):
+    import tf_keras
+
+    inp = tf_keras.Input((9, 7, 6))
+    model = tf_keras.Model(inp, tf_keras.layers.GroupNormalization(groups=2, epsilon=0.02)(inp))
+    convert_and_compare(model, tmp_path, suffix=".h5", inputs=_inputs((9, 7, 6), 3))
+
+
+SPECTRAL_CASES = {
+    "dense": ((7,), lambda k: k.layers.Dense(5, activation="tanh"), {}),
+    "conv2d": ((9, 11, 3), lambda k: k.layers.Conv2D(4, 3, strides=2, padding="same"), {"power_iterations": 3}),
+    "conv1d": ((13, 2), lambda k: k.layers.Conv1D(3, 2), {}),
+}
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+@pytest.mark.parametrize("case", list(SPECTRAL_CASES))
+def test_spectral_normalization(keras, tmp_path, case, training):
+    """Eval: the stored kernel. Train: Keras divides the kernel in place by its spectral norm
+    (power iteration from vector_u) before the call; the torch module does the same."""
+    shape, make, kwargs = SPECTRAL_CASES[case]
+    inp = keras.Input(shape)
+    wrapper = keras.layers.SpectralNormalization(make(keras), **kwargs)
+    model = keras.Model(inp, wrapper(inp))
+    model(_inputs(shape, 2)[0], training=True)  # a normalized kernel, as after training
+    result = convert_and_compare(model, tmp_path, inputs=_inputs(shape, 3), training=training)
+    module = dict(result.module.named_modules())[wrapper.name]
+    kernel = np.asarray(wrapper.layer.kernel.numpy())
+    torch_kernel = module.layer.weight.detach().numpy()
+    torch_kernel = torch_kernel.T if kernel.ndim == 2 else np.transpose(torch_kernel, (*range(2, kernel.ndim), 1, 0))
+    np.testing.assert_allclose(torch_kernel, kernel, rtol=1e-5, atol=1e-6)  # the same in-place updates
+    np.testing.assert_allclose(module.u.numpy(), wrapper.vector_u.numpy(), rtol=1e-5, atol=1e-6)

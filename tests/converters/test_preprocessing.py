@@ -140,3 +140,89 @@ def test_dropout_with_other_noise_shape_is_refused(keras, tmp_path):
     model.save(path)
     with pytest.raises(tf2torch.ConversionError, match=r"noise_shape=\[None, 1, 1, 3\].*not supported"):
         tf2torch.convert(path)
+
+
+# -- Resizing and CenterCrop ------------------------------------------------------------------
+
+RESIZE_METHODS_KERAS3 = ["bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5"]
+
+
+def _resize_model(keras, shape, **kwargs):
+    inp = keras.Input(shape)
+    x = keras.layers.Conv2D(3, 1)(inp)  # a channels-first tensor meets the resize
+    return keras.Model(inp, keras.layers.Conv2D(2, 1)(keras.layers.Resizing(**kwargs)(x)))
+
+
+@pytest.mark.parametrize("antialias", [False, True], ids=["plain", "antialias"])
+@pytest.mark.parametrize("method", RESIZE_METHODS_KERAS3)
+def test_resizing_down(keras, tmp_path, method, antialias):
+    model = _resize_model(keras, (13, 17, 3), height=7, width=5, interpolation=method, antialias=antialias)
+    convert_and_compare(model, tmp_path, inputs=_inputs((13, 17, 3)))
+
+
+@pytest.mark.parametrize("method", ["bilinear", "nearest", "bicubic", "area", "lanczos3"])
+def test_resizing_up(keras, tmp_path, method):
+    model = _resize_model(keras, (9, 7, 3), height=23, width=12, interpolation=method)
+    convert_and_compare(model, tmp_path, inputs=_inputs((9, 7, 3)))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"crop_to_aspect_ratio": True, "interpolation": "bicubic"},
+        {"pad_to_aspect_ratio": True},
+        {"pad_to_aspect_ratio": True, "fill_value": 1.5, "interpolation": "area"},
+    ],
+    ids=["crop", "pad", "pad-fill"],
+)
+@pytest.mark.parametrize("target", [(8, 11), (11, 5)], ids=["wide", "tall"])
+def test_resizing_to_aspect_ratio(keras, tmp_path, kwargs, target):
+    model = _resize_model(keras, (13, 10, 3), height=target[0], width=target[1], **kwargs)
+    convert_and_compare(model, tmp_path, inputs=_inputs((13, 10, 3)))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"interpolation": "gaussian"},
+        {"interpolation": "mitchellcubic"},
+        {"interpolation": "bilinear", "crop_to_aspect_ratio": True},
+    ],
+    ids=["gaussian", "mitchellcubic", "crop"],
+)
+def test_resizing_tf_keras_h5(tmp_path, kwargs):
+    import tf_keras
+
+    inp = tf_keras.Input((13, 17, 3))
+    model = tf_keras.Model(inp, tf_keras.layers.Resizing(9, 6, **kwargs)(inp))
+    convert_and_compare(model, tmp_path, suffix=".h5", inputs=_inputs((13, 17, 3)))
+
+
+def test_resizing_uses_interpolate_for_plain_bilinear(keras, tmp_path):
+    model = _resize_model(keras, (13, 17, 3), height=7, width=5)
+    result = convert_and_compare(model, tmp_path, inputs=_inputs((13, 17, 3)))
+    assert 'F.interpolate(x, size=(7, 5), mode="bilinear")' in result.source_code
+    assert "MatrixResize" not in result.source_code
+
+
+@pytest.mark.parametrize("shape", [(13, 16, 3), (6, 16, 3)], ids=["crop", "smaller-resized"])
+def test_center_crop(keras, tmp_path, shape):
+    inp = keras.Input(shape)
+    model = keras.Model(inp, keras.layers.CenterCrop(8, 9)(keras.layers.Conv2D(3, 1)(inp)))
+    convert_and_compare(model, tmp_path, inputs=_inputs(shape))
+
+
+def test_center_crop_tf_keras_h5(tmp_path):
+    import tf_keras
+
+    inp = tf_keras.Input((13, 16, 3))
+    model = tf_keras.Model(inp, tf_keras.layers.CenterCrop(8, 9)(inp))
+    convert_and_compare(model, tmp_path, suffix=".h5", inputs=_inputs((13, 16, 3)))
+
+
+def test_resizing_unknown_size_is_refused(keras, tmp_path):
+    inp = keras.Input((None, None, 3))
+    model = keras.Model(inp, keras.layers.Resizing(5, 5, interpolation="bicubic")(inp))
+    model.save(tmp_path / "m.keras")
+    with pytest.raises(tf2torch.errors.UnsupportedFeature, match="unknown height or width"):
+        tf2torch.convert(str(tmp_path / "m.keras"))

@@ -143,3 +143,10 @@ def test_k2_eval_identity_h5(tmp_path, class_name):
     x = tf_keras.layers.Conv2D(4, 3)(inp)
     x = getattr(tf_keras.layers, class_name)(0.3)(x)
     convert_and_compare(tf_keras.Model(inp, x), tmp_path, suffix=".h5")
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+def test_activity_regularization_is_identity(keras, tmp_path, training):
+    model = _model(keras, "ActivityRegularization", {"l1": 0.01, "l2": 0.02}, (13, 17, 3), conv=True)
+    result = convert_and_compare(model, tmp_path, training=training)
+    assert "ActivityRegularization(l1=0.01, l2=0.02): an identity" in result.source_code

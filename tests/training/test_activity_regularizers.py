@@ -221,3 +221,24 @@ def test_activity_on_a_wrapped_layer_is_refused(tmp_path):
     result = tf2torch.convert(tmp_path / "m.keras")
     with pytest.raises(UnsupportedTraining, match="layer 'td': an activity_regularizer on the layer it wraps"):
         result.training_setup()
+
+
+def activity_regularization_layer(k):
+    """The ActivityRegularization layer (an identity whose config holds l1 / l2)."""
+    inputs = k.Input(IMAGE, name="image")
+    x = k.layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)
+    x = k.layers.ActivityRegularization(l1=0.01, l2=0.03, name="penalty")(x)
+    x = k.layers.Flatten(name="flatten")(x)
+    outputs = k.layers.Dense(3, activation="softmax", name="probs")(x)
+    return k.Model(inputs, outputs, name="activity_layer")
+
+
+@pytest.mark.parametrize("source", ["keras3", "tf_keras_h5"])
+def test_activity_regularization_layer_parity(source, tmp_path):
+    k = keras if source == "keras3" else pytest.importorskip("tf_keras")
+    k.utils.set_random_seed(9)
+    model = activity_regularization_layer(k)
+    model.compile(optimizer=k.optimizers.SGD(0.05), loss="sparse_categorical_crossentropy")
+    suffix = ".keras" if source == "keras3" else ".h5"
+    parity = run_parity(model, batches(IMAGE, 3, STEPS, BATCH), tmp_path, suffix=suffix)
+    parity.check()

@@ -1,4 +1,4 @@
-"""conv (also depthwise and separable parts) and conv_transpose."""
+"""conv (also depthwise and separable parts), conv_transpose and locally_connected."""
 
 from __future__ import annotations
 
@@ -98,3 +98,46 @@ def convert_conv_transpose(node: Node, b: ModuleBuilder) -> None:
                comment="TF crops the transposed conv asymmetrically (more at the end).")
     else:
         b.emit(node.outputs[0], expr)
+
+
+LOCALLY_CONNECTED_HELPER = '''
+class LocallyConnected{n}d(nn.Module):
+    """Keras LocallyConnected{n}D: a 'valid' convolution with its own weights at every output
+    position. weight: (*output positions, in_channels, *kernel_size, filters)."""
+
+    def __init__(
+        self, in_channels: int, filters: int, kernel_size: tuple[int, ...], stride: tuple[int, ...],
+        out_size: tuple[int, ...], bias: bool = True,
+    ) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.weight = nn.Parameter(torch.empty(*out_size, in_channels, *kernel_size, filters))
+        self.bias = nn.Parameter(torch.empty(filters, *out_size)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for dim, (k, s) in enumerate(zip(self.kernel_size, self.stride), start=2):
+            x = x.unfold(dim, k, s)  # patches: (N, C, *positions, *kernel)
+        x = torch.einsum("{einsum}", x, self.weight)
+        if self.bias is not None:
+            x = x + self.bias
+        return x
+'''
+
+# Patch (N, C, *positions, *kernel) x weight (*positions, C, *kernel, F) -> (N, F, *positions).
+LOCALLY_CONNECTED_EINSUM = {1: "nclk,lckf->nfl", 2: "nchwij,hwcijf->nfhw"}
+
+
+@register_converter("locally_connected")
+def convert_locally_connected(node: Node, b: ModuleBuilder) -> None:
+    a = node.attrs
+    n = len(a["kernel_size"])
+    cls = b.helper(f"LocallyConnected{n}d", LOCALLY_CONNECTED_HELPER.format(n=n, einsum=LOCALLY_CONNECTED_EINSUM[n]))
+    kwargs = {} if "bias" in node.params else {"bias": False}
+    ctor = call(cls, a["in_channels"], a["filters"], tuple(a["kernel_size"]), tuple(a["stride"]), tuple(a["out_size"]),
+                **kwargs)
+    state = {"weight": state_array(node.params["kernel"].array)}
+    if "bias" in node.params:
+        state["bias"] = state_array(node.params["bias"].array)
+    mod = b.submodule(node, ctor, state, frozen=frozen_names(node, {"kernel": "weight", "bias": "bias"}))
+    b.emit(node.outputs[0], f"{mod}({b.var(node.inputs[0])})")

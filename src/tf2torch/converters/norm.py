@@ -1,4 +1,4 @@
-"""batch_norm and layer_norm."""
+"""batch_norm, layer_norm and group_norm."""
 
 from __future__ import annotations
 
@@ -148,4 +148,19 @@ def convert_layer_norm(node: Node, b: ModuleBuilder) -> None:
         frozen += ("weight",)
     ctor = call("nn.LayerNorm", shape[0] if len(shape) == 1 else shape, **kwargs)
     mod = b.submodule(node, ctor, state, frozen=frozen)
+    b.emit(node.outputs[0], f"{mod}({b.var(node.inputs[0])})")
+
+
+@register_converter("group_norm")
+def convert_group_norm(node: Node, b: ModuleBuilder) -> None:
+    a = node.attrs
+    p = node.params
+    ctor = call("nn.GroupNorm", a["groups"], a["num_channels"], eps=a["eps"])
+    state = {"weight": state_array(p["gamma"].array), "bias": state_array(p["beta"].array)}
+    frozen = tuple(name for key, name in (("gamma", "weight"), ("beta", "bias")) if not p[key].trainable)
+    comment = None
+    if not a["center"] or not a["scale"]:
+        missing = [w for w, on in (("beta (center=False)", a["center"]), ("gamma (scale=False)", a["scale"])) if not on]
+        comment = f"Keras has no {' and no '.join(missing)}: kept at its neutral value and frozen."
+    mod = b.submodule(node, ctor, state, frozen=frozen, comment=comment)
     b.emit(node.outputs[0], f"{mod}({b.var(node.inputs[0])})")

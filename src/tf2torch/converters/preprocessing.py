@@ -1,4 +1,5 @@
 """Converters for preprocessing and keras.applications ops: normalize (Keras Normalization),
+resize (Resizing, CenterCrop),
 layer_scale (ConvNeXt), sample_dropout (Dropout with per-sample noise, EfficientNet)."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from tf2torch.codegen.literals import call
 from tf2torch.codegen.program import ModuleBuilder
 from tf2torch.converters.params import state_array
 from tf2torch.converters.registry import register_converter
+from tf2torch.converters.resize_weights import resize_matrix
 from tf2torch.ir import Node
 
 NORMALIZATION_HELPER = '''
@@ -107,3 +109,69 @@ def convert_sample_dropout(node: Node, b: ModuleBuilder) -> None:
     cls = b.helper("SampleDropout", SAMPLE_DROPOUT_HELPER)
     mod = b.submodule(node, call(cls, node.attrs["rate"]), {})
     b.emit(node.outputs[0], f"{mod}({b.var(node.inputs[0])})")
+
+
+MATRIX_RESIZE_HELPER = '''
+class MatrixResize(nn.Module):
+    """TensorFlow's image resize for a fixed input size, as `rows @ image @ cols.T`: the
+    interpolation weights of TF's kernel, precomputed (F.interpolate weighs differently)."""
+
+    def __init__(self, in_size: tuple[int, int], out_size: tuple[int, int]) -> None:
+        super().__init__()
+        self.register_buffer("rows", torch.zeros(out_size[0], in_size[0]))
+        self.register_buffer("cols", torch.zeros(out_size[1], in_size[1]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rows @ x @ self.cols.T
+'''
+
+NEAREST_RESIZE_HELPER = '''
+class NearestResize(nn.Module):
+    """TensorFlow's nearest-neighbour resize for a fixed input size: the source row of each
+    output row and the source column of each output column, as TF picks them."""
+
+    def __init__(self, out_size: tuple[int, int]) -> None:
+        super().__init__()
+        self.register_buffer("rows", torch.zeros(out_size[0], dtype=torch.long))
+        self.register_buffer("cols", torch.zeros(out_size[1], dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.index_select(2, self.rows).index_select(3, self.cols)
+'''
+
+
+@register_converter("resize")
+def convert_resize(node: Node, b: ModuleBuilder) -> None:
+    """Keras Resizing / CenterCrop: an optional crop or constant pad, then tf.image.resize.
+    Bilinear without antialiasing is F.interpolate (the same half-pixel formula); every
+    other method uses TF's own weights (converters/resize_weights.py)."""
+    a = node.attrs
+    x = b.var(node.inputs[0])
+    if a["crop"] is not None:
+        top, left, height, width = a["crop"]
+        x = b.temp("cropped", f"{x}[:, :, {top}:{top + height}, {left}:{left + width}]",
+                   comment="centered window with the target's aspect ratio")
+    elif a["pad"] is not None:
+        rows, cols, fill = a["pad"]
+        F = b.use_functional()
+        fill_arg = f", value={fill!r}" if fill else ""
+        x = b.temp("padded", f"{F}.pad({x}, ({cols}, {cols}, {rows}, {rows}){fill_arg})",
+                   comment="padded to the target's aspect ratio")
+    size, in_size = tuple(a["size"]), tuple(a["in_size"])
+    if a["method"] == "bilinear" and not a["antialias"]:
+        F = b.use_functional()
+        b.emit(node.outputs[0], f'{F}.interpolate({x}, size={size}, mode="bilinear")')
+        return
+    if a["method"] == "nearest":
+        cls = b.helper("NearestResize", NEAREST_RESIZE_HELPER)
+        state = {"rows": resize_matrix("nearest", False, in_size[0], size[0]).argmax(1),
+                 "cols": resize_matrix("nearest", False, in_size[1], size[1]).argmax(1)}
+        mod = b.submodule(node, call(cls, size), state)
+    else:
+        cls = b.helper("MatrixResize", MATRIX_RESIZE_HELPER)
+        state = {"rows": resize_matrix(a["method"], a["antialias"], in_size[0], size[0]),
+                 "cols": resize_matrix(a["method"], a["antialias"], in_size[1], size[1])}
+        antialias = ", antialiased" if a["antialias"] else ""
+        comment = f"tf.image.resize(method={a['method']!r}{antialias}) as interpolation matrices"
+        mod = b.submodule(node, call(cls, in_size, size), state, comment=comment)
+    b.emit(node.outputs[0], f"{mod}({x})")

@@ -1,4 +1,5 @@
-"""dropout, spatial_dropout, alpha_dropout, gaussian_noise, gaussian_dropout.
+"""dropout, spatial_dropout, alpha_dropout, gaussian_noise, gaussian_dropout,
+activity_regularization.
 
 All are identity in eval(); in train() they sample noise like Keras (random streams differ).
 """
@@ -71,3 +72,12 @@ def convert_gaussian_noise(node: Node, b: ModuleBuilder) -> None:
 def convert_gaussian_dropout(node: Node, b: ModuleBuilder) -> None:
     cls = b.helper("GaussianDropout", GAUSSIAN_DROPOUT_HELPER)
     _module_call(node, b, call(cls, node.attrs["rate"]))
+
+
+@register_converter("activity_regularization")
+def convert_activity_regularization(node: Node, b: ModuleBuilder) -> None:
+    # A module of its own, so that training's forward hook can read the layer's output.
+    penalty = ", ".join(f"{k}={node.attrs[k]}" for k in ("l1", "l2") if node.attrs[k])
+    comment = f"Keras ActivityRegularization({penalty}): an identity; its penalty is a training loss term."
+    mod = b.submodule(node, "nn.Identity()", {}, comment=comment)
+    b.emit(node.outputs[0], f"{mod}({b.var(node.inputs[0])})")

@@ -1,4 +1,4 @@
-"""flatten, reshape, permute, transpose (layout boundaries), pad, crop, upsample."""
+"""flatten, reshape, permute, transpose (layout boundaries), layout_view, pad, crop, upsample."""
 
 from __future__ import annotations
 
@@ -64,3 +64,9 @@ def convert_upsample(node: Node, b: ModuleBuilder) -> None:
     else:
         mode = {3: "linear", 4: "bilinear", 5: "trilinear"}[node.inputs[0].rank]
         b.emit(node.outputs[0], f'{F}.interpolate({x}, scale_factor={scale}, mode="{mode}", align_corners=False)')
+
+
+@register_converter("layout_view")
+def convert_layout_view(node: Node, b: ModuleBuilder) -> None:
+    # The layout pass made the torch tensor the same on both sides (no data moves).
+    b.alias(node.outputs[0], node.inputs[0])

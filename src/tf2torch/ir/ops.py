@@ -18,6 +18,8 @@ The layout pass reads only this table; converters never branch on data format.
   (e.g. `x.reshape(-1, y.shape[1])`): those keep whatever layout they have.
 - FLATTEN: Flatten; channels-first input is flattened directly when every consumer can
   absorb the feature order (a Dense reorders its weight rows), else permuted first.
+- VIEW: layout_view, a source-layout permutation (attrs["dims"]) that moves no data: its
+  output's perm is chosen so the torch tensor is the input's (Keras channels_first layers).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class Layout(Enum):
     DROPS_AXES = "drops_axes"
     SOURCE = "source"
     FLATTEN = "flatten"
+    VIEW = "view"
 
 
 @dataclass(frozen=True)
@@ -63,15 +66,21 @@ OPS: dict[str, OpDef] = _defs(
     OpDef("conv_transpose", Layout.CHANNELS_FIRST),
     OpDef("depthwise_conv", Layout.CHANNELS_FIRST),
     OpDef("separable_conv", Layout.CHANNELS_FIRST),
+    OpDef("locally_connected", Layout.CHANNELS_FIRST),
     OpDef("pool", Layout.CHANNELS_FIRST),
     OpDef("global_pool", Layout.CHANNELS_FIRST),
     OpDef("batch_norm", Layout.CHANNELS_FIRST),
     OpDef("layer_norm", Layout.SOURCE),
+    OpDef("group_norm", Layout.CHANNELS_FIRST),
+    # SpectralNormalization around a Dense / Conv: that op, plus attrs["spectral"].
+    OpDef("spectral_dense", Layout.SOURCE),
+    OpDef("spectral_conv", Layout.CHANNELS_FIRST),
     OpDef("dropout", Layout.ELEMENTWISE, passes_feature_order=True),
     OpDef("spatial_dropout", Layout.CHANNELS_FIRST),
     OpDef("gaussian_noise", Layout.ELEMENTWISE, passes_feature_order=True),
     OpDef("gaussian_dropout", Layout.ELEMENTWISE, passes_feature_order=True),
     OpDef("alpha_dropout", Layout.ELEMENTWISE, passes_feature_order=True),
+    OpDef("activity_regularization", Layout.ELEMENTWISE, passes_feature_order=True),
     OpDef("flatten", Layout.FLATTEN),
     OpDef("reshape", Layout.SOURCE),
     OpDef("permute", Layout.SOURCE),
@@ -94,8 +103,15 @@ OPS: dict[str, OpDef] = _defs(
     OpDef("custom", Layout.SOURCE),
     # Inserted by the layout pass only: attrs["dims"] is the torch permutation.
     OpDef("transpose", Layout.SOURCE),
+    OpDef("layout_view", Layout.VIEW),  # data_format="channels_first" (frontends/keras/data_format.py)
     # -- preprocessing and keras.applications layers --
     OpDef("normalize", Layout.ELEMENTWISE),
+    OpDef("resize", Layout.CHANNELS_FIRST),
+    OpDef("discretize", Layout.ELEMENTWISE),
+    OpDef("integer_lookup", Layout.ELEMENTWISE),
+    OpDef("category_encoding", Layout.SOURCE),
+    OpDef("random_flip", Layout.AXIS, axis_attrs=("height_axis", "width_axis")),
+    OpDef("train_augmentation", Layout.ELEMENTWISE, passes_feature_order=True),  # identity (Random* layers)  # Keras Resizing: tf.image.resize after an optional crop or pad
     OpDef("layer_scale", Layout.ELEMENTWISE),
     OpDef("sample_dropout", Layout.ELEMENTWISE, passes_feature_order=True),
     # -- recurrent layers and masking --

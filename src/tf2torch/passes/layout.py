@@ -44,7 +44,8 @@ class LayoutPass:
     def run(self) -> Graph:
         for value in self.graph.inputs:
             # Images and volumes come in NCHW / NCDHW; sequences keep (batch, steps, features).
-            value.perm = channels_first(value.rank) if value.rank in (4, 5) else None
+            # A channels_first Keras input (every use a view to channels-last) is already NCHW.
+            value.perm = channels_first(value.rank) if value.rank in (4, 5) and not self._viewed_as_channels_last(value) else None
         for node in list(self.graph.nodes):
             self._visit(node)
         self._fix_outputs()
@@ -66,6 +67,8 @@ class LayoutPass:
             self._visit_flatten(node)
         elif layout is Layout.DROPS_AXES:
             self._visit_drops_axes(node)
+        elif layout is Layout.VIEW:
+            self._visit_view(node)
         else:
             for i, value in enumerate(_computed(node)):
                 if node.op == "dense" and value.feature_order is not None:
@@ -105,6 +108,20 @@ class LayoutPass:
                 return
         self._require(node, 0, None)
         out.perm = None
+
+    def _visit_view(self, node: Node) -> None:
+        """out = x.permute(dims) in the source layout; out.perm makes the torch tensor x's:
+        dims[out.perm[j]] == x.perm[j] for every torch dim j."""
+        x, out = node.inputs[0], node.outputs[0]
+        current = x.perm or tuple(range(x.rank))
+        out.perm = _normal(tuple(node.attrs["dims"].index(axis) for axis in current), out.rank)
+
+    def _viewed_as_channels_last(self, value: Value) -> bool:
+        consumers = self.graph.consumers(value)
+        return bool(consumers) and all(
+            n.op == "layout_view" and tuple(n.attrs["dims"]) == (0,) + tuple(range(2, value.rank)) + (1,)
+            for n in consumers
+        )
 
     def _visit_flatten(self, node: Node) -> None:
         x = node.inputs[0]

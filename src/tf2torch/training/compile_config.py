@@ -451,6 +451,12 @@ def collect_weight_terms(model_config: dict, prefix: str = "") -> tuple[list[Wei
             activity += a
             constraints += c
             continue
+        if raw.get("class_name") == "ActivityRegularization":
+            # Its config has l1 / l2, not an activity_regularizer entry.
+            penalty = {k: float(config[k]) for k in ("l1", "l2") if config.get(k)}
+            if penalty:
+                activity.append((name, Obj("L1L2", penalty)))
+            continue
         for key, value in config.items():
             if not value or not isinstance(value, (dict, str)):
                 continue

@@ -16,6 +16,7 @@ from tf2torch.errors import (
 )
 from tf2torch.frontends.keras import importers  # noqa: F401  (fills LAYER_IMPORTERS)
 from tf2torch.frontends.keras.archive import KerasSource, WeightReader, layer_name_of
+from tf2torch.frontends.keras.builtin_layers import builtin_refusal
 from tf2torch.frontends.keras.context import LayerContext
 from tf2torch.frontends.keras.custom import USER_LAYERS, import_user_layer, user_layer_weights
 from tf2torch.frontends.keras.importers.lambda_layer import lambda_allowed
@@ -84,6 +85,9 @@ def unsupported_reason(raw: dict) -> str:
     class_name = entry_class_name(raw) if "class_name" in raw else "?"
     if class_name == "Lambda" and not is_user_class(raw):
         return LAMBDA_REASON
+    refusal = None if is_user_class(raw) else builtin_refusal(class_name, raw.get("module"))
+    if refusal is not None:
+        return refusal
     if is_builtin_layer(raw) or (not is_user_class(raw) and class_name.startswith("ops.")):
         return builtin_reason(class_name)
     if not is_user_class(raw) and raw.get("module"):

@@ -1,4 +1,5 @@
-"""Convolutions: Conv1D/2D/3D, DepthwiseConv1D/2D, SeparableConv1D/2D, Conv*Transpose.
+"""Convolutions: Conv1D/2D/3D, DepthwiseConv1D/2D, SeparableConv1D/2D, Conv*Transpose,
+LocallyConnected1D/2D.
 
 Padding is resolved here to explicit per-dimension (left, right) amounts, because TF's
 'same' depends on the input size and puts the odd cell at the end.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from tf2torch.frontends.keras.context import LayerContext, as_tuple, channels_last
+from tf2torch.frontends.keras.data_format import accepts_channels_first
 from tf2torch.frontends.keras.importers.activations import apply_activation
 from tf2torch.frontends.keras.importers.shapes import (
     conv_output_length,
@@ -69,6 +71,7 @@ def _add_conv(
 
 
 @register_importer("Conv1D", "Conv2D", "Conv3D")
+@accepts_channels_first
 def import_conv(ctx: LayerContext) -> list[Value]:
     channels_last(ctx)
     rank = _spatial_rank(ctx.class_name)
@@ -86,6 +89,7 @@ def import_conv(ctx: LayerContext) -> list[Value]:
 
 
 @register_importer("DepthwiseConv1D", "DepthwiseConv2D")
+@accepts_channels_first
 def import_depthwise_conv(ctx: LayerContext) -> list[Value]:
     channels_last(ctx)
     rank = _spatial_rank(ctx.class_name)
@@ -106,6 +110,7 @@ def import_depthwise_conv(ctx: LayerContext) -> list[Value]:
 
 
 @register_importer("SeparableConv1D", "SeparableConv2D")
+@accepts_channels_first
 def import_separable_conv(ctx: LayerContext) -> list[Value]:
     channels_last(ctx)
     rank = _spatial_rank(ctx.class_name)
@@ -128,6 +133,7 @@ def import_separable_conv(ctx: LayerContext) -> list[Value]:
 
 
 @register_importer("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose")
+@accepts_channels_first
 def import_conv_transpose(ctx: LayerContext) -> list[Value]:
     channels_last(ctx)
     rank = _spatial_rank(ctx.class_name)
@@ -177,3 +183,38 @@ def import_conv_transpose(ctx: LayerContext) -> list[Value]:
     spec = TensorSpec((x.spec.shape[0],) + tuple(out_sizes) + (int(kernel.shape[-2]),))
     y = ctx.add("conv_transpose", [x], [spec], attrs, params).outputs[0]
     return [apply_activation(ctx, y, cfg.get("activation"))]
+
+
+@register_importer("LocallyConnected1D", "LocallyConnected2D")
+def import_locally_connected(ctx: LayerContext) -> list[Value]:
+    """tf_keras LocallyConnected1D/2D: a 'valid' convolution whose weights differ at every
+    output position. Implementation 1's kernel is (positions, k... * in, filters), each row
+    block a patch flattened as (*kernel, in)."""
+    channels_last(ctx)
+    cfg = ctx.config
+    if int(cfg.get("implementation", 1)) != 1:
+        raise ctx.unsupported(f"implementation={cfg['implementation']} (implementation 1, the default, is)")
+    x = ctx.inputs[0]
+    rank = x.rank - 2
+    sizes = x.spec.shape[1:-1]
+    if any(n is None for n in sizes):
+        raise ctx.unsupported("an input of unknown spatial size")
+    kernel_size = as_tuple(cfg["kernel_size"], rank)
+    strides = as_tuple(cfg.get("strides", 1), rank)
+    out_sizes = tuple(conv_output_length(n, k, s, 1, "valid") for n, k, s in zip(sizes, kernel_size, strides))
+    use_bias = bool(cfg.get("use_bias", True))
+    weights = ctx.weights(1 + int(use_bias))
+    in_channels, filters = int(x.spec.shape[-1]), int(cfg["filters"])
+    # (positions, *kernel, in, filters) -> (*positions, in, *kernel, filters)
+    kernel = weights[0].reshape(out_sizes + kernel_size + (in_channels, filters))
+    kernel = np.transpose(kernel, tuple(range(rank)) + (2 * rank,) + tuple(range(rank, 2 * rank)) + (2 * rank + 1,))
+    params = {"kernel": ctx.param(kernel, "positions_in_kernel_out")}
+    if use_bias:
+        # (*positions, filters) -> (filters, *positions)
+        bias = weights[1].reshape(out_sizes + (filters,))
+        params["bias"] = ctx.param(np.moveaxis(bias, -1, 0), "out_positions")
+    attrs = {"kernel_size": kernel_size, "stride": strides, "in_channels": in_channels, "filters": filters,
+             "out_size": out_sizes}
+    spec = TensorSpec((x.spec.shape[0],) + out_sizes + (filters,))
+    out = ctx.add("locally_connected", [x], [spec], attrs, params).outputs[0]
+    return [apply_activation(ctx, out, cfg.get("activation"))]

@@ -1,4 +1,5 @@
-"""Core layers: InputLayer, Dense, Flatten, Reshape, Permute, Identity, Rescaling, Embedding."""
+"""Core layers: InputLayer, Dense, Flatten, Reshape, Permute, Identity, Rescaling, Embedding,
+dropout and noise layers, ActivityRegularization."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 import numpy as np
 
 from tf2torch.frontends.keras.context import LayerContext
+from tf2torch.frontends.keras.data_format import accepts_channels_first
 from tf2torch.frontends.keras.importers.activations import apply_activation
 from tf2torch.frontends.keras.masking import tokens_mask
 from tf2torch.frontends.keras.registry import register_importer
@@ -33,10 +35,9 @@ def import_dense(ctx: LayerContext) -> list[Value]:
 
 
 @register_importer("Flatten")
+@accepts_channels_first
 def import_flatten(ctx: LayerContext) -> list[Value]:
     x = ctx.inputs[0]
-    if (ctx.config.get("data_format") or "channels_last") != "channels_last":
-        raise ctx.unsupported("data_format='channels_first'")
     dims = x.spec.shape[1:]
     size = None if any(d is None for d in dims) else int(math.prod(dims))
     return ctx.add("flatten", [x], [TensorSpec((x.spec.shape[0], size), x.spec.dtype)]).outputs
@@ -105,10 +106,9 @@ def import_dropout(ctx: LayerContext) -> list[Value]:
 
 
 @register_importer("SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D")
+@accepts_channels_first
 def import_spatial_dropout(ctx: LayerContext) -> list[Value]:
     x = ctx.inputs[0]
-    if (ctx.config.get("data_format") or "channels_last") != "channels_last":
-        raise ctx.unsupported("data_format='channels_first'")
     return ctx.add("spatial_dropout", [x], [x.spec], {"rate": float(ctx.config["rate"])}).outputs
 
 
@@ -130,3 +130,12 @@ def import_alpha_dropout(ctx: LayerContext) -> list[Value]:
     if ctx.config.get("noise_shape") is not None:
         raise ctx.unsupported("AlphaDropout with noise_shape")
     return ctx.add("alpha_dropout", [x], [x.spec], {"rate": float(ctx.config["rate"])}).outputs
+
+
+@register_importer("ActivityRegularization")
+def import_activity_regularization(ctx: LayerContext) -> list[Value]:
+    """An identity; its L1/L2 penalty on the output is a loss term in training
+    (training/compile_config.py collects it, training/activity.py hooks the module)."""
+    x = ctx.inputs[0]
+    attrs = {"l1": float(ctx.config.get("l1") or 0.0), "l2": float(ctx.config.get("l2") or 0.0)}
+    return ctx.add("activity_regularization", [x], [x.spec], attrs).outputs

@@ -1,10 +1,11 @@
-"""BatchNormalization and LayerNormalization."""
+"""BatchNormalization, LayerNormalization, GroupNormalization and SpectralNormalization."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from tf2torch.frontends.keras.context import LayerContext
+from tf2torch.frontends.keras.data_format import import_as_channels_last
 from tf2torch.frontends.keras.registry import register_importer
 from tf2torch.ir import TensorSpec, Value
 
@@ -21,8 +22,10 @@ def import_batch_norm(ctx: LayerContext) -> list[Value]:
     cfg = ctx.config
     if cfg.get("renorm"):
         raise ctx.unsupported("renorm=True (batch renormalization)")
+    if x.rank >= 3 and _axes(ctx, x.rank) == [1]:
+        return import_as_channels_last(ctx, import_batch_norm, {"axis": -1})  # channels-first features
     if _axes(ctx, x.rank) != [x.rank - 1]:
-        raise ctx.unsupported(f"BatchNormalization over axis {cfg.get('axis')} (only the channel axis, -1)")
+        raise ctx.unsupported(f"BatchNormalization over axis {cfg.get('axis')} (only the channel axis, -1 or 1)")
     center, scale = cfg.get("center", True), cfg.get("scale", True)
     weights = ctx.weights(2 + int(center) + int(scale))
     channels = int(x.spec.shape[-1])
@@ -77,3 +80,67 @@ def import_layer_norm(ctx: LayerContext) -> list[Value]:
     if not trailing:
         attrs["axes"] = tuple(axes)
     return ctx.add("layer_norm", [x], [TensorSpec(x.spec.shape)], attrs, params).outputs
+
+
+@register_importer("GroupNormalization")
+def import_group_norm(ctx: LayerContext) -> list[Value]:
+    """Statistics per sample and group of consecutive channels, over the group's channels and
+    every other axis: torch's GroupNorm on the channels-first tensor."""
+    x = ctx.inputs[0]
+    cfg = ctx.config
+    if x.rank >= 3 and _axes(ctx, x.rank) == [1]:
+        return import_as_channels_last(ctx, import_group_norm, {"axis": -1})  # channels-first features
+    if _axes(ctx, x.rank) != [x.rank - 1]:
+        raise ctx.unsupported(f"GroupNormalization over axis {cfg.get('axis')} (only the channel axis, -1 or 1)")
+    channels = int(x.spec.shape[-1])
+    groups = int(cfg.get("groups", 32))
+    if groups == -1:
+        groups = channels  # Keras: one group per channel (instance normalization)
+    if groups <= 0 or channels % groups:
+        raise ctx.unsupported(f"{groups} groups for {channels} channels")
+    center, scale = cfg.get("center", True), cfg.get("scale", True)
+    it = iter(ctx.weights(int(center) + int(scale)))
+    gamma = next(it) if scale else np.ones(channels, np.float32)
+    beta = next(it) if center else np.zeros(channels, np.float32)
+    attrs = {"groups": groups, "num_channels": channels, "eps": float(cfg.get("epsilon", 1e-3)),
+             "center": bool(center), "scale": bool(scale)}
+    params = {
+        "gamma": ctx.param(gamma, "C", trainable=ctx.trainable and bool(scale)),
+        "beta": ctx.param(beta, "C", trainable=ctx.trainable and bool(center)),
+    }
+    return ctx.add("group_norm", [x], [x.spec], attrs, params).outputs
+
+
+SPECTRAL_OPS = {"dense": "spectral_dense", "conv": "spectral_conv"}
+
+
+@register_importer("SpectralNormalization")
+def import_spectral_norm(ctx: LayerContext) -> list[Value]:
+    """The wrapped Dense / Conv with its stored kernel (what Keras computes in inference),
+    its node marked so that training first normalizes the kernel as Keras does
+    (converters/spectral.py)."""
+    from tf2torch.frontends.keras.archive import read_vars_group
+    from tf2torch.frontends.keras.layer_calls import LayerCall, LayerEntry
+    from tf2torch.frontends.keras.registry import LAYER_IMPORTERS
+
+    inner = ctx.config["layer"]
+    class_name = inner["class_name"]
+    if class_name not in ("Dense", "Conv1D", "Conv2D", "Conv3D"):
+        raise ctx.unsupported(f"SpectralNormalization around {class_name} (Dense and Conv1D/2D/3D are)")
+    group = ctx.reader.group(ctx.entry.name) if ctx.reader is not None and hasattr(ctx.reader, "group") else None
+    if group is None or "layer" not in group or "vars" not in group:
+        raise ctx.unsupported("a SpectralNormalization stored without its layer's weights group (.keras archives have it)")
+    layer_weights = read_vars_group(group["layer"]["vars"]) if "vars" in group["layer"] else []
+    vector_u = read_vars_group(group["vars"])[-1]
+    entry = LayerEntry(class_name, ctx.entry.name, dict(inner["config"], name=ctx.entry.name), [LayerCall([])], inner)
+    inner_ctx = LayerContext(
+        graph=ctx.graph, entry=entry, call=LayerCall([]), call_index=ctx.call_index, inputs=list(ctx.inputs),
+        tensor_kwargs={}, keras_major=ctx.keras_major, name=ctx.name, file=ctx.file, _weights=layer_weights,
+    )
+    first = len(ctx.graph.nodes)
+    outputs = LAYER_IMPORTERS[class_name](inner_ctx)
+    (node,) = [n for n in ctx.graph.nodes[first:] if n.op in SPECTRAL_OPS]
+    node.attrs["spectral"] = {"inner_op": node.op, "power_iterations": int(ctx.config.get("power_iterations", 1)),
+                              "vector_u": np.asarray(vector_u, np.float32).reshape(-1)}
+    node.op = SPECTRAL_OPS[node.op]
+    return outputs

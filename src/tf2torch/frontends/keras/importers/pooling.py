@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tf2torch.frontends.keras.context import LayerContext, as_tuple, channels_last
+from tf2torch.frontends.keras.data_format import accepts_channels_first
 from tf2torch.frontends.keras.importers.recurrent import import_masked_global_average_pooling
 from tf2torch.frontends.keras.importers.shapes import pool_output_length, same_padding
 from tf2torch.frontends.keras.masking import call_mask
@@ -14,6 +15,7 @@ from tf2torch.ir import TensorSpec, Value
     "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D", "AveragePooling3D",
     "MaxPool1D", "MaxPool2D", "MaxPool3D", "AvgPool1D", "AvgPool2D", "AvgPool3D",
 )
+@accepts_channels_first
 def import_pooling(ctx: LayerContext) -> list[Value]:
     channels_last(ctx)
     x = ctx.inputs[0]
@@ -42,6 +44,7 @@ def import_pooling(ctx: LayerContext) -> list[Value]:
     "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
     "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAvgPool3D", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPool3D",
 )
+@accepts_channels_first
 def import_global_pooling(ctx: LayerContext) -> list[Value]:
     channels_last(ctx)
     x = ctx.inputs[0]

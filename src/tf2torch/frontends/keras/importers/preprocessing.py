@@ -1,14 +1,18 @@
-"""Importers for preprocessing layers: Normalization (Rescaling lives in core.py)."""
+"""Importers for preprocessing layers: Normalization, Resizing, CenterCrop (Rescaling lives
+in core.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from tf2torch.frontends.keras.context import LayerContext
+from tf2torch.frontends.keras.context import LayerContext, channels_last
+from tf2torch.frontends.keras.data_format import accepts_channels_first
 from tf2torch.frontends.keras.registry import register_importer
 from tf2torch.ir import TensorSpec, Value
 
-KERAS_EPSILON = 1e-7  # keras.backend.epsilon(): the floor of the standard deviation
+KERAS_EPSILON = 1e-7
+# tf.image.resize methods (Keras 3 offers the first six, tf_keras all of them).
+RESIZE_METHODS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5", "gaussian", "mitchellcubic")  # keras.backend.epsilon(): the floor of the standard deviation
 
 
 def _kept_axes(ctx: LayerContext, rank: int) -> tuple[int, ...]:
@@ -63,3 +67,101 @@ def import_normalization(ctx: LayerContext) -> list[Value]:
     out = TensorSpec(x.spec.shape, "float32")
     attrs = {"invert": bool(cfg.get("invert", False)), "epsilon": KERAS_EPSILON}
     return ctx.add("normalize", [x], [out], attrs, params).outputs
+
+
+def _image_size(ctx: LayerContext) -> tuple[int, int]:
+    x = ctx.inputs[0]
+    if x.rank != 4:
+        raise ctx.unsupported(f"a rank-{x.rank} input (a batch of images, rank 4, is expected)")
+    height, width = x.spec.shape[1:3]
+    if height is None or width is None:
+        raise ctx.unsupported("an image input of unknown height or width (the resize weights are computed for a fixed size)")
+    if x.spec.dtype not in ("float32", "float16", "float64"):
+        raise ctx.unsupported(f"a {x.spec.dtype} image (Keras rounds integer images back)")
+    return int(height), int(width)
+
+
+def _f32_int(value: float) -> int:
+    """TF's int32(float32(value)): truncation of the float32 rounding."""
+    return int(np.float32(value))
+
+
+def _aspect_crop(height: int, width: int, target: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The centered window with the target's aspect ratio, as Keras' crop_to_aspect_ratio
+    (and smart_resize) compute it: (top, left, height, width)."""
+    crop_h = max(min(height, _f32_int(np.float32(width * target[0]) / np.float32(target[1]))), 1)
+    crop_w = max(min(width, _f32_int(np.float32(height * target[1]) / np.float32(target[0]))), 1)
+    return (_f32_int(np.float32(height - crop_h) / 2), _f32_int(np.float32(width - crop_w) / 2), crop_h, crop_w)
+
+
+def _aspect_pad(height: int, width: int, target: tuple[int, int]) -> tuple[int, int]:
+    """Keras 3's pad_to_aspect_ratio: rows added above and below, columns left and right
+    (the same number on both sides)."""
+    pad_h = max(height, _f32_int(np.float32(width * target[0]) / np.float32(target[1])))
+    pad_w = max(width, _f32_int(np.float32(height * target[1]) / np.float32(target[0])))
+    return _f32_int(np.float32(pad_h - height) / 2), _f32_int(np.float32(pad_w - width) / 2)
+
+
+def _resize_node(ctx: LayerContext, size: tuple[int, int], method: str, antialias: bool,
+                 crop: tuple[int, int, int, int] | None = None,
+                 pad: tuple[int, int, float] | None = None) -> list[Value]:
+    """tf.image.resize to `size`, after an optional crop (top, left, height, width) or an
+    optional constant pad (rows on each side, columns on each side, fill value)."""
+    x = ctx.inputs[0]
+    height, width = _image_size(ctx)
+    if crop is not None:
+        height, width = crop[2], crop[3]
+    if pad is not None:
+        height, width = height + 2 * pad[0], width + 2 * pad[1]
+    attrs = {"size": size, "in_size": (height, width), "method": method, "antialias": antialias,
+             "crop": crop, "pad": pad}
+    out = TensorSpec((x.spec.shape[0], size[0], size[1], x.spec.shape[3]), "float32")
+    return ctx.add("resize", [x], [out], attrs).outputs
+
+
+@register_importer("Resizing")
+@accepts_channels_first
+def import_resizing(ctx: LayerContext) -> list[Value]:
+    channels_last(ctx)
+    cfg = ctx.config
+    size = (int(cfg["height"]), int(cfg["width"]))
+    if cfg.get("fill_mode", "constant") != "constant":
+        raise ctx.unsupported(f"fill_mode={cfg['fill_mode']!r}")
+    return import_resizing_to(
+        ctx, size, cfg.get("interpolation", "bilinear"), antialias=bool(cfg.get("antialias", False)),
+        crop_to_aspect_ratio=bool(cfg.get("crop_to_aspect_ratio")),
+        pad_to_aspect_ratio=bool(cfg.get("pad_to_aspect_ratio")), fill_value=float(cfg.get("fill_value", 0.0)),
+    )
+
+
+def import_resizing_to(ctx: LayerContext, size: tuple[int, int], method: str, *, antialias: bool = False,
+                       crop_to_aspect_ratio: bool = False, pad_to_aspect_ratio: bool = False,
+                       fill_value: float = 0.0) -> list[Value]:
+    """keras.layers.Resizing's computation (also RandomCrop's and CenterCrop's in inference)."""
+    if method not in RESIZE_METHODS:
+        raise ctx.unsupported(f"interpolation={method!r}")
+    height, width = _image_size(ctx)
+    crop = pad = None
+    if crop_to_aspect_ratio:
+        crop = _aspect_crop(height, width, size)
+    elif pad_to_aspect_ratio:
+        rows, cols = _aspect_pad(height, width, size)
+        pad = (rows, cols, fill_value) if rows or cols else None
+    return _resize_node(ctx, size, method, antialias, crop, pad)
+
+
+@register_importer("CenterCrop")
+@accepts_channels_first
+def import_center_crop(ctx: LayerContext) -> list[Value]:
+    """The centered window of the target size; an image smaller than it (on either axis) is
+    cropped to the target's aspect ratio and resized bilinearly, as Keras does."""
+    channels_last(ctx)
+    x = ctx.inputs[0]
+    size = (int(ctx.config["height"]), int(ctx.config["width"]))
+    height, width = _image_size(ctx)
+    if height < size[0] or width < size[1]:
+        return _resize_node(ctx, size, "bilinear", False, crop=_aspect_crop(height, width, size))
+    top, left = (height - size[0]) // 2, (width - size[1]) // 2
+    crops = [(top, height - size[0] - top), (left, width - size[1] - left)]
+    out = TensorSpec((x.spec.shape[0], size[0], size[1], x.spec.shape[3]), "float32")
+    return ctx.add("crop", [x], [out], {"crops": crops}).outputs

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tf2torch.frontends.keras.context import LayerContext, as_tuple, channels_last
+from tf2torch.frontends.keras.data_format import accepts_channels_first
 from tf2torch.frontends.keras.registry import register_importer
 from tf2torch.ir import TensorSpec, Value
 
@@ -30,6 +31,7 @@ def _resized(x: Value, sizes: list[int | None]) -> TensorSpec:
 
 
 @register_importer("ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D")
+@accepts_channels_first
 def import_zero_padding(ctx: LayerContext) -> list[Value]:
     channels_last(ctx)
     x = ctx.inputs[0]
@@ -39,6 +41,7 @@ def import_zero_padding(ctx: LayerContext) -> list[Value]:
 
 
 @register_importer("Cropping1D", "Cropping2D", "Cropping3D")
+@accepts_channels_first
 def import_cropping(ctx: LayerContext) -> list[Value]:
     channels_last(ctx)
     x = ctx.inputs[0]
@@ -48,6 +51,7 @@ def import_cropping(ctx: LayerContext) -> list[Value]:
 
 
 @register_importer("UpSampling1D", "UpSampling2D", "UpSampling3D")
+@accepts_channels_first
 def import_upsampling(ctx: LayerContext) -> list[Value]:
     channels_last(ctx)
     x = ctx.inputs[0]
