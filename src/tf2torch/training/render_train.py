@@ -131,8 +131,9 @@ def setup_source(spec: TrainingSpec, weight_map: WeightMap | None, module: torch
         "def build_training(model: torch.nn.Module) -> Training:",
         '    """Optimizer (with its schedule), loss, metrics, regularization and constraints as the',
         '    Keras model was compiled."""',
+        *_sparse_embedding_lines(module),
         "    params = [p for p in model.parameters() if p.requires_grad]",
-        f"    optimizer = {spec.optimizer.render(indent=4, width=100)}",
+        f"    optimizer = {_optimizer(spec, module).render(indent=4, width=100)}",
     ]
     needed |= _names_in(spec.optimizer)
     extra = _compile_lines(spec, lines, needed)
@@ -180,6 +181,31 @@ def setup_source(spec: TrainingSpec, weight_map: WeightMap | None, module: torch
         args = "\n" + "".join(f"        {a},\n" for a in ["model", "optimizer", "loss_fn", "metrics"] + extra) + "    "
     lines.append(f"    return Training({args})")
     return "\n".join(lines), needed
+
+
+def _embeddings(module: torch.nn.Module) -> list[str]:
+    return [name for name, m in module.named_modules() if isinstance(m, torch.nn.Embedding)]
+
+
+def _sparse_embedding_lines(module: torch.nn.Module) -> list[str]:
+    """Sparse gradients for every nn.Embedding: one row per token occurrence, as TensorFlow's
+    IndexedSlices, which Keras' clipping and optimizers treat differently from summed rows."""
+    names = _embeddings(module)
+    if not names:
+        return []
+    lines = ["    # Keras on TensorFlow sees one gradient row per token occurrence (IndexedSlices):",
+             "    # sparse gradients keep them for the optimizer."]
+    for name in names:
+        target = f"model.{name}" if name.isidentifier() else f"model.get_submodule({name!r})"
+        lines.append(f"    {target}.sparse = True")
+    return lines
+
+
+def _optimizer(spec: TrainingSpec, module: torch.nn.Module) -> Obj:
+    """tf.keras sums an IndexedSlices' repeated rows before its optimizers' update (after clipping)."""
+    if spec.keras_major >= 3 or not _embeddings(module):
+        return spec.optimizer
+    return Obj(spec.optimizer.ctor, {**spec.optimizer.kwargs, "sum_duplicate_rows": True}, spec.optimizer.args)
 
 
 # -- several outputs, loss weights, weighted metrics -----------------------------------------

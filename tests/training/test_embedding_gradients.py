@@ -1,0 +1,102 @@
+"""An Embedding's gradient as Keras on TensorFlow computes it: an IndexedSlices with one row per
+token occurrence. Keras 3's Adam / AdamW / RMSprop / Adagrad square those rows before repeated
+tokens are summed, and clipnorm / clipvalue / global_clipnorm (Keras 3 and tf.keras) measure the
+raw rows. 25 steps of an Embedding(mask_zero=True) + LSTM classifier against Keras' own."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from training_helpers import run_parity
+
+STEPS = 25
+BATCH = 6
+VOCAB = 9  # few tokens: most batches repeat each of them several times
+LENGTH = 7
+
+
+def token_batches(steps: int = STEPS, batch: int = BATCH, seed: int = 3) -> list:
+    """Right-padded sequences of varying length, one all-padding row in every other batch."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for step in range(steps):
+        x = rng.integers(1, VOCAB, size=(batch, LENGTH))
+        lengths = rng.integers(1, LENGTH + 1, size=batch)
+        if step % 2:
+            lengths[rng.integers(batch)] = 0
+        x[np.arange(LENGTH)[None, :] >= lengths[:, None]] = 0
+        out.append((x.astype(np.int32), rng.integers(0, 3, size=batch).astype(np.int64)))
+    return out
+
+
+def keras3_classifier(optimizer) -> keras.Model:
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input((LENGTH,), dtype="int32", name="tokens")
+    x = keras.layers.Embedding(VOCAB, 5, mask_zero=True, name="embedding")(inputs)
+    x = keras.layers.LSTM(6, name="lstm")(x)
+    outputs = keras.layers.Dense(3, activation="softmax", name="probs")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    return model
+
+
+CLIPS = {"plain": {}, "clipnorm": {"clipnorm": 0.05}, "clipvalue": {"clipvalue": 0.004},
+         "global_clipnorm": {"global_clipnorm": 0.1}}
+KERAS3 = {
+    "adam": lambda clip: keras.optimizers.Adam(0.02, **clip),
+    "adamw": lambda clip: keras.optimizers.AdamW(0.02, weight_decay=0.05, **clip),
+    "rmsprop": lambda clip: keras.optimizers.RMSprop(0.01, **clip),
+    "adagrad": lambda clip: keras.optimizers.Adagrad(0.1, **clip),
+}
+
+
+def keras3_parity(optimizer: str, clip: str, tmp_path) -> None:
+    model = keras3_classifier(KERAS3[optimizer](CLIPS[clip]))
+    run_parity(model, token_batches(), tmp_path).check()
+
+
+@pytest.mark.parametrize(("optimizer", "clip"), [("adamw", "clipnorm"), ("adam", "plain"),
+                                                  ("rmsprop", "clipvalue"), ("adagrad", "global_clipnorm")])
+def test_keras3_embedding_parity(optimizer, clip, tmp_path):
+    keras3_parity(optimizer, clip, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("clip", list(CLIPS))
+@pytest.mark.parametrize("optimizer", list(KERAS3))
+def test_keras3_embedding_parity_grid(optimizer, clip, tmp_path):
+    keras3_parity(optimizer, clip, tmp_path)
+
+
+# -- tf.keras 2: clipping sees the raw rows, the update their per-token sums ------------------
+
+
+def tf_keras_parity(optimizer: str, clip: str, tmp_path) -> None:
+    tf_keras = pytest.importorskip("tf_keras")
+    optimizers = {
+        "adam": lambda: tf_keras.optimizers.Adam(0.02, **CLIPS[clip]),
+        "adamw": lambda: tf_keras.optimizers.AdamW(0.02, weight_decay=0.05, **CLIPS[clip]),
+        "rmsprop": lambda: tf_keras.optimizers.RMSprop(0.01, **CLIPS[clip]),
+        "adagrad": lambda: tf_keras.optimizers.Adagrad(0.1, **CLIPS[clip]),
+    }
+    tf_keras.utils.set_random_seed(4)
+    inputs = tf_keras.Input((LENGTH,), dtype="int32", name="tokens")
+    x = tf_keras.layers.Embedding(VOCAB, 5, mask_zero=True, name="embedding")(inputs)
+    x = tf_keras.layers.LSTM(6, name="lstm")(x)
+    outputs = tf_keras.layers.Dense(3, activation="softmax", name="probs")(x)
+    model = tf_keras.Model(inputs, outputs)
+    model.compile(optimizer=optimizers[optimizer](), loss="sparse_categorical_crossentropy")
+    run_parity(model, token_batches(), tmp_path, suffix=".h5").check()
+
+
+@pytest.mark.parametrize(("optimizer", "clip"), [("adamw", "clipnorm"), ("rmsprop", "clipvalue")])
+def test_tf_keras_embedding_parity(optimizer, clip, tmp_path):
+    tf_keras_parity(optimizer, clip, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("clip", list(CLIPS))
+@pytest.mark.parametrize("optimizer", list(KERAS3))
+def test_tf_keras_embedding_parity_grid(optimizer, clip, tmp_path):
+    tf_keras_parity(optimizer, clip, tmp_path)
