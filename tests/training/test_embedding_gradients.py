@@ -56,8 +56,8 @@ def keras3_parity(optimizer: str, clip: str, tmp_path) -> None:
     run_parity(model, token_batches(), tmp_path).check()
 
 
-@pytest.mark.parametrize(("optimizer", "clip"), [("adamw", "clipnorm"), ("adam", "plain"),
-                                                  ("rmsprop", "clipvalue"), ("adagrad", "global_clipnorm")])
+@pytest.mark.parametrize(("optimizer", "clip"), [("adamw", "clipnorm"), ("rmsprop", "clipvalue"),
+                                                  ("adagrad", "global_clipnorm")])
 def test_keras3_embedding_parity(optimizer, clip, tmp_path):
     keras3_parity(optimizer, clip, tmp_path)
 
@@ -90,7 +90,7 @@ def tf_keras_parity(optimizer: str, clip: str, tmp_path) -> None:
     run_parity(model, token_batches(), tmp_path, suffix=".h5").check()
 
 
-@pytest.mark.parametrize(("optimizer", "clip"), [("adamw", "clipnorm"), ("rmsprop", "clipvalue")])
+@pytest.mark.parametrize(("optimizer", "clip"), [("adam", "clipnorm")])
 def test_tf_keras_embedding_parity(optimizer, clip, tmp_path):
     tf_keras_parity(optimizer, clip, tmp_path)
 

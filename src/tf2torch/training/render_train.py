@@ -400,10 +400,13 @@ def as_batch(items: list):
     return [x.float() if x.is_floating_point() else x for x in inputs], stack(ys), stack(weights)
 
 
-def save_checkpoint(directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int) -> None:
-    """Weights and optimizer state as safetensors (no pickle): the optimizer's tensors under
-    `<param name>.<slot>`, its hyper-parameters and counters as JSON metadata."""
+def save_checkpoint(directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int,
+                    shuffle: torch.Generator) -> None:
+    """Weights, optimizer state and the shuffle generator's state as safetensors (no pickle): the
+    optimizer's tensors under `<param name>.<slot>`, its hyper-parameters and counters as JSON
+    metadata."""
     directory.mkdir(parents=True, exist_ok=True)
+    save_file({{"state": shuffle.get_state()}}, str(directory / "shuffle.safetensors"))
     save_file({{k: v.detach().contiguous() for k, v in model.state_dict().items()}}, str(directory / "model.safetensors"))
     names = {{id(p): n for n, p in model.named_parameters()}}
     tensors = {{}}
@@ -416,9 +419,12 @@ def save_checkpoint(directory: Path, model: nn.Module, optimizer: torch.optim.Op
     save_file(tensors, str(directory / "optimizer.safetensors"), metadata=meta)
 
 
-def load_checkpoint(directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
-    """Restore weights and optimizer state; returns the number of epochs already done."""
+def load_checkpoint(directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                    shuffle: torch.Generator) -> int:
+    """Restore weights, optimizer state and the shuffle order's generator (so that the next
+    epoch draws what an uninterrupted run draws); returns the number of epochs already done."""
     model.load_state_dict(load_file(str(directory / "model.safetensors")), strict=True)
+    shuffle.set_state(load_file(str(directory / "shuffle.safetensors"))["state"])
     return load_optimizer_state(directory / "optimizer.safetensors", model, optimizer)
 
 
@@ -489,9 +495,10 @@ def main() -> None:
                          "processes yet; run one process")
     optimizer = training.optimizer
     start_epoch = 0
+    generator = torch.Generator().manual_seed(args.seed)  # the shuffle order, checkpointed
     checkpoints = Path(args.checkpoint_dir)
     if args.resume and (checkpoints / "last").exists():
-        start_epoch = load_checkpoint(checkpoints / "last", model, optimizer)
+        start_epoch = load_checkpoint(checkpoints / "last", model, optimizer, generator)
     elif args.optimizer_state and Path(args.optimizer_state).exists():
         load_optimizer_state(Path(args.optimizer_state), model, optimizer)
     forward = nn.parallel.DistributedDataParallel(model) if distributed else model
@@ -504,7 +511,6 @@ def main() -> None:
     count = len(dataset)
     split_at = math.floor(count * (1.0 - args.validation_split))  # Keras: the last fraction validates
     train_idx, val_idx = list(range(split_at)), list(range(split_at, count))
-    generator = torch.Generator().manual_seed(args.seed)
     steps = -(-len(train_idx) // args.batch_size)
 
     history: dict[str, list[float]] = {{}}
@@ -519,8 +525,10 @@ def main() -> None:
         started = time.perf_counter()
         for step in range(steps):
             batch = order[step * args.batch_size : (step + 1) * args.batch_size]
-            shard = batch[rank * len(batch) // world : (rank + 1) * len(batch) // world]
-            x, y, weights = as_batch([dataset[i] for i in shard])
+            shard = batch[shard_start(len(batch), rank, world) : shard_start(len(batch), rank + 1, world)]
+            # An empty shard (a last batch smaller than the process count) still takes part in
+            # the gradient all-reduce: a stand-in sample with weight 0 (see Training.train_step).
+            x, y, weights = as_batch([dataset[i] for i in shard or batch[:1]])
             x, y, weights = [t.to(device) for t in x], to_device(y, device), to_device(weights, device)
             loss = training.train_step(x, y, forward=forward, loss_scale=len(shard) * world / len(batch),
                                        sample_weight=weights)
@@ -539,14 +547,20 @@ def main() -> None:
         if rank == 0:
             (checkpoints / "history.json").parent.mkdir(parents=True, exist_ok=True)
             (checkpoints / "history.json").write_text(json.dumps(history, indent=1))
-            save_checkpoint(checkpoints / f"epoch_{{epoch + 1}}", model, optimizer, epoch + 1)
-            save_checkpoint(checkpoints / "last", model, optimizer, epoch + 1)
+            save_checkpoint(checkpoints / f"epoch_{{epoch + 1}}", model, optimizer, epoch + 1, generator)
+            save_checkpoint(checkpoints / "last", model, optimizer, epoch + 1, generator)
     optimizer.finalize_variable_values()
     if rank == 0:
         save_file({{k: v.detach().contiguous() for k, v in model.state_dict().items()}}, str(checkpoints / "final.safetensors"))
     if distributed:
         dist.barrier()
         dist.destroy_process_group()
+
+
+def shard_start(size: int, rank: int, world: int) -> int:
+    """Where process `rank`'s share of a batch of `size` starts: the first `size % world`
+    processes take one sample more, so only the last ones can be left without any."""
+    return rank * (size // world) + min(rank, size % world)
 
 
 def reduce_mean(total: float, count: float, distributed: bool) -> float:

@@ -129,11 +129,15 @@ class Training:
 
         `forward` is the module to call (a DistributedDataParallel wrapper of `model`);
         `loss_scale` weights this process's loss so that averaged gradients equal the global
-        batch's (uneven shards under torchrun). Several outputs: `y_true` is a list in Keras'
-        output order or a dict by output name; `sample_weight` is one tensor for every
-        output or one per output, like `fit(sample_weight=)`."""
+        batch's (uneven shards under torchrun). `loss_scale=0` is a process whose shard of the
+        batch is empty: it runs a stand-in batch in eval mode (no BatchNorm statistics), takes
+        part in the gradient all-reduce with zero gradients and updates no metric. Several
+        outputs: `y_true` is a list in Keras' output order or a dict by output name;
+        `sample_weight` is one tensor for every output or one per output, like
+        `fit(sample_weight=)`."""
         forward = self.model if forward is None else forward
-        self.model.train()
+        stand_in = loss_scale == 0
+        self.model.train(not stand_in)
         self.optimizer.zero_grad(set_to_none=True)
         y_pred = self.keras_output(forward(*inputs))
         loss = self.compute_loss(y_true, y_pred, sample_weight)
@@ -143,6 +147,8 @@ class Training:
         self.optimizer.step()
         if self.constraints is not None:
             self.constraints()
+        if stand_in:
+            return torch.zeros(())
         with torch.no_grad():
             self.update_metrics(y_true, y_pred, sample_weight)
         return loss.detach().mean()
