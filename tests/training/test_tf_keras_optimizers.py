@@ -105,7 +105,7 @@ def test_tf_keras_nadam_resume_from_h5(arch, tmp_path):
     path = tmp_path / "after10.h5"
     model.save(path)
     result = tf2torch.convert(path)
-    with pytest.warns(UserWarning, match=r"does not store Nadam's momentum product .* after 10 steps"):
+    with pytest.warns(UserWarning, match=r"does not store Nadam's momentum product .*after 10 steps"):
         training = result.training_setup()
     group = training.optimizer.param_groups[0]
     assert group["iterations"] == 10 and group["u_product"] == 1.0
