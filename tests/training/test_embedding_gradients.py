@@ -8,7 +8,11 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from safetensors.numpy import load_file
+from test_train_script import run_retrying, torchrun, train_cmd
 from training_helpers import run_parity
+
+import tf2torch
 
 STEPS = 25
 BATCH = 6
@@ -100,3 +104,26 @@ def test_tf_keras_embedding_parity(optimizer, clip, tmp_path):
 @pytest.mark.parametrize("optimizer", list(KERAS3))
 def test_tf_keras_embedding_parity_grid(optimizer, clip, tmp_path):
     tf_keras_parity(optimizer, clip, tmp_path)
+
+
+# -- torchrun: the token rows of every process, in the global batch's order -------------------
+
+
+@pytest.mark.slow
+def test_torchrun_keeps_token_rows(tmp_path):
+    """DistributedDataParallel would sum repeated tokens' rows; train.py gathers them instead:
+    3 processes (the last batch of 2 leaves one shard empty) == one process."""
+    model = keras3_classifier(KERAS3["adam"](CLIPS["clipnorm"]))
+    model.save(tmp_path / "tokens.keras")
+    out = tf2torch.convert(tmp_path / "tokens.keras").save(tmp_path / "out")
+    batches = token_batches(steps=5, batch=6)
+    x = np.concatenate([b[0] for b in batches])[:29]
+    y = np.concatenate([b[1] for b in batches])[:29]
+    np.savez(tmp_path / "tokens.npz", x=x, y=y)  # 23 training samples in batches of 7: 2 left
+    for name, launch in (("single", lambda c: c), ("ddp", lambda c: torchrun(3, c))):
+        command = train_cmd(out, tmp_path / "tokens.npz", name, "--quiet", shuffle=True, batch=7)
+        run_retrying(launch(command), cwd=tmp_path)
+    expected, actual = load_file(str(tmp_path / "single" / "final.safetensors")), load_file(
+        str(tmp_path / "ddp" / "final.safetensors"))
+    for name in expected:
+        np.testing.assert_allclose(actual[name], expected[name], rtol=1e-5, atol=1e-6, err_msg=name)

@@ -501,7 +501,12 @@ def main() -> None:
         start_epoch = load_checkpoint(checkpoints / "last", model, optimizer, generator)
     elif args.optimizer_state and Path(args.optimizer_state).exists():
         load_optimizer_state(Path(args.optimizer_state), model, optimizer)
-    forward = nn.parallel.DistributedDataParallel(model) if distributed else model
+    forward = model
+    if distributed:
+        # DDP would sum an Embedding's repeated-token gradient rows: train_step gathers those.
+        nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+            model, [f"{{name}}.weight" for name in training.sparse_parameters])
+        forward = nn.parallel.DistributedDataParallel(model)
 
     if args.data:
         inputs, targets, weights = load_arrays(args.data)
