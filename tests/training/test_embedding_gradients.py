@@ -73,6 +73,24 @@ def test_keras3_embedding_parity_grid(optimizer, clip, tmp_path):
     keras3_parity(optimizer, clip, tmp_path)
 
 
+# Every other Keras 3 optimizer on the same model: each one's ops on an IndexedSlices (squares,
+# absolute values, a second squared term in Adadelta) follow the rows as Keras does.
+OTHERS = {
+    "sgd_momentum_clipvalue": lambda: keras.optimizers.SGD(0.1, momentum=0.8, clipvalue=0.004),
+    "adadelta": lambda: keras.optimizers.Adadelta(5.0),
+    "adamax": lambda: keras.optimizers.Adamax(0.02),
+    "nadam_clipnorm": lambda: keras.optimizers.Nadam(0.02, clipnorm=0.05),
+    "lion": lambda: keras.optimizers.Lion(0.002),
+    "ftrl": lambda: keras.optimizers.Ftrl(0.2, l2_shrinkage_regularization_strength=0.01),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("optimizer", list(OTHERS))
+def test_keras3_embedding_parity_other_optimizers(optimizer, tmp_path):
+    run_parity(keras3_classifier(OTHERS[optimizer]()), token_batches(), tmp_path).check()
+
+
 # -- tf.keras 2: clipping sees the raw rows, the update their per-token sums ------------------
 
 

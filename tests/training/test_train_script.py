@@ -196,6 +196,24 @@ def test_torchrun_last_batch_remainders(converted, processes, remainder, tmp_pat
         np.testing.assert_allclose(ddp_history[key], single_history[key], rtol=1e-5, err_msg=key)
 
 
+def test_train_py_docstring_shows_the_compile_config_as_written(tmp_path):
+    """Learning rates as the user wrote them (Keras saves float32 noise), nothing truncated."""
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="probs")(inputs))
+    model.compile(optimizer=keras.optimizers.AdamW(0.01, weight_decay=0.002, beta_1=0.85, beta_2=0.995,
+                                                   epsilon=1e-6, amsgrad=True, clipnorm=0.7, use_ema=True),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.save(tmp_path / "m.keras")
+    script = (tf2torch.convert(tmp_path / "m.keras").save(tmp_path / "out") / "train.py").read_text()
+    docstring = ast.get_docstring(ast.parse(script))
+    assert "learning_rate=0.01," in docstring and "0.00999" not in script
+    optimizer = " ".join(docstring.split("Optimizer:")[1].split("Loss:")[0].split())
+    assert optimizer.startswith("KerasAdamW(") and optimizer.endswith("amsgrad=True)"), optimizer
+    for written in ("weight_decay=0.002", "beta_1=0.85", "beta_2=0.995", "epsilon=1e-06", "amsgrad=True",
+                    "clipnorm=0.7", "use_ema=True"):
+        assert written in docstring, written
+
+
 def test_cli_mentions_train_py(converted, tmp_path, capsys):
     from tf2torch.cli import main
 

@@ -44,7 +44,8 @@ class KerasOptimizer(torch.optim.Optimizer):
         **hyper: float,
     ) -> None:
         self.schedule = learning_rate if callable(learning_rate) else None
-        lr = 0.0 if callable(learning_rate) else float(learning_rate)
+        # Keras keeps the learning rate in a float32 variable and computes with that value.
+        lr = 0.0 if callable(learning_rate) else float(torch.tensor(learning_rate, dtype=torch.float32))
         defaults = dict(
             lr=lr, weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
             global_clipnorm=global_clipnorm, decay=decay, use_ema=use_ema, ema_momentum=ema_momentum,

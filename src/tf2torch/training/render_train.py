@@ -630,10 +630,9 @@ def render_train_script(spec: TrainingSpec, weight_map: WeightMap | None, module
     setup, needed = setup_source(spec, weight_map, module, graph, submodule_attrs)
     input_perms = [None if v.perm is None else tuple(v.perm) for v in graph.inputs]
     doc = DOCSTRING.format(
-        class_name=class_name, source=source_name, optimizer=_short(spec.optimizer.render()),
+        class_name=class_name, source=source_name, optimizer=_wrapped(spec.optimizer.render(width=10**6)),
         loss=_loss_summary(spec),
-        metrics=textwrap.fill(", ".join(m.render() for m in spec.metrics + spec.weighted_metrics) or "none", 88,
-                              subsequent_indent=" " * 11, break_long_words=False, break_on_hyphens=False),
+        metrics=_wrapped(", ".join(m.render() for m in spec.metrics + spec.weighted_metrics) or "none"),
     )
     imports = [
         "from __future__ import annotations",
@@ -663,14 +662,18 @@ def render_train_script(spec: TrainingSpec, weight_map: WeightMap | None, module
 
 def _loss_summary(spec: TrainingSpec) -> str:
     if not spec.outputs:
-        return _short(spec.loss.render())
-    parts = [_short(f"{o.name}: {'' if o.weight is None else f'{o.weight!r} * '}{o.loss.render()}", 77)
+        return _wrapped(spec.loss.render(width=10**6))
+    parts = [_wrapped(f"{o.name}: {'' if o.weight is None else f'{o.weight!r} * '}{o.loss.render(width=10**6)}")
              for o in spec.outputs if o.loss is not None]
     return ("\n" + " " * 11).join(parts)
 
 
-def _short(text: str, limit: int = 88) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _wrapped(text: str) -> str:
+    """The whole text (the docstring shows the compile config untruncated), continuation lines
+    aligned after the "Optimizer: " column."""
+    pad = " " * 11
+    return textwrap.fill(text, 99, initial_indent=pad, subsequent_indent=pad, break_long_words=False,
+                         break_on_hyphens=False)[len(pad):]
 
 
 __all__ = ["Obj", "library_source", "render_train_script", "training_code", "training_namespace"]
