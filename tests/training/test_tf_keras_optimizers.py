@@ -105,7 +105,8 @@ def test_tf_keras_nadam_resume_from_h5(arch, tmp_path):
     path = tmp_path / "after10.h5"
     model.save(path)
     result = tf2torch.convert(path)
-    training = result.training_setup()
+    with pytest.warns(UserWarning, match=r"does not store Nadam's momentum product .*after 10 steps"):
+        training = result.training_setup()
     group = training.optimizer.param_groups[0]
     assert group["iterations"] == 10 and group["u_product"] == 1.0
     reloaded = tf_keras.models.load_model(path)
@@ -208,8 +209,9 @@ def test_tf_keras_dot_keras_nadam_state_is_a_clear_error(tmp_path):
     keras_steps(model, batches((6,), 4, 3, 5))
     model.save(tmp_path / "m.keras")
     result = tf2torch.convert(tmp_path / "m.keras")
-    with pytest.raises(UnsupportedTraining, match="written by tf.keras 2 .*load_optimizer_state=False"):
+    with pytest.raises(UnsupportedTraining, match="written by tf.keras 2 .*load_optimizer_state=False") as error:
         result.training_setup()
+    assert ".h5" not in str(error.value)  # tf.keras' .h5 does not hold Nadam's whole state either
     assert result.training_setup(load_optimizer_state=False).optimizer.param_groups[0]["iterations"] == 0
 
 

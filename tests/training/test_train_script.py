@@ -21,7 +21,8 @@ import tf2torch
 
 EPOCHS = 2
 BATCH = 8
-SAMPLES = 50  # 40 train + 10 validation; the last training batch is partial
+SAMPLES = 52  # 41 train + 11 validation: the last training batch holds 1 sample (an empty shard
+# for one of two torchrun processes)
 
 
 def compiled_mlp() -> keras.Model:
@@ -56,9 +57,11 @@ def run(cmd: list[str], cwd: Path) -> str:
     return proc.stdout
 
 
-def train_cmd(out: Path, data: Path, checkpoints: str, *extra: str) -> list[str]:
-    return [sys.executable, str(out / "train.py"), "--data", str(data), "--epochs", str(EPOCHS), "--batch-size",
-            str(BATCH), "--validation-split", "0.2", "--no-shuffle", "--checkpoint-dir", checkpoints, *extra]
+def train_cmd(out: Path, data: Path, checkpoints: str, *extra: str, epochs: int = EPOCHS, shuffle: bool = False,
+              batch: int = BATCH) -> list[str]:
+    return [sys.executable, str(out / "train.py"), "--data", str(data), "--epochs", str(epochs), "--batch-size",
+            str(batch), "--validation-split", "0.2", *([] if shuffle else ["--no-shuffle"]), "--checkpoint-dir",
+            checkpoints, *extra]
 
 
 def test_train_py_is_standalone(converted):
@@ -97,32 +100,66 @@ def test_train_py_matches_keras_fit(converted, single_run, tmp_path):
         np.testing.assert_allclose(final[name], value, rtol=RTOL, atol=1e-6, err_msg=name)
 
 
-def test_resume_from_checkpoint_equals_one_run(converted, single_run, tmp_path):
-    """Resume the one-process run from its epoch-1 checkpoint: the same final weights."""
-    _, out, data = converted
-    parts = tmp_path / "parts"
-    shutil.copytree(single_run[0] / "epoch_1", parts / "last")
-    history = json.loads((single_run[0] / "history.json").read_text())
+def torchrun(processes: int, command: list[str]) -> list[str]:
+    """`command` (a train.py run) under torchrun with `processes` processes."""
+    launcher = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    assert launcher is not None
+    return [launcher, "--standalone", f"--nproc_per_node={processes}", *command[1:]]
+
+
+def run_retrying(command: list[str], cwd: Path) -> str:
+    """gloo rendezvous on a loaded 2-core machine occasionally aborts at start-up or shutdown:
+    relaunch once (results are still checked exactly)."""
+    try:
+        return run(command, cwd)
+    except AssertionError:
+        return run(command, cwd)
+
+
+def same_run(first: Path, second: Path) -> None:
+    """Bit for bit the same final weights and history."""
+    expected, actual = load_file(str(first / "final.safetensors")), load_file(str(second / "final.safetensors"))
+    assert expected.keys() == actual.keys()
+    for name in expected:
+        np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
+    assert json.loads((second / "history.json").read_text()) == json.loads((first / "history.json").read_text())
+
+
+def resume_from_epoch_1(full: Path, parts: Path) -> None:
+    """Set up `parts` as if a run had stopped after epoch 1 of the run in `full`."""
+    shutil.copytree(full / "epoch_1", parts / "last")
+    history = json.loads((full / "history.json").read_text())
     (parts / "history.json").write_text(json.dumps({k: v[:1] for k, v in history.items()}))
-    run(train_cmd(out, data, str(parts), "--quiet", "--resume"), cwd=tmp_path)
-    full = load_file(str(single_run[0] / "final.safetensors"))
-    resumed = load_file(str(parts / "final.safetensors"))
-    for name in full:
-        np.testing.assert_allclose(resumed[name], full[name], rtol=1e-6, atol=1e-7, err_msg=name)
-    assert json.loads((parts / "history.json").read_text()) == history
+
+
+def test_resume_equals_one_run(converted, single_run, tmp_path):
+    """Resume the one-process run from its epoch-1 checkpoint: bit for bit the same run."""
+    _, out, data = converted
+    resume_from_epoch_1(single_run[0], tmp_path / "parts")
+    run(train_cmd(out, data, str(tmp_path / "parts"), "--quiet", "--resume"), cwd=tmp_path)
+    same_run(single_run[0], tmp_path / "parts")
+
+
+@pytest.mark.parametrize("processes", [1, pytest.param(2, marks=pytest.mark.slow)])
+def test_resume_with_shuffling_equals_one_run(converted, processes, tmp_path):
+    """The shuffle generator's state travels in the checkpoint: the resumed epoch draws the
+    order the uninterrupted run drew (not epoch 1's again)."""
+    _, out, data = converted
+
+    def launch(checkpoints: str, *extra: str) -> None:
+        command = train_cmd(out, data, checkpoints, "--quiet", "--seed", "7", *extra, shuffle=True)
+        run_retrying(command if processes == 1 else torchrun(processes, command), cwd=tmp_path)
+
+    launch("full")
+    resume_from_epoch_1(tmp_path / "full", tmp_path / "parts")
+    launch("parts", "--resume")
+    same_run(tmp_path / "full", tmp_path / "parts")
 
 
 def test_torchrun_two_processes_equal_one(converted, single_run, tmp_path):
+    """Two processes, the last batch of 1 sample (one shard empty) == one process."""
     _, out, data = converted
-    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
-    assert torchrun is not None
-    command = [torchrun, "--standalone", "--nproc_per_node=2", *train_cmd(out, data, "ddp", "--quiet")[1:]]
-    try:
-        run(command, cwd=tmp_path)
-    except AssertionError:
-        # gloo rendezvous on a loaded 2-core machine occasionally aborts at start-up or
-        # shutdown; relaunch once. The result check below stays exact.
-        run(command, cwd=tmp_path)
+    run_retrying(torchrun(2, train_cmd(out, data, "ddp", "--quiet")), cwd=tmp_path)
     single = load_file(str(single_run[0] / "final.safetensors"))
     ddp = load_file(str(tmp_path / "ddp" / "final.safetensors"))
     for name in single:
@@ -131,6 +168,50 @@ def test_torchrun_two_processes_equal_one(converted, single_run, tmp_path):
     ddp_history = json.loads((tmp_path / "ddp" / "history.json").read_text())
     for key in single_history:
         np.testing.assert_allclose(ddp_history[key], single_history[key], rtol=1e-5, err_msg=key)
+
+
+# The last training batch's size for each batch size (41 training samples). Under torchrun its
+# shards are short, and empty when it is smaller than the process count.
+REMAINDERS = {0: 41, 1: 10, 2: 13, 3: 19, 4: 37, 5: 9}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("processes", "remainder"), [(p, r) for p in (2, 3) for r in REMAINDERS if r <= p + 2])
+def test_torchrun_last_batch_remainders(converted, processes, remainder, tmp_path):
+    """Every remainder of the last batch, with shuffling: torchrun == one process (weights and
+    history), each process's loss weighted by its share of the global batch. (The default run
+    covers the empty shard in test_torchrun_two_processes_equal_one.)"""
+    _, out, data = converted
+    batch = REMAINDERS[remainder]
+    assert 41 % batch == remainder
+    run(train_cmd(out, data, "single", "--quiet", shuffle=True, batch=batch), cwd=tmp_path)
+    run_retrying(torchrun(processes, train_cmd(out, data, "ddp", "--quiet", shuffle=True, batch=batch)), cwd=tmp_path)
+    expected = load_file(str(tmp_path / "single" / "final.safetensors"))
+    actual = load_file(str(tmp_path / "ddp" / "final.safetensors"))
+    for name in expected:
+        np.testing.assert_allclose(actual[name], expected[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    single_history = json.loads((tmp_path / "single" / "history.json").read_text())
+    ddp_history = json.loads((tmp_path / "ddp" / "history.json").read_text())
+    for key in single_history:
+        np.testing.assert_allclose(ddp_history[key], single_history[key], rtol=1e-5, err_msg=key)
+
+
+def test_train_py_docstring_shows_the_compile_config_as_written(tmp_path):
+    """Learning rates as the user wrote them (Keras saves float32 noise), nothing truncated."""
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="probs")(inputs))
+    model.compile(optimizer=keras.optimizers.AdamW(0.01, weight_decay=0.002, beta_1=0.85, beta_2=0.995,
+                                                   epsilon=1e-6, amsgrad=True, clipnorm=0.7, use_ema=True),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.save(tmp_path / "m.keras")
+    script = (tf2torch.convert(tmp_path / "m.keras").save(tmp_path / "out") / "train.py").read_text()
+    docstring = ast.get_docstring(ast.parse(script))
+    assert "learning_rate=0.01," in docstring and "0.00999" not in script
+    optimizer = " ".join(docstring.split("Optimizer:")[1].split("Loss:")[0].split())
+    assert optimizer.startswith("KerasAdamW(") and optimizer.endswith("amsgrad=True)"), optimizer
+    for written in ("weight_decay=0.002", "beta_1=0.85", "beta_2=0.995", "epsilon=1e-06", "amsgrad=True",
+                    "clipnorm=0.7", "use_ema=True"):
+        assert written in docstring, written
 
 
 def test_cli_mentions_train_py(converted, tmp_path, capsys):

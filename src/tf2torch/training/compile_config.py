@@ -16,6 +16,8 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from tf2torch.errors import ConversionError
 from tf2torch.frontends.keras.layer_calls import MODEL_CLASSES
 from tf2torch.training.losses import LOSS_FUNCTIONS
@@ -206,7 +208,7 @@ def parse_optimizer(raw: Any, keras_major: int = 3) -> Obj:
     kwargs: dict[str, Any] = {"params": Name("params")}
     lr = config.get("learning_rate", config.get("lr"))
     if lr is not None:
-        kwargs["learning_rate"] = parse_schedule(lr) if isinstance(lr, dict) else float(lr)
+        kwargs["learning_rate"] = parse_schedule(lr) if isinstance(lr, dict) else as_written(float(lr))
     for key, value in config.items():
         if key in ("learning_rate", "lr") or key in _IGNORED_KEYS:
             continue
@@ -219,6 +221,13 @@ def parse_optimizer(raw: Any, keras_major: int = 3) -> Obj:
         else:
             raise UnsupportedTraining(f"optimizer {name} option {key}={value!r} is not supported yet")
     return Obj(classes[name].__name__, _without_defaults(classes[name], kwargs))
+
+
+def as_written(value: float) -> float:
+    """Keras saves the learning rate from its float32 variable (0.01 as 0.009999999776482582):
+    the shortest decimal that is the same float32, as the user wrote it."""
+    single = np.float32(value)
+    return float(str(single)) if float(single) == value else value
 
 
 def _without_defaults(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,12 @@ Every optimizer follows the Keras 3 `BaseOptimizer.apply` order exactly: gradien
 applied steps and the learning rate is `lr(iterations)` (a schedule, or the legacy
 `lr / (1 + decay * iterations)` of tf.keras 2 optimizers).
 
+An Embedding's gradient in Keras on TensorFlow is an IndexedSlices: one row per token
+occurrence. A sparse gradient (`nn.Embedding(sparse=True)`) carries the same rows: clipping
+measures them raw, and Keras 3 squares them before repeated tokens are summed
+(`squared_gradient`); tf.keras sums repeated rows right after clipping
+(`sum_duplicate_rows=True`).
+
 This file imports torch and math only: render_train.py copies it into train.py.
 """
 
@@ -34,16 +40,20 @@ class KerasOptimizer(torch.optim.Optimizer):
         use_ema: bool = False,
         ema_momentum: float = 0.99,
         ema_overwrite_frequency: int | None = None,
+        sum_duplicate_rows: bool = False,
         **hyper: float,
     ) -> None:
         self.schedule = learning_rate if callable(learning_rate) else None
-        lr = 0.0 if callable(learning_rate) else float(learning_rate)
+        # Keras keeps the learning rate in a float32 variable and computes with that value.
+        lr = 0.0 if callable(learning_rate) else float(torch.tensor(learning_rate, dtype=torch.float32))
         defaults = dict(
             lr=lr, weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
             global_clipnorm=global_clipnorm, decay=decay, use_ema=use_ema, ema_momentum=ema_momentum,
-            ema_overwrite_frequency=ema_overwrite_frequency, iterations=0, **hyper,
+            ema_overwrite_frequency=ema_overwrite_frequency, sum_duplicate_rows=sum_duplicate_rows, iterations=0,
+            **hyper,
         )
         super().__init__(params, defaults)
+        self.sparse_gradient: torch.Tensor | None = None  # being applied, for squared_gradient()
 
     # -- what Keras' BaseOptimizer does around update_step ------------------------------
 
@@ -77,11 +87,25 @@ class KerasOptimizer(torch.optim.Optimizer):
                 state = self.state[p]
                 if not state:
                     self.init_state(p, state, group)
+                self.sparse_gradient = g if g.is_sparse and not group["sum_duplicate_rows"] else None
+                if g.is_sparse:
+                    g = rows_to_dense(g, g._values())
                 self.update(p, g.to(p.dtype), state, lr, step, group)
+            self.sparse_gradient = None
             if group["use_ema"]:
                 self.update_ema(params, group, step)
             group["iterations"] = step + 1
         return loss
+
+    def squared_gradient(self, g: torch.Tensor) -> torch.Tensor:
+        """`g * g`; of a sparse gradient, its rows squared before repeated tokens are summed."""
+        sparse = self.sparse_gradient
+        return g * g if sparse is None else rows_to_dense(sparse, sparse._values() * sparse._values())
+
+    def absolute_gradient(self, g: torch.Tensor) -> torch.Tensor:
+        """`|g|`; of a sparse gradient, its rows' absolute values summed per token."""
+        sparse = self.sparse_gradient
+        return torch.abs(g) if sparse is None else rows_to_dense(sparse, torch.abs(sparse._values()))
 
     def before_updates(self, group: dict, step: int) -> None:
         """Hook for state shared by all parameters (Nadam's momentum product)."""
@@ -116,23 +140,44 @@ class KerasOptimizer(torch.optim.Optimizer):
 
 
 def clip_gradients(grads: list[torch.Tensor], group: dict) -> list[torch.Tensor]:
-    """Keras' _clip_gradients: clipnorm is per tensor, global_clipnorm over all of them."""
+    """Keras' _clip_gradients: clipnorm is per tensor, global_clipnorm over all of them; a
+    sparse gradient is measured and clipped row by row, as TensorFlow treats IndexedSlices
+    (global_clipnorm then sums its rows)."""
     if group["clipnorm"] and group["clipnorm"] > 0:
         clip = group["clipnorm"]
         out = []
         for g in grads:
-            norm = torch.sqrt(torch.sum(g * g))
-            out.append(g * clip / torch.maximum(norm, torch.tensor(clip, dtype=g.dtype)))
+            values = rows(g)
+            norm = torch.sqrt(torch.sum(values * values))
+            out.append(with_rows(g, values * clip / torch.maximum(norm, torch.tensor(clip, dtype=values.dtype))))
         return out
     if group["global_clipnorm"] and group["global_clipnorm"] > 0:
         clip = group["global_clipnorm"]
-        norm = torch.sqrt(torch.stack([torch.sum(g * g) for g in grads]).sum())
+        norm = torch.sqrt(torch.stack([torch.sum(rows(g) * rows(g)) for g in grads]).sum())
         scale = clip * torch.minimum(1.0 / norm, torch.tensor(1.0 / clip)) + (norm - norm)
-        return [g * scale for g in grads]
+        # Keras multiplies an IndexedSlices by a tensor: the result is dense, rows summed.
+        return [rows_to_dense(g, rows(g) * scale) if g.is_sparse else g * scale for g in grads]
     if group["clipvalue"] and group["clipvalue"] > 0:
         value = group["clipvalue"]
-        return [g.clamp(-value, value) for g in grads]
+        return [with_rows(g, rows(g).clamp(-value, value)) for g in grads]
     return grads
+
+
+def rows(g: torch.Tensor) -> torch.Tensor:
+    """The values of a gradient: a sparse one's rows, one per token occurrence, unsummed."""
+    return g._values() if g.is_sparse else g
+
+
+def with_rows(g: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    if not g.is_sparse:
+        return values
+    return torch.sparse_coo_tensor(g._indices(), values, g.shape, is_coalesced=False)
+
+
+def rows_to_dense(g: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """Sum the rows `values` of sparse gradient `g` into a dense tensor of its shape."""
+    dense = torch.zeros(g.shape, dtype=values.dtype, device=values.device)
+    return dense.index_add_(0, g._indices()[0], values)
 
 
 def f32(value: float) -> torch.Tensor:
@@ -174,7 +219,7 @@ class KerasAdam(KerasOptimizer):
         alpha = lr * torch.sqrt(1 - b2**t) / (1 - b1**t)
         m, v = state["momentum"], state["velocity"]
         m.add_((g - m) * (1 - group["beta_1"]))
-        v.add_((g * g - v) * (1 - group["beta_2"]))
+        v.add_((self.squared_gradient(g) - v) * (1 - group["beta_2"]))
         if group["amsgrad"]:
             v_hat = state["velocity_hat"]
             v_hat.copy_(torch.maximum(v_hat, v))
@@ -201,7 +246,7 @@ class KerasRMSprop(KerasOptimizer):
     def update(self, p, g, state, lr, step, group):
         rho = group["rho"]
         velocity = state["velocity"]
-        velocity.copy_(rho * velocity + (1 - rho) * (g * g))
+        velocity.copy_(rho * velocity + (1 - rho) * self.squared_gradient(g))
         if group["centered"]:
             average = state["average_gradient"]
             average.copy_(rho * average + (1 - rho) * g)
@@ -226,7 +271,7 @@ class KerasLegacyRMSprop(KerasRMSprop):
             return super().update(p, g, state, lr, step, group)
         rho = group["rho"]
         velocity = state["velocity"]
-        velocity.copy_(rho * velocity + (1 - rho) * (g * g))
+        velocity.copy_(rho * velocity + (1 - rho) * self.squared_gradient(g))
         denominator = velocity
         if group["centered"]:
             average = state["average_gradient"]
@@ -251,7 +296,7 @@ class KerasAdagrad(KerasOptimizer):
 
     def update(self, p, g, state, lr, step, group):
         accumulator = state["accumulator"]
-        accumulator.add_(g * g)
+        accumulator.add_(self.squared_gradient(g))
         p.sub_((lr * g) / torch.sqrt(accumulator + group["epsilon"]))
 
 
@@ -260,7 +305,7 @@ class KerasLegacyAdagrad(KerasAdagrad):
 
     def update(self, p, g, state, lr, step, group):
         accumulator = state["accumulator"]
-        accumulator.add_(g * g)
+        accumulator.add_(self.squared_gradient(g))
         p.sub_((lr * g) / (torch.sqrt(accumulator) + group["epsilon"]))
 
 
@@ -276,9 +321,12 @@ class KerasAdadelta(KerasOptimizer):
     def update(self, p, g, state, lr, step, group):
         rho, eps = group["rho"], group["epsilon"]
         acc_grad, acc_delta = state["accumulated_grad"], state["accumulated_delta_var"]
-        acc_grad.copy_(rho * acc_grad + (1 - rho) * (g * g))
+        acc_grad.copy_(rho * acc_grad + (1 - rho) * self.squared_gradient(g))
         delta = -(torch.sqrt(acc_delta + eps) * g) / torch.sqrt(acc_grad + eps)
-        acc_delta.copy_(rho * acc_delta + (1 - rho) * (delta * delta))
+        delta_squared = delta * delta
+        if self.sparse_gradient is not None:  # Keras 3 squares a sparse delta row by row too
+            delta_squared = (acc_delta + eps) / (acc_grad + eps) * self.squared_gradient(g)
+        acc_delta.copy_(rho * acc_delta + (1 - rho) * delta_squared)
         p.add_(lr * delta)
 
 
@@ -295,7 +343,7 @@ class KerasAdamax(KerasOptimizer):
         b1_power = f32(group["beta_1"]) ** f32(step + 1)
         m, u = state["momentum"], state["norm"]
         m.add_((g - m) * (1 - group["beta_1"]))
-        u.copy_(torch.maximum(group["beta_2"] * u, torch.abs(g)))
+        u.copy_(torch.maximum(group["beta_2"] * u, self.absolute_gradient(g)))
         p.sub_((lr * m) / ((1 - b1_power) * (u + group["epsilon"])))
 
 
@@ -316,8 +364,7 @@ class KerasNadam(KerasOptimizer):
     def update(self, p, g, state, lr, step, group):
         self.nadam_update(p, g, state, lr, step, group, f32(group["u_product"]))
 
-    @staticmethod
-    def nadam_update(p, g, state, lr, step, group, u_product_t):
+    def nadam_update(self, p, g, state, lr, step, group, u_product_t):
         b1, b2 = f32(group["beta_1"]), f32(group["beta_2"])
         decay = f32(0.96)
         u_t = b1 * (1.0 - 0.5 * decay ** f32(step + 1))
@@ -326,7 +373,7 @@ class KerasNadam(KerasOptimizer):
         b2_power = b2 ** f32(step + 1)
         m, v = state["momentum"], state["velocity"]
         m.add_((g - m) * (1 - b1))
-        v.add_((g * g - v) * (1 - b2))
+        v.add_((self.squared_gradient(g) - v) * (1 - b2))
         m_hat = (u_t_1 * m) / (1 - u_product_t_1) + ((1 - u_t) * g) / (1 - u_product_t)
         v_hat = v / (1 - b2_power)
         p.sub_((m_hat * lr) / (torch.sqrt(v_hat) + group["epsilon"]))
@@ -390,7 +437,7 @@ class KerasLegacyNadam(KerasOptimizer):
         m, v = state["momentum"], state["velocity"]
         g_prime = g / (1.0 - schedule_new)
         m.copy_(b1 * m + (1 - b1) * g)
-        v.copy_(b2 * v + (1 - b2) * (g * g))
+        v.copy_(b2 * v + (1 - b2) * self.squared_gradient(g))
         m_bar = (1.0 - m_t) * g_prime + m_t_1 * (m / (1.0 - schedule_next))
         v_prime = v / (1.0 - b2 ** f32(step + 1))
         p.sub_(lr * m_bar / (torch.sqrt(v_prime) + group["epsilon"]))
@@ -437,7 +484,7 @@ class KerasFtrl(KerasOptimizer):
         power = group["learning_rate_power"]
         l2 = group["l2_regularization_strength"] + group["beta"] / (2.0 * lr)
         grad_to_use = g + 2 * group["l2_shrinkage_regularization_strength"] * p
-        new_accum = accum + g * g
+        new_accum = accum + self.squared_gradient(g)
         linear.add_(grad_to_use - ((torch.pow(new_accum, -power) - torch.pow(accum, -power)) / lr) * p)
         quadratic = torch.pow(new_accum, -power) / lr + 2 * l2
         l1 = group["l1_regularization_strength"]

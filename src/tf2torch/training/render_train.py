@@ -131,8 +131,9 @@ def setup_source(spec: TrainingSpec, weight_map: WeightMap | None, module: torch
         "def build_training(model: torch.nn.Module) -> Training:",
         '    """Optimizer (with its schedule), loss, metrics, regularization and constraints as the',
         '    Keras model was compiled."""',
+        *_sparse_embedding_lines(module),
         "    params = [p for p in model.parameters() if p.requires_grad]",
-        f"    optimizer = {spec.optimizer.render(indent=4, width=100)}",
+        f"    optimizer = {_optimizer(spec, module).render(indent=4, width=100)}",
     ]
     needed |= _names_in(spec.optimizer)
     extra = _compile_lines(spec, lines, needed)
@@ -180,6 +181,31 @@ def setup_source(spec: TrainingSpec, weight_map: WeightMap | None, module: torch
         args = "\n" + "".join(f"        {a},\n" for a in ["model", "optimizer", "loss_fn", "metrics"] + extra) + "    "
     lines.append(f"    return Training({args})")
     return "\n".join(lines), needed
+
+
+def _embeddings(module: torch.nn.Module) -> list[str]:
+    return [name for name, m in module.named_modules() if isinstance(m, torch.nn.Embedding)]
+
+
+def _sparse_embedding_lines(module: torch.nn.Module) -> list[str]:
+    """Sparse gradients for every nn.Embedding: one row per token occurrence, as TensorFlow's
+    IndexedSlices, which Keras' clipping and optimizers treat differently from summed rows."""
+    names = _embeddings(module)
+    if not names:
+        return []
+    lines = ["    # Keras on TensorFlow sees one gradient row per token occurrence (IndexedSlices):",
+             "    # sparse gradients keep them for the optimizer."]
+    for name in names:
+        target = f"model.{name}" if name.isidentifier() else f"model.get_submodule({name!r})"
+        lines.append(f"    {target}.sparse = True")
+    return lines
+
+
+def _optimizer(spec: TrainingSpec, module: torch.nn.Module) -> Obj:
+    """tf.keras sums an IndexedSlices' repeated rows before its optimizers' update (after clipping)."""
+    if spec.keras_major >= 3 or not _embeddings(module):
+        return spec.optimizer
+    return Obj(spec.optimizer.ctor, {**spec.optimizer.kwargs, "sum_duplicate_rows": True}, spec.optimizer.args)
 
 
 # -- several outputs, loss weights, weighted metrics -----------------------------------------
@@ -374,10 +400,13 @@ def as_batch(items: list):
     return [x.float() if x.is_floating_point() else x for x in inputs], stack(ys), stack(weights)
 
 
-def save_checkpoint(directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int) -> None:
-    """Weights and optimizer state as safetensors (no pickle): the optimizer's tensors under
-    `<param name>.<slot>`, its hyper-parameters and counters as JSON metadata."""
+def save_checkpoint(directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int,
+                    shuffle: torch.Generator) -> None:
+    """Weights, optimizer state and the shuffle generator's state as safetensors (no pickle): the
+    optimizer's tensors under `<param name>.<slot>`, its hyper-parameters and counters as JSON
+    metadata."""
     directory.mkdir(parents=True, exist_ok=True)
+    save_file({{"state": shuffle.get_state()}}, str(directory / "shuffle.safetensors"))
     save_file({{k: v.detach().contiguous() for k, v in model.state_dict().items()}}, str(directory / "model.safetensors"))
     names = {{id(p): n for n, p in model.named_parameters()}}
     tensors = {{}}
@@ -390,9 +419,12 @@ def save_checkpoint(directory: Path, model: nn.Module, optimizer: torch.optim.Op
     save_file(tensors, str(directory / "optimizer.safetensors"), metadata=meta)
 
 
-def load_checkpoint(directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
-    """Restore weights and optimizer state; returns the number of epochs already done."""
+def load_checkpoint(directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                    shuffle: torch.Generator) -> int:
+    """Restore weights, optimizer state and the shuffle order's generator (so that the next
+    epoch draws what an uninterrupted run draws); returns the number of epochs already done."""
     model.load_state_dict(load_file(str(directory / "model.safetensors")), strict=True)
+    shuffle.set_state(load_file(str(directory / "shuffle.safetensors"))["state"])
     return load_optimizer_state(directory / "optimizer.safetensors", model, optimizer)
 
 
@@ -463,12 +495,18 @@ def main() -> None:
                          "processes yet; run one process")
     optimizer = training.optimizer
     start_epoch = 0
+    generator = torch.Generator().manual_seed(args.seed)  # the shuffle order, checkpointed
     checkpoints = Path(args.checkpoint_dir)
     if args.resume and (checkpoints / "last").exists():
-        start_epoch = load_checkpoint(checkpoints / "last", model, optimizer)
+        start_epoch = load_checkpoint(checkpoints / "last", model, optimizer, generator)
     elif args.optimizer_state and Path(args.optimizer_state).exists():
         load_optimizer_state(Path(args.optimizer_state), model, optimizer)
-    forward = nn.parallel.DistributedDataParallel(model) if distributed else model
+    forward = model
+    if distributed:
+        # DDP would sum an Embedding's repeated-token gradient rows: train_step gathers those.
+        nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+            model, [f"{{name}}.weight" for name in training.sparse_parameters])
+        forward = nn.parallel.DistributedDataParallel(model)
 
     if args.data:
         inputs, targets, weights = load_arrays(args.data)
@@ -478,7 +516,6 @@ def main() -> None:
     count = len(dataset)
     split_at = math.floor(count * (1.0 - args.validation_split))  # Keras: the last fraction validates
     train_idx, val_idx = list(range(split_at)), list(range(split_at, count))
-    generator = torch.Generator().manual_seed(args.seed)
     steps = -(-len(train_idx) // args.batch_size)
 
     history: dict[str, list[float]] = {{}}
@@ -493,8 +530,10 @@ def main() -> None:
         started = time.perf_counter()
         for step in range(steps):
             batch = order[step * args.batch_size : (step + 1) * args.batch_size]
-            shard = batch[rank * len(batch) // world : (rank + 1) * len(batch) // world]
-            x, y, weights = as_batch([dataset[i] for i in shard])
+            shard = batch[shard_start(len(batch), rank, world) : shard_start(len(batch), rank + 1, world)]
+            # An empty shard (a last batch smaller than the process count) still takes part in
+            # the gradient all-reduce: a stand-in sample with weight 0 (see Training.train_step).
+            x, y, weights = as_batch([dataset[i] for i in shard or batch[:1]])
             x, y, weights = [t.to(device) for t in x], to_device(y, device), to_device(weights, device)
             loss = training.train_step(x, y, forward=forward, loss_scale=len(shard) * world / len(batch),
                                        sample_weight=weights)
@@ -513,14 +552,20 @@ def main() -> None:
         if rank == 0:
             (checkpoints / "history.json").parent.mkdir(parents=True, exist_ok=True)
             (checkpoints / "history.json").write_text(json.dumps(history, indent=1))
-            save_checkpoint(checkpoints / f"epoch_{{epoch + 1}}", model, optimizer, epoch + 1)
-            save_checkpoint(checkpoints / "last", model, optimizer, epoch + 1)
+            save_checkpoint(checkpoints / f"epoch_{{epoch + 1}}", model, optimizer, epoch + 1, generator)
+            save_checkpoint(checkpoints / "last", model, optimizer, epoch + 1, generator)
     optimizer.finalize_variable_values()
     if rank == 0:
         save_file({{k: v.detach().contiguous() for k, v in model.state_dict().items()}}, str(checkpoints / "final.safetensors"))
     if distributed:
         dist.barrier()
         dist.destroy_process_group()
+
+
+def shard_start(size: int, rank: int, world: int) -> int:
+    """Where process `rank`'s share of a batch of `size` starts: the first `size % world`
+    processes take one sample more, so only the last ones can be left without any."""
+    return rank * (size // world) + min(rank, size % world)
 
 
 def reduce_mean(total: float, count: float, distributed: bool) -> float:
@@ -585,10 +630,9 @@ def render_train_script(spec: TrainingSpec, weight_map: WeightMap | None, module
     setup, needed = setup_source(spec, weight_map, module, graph, submodule_attrs)
     input_perms = [None if v.perm is None else tuple(v.perm) for v in graph.inputs]
     doc = DOCSTRING.format(
-        class_name=class_name, source=source_name, optimizer=_short(spec.optimizer.render()),
+        class_name=class_name, source=source_name, optimizer=_wrapped(spec.optimizer.render(width=10**6)),
         loss=_loss_summary(spec),
-        metrics=textwrap.fill(", ".join(m.render() for m in spec.metrics + spec.weighted_metrics) or "none", 88,
-                              subsequent_indent=" " * 11, break_long_words=False, break_on_hyphens=False),
+        metrics=_wrapped(", ".join(m.render() for m in spec.metrics + spec.weighted_metrics) or "none"),
     )
     imports = [
         "from __future__ import annotations",
@@ -618,14 +662,18 @@ def render_train_script(spec: TrainingSpec, weight_map: WeightMap | None, module
 
 def _loss_summary(spec: TrainingSpec) -> str:
     if not spec.outputs:
-        return _short(spec.loss.render())
-    parts = [_short(f"{o.name}: {'' if o.weight is None else f'{o.weight!r} * '}{o.loss.render()}", 77)
+        return _wrapped(spec.loss.render(width=10**6))
+    parts = [_wrapped(f"{o.name}: {'' if o.weight is None else f'{o.weight!r} * '}{o.loss.render(width=10**6)}")
              for o in spec.outputs if o.loss is not None]
     return ("\n" + " " * 11).join(parts)
 
 
-def _short(text: str, limit: int = 88) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _wrapped(text: str) -> str:
+    """The whole text (the docstring shows the compile config untruncated), continuation lines
+    aligned after the "Optimizer: " column."""
+    pad = " " * 11
+    return textwrap.fill(text, 99, initial_indent=pad, subsequent_indent=pad, break_long_words=False,
+                         break_on_hyphens=False)[len(pad):]
 
 
 __all__ = ["Obj", "library_source", "render_train_script", "training_code", "training_namespace"]

@@ -56,6 +56,10 @@ class Training:
         self.metrics = [metric for metric, _, _ in self.routes]
         self.loss_trackers = {name: Mean(f"{name}_loss") for name in (loss_trackers or [])}
         self.keras2_targets = keras2_targets  # tf.keras 2 reshapes targets before its metrics
+        # Embeddings with sparse gradients (one row per token occurrence, as Keras sees them);
+        # under torchrun they are left out of DistributedDataParallel, which would sum the rows.
+        self.sparse_parameters = {name: m.weight for name, m in model.named_modules()
+                                  if isinstance(m, torch.nn.Embedding) and m.sparse and m.weight.requires_grad}
 
     @property
     def sums_over_batch(self) -> bool:
@@ -129,23 +133,59 @@ class Training:
 
         `forward` is the module to call (a DistributedDataParallel wrapper of `model`);
         `loss_scale` weights this process's loss so that averaged gradients equal the global
-        batch's (uneven shards under torchrun). Several outputs: `y_true` is a list in Keras'
-        output order or a dict by output name; `sample_weight` is one tensor for every
-        output or one per output, like `fit(sample_weight=)`."""
+        batch's (uneven shards under torchrun). `loss_scale=0` is a process whose shard of the
+        batch is empty: it runs a stand-in batch in eval mode (no BatchNorm statistics), takes
+        part in the gradient all-reduce with zero gradients and updates no metric. Several
+        outputs: `y_true` is a list in Keras' output order or a dict by output name;
+        `sample_weight` is one tensor for every output or one per output, like
+        `fit(sample_weight=)`."""
         forward = self.model if forward is None else forward
-        self.model.train()
+        stand_in = loss_scale == 0
+        self.model.train(not stand_in)
         self.optimizer.zero_grad(set_to_none=True)
         y_pred = self.keras_output(forward(*inputs))
         loss = self.compute_loss(y_true, y_pred, sample_weight)
         # A loss with reduction "none" stays a per-sample tensor: TensorFlow's tape then
         # differentiates its sum, and Keras reports its mean.
         (loss.sum() * loss_scale).backward()
+        if self.sparse_parameters and torch.distributed.is_initialized():
+            self.gather_sparse_gradients()
         self.optimizer.step()
         if self.constraints is not None:
             self.constraints()
+        if stand_in:
+            return torch.zeros(())
         with torch.no_grad():
             self.update_metrics(y_true, y_pred, sample_weight)
         return loss.detach().mean()
+
+    @torch.no_grad()
+    def gather_sparse_gradients(self) -> None:
+        """Under torchrun: every process's gradient rows of the sparse parameters, concatenated
+        in rank order (= the global batch's order) and averaged over processes as DDP averages
+        the others. A dense gradient (an embedding regularizer's) is all-reduced."""
+        world = torch.distributed.get_world_size()
+        for param in self.sparse_parameters.values():
+            grad = param.grad
+            if grad is None:
+                continue
+            if not grad.is_sparse:
+                torch.distributed.all_reduce(grad)
+                grad.div_(world)
+                continue
+            indices, values = grad._indices()[0], grad._values()
+            counts = [torch.zeros(1, dtype=torch.long) for _ in range(world)]
+            torch.distributed.all_gather(counts, torch.tensor([len(indices)]))
+            size = max(int(c) for c in counts)
+            padded_indices = torch.cat([indices, indices.new_zeros(size - len(indices))])
+            padded_values = torch.cat([values, values.new_zeros((size - len(values), *values.shape[1:]))])
+            all_indices = [torch.empty_like(padded_indices) for _ in range(world)]
+            all_values = [torch.empty_like(padded_values) for _ in range(world)]
+            torch.distributed.all_gather(all_indices, padded_indices)
+            torch.distributed.all_gather(all_values, padded_values)
+            indices = torch.cat([i[: int(c)] for i, c in zip(all_indices, counts)])
+            values = torch.cat([v[: int(c)] for v, c in zip(all_values, counts)]) / world
+            param.grad = torch.sparse_coo_tensor(indices[None], values, grad.shape, is_coalesced=False)
 
     @torch.no_grad()
     def test_step(self, inputs, y_true, sample_weight=None) -> torch.Tensor:

@@ -15,6 +15,7 @@ reorders as the weights themselves).
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 
 import h5py
@@ -120,10 +121,12 @@ def load_keras_optimizer_state(
     elif spec.optimizer.ctor in ("KerasNadamTF2", "KerasLegacyAdagrad", "KerasLegacyRMSprop", "KerasLegacyNadam"):
         if len(variables) == 1 and int(variables[0]) == 0:  # saved before the first update
             return 0
+        # tf.keras' .h5 holds the legacy optimizers' whole state, but not Nadam's momentum product.
+        h5 = "" if spec.optimizer.ctor == "KerasNadamTF2" else ", or save the model as .h5 from tf.keras"
         raise UnsupportedTraining(
             f"the optimizer state in this .keras file was written by tf.keras 2 ({spec.optimizer.ctor[5:]}), whose "
             "variable layout is not mapped yet. Start from a fresh optimizer instead: "
-            "result.training_setup(load_optimizer_state=False), or save the model as .h5 from tf.keras"
+            f"result.training_setup(load_optimizer_state=False){h5}"
         )
     trainable, names = trainable_variables(weight_map, module, model_config)
     n = len(trainable)
@@ -308,6 +311,14 @@ def load_h5_optimizer_state(
             g["u_product"], g["u_product_counter"] = 1.0, 1
     if not slots:  # saved before the first update: nothing but the counter
         return iterations
+    if name == "KerasNadamTF2":
+        warnings.warn(
+            f"{weights.path}: tf.keras' .h5 does not store Nadam's momentum product (u_product), so training "
+            f"resumed from it (after {iterations} steps) restarts the product at 1, as tf_keras.models.load_model() "
+            "does, and drifts from the run that was not interrupted. For an exact continuation, keep training in "
+            "PyTorch from train.py's checkpoints; to start fresh, use training_setup(load_optimizer_state=False)",
+            UserWarning, stacklevel=2,
+        )
     expected = set(getattr(optimizer, "slots", ())) | ({"average"} if group.get("use_ema") else set())
     if set(slots) != expected:
         raise _h5_unsupported(f"it holds the slots {sorted(slots)}, the torch optimizer expects {sorted(expected)}",
