@@ -224,3 +224,25 @@ def test_unsupported_argument_names_the_op(keras, tmp_path):
     keras.Model(inp, out).save(path)
     with pytest.raises(tf2torch.ConversionError, match=r"keras\.ops\.Resize with method 'bicubic'"):
         tf2torch.convert(str(path))
+
+
+def test_an_argument_the_op_table_does_not_know_is_refused(keras, tmp_path):
+    """ops.max(x, initial=...) changes the result: never silently dropped."""
+    inp = keras.Input((4, 5))
+    path = tmp_path / "initial.keras"
+    keras.Model(inp, keras.ops.max(inp, axis=1, initial=0.5)).save(path)
+    with pytest.raises(tf2torch.ConversionError, match=r"keras\.ops\.Max with initial"):
+        tf2torch.convert(str(path))
+
+
+def test_unknown_arguments_are_collected_for_refusal():
+    from tf2torch.frontends.keras.layer_calls import LayerCall, LayerEntry
+    from tf2torch.frontends.keras.op_calls import bind_op_call, op_spec
+
+    config = {"name": "sum", "axis": 1, "keepdims": False, "where": [1, 0], "dtype": None}
+    entry = LayerEntry("ops.Sum", "sum", config, [], {})
+    call = bind_op_call(entry, op_spec(entry), LayerCall([], args=[None]), [], {})
+    assert call.unknown == ["where"] and call.args["axis"] == 1
+    tf_entry = LayerEntry("TFOpLambda", "tf.math.reduce_sum", {"function": "math.reduce_sum"}, [], {})
+    tf_call = LayerCall([], kwargs={"axis": 2, "name": None, "future_flag": True})
+    assert bind_op_call(tf_entry, op_spec(tf_entry), tf_call, [], {}).unknown == ["future_flag"]
