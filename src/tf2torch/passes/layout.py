@@ -61,6 +61,9 @@ class LayoutPass:
             self._visit_flatten(node)
         elif layout is Layout.DROPS_AXES:
             self._visit_drops_axes(node)
+        elif layout is Layout.ANY_INPUT:
+            for out in node.outputs:
+                out.perm = None
         else:
             for i, value in enumerate(node.inputs):
                 if node.op == "dense" and value.feature_order is not None:

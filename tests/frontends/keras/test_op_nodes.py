@@ -118,6 +118,18 @@ def test_axis_arguments_are_rewritten_instead_of_permuting(tmp_path):
     assert ".permute(" not in forward.split("return")[0].replace("permute(0, 2, 1)", ""), forward
 
 
+def test_einsum_and_transpose_read_channels_first_operands_directly(keras, tmp_path):
+    inp = keras.Input((7, 9, 6))
+    x = keras.layers.Conv2D(8, 3, padding="same")(inp)
+    pooled = keras.ops.mean(x, axis=[1, 2])
+    outputs = [keras.ops.einsum("bhwc,bc->bhw", x, pooled), keras.ops.transpose(x, (0, 3, 1, 2)),
+               keras.ops.transpose(x, (0, 2, 1, 3))]
+    result = convert_and_compare(keras.Model(inp, outputs), tmp_path)
+    forward = result.source_code.split("def forward")[1]
+    assert "torch.einsum(\"bchw,bc->bhw\"" in forward
+    assert forward.count(".permute(") == 1, forward  # (0, 3, 1, 2) of NHWC is the NCHW tensor itself
+
+
 # -- Keras 3 (.keras): the same ops through keras.ops ----------------------------------------
 
 
