@@ -90,9 +90,11 @@ def _convert_general_relu(node: Node, b: ModuleBuilder, x: str) -> None:
         b.use_functional()
         y = f"F.relu6({x}, inplace=True)" if in_place else f"F.relu6({x})"
         max_value = None
-    else:
+    elif in_place:
         b.use_functional()
-        y = f"F.relu({x}, inplace=True)" if in_place else f"torch.relu({x})"
+        y = f"F.relu({x}, inplace=True)"
+    else:
+        y = f"torch.relu({x})"
     if max_value is not None:
         y = f"({y}).clamp(0.0, {literal(max_value)})"
     if slope:

@@ -230,8 +230,20 @@ def convert_tf_matmul(node: Node, b: ModuleBuilder) -> None:
 
 @register_converter("tf_einsum")
 def convert_tf_einsum(node: Node, b: ModuleBuilder) -> None:
-    args = ", ".join(operand(node, op, b, broadcast=False) for op in node.attrs["operands"])
-    b.emit(node.outputs[0], f"torch.einsum({literal(node.attrs['equation'])}, {args})")
+    operands = node.attrs["operands"]
+    args = [operand(node, op, b, broadcast=False) for op in operands]
+    inputs, output = node.attrs["equation"].split("->")
+    terms = inputs.split(",")
+    for i, op in enumerate(operands):
+        perm = node.inputs[op[1]].perm if op[0] == "value" else None
+        if perm is None:
+            continue
+        if "..." in terms[i]:  # an ellipsis hides which letter is which axis: back to the source layout
+            args[i] = f"{args[i]}.permute({', '.join(str(perm.index(a)) for a in range(len(perm)))})"
+        else:  # a channels-first operand: its subscripts in torch's order
+            terms[i] = "".join(terms[i][axis] for axis in perm)
+    equation = literal(",".join(terms) + "->" + output)
+    b.emit(node.outputs[0], f"torch.einsum({equation}, {', '.join(args)})")
 
 
 @register_converter("tf_argmax")
@@ -265,7 +277,12 @@ def convert_tf_cumsum(node: Node, b: ModuleBuilder) -> None:
 
 @register_converter("tf_transpose")
 def convert_tf_transpose(node: Node, b: ModuleBuilder) -> None:
-    b.emit(node.outputs[0], f"{b.var(node.inputs[0])}.permute({', '.join(map(str, node.attrs['dims']))})")
+    x = node.inputs[0]
+    dims = [x.torch_axis(d) for d in node.attrs["dims"]]  # composed with the input's layout
+    if dims == list(range(x.rank)):
+        b.alias(node.outputs[0], x)
+        return
+    b.emit(node.outputs[0], f"{b.var(x)}.permute({', '.join(map(str, dims))})")
 
 
 @register_converter("tf_unsqueeze")

@@ -13,6 +13,8 @@ The layout pass reads only this table; converters never branch on data format.
   remaining axes then have a layout the IR uses (channels-first or source order); the
   converter maps axes with Value.torch_axis. Otherwise (or when the attribute is None) the
   input is brought to the source layout, as for SOURCE.
+- ANY_INPUT: takes its inputs in whatever layout they have (the converter reads their perms,
+  e.g. composes a transpose or rewrites einsum subscripts) and gives source-layout outputs.
 - SOURCE: needs the source (Keras) layout, e.g. Reshape, Dense on rank > 2, RNNs.
 - A node whose `attrs["shape_inputs"]` is n reads only the shape of its last n inputs
   (e.g. `x.reshape(-1, y.shape[1])`): those keep whatever layout they have.
@@ -33,6 +35,7 @@ class Layout(Enum):
     ELEMENTWISE = "elementwise"
     AXIS = "axis"
     DROPS_AXES = "drops_axes"
+    ANY_INPUT = "any_input"
     SOURCE = "source"
     FLATTEN = "flatten"
     VIEW = "view"
@@ -147,13 +150,13 @@ OPS: dict[str, OpDef] = _defs(
     OpDef("tf_reduce", Layout.DROPS_AXES, dropped_axes_attr="axes"),
     OpDef("tf_reduce_keep", Layout.ELEMENTWISE),
     OpDef("tf_matmul", Layout.SOURCE),
-    OpDef("tf_einsum", Layout.SOURCE),
+    OpDef("tf_einsum", Layout.ANY_INPUT),
     OpDef("tf_sdpa", Layout.SOURCE),  # softmax(q k^T * scale + mask) v, folded from einsums / matmuls
     OpDef("tf_argmax", Layout.SOURCE),
     OpDef("tf_topk", Layout.SOURCE),
     OpDef("tf_cumsum", Layout.SOURCE),
     OpDef("tf_reshape", Layout.SOURCE),
-    OpDef("tf_transpose", Layout.SOURCE),
+    OpDef("tf_transpose", Layout.ANY_INPUT),
     OpDef("tf_unsqueeze", Layout.SOURCE),
     OpDef("tf_squeeze", Layout.DROPS_AXES, dropped_axes_attr="dims"),
     OpDef("tf_stack", Layout.SOURCE),

@@ -69,6 +69,9 @@ class LayoutPass:
             self._visit_drops_axes(node)
         elif layout is Layout.VIEW:
             self._visit_view(node)
+        elif layout is Layout.ANY_INPUT:
+            for out in node.outputs:
+                out.perm = None
         else:
             for i, value in enumerate(_computed(node)):
                 if node.op == "dense" and value.feature_order is not None:

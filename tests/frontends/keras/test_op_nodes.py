@@ -118,6 +118,18 @@ def test_axis_arguments_are_rewritten_instead_of_permuting(tmp_path):
     assert ".permute(" not in forward.split("return")[0].replace("permute(0, 2, 1)", ""), forward
 
 
+def test_einsum_and_transpose_read_channels_first_operands_directly(keras, tmp_path):
+    inp = keras.Input((7, 9, 6))
+    x = keras.layers.Conv2D(8, 3, padding="same")(inp)
+    pooled = keras.ops.mean(x, axis=[1, 2])
+    outputs = [keras.ops.einsum("bhwc,bc->bhw", x, pooled), keras.ops.transpose(x, (0, 3, 1, 2)),
+               keras.ops.transpose(x, (0, 2, 1, 3))]
+    result = convert_and_compare(keras.Model(inp, outputs), tmp_path)
+    forward = result.source_code.split("def forward")[1]
+    assert "torch.einsum(\"bchw,bc->bhw\"" in forward
+    assert forward.count(".permute(") == 1, forward  # (0, 3, 1, 2) of NHWC is the NCHW tensor itself
+
+
 # -- Keras 3 (.keras): the same ops through keras.ops ----------------------------------------
 
 
@@ -224,3 +236,25 @@ def test_unsupported_argument_names_the_op(keras, tmp_path):
     keras.Model(inp, out).save(path)
     with pytest.raises(tf2torch.ConversionError, match=r"keras\.ops\.Resize with method 'bicubic'"):
         tf2torch.convert(str(path))
+
+
+def test_an_argument_the_op_table_does_not_know_is_refused(keras, tmp_path):
+    """ops.max(x, initial=...) changes the result: never silently dropped."""
+    inp = keras.Input((4, 5))
+    path = tmp_path / "initial.keras"
+    keras.Model(inp, keras.ops.max(inp, axis=1, initial=0.5)).save(path)
+    with pytest.raises(tf2torch.ConversionError, match=r"keras\.ops\.Max with initial"):
+        tf2torch.convert(str(path))
+
+
+def test_unknown_arguments_are_collected_for_refusal():
+    from tf2torch.frontends.keras.layer_calls import LayerCall, LayerEntry
+    from tf2torch.frontends.keras.op_calls import bind_op_call, op_spec
+
+    config = {"name": "sum", "axis": 1, "keepdims": False, "where": [1, 0], "dtype": None}
+    entry = LayerEntry("ops.Sum", "sum", config, [], {})
+    call = bind_op_call(entry, op_spec(entry), LayerCall([], args=[None]), [], {})
+    assert call.unknown == ["where"] and call.args["axis"] == 1
+    tf_entry = LayerEntry("TFOpLambda", "tf.math.reduce_sum", {"function": "math.reduce_sum"}, [], {})
+    tf_call = LayerCall([], kwargs={"axis": 2, "name": None, "future_flag": True})
+    assert bind_op_call(tf_entry, op_spec(tf_entry), tf_call, [], {}).unknown == ["future_flag"]

@@ -14,7 +14,7 @@ vocabulary; anything else is listed by name as unsupported.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -139,7 +139,8 @@ KERAS_OPS: dict[str, OpSpec] = _table({
     "ops.Softmax": ("softmax", None, "x", "axis"),
     "ops.LogSoftmax": ("log_softmax", None, "x", "axis"),
     **{f"ops.{name}": ("reduce", fn, "x", "axis keepdims")
-       for name, fn in (("Sum", "sum"), ("Mean", "mean"), ("Max", "max"), ("Min", "min"), ("Prod", "prod"))},
+       for name, fn in (("Sum", "sum"), ("Mean", "mean"), ("Prod", "prod"))},
+    **{f"ops.{name}": ("reduce", fn, "x", "axis keepdims initial") for name, fn in (("Max", "max"), ("Min", "min"))},
     "ops.Reshape": ("reshape", None, "x", "newshape:shape"),
     "ops.Transpose": ("transpose", None, "x", "axes:perm"),
     "ops.Stack": ("stack", None, "x:values", "axis"),
@@ -147,8 +148,9 @@ KERAS_OPS: dict[str, OpSpec] = _table({
     "ops.GetItem": ("getitem", None, "x key"),
     "ops.Matmul": ("matmul", None, "x1:a x2:b"),
     "ops.Einsum": ("einsum", None, "*operands", "subscripts:equation"),
-    "ops.Resize": ("resize", None, "x:x",
-                   "size interpolation:method antialias crop_to_aspect_ratio pad_to_aspect_ratio data_format"),
+    "ops.Resize": ("resize", None, "x",
+                   ("size interpolation:method antialias crop_to_aspect_ratio pad_to_aspect_ratio data_format "
+                    "fill_mode fill_value")),
     "ops.Where": ("where", None, "condition x1:x x2:y"),
     "ops.Clip": ("clip", None, "x", "x_min:min x_max:max"),
     "ops.Cast": ("cast", None, "x", "dtype"),
@@ -175,6 +177,9 @@ class OpCall:
     fn: str | None
     args: dict[str, Any]
     source_name: str  # as the user wrote it: tf.math.reduce_mean, keras.ops.Mean
+    # Arguments set to something other than None / False that the tables do not know: refused,
+    # since ignoring one could change the result silently.
+    unknown: list[str] = field(default_factory=list)
 
 
 def tf_function_name(entry: LayerEntry) -> str:
@@ -220,10 +225,16 @@ def bind_op_call(entry: LayerEntry, spec: OpSpec, call: Any, inputs: list[Value]
             if source in entry.config:
                 args.setdefault(canonical, entry.config[source])
     renames = dict(params + _spec_map(spec.config))
+    unknown = [k for k, v in named.items() if k not in renames and _is_set(v)]
+    if entry.class_name not in TF_OP_LAYERS:
+        unknown += [k for k, v in entry.config.items() if k not in renames and k != "name" and _is_set(v)]
     for key, value in named.items():
-        canonical = renames.get(key, key)
-        args[canonical] = value
-    return OpCall(spec.op, spec.fn, args, display_name(entry))
+        args[renames.get(key, key)] = value
+    return OpCall(spec.op, spec.fn, args, display_name(entry), sorted(unknown))
+
+
+def _is_set(value: Any) -> bool:
+    return value is not None and value is not False
 
 
 def _resolve_v3(obj: Any, values: Any) -> Any:

@@ -48,6 +48,8 @@ def import_op_node(ctx: LayerContext) -> list[Value]:
     if spec is None:  # find_unsupported lists these before the import starts
         raise ctx.unsupported(f"the op {display_name(ctx.entry)}")
     call = bind_op_call(ctx.entry, spec, ctx.call, ctx.inputs, ctx.tensor_kwargs)
+    if call.unknown:
+        raise _refuse(ctx, call, f"argument(s) {', '.join(call.unknown)}")
     outputs = OP_BUILDERS[call.op](ctx, call)
     # tf.keras names the layer after the function ("tf.__operators__.getitem_2"): the
     # generated variable gets the function's own name ("getitem_2").
@@ -214,6 +216,8 @@ def build_reduce(ctx: LayerContext, call: OpCall) -> list[Value]:
     axes = _int_axes(call.args.get("axis"), x.rank)
     axes = tuple(range(x.rank)) if axes is None else axes
     keep = bool(call.args.get("keepdims", False))
+    if call.args.get("initial") is not None:
+        raise _refuse(ctx, call, "initial")
     fn = TORCH_REDUCTIONS[call.fn]
     shape = tuple(1 if i in axes else d for i, d in enumerate(x.spec.shape) if keep or i not in axes)
     dtype = "bool" if fn in ("any", "all") else x.spec.dtype
