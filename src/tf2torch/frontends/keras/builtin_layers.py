@@ -52,7 +52,6 @@ REFUSED_BUILTINS: dict[str, str] = {
     "MaxNumBoundingBoxes": "it pads bounding-box annotations, which are not model tensors",
     "MelSpectrogram": _NOT_WRITTEN,
     "Pipeline": _NOT_WRITTEN,
-    "STFTSpectrogram": _NOT_WRITTEN,
     "StringLookup": (
         "torch has no string tensors: run the lookup in your data pipeline and convert the model from the "
         "integer ids on (an IntegerLookup or no lookup)"
