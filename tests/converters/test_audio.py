@@ -37,3 +37,21 @@ def test_stft_spectrogram_then_conv2d(keras, tmp_path):
     model = keras.Model(inp, keras.layers.Conv2D(3, 3)(x))
     x = np.random.default_rng(1).standard_normal((2, 64, 1)).astype(np.float32)
     convert_and_compare(model, tmp_path, inputs=[x])
+
+
+MEL_CASES = {
+    "default-db": {"fft_length": 64, "sequence_stride": 16, "num_mel_bins": 12, "sampling_rate": 8000},
+    "short-window-hamming": {"fft_length": 64, "sequence_length": 40, "sequence_stride": 24, "window": "hamming",
+                             "num_mel_bins": 10, "min_freq": 100.0, "max_freq": 3000.0, "sampling_rate": 8000,
+                             "top_db": 30.0, "ref_power": 2.0},
+    "magnitude-no-db": {"fft_length": 32, "sequence_stride": 9, "num_mel_bins": 8, "power_to_db": False,
+                        "mag_exp": 1.0, "window": None, "sequence_length": 20},
+}
+
+
+@pytest.mark.parametrize("case", list(MEL_CASES))
+def test_mel_spectrogram(keras, tmp_path, case):
+    inp = keras.Input((301,))
+    model = keras.Model(inp, keras.layers.MelSpectrogram(**MEL_CASES[case])(inp))
+    x = np.random.default_rng(0).standard_normal((3, 301)).astype(np.float32)
+    convert_and_compare(model, tmp_path, inputs=[x], perturb=False)

@@ -1,4 +1,4 @@
-"""stft_spectrogram (Keras 3 STFTSpectrogram)."""
+"""stft_spectrogram and mel_spectrogram (Keras 3 STFTSpectrogram, MelSpectrogram)."""
 
 from __future__ import annotations
 
@@ -74,4 +74,54 @@ def convert_stft_spectrogram(node: Node, b: ModuleBuilder) -> None:
     state = {k: state_array(p.array) for k, p in node.params.items()}
     frozen = frozen_names(node, {"real_kernel": "real_kernel", "imag_kernel": "imag_kernel"})
     mod = b.submodule(node, ctor, state, frozen=frozen)
+    b.emit(node.outputs[0], f"{mod}({b.var(node.inputs[0])})")
+
+
+MEL_HELPER = '''
+class MelSpectrogram(nn.Module):
+    """Keras MelSpectrogram: |STFT| ** mag_exp over centered, reflect-padded frames, the mel
+    filter bank, then decibels floored at top_db below the largest value of the whole batch
+    (as Keras computes it). Output: (batch, num_mel_bins, frames)."""
+
+    def __init__(
+        self, fft_length: int, hop_length: int, win_length: int, num_mel_bins: int, window: str | None = "hann",
+        mag_exp: float = 2.0, power_to_db: bool = True, top_db: float = 80.0, min_power: float = 1e-10,
+        ref_db: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.fft_length = fft_length
+        self.hop_length = hop_length
+        self.win_length = win_length
+        self.mag_exp = mag_exp
+        self.power_to_db = power_to_db
+        self.top_db = top_db
+        self.min_power = min_power
+        self.ref_db = ref_db
+        windows = {"hann": torch.hann_window, "hamming": torch.hamming_window}
+        self.register_buffer("window", windows[window](win_length) if window else None, persistent=False)
+        self.register_buffer("mel_filters", torch.zeros(fft_length // 2 + 1, num_mel_bins))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        spectrum = torch.stft(
+            x, self.fft_length, self.hop_length, self.win_length, window=self.window, center=True,
+            pad_mode="reflect", return_complex=True,
+        )
+        mel = spectrum.abs().pow(self.mag_exp).transpose(1, 2) @ self.mel_filters
+        if self.power_to_db:
+            mel = 10.0 * torch.log10(mel.clamp_min(self.min_power)) - self.ref_db
+            mel = torch.maximum(mel, mel.amax() - self.top_db)
+        return mel.transpose(1, 2)
+'''
+
+
+@register_converter("mel_spectrogram")
+def convert_mel_spectrogram(node: Node, b: ModuleBuilder) -> None:
+    a = node.attrs
+    filters = node.params["mel_filters"].array
+    defaults = {"window": "hann", "mag_exp": 2.0, "power_to_db": True, "top_db": 80.0, "min_power": 1e-10,
+                "ref_db": 0.0}
+    kwargs = {k: a[k] for k, default in defaults.items() if a[k] != default}
+    cls = b.helper("MelSpectrogram", MEL_HELPER)
+    ctor = call(cls, a["fft_length"], a["hop_length"], a["win_length"], int(filters.shape[1]), **kwargs)
+    mod = b.submodule(node, ctor, {"mel_filters": state_array(filters)})
     b.emit(node.outputs[0], f"{mod}({b.var(node.inputs[0])})")

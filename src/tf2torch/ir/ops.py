@@ -99,6 +99,7 @@ OPS: dict[str, OpDef] = _defs(
     OpDef("normalize", Layout.ELEMENTWISE),
     OpDef("resize", Layout.CHANNELS_FIRST),
     OpDef("stft_spectrogram", Layout.SOURCE),
+    OpDef("mel_spectrogram", Layout.SOURCE),
     OpDef("discretize", Layout.ELEMENTWISE),
     OpDef("integer_lookup", Layout.ELEMENTWISE),
     OpDef("category_encoding", Layout.SOURCE),

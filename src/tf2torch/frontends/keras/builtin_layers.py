@@ -50,7 +50,6 @@ REFUSED_BUILTINS: dict[str, str] = {
     "Lambda": "it carries Python bytecode, which tf2torch does not run",
     "Layer": _BASE_CLASS,
     "MaxNumBoundingBoxes": "it pads bounding-box annotations, which are not model tensors",
-    "MelSpectrogram": _NOT_WRITTEN,
     "Pipeline": _NOT_WRITTEN,
     "StringLookup": (
         "torch has no string tensors: run the lookup in your data pipeline and convert the model from the "

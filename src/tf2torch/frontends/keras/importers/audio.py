@@ -1,5 +1,6 @@
-"""Audio preprocessing: STFTSpectrogram (Keras 3). Its DFT kernels are weights in the file
-(they encode the window and the scaling), so the torch module convolves with the same ones."""
+"""Audio preprocessing (Keras 3): STFTSpectrogram, whose DFT kernels are weights in the file
+(they encode the window and the scaling), so the torch module convolves with the same ones;
+MelSpectrogram, torch.stft with TensorFlow's framing and Keras' mel filter bank."""
 
 from __future__ import annotations
 
@@ -50,3 +51,55 @@ def import_stft_spectrogram(ctx: LayerContext) -> list[Value]:
     attrs = {"mode": mode, "frame_step": frame_step, "pad": tuple(pad), "channels_first": channels_first,
              "expand_dims": expand}
     return ctx.add("stft_spectrogram", [x], [TensorSpec(shape, "float32")], attrs, params).outputs
+
+
+def _hertz_to_mel(hertz: np.ndarray) -> np.ndarray:
+    return np.float32(1127.0) * np.log(np.float32(1.0) + hertz / np.float32(700.0))
+
+
+def mel_filters(num_mel_bins: int, num_spectrogram_bins: int, sampling_rate: float,
+                lower_hertz: float, upper_hertz: float) -> np.ndarray:
+    """Keras MelSpectrogram's (HTK) filter bank, (num_spectrogram_bins, num_mel_bins): triangles
+    with peak 1 between mel-spaced band edges; the DC bin gets no weight."""
+    linear = np.linspace(0.0, sampling_rate / 2.0, num_spectrogram_bins, dtype=np.float32)[1:]
+    bins_mel = _hertz_to_mel(linear)[:, None]
+    lower_mel, upper_mel = _hertz_to_mel(np.float32(lower_hertz)), _hertz_to_mel(np.float32(upper_hertz))
+    edges = np.linspace(lower_mel, upper_mel, num_mel_bins + 2, dtype=np.float32)
+    lower, center, upper = edges[:-2][None], edges[1:-1][None], edges[2:][None]
+    rising = (bins_mel - lower) / (center - lower)
+    falling = (upper - bins_mel) / (upper - center)
+    weights = np.maximum(np.float32(0.0), np.minimum(rising, falling))
+    return np.pad(weights, [(1, 0), (0, 0)]).astype(np.float32)
+
+
+@register_importer("MelSpectrogram")
+def import_mel_spectrogram(ctx: LayerContext) -> list[Value]:
+    cfg = ctx.config
+    x = ctx.inputs[0]
+    if x.rank != 2:
+        raise ctx.unsupported(f"a rank-{x.rank} input (a batch of 1-D signals, rank 2, is expected)")
+    window = cfg.get("window", "hann")
+    if window not in ("hann", "hamming", None):
+        raise ctx.unsupported(f"window={window!r} (an array window)")
+    fft_length = int(cfg.get("fft_length", 2048))
+    stride = int(cfg.get("sequence_stride", 512))
+    sequence_length = int(cfg.get("sequence_length") or fft_length)
+    sampling_rate = float(cfg.get("sampling_rate", 16000))
+    num_mel_bins = int(cfg.get("num_mel_bins", 128))
+    upper = cfg.get("max_freq")
+    filters = mel_filters(num_mel_bins, fft_length // 2 + 1, sampling_rate, float(cfg.get("min_freq", 20.0)),
+                          sampling_rate / 2.0 if upper is None else float(upper))
+    min_power = float(cfg.get("min_power", 1e-10))
+    attrs = {
+        "fft_length": fft_length, "hop_length": stride,
+        # No window: TensorFlow transforms whole fft_length frames, unwindowed.
+        "win_length": sequence_length if window is not None else fft_length, "window": window,
+        "mag_exp": float(cfg.get("mag_exp", 2.0)), "power_to_db": bool(cfg.get("power_to_db", True)),
+        "top_db": float(cfg.get("top_db", 80.0)), "min_power": min_power,
+        "ref_db": float(10.0 * np.log10(max(abs(float(cfg.get("ref_power", 1.0))), min_power))),
+    }
+    steps = x.spec.shape[1]
+    frames = None if steps is None else 1 + int(steps) // stride
+    params = {"mel_filters": ctx.param(filters, "freq_mel", trainable=False)}
+    out = TensorSpec((x.spec.shape[0], num_mel_bins, frames), "float32")
+    return ctx.add("mel_spectrogram", [x], [out], attrs, params).outputs
