@@ -60,6 +60,7 @@ OPS: dict[str, OpDef] = _defs(
     OpDef("locally_connected", Layout.CHANNELS_FIRST),
     OpDef("pool", Layout.CHANNELS_FIRST),
     OpDef("global_pool", Layout.CHANNELS_FIRST),
+    OpDef("adaptive_pool", Layout.CHANNELS_FIRST),
     OpDef("batch_norm", Layout.CHANNELS_FIRST),
     OpDef("layer_norm", Layout.SOURCE),
     OpDef("group_norm", Layout.CHANNELS_FIRST),

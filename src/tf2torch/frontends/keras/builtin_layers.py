@@ -33,12 +33,6 @@ _FINGERPRINT = (
 # Refused built-in classes: class name -> the reason, completing "not supported yet, because ...".
 REFUSED_BUILTINS: dict[str, str] = {
     "AbstractRNNCell": _BASE_CLASS,
-    "AdaptiveAveragePooling1D": _NOT_WRITTEN,
-    "AdaptiveAveragePooling2D": _NOT_WRITTEN,
-    "AdaptiveAveragePooling3D": _NOT_WRITTEN,
-    "AdaptiveMaxPooling1D": _NOT_WRITTEN,
-    "AdaptiveMaxPooling2D": _NOT_WRITTEN,
-    "AdaptiveMaxPooling3D": _NOT_WRITTEN,
     "AutoContrast": _HISTOGRAM,
     "ContrastLimitedAdaptiveHistogramEqualization": _HISTOGRAM,
     "DenseFeatures": "it reads tf.feature_column definitions (dicts of named, often string, features)",
