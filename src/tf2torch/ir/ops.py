@@ -104,6 +104,7 @@ OPS: dict[str, OpDef] = _defs(
     OpDef("discretize", Layout.ELEMENTWISE),
     OpDef("integer_lookup", Layout.ELEMENTWISE),
     OpDef("category_encoding", Layout.SOURCE),
+    OpDef("auto_contrast", Layout.CHANNELS_FIRST),
     OpDef("random_flip", Layout.AXIS, axis_attrs=("height_axis", "width_axis")),
     OpDef("train_augmentation", Layout.ELEMENTWISE, passes_feature_order=True),  # identity (Random* layers)  # Keras Resizing: tf.image.resize after an optional crop or pad
     OpDef("layer_scale", Layout.ELEMENTWISE),

@@ -33,7 +33,6 @@ _FINGERPRINT = (
 # Refused built-in classes: class name -> the reason, completing "not supported yet, because ...".
 REFUSED_BUILTINS: dict[str, str] = {
     "AbstractRNNCell": _BASE_CLASS,
-    "AutoContrast": _HISTOGRAM,
     "ContrastLimitedAdaptiveHistogramEqualization": _HISTOGRAM,
     "DenseFeatures": "it reads tf.feature_column definitions (dicts of named, often string, features)",
     "Equalization": _HISTOGRAM,
@@ -44,7 +43,6 @@ REFUSED_BUILTINS: dict[str, str] = {
     "Lambda": "it carries Python bytecode, which tf2torch does not run",
     "Layer": _BASE_CLASS,
     "MaxNumBoundingBoxes": "it pads bounding-box annotations, which are not model tensors",
-    "Pipeline": _NOT_WRITTEN,
     "StringLookup": (
         "torch has no string tensors: run the lookup in your data pipeline and convert the model from the "
         "integer ids on (an IntegerLookup or no lookup)"
