@@ -54,8 +54,11 @@ class KerasV3WeightReader(WeightReader):
     (Sequential leaves its InputLayer out), their variables at `vars/0`, `vars/1`, ...
     """
 
-    def __init__(self, group: h5py.Group, layer_configs: list[dict], sequential: bool) -> None:
+    def __init__(self, group: h5py.Group, layer_configs: list[dict], sequential: bool,
+                 assets: dict[str, bytes] | None = None, prefix: str = "") -> None:
         self._group = group
+        self._assets = assets or {}  # archive members under assets/ (lookup vocabularies)
+        self._prefix = prefix  # this model's path in the archive ("" or "layers/<model>/")
         self._paths: dict[str, str] = {}
         used: dict[str, int] = {}
         for cfg in layer_configs:
@@ -82,7 +85,13 @@ class KerasV3WeightReader(WeightReader):
         group = self._layer_group(layer_name)
         if group is None:
             raise BadModelFile(f"no weights stored for nested model {layer_name!r}")
-        return KerasV3WeightReader(group, layer_configs, sequential)
+        return KerasV3WeightReader(group, layer_configs, sequential, self._assets,
+                                   f"{self._prefix}layers/{self._paths[layer_name]}/")
+
+    def asset(self, layer_name: str, filename: str) -> bytes | None:
+        """A file Keras saved for the layer (e.g. an adapted lookup's vocabulary.txt)."""
+        path = self._paths.get(layer_name)
+        return None if path is None else self._assets.get(f"assets/{self._prefix}layers/{path}/{filename}")
 
     def group(self, layer_name: str) -> h5py.Group | None:
         """The raw group, for layers whose variables live in sub-objects (e.g. RNN cells)."""
@@ -184,9 +193,11 @@ def _load_keras_v3(path: str) -> KerasSource:
             hint = " (it stores model.weights.npz, which is not supported)" if "model.weights.npz" in names else ""
             raise BadModelFile(f"{path}: the archive has no model.weights.h5{hint}")
         weights_file = _extract_member(archive, "model.weights.h5", path)
+        assets = {n: _read_member(archive, n, MAX_CONFIG_BYTES, path)
+                  for n in names if n.startswith("assets/") and not n.endswith("/")}
     h5 = h5py.File(weights_file, "r")
     model_layers = config.get("config", {}).get("layers", [])
-    reader = KerasV3WeightReader(h5, model_layers, config.get("class_name") == "Sequential")
+    reader = KerasV3WeightReader(h5, model_layers, config.get("class_name") == "Sequential", assets)
     keras_version = str(metadata.get("keras_version", "3"))
     source = KerasSource(
         path=path,
