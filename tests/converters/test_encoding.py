@@ -104,3 +104,11 @@ def test_integer_lookup_one_hot_with_mask(keras, tmp_path):
     layer = keras.layers.IntegerLookup(vocabulary=[12, 5, 7], output_mode="one_hot", mask_token=0)
     inputs = [np.array([[0], [12], [5], [99]], np.int64)]  # the mask token encodes as all zeros
     convert_and_compare(keras.Model(inp, layer(inp)), tmp_path, inputs=inputs)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"mask_token": 0, "num_oov_indices": 2, "oov_token": 99}], ids=["default", "mask"])
+def test_integer_lookup_invert(keras, tmp_path, kwargs):
+    inp = keras.Input((6,), dtype="int64")
+    layer = keras.layers.IntegerLookup(vocabulary=[12, 5, 7, 40], invert=True, **kwargs)
+    ids = np.array([[0, 1, 2, 3, 4, 5], [6, 7, 2, 0, 1, 3]], np.int64)  # 6 and 7 are past the table
+    convert_and_compare(keras.Model(inp, layer(inp)), tmp_path, inputs=[ids])

@@ -103,6 +103,7 @@ OPS: dict[str, OpDef] = _defs(
     OpDef("mel_spectrogram", Layout.SOURCE),
     OpDef("discretize", Layout.ELEMENTWISE),
     OpDef("integer_lookup", Layout.ELEMENTWISE),
+    OpDef("index_lookup", Layout.ELEMENTWISE),
     OpDef("category_encoding", Layout.SOURCE),
     OpDef("auto_contrast", Layout.CHANNELS_FIRST),
     OpDef("random_flip", Layout.AXIS, axis_attrs=("height_axis", "width_axis")),
