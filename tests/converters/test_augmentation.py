@@ -57,7 +57,7 @@ def test_keras3_augmentations_are_exact_identities_in_eval(keras, tmp_path):
         x = layer(x)
     model = keras.Model(inp, keras.layers.Conv2D(2, 3, name="after")(x))
     result = convert_and_compare(model, tmp_path, inputs=_inputs())
-    assert "Keras RandomRotation: random, and only in training; an identity here" in result.source_code
+    assert "Keras RandomRotation: random, in training only; an identity here" in result.source_code
     assert len([n for n in result.graph.notes if "only in training" in n]) == len(augmentations) - 1  # not RandomFlip
 
 

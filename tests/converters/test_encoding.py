@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import tf2torch
 from conftest import convert_and_compare
 
 BOUNDARIES = [-1.0, 0.0, 0.5, 2.5]
@@ -72,13 +71,14 @@ def test_integer_lookup_then_embedding_tf_keras_h5(tmp_path):
     convert_and_compare(model, tmp_path, suffix=".h5", inputs=_ids((6,), 45))
 
 
-def test_adapted_integer_lookup_is_refused(keras, tmp_path):
-    layer = keras.layers.IntegerLookup()
-    layer.adapt(np.array([1, 2, 2, 3]))
-    inp = keras.Input((4,), dtype="int64")
-    keras.Model(inp, layer(inp)).save(tmp_path / "m.keras")
-    with pytest.raises(tf2torch.errors.UnsupportedFeature, match="vocabulary is not a list in its config"):
-        tf2torch.convert(str(tmp_path / "m.keras"))
+@pytest.mark.parametrize("kwargs", [{}, {"num_oov_indices": 2, "mask_token": 0}], ids=["default", "mask-two-oov"])
+def test_adapted_integer_lookup(keras, tmp_path, kwargs):
+    """An adapted vocabulary is not in the config: Keras 3 saves it in the archive's assets."""
+    layer = keras.layers.IntegerLookup(**kwargs)
+    layer.adapt(np.array([5, 2, 2, 9, 9, 9, 30]))
+    inp = keras.Input((6,), dtype="int64")
+    model = keras.Model(inp, keras.layers.Embedding(8, 3)(layer(inp)))
+    convert_and_compare(model, tmp_path, inputs=[np.array([[0, 2, 5, 9, 30, 4], [9, 9, 1, 0, 2, 31]], np.int64)])
 
 
 @pytest.mark.parametrize(
@@ -104,3 +104,11 @@ def test_integer_lookup_one_hot_with_mask(keras, tmp_path):
     layer = keras.layers.IntegerLookup(vocabulary=[12, 5, 7], output_mode="one_hot", mask_token=0)
     inputs = [np.array([[0], [12], [5], [99]], np.int64)]  # the mask token encodes as all zeros
     convert_and_compare(keras.Model(inp, layer(inp)), tmp_path, inputs=inputs)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"mask_token": 0, "num_oov_indices": 2, "oov_token": 99}], ids=["default", "mask"])
+def test_integer_lookup_invert(keras, tmp_path, kwargs):
+    inp = keras.Input((6,), dtype="int64")
+    layer = keras.layers.IntegerLookup(vocabulary=[12, 5, 7, 40], invert=True, **kwargs)
+    ids = np.array([[0, 1, 2, 3, 4, 5], [6, 7, 2, 0, 1, 3]], np.int64)  # 6 and 7 are past the table
+    convert_and_compare(keras.Model(inp, layer(inp)), tmp_path, inputs=[ids])

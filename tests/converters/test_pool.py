@@ -120,3 +120,28 @@ def test_pool_layer_dynamic_size(keras, tmp_path, cls, kwargs, shape):
     data_shape = (2, 13, 16, 3) if len(shape) == 3 else (2, 23, 3)
     x = np.random.default_rng(1).normal(size=data_shape).astype(np.float32)
     convert_and_compare(model, tmp_path, inputs=[x])
+
+
+@pytest.mark.parametrize(
+    "layer, shape, size",
+    [
+        ("AdaptiveAveragePooling1D", (23, 3), 5),
+        ("AdaptiveMaxPooling1D", (23, 3), 7),
+        ("AdaptiveAveragePooling2D", (13, 17, 3), (4, 5)),
+        ("AdaptiveMaxPooling2D", (13, 17, 3), 3),
+        ("AdaptiveAveragePooling3D", (5, 7, 9, 2), (2, 3, 4)),
+        ("AdaptiveMaxPooling3D", (5, 7, 9, 2), 2),
+    ],
+)
+def test_adaptive_pooling(keras, tmp_path, layer, shape, size):
+    inp = keras.Input(shape)
+    model = keras.Model(inp, getattr(keras.layers, layer)(size)(inp))
+    x = np.random.default_rng(0).standard_normal((3,) + shape).astype(np.float32)
+    convert_and_compare(model, tmp_path, inputs=[x])
+
+
+def test_adaptive_pooling_channels_first(keras, tmp_path):
+    inp = keras.Input((3, 13, 17))
+    model = keras.Model(inp, keras.layers.AdaptiveAveragePooling2D((5, 4), data_format="channels_first")(inp))
+    x = np.random.default_rng(0).standard_normal((2, 3, 13, 17)).astype(np.float32)
+    convert_and_compare(model, tmp_path, inputs=[x])

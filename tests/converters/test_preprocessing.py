@@ -226,3 +226,21 @@ def test_resizing_unknown_size_is_refused(keras, tmp_path):
     model.save(tmp_path / "m.keras")
     with pytest.raises(tf2torch.errors.UnsupportedFeature, match="unknown height or width"):
         tf2torch.convert(str(tmp_path / "m.keras"))
+
+
+@pytest.mark.parametrize("value_range", [(0, 255), (-1, 1)])
+def test_auto_contrast(keras, tmp_path, value_range):
+    inp = keras.Input((9, 7, 3))
+    x = keras.layers.Conv2D(3, 1)(inp)
+    model = keras.Model(inp, keras.layers.AutoContrast(value_range=value_range)(x))
+    inputs = _inputs((9, 7, 3))
+    inputs[0][1, :, :, 2] = 0.25  # a constant channel: Keras keeps it (0 / 0 -> the input)
+    convert_and_compare(model, tmp_path, inputs=inputs, perturb=False)
+
+
+def test_pipeline(keras, tmp_path):
+    layers = keras.layers
+    pipeline = layers.Pipeline([layers.RandomFlip(), layers.Resizing(7, 6, interpolation="area"), layers.Rescaling(0.5)])
+    inp = keras.Input((13, 11, 3))
+    model = keras.Model(inp, layers.Conv2D(2, 3)(pipeline(inp)))
+    convert_and_compare(model, tmp_path, inputs=_inputs((13, 11, 3)))

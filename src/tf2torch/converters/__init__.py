@@ -3,6 +3,7 @@
 from tf2torch.converters import (  # noqa: F401
     activation,
     attention,
+    audio,
     augmentation,
     conv,
     custom,

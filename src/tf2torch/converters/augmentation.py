@@ -38,7 +38,6 @@ def convert_random_flip(node: Node, b: ModuleBuilder) -> None:
 
 @register_converter("train_augmentation")
 def convert_train_augmentation(node: Node, b: ModuleBuilder) -> None:
-    comment = (f"Keras {node.attrs['kind']}: random, and only in training; an identity here "
-               "(augment in your data pipeline to train with it).")
+    comment = f"Keras {node.attrs['kind']}: random, in training only; an identity here (augment in your data pipeline)."
     mod = b.submodule(node, "nn.Identity()", {}, comment=comment)
     b.emit(node.outputs[0], f"{mod}({b.var(node.inputs[0])})")

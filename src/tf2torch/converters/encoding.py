@@ -1,5 +1,5 @@
-"""discretize (Keras Discretization), integer_lookup (IntegerLookup), category_encoding
-(CategoryEncoding, and the output_mode of the other two)."""
+"""discretize (Keras Discretization), integer_lookup and index_lookup (IntegerLookup and its
+invert=True), category_encoding (CategoryEncoding, and the output_mode of the others)."""
 
 from __future__ import annotations
 
@@ -89,3 +89,29 @@ def convert_category_encoding(node: Node, b: ModuleBuilder) -> None:
         return
     reduce = "amax" if mode == "multi_hot" else "sum"
     b.emit(node.outputs[0], f"{one_hot}.{reduce}(dim=1).float()", comment=comment)
+
+
+INDEX_LOOKUP_HELPER = '''
+class IndexLookup(nn.Module):
+    """Keras IntegerLookup(invert=True): index -> token; an index outside the table gives
+    the OOV token."""
+
+    def __init__(self, size: int, default: int = -1) -> None:
+        super().__init__()
+        self.default = default
+        self.register_buffer("tokens", torch.zeros(size, dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.long()
+        inside = (x >= 0) & (x < self.tokens.numel())
+        return torch.where(inside, self.tokens[x.clamp(0, self.tokens.numel() - 1)], self.default)
+'''
+
+
+@register_converter("index_lookup")
+def convert_index_lookup(node: Node, b: ModuleBuilder) -> None:
+    table = np.asarray(node.attrs["table"], np.int64)
+    cls = b.helper("IndexLookup", INDEX_LOOKUP_HELPER)
+    kwargs = {} if node.attrs["default"] == -1 else {"default": node.attrs["default"]}
+    mod = b.submodule(node, call(cls, len(table), **kwargs), {"tokens": table})
+    b.emit(node.outputs[0], f"{mod}({b.var(node.inputs[0])})")

@@ -1,4 +1,4 @@
-"""pool (max / average, 1D-3D) and global_pool."""
+"""pool (max / average, 1D-3D), global_pool and adaptive_pool."""
 
 from __future__ import annotations
 
@@ -81,3 +81,11 @@ def convert_global_pool(node: Node, b: ModuleBuilder) -> None:
     dim = dims[0] if len(dims) == 1 else dims
     keep = ", keepdim=True" if node.attrs["keepdims"] else ""
     b.emit(node.outputs[0], f"{b.var(x)}.{fn}(dim={dim}{keep})")
+
+
+@register_converter("adaptive_pool")
+def convert_adaptive_pool(node: Node, b: ModuleBuilder) -> None:
+    F = b.use_functional()
+    size = node.attrs["output_size"]
+    fn = f"adaptive_{node.attrs['kind']}_pool{len(size)}d"
+    b.emit(node.outputs[0], f"{F}.{fn}({b.var(node.inputs[0])}, {compact(size)})")

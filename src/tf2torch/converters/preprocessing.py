@@ -1,5 +1,5 @@
 """Converters for preprocessing and keras.applications ops: normalize (Keras Normalization),
-resize (Resizing, CenterCrop),
+resize (Resizing, CenterCrop), auto_contrast,
 layer_scale (ConvNeXt), sample_dropout (Dropout with per-sample noise, EfficientNet)."""
 
 from __future__ import annotations
@@ -175,3 +175,34 @@ def convert_resize(node: Node, b: ModuleBuilder) -> None:
         comment = f"tf.image.resize(method={a['method']!r}{antialias}) as interpolation matrices"
         mod = b.submodule(node, call(cls, in_size, size), state, comment=comment)
     b.emit(node.outputs[0], f"{mod}({x})")
+
+
+AUTO_CONTRAST_HELPER = '''
+class AutoContrast(nn.Module):
+    """Keras AutoContrast: each channel of each image stretched linearly so that its minimum
+    and maximum span the value range (computed on Keras' 0-255 scale); a constant channel
+    (0 / 0) keeps its input values."""
+
+    def __init__(self, value_range: tuple[float, float] = (0.0, 255.0)) -> None:
+        super().__init__()
+        self.low, self.high = value_range
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rescale = (self.low, self.high) != (0.0, 255.0)
+        y = (x - self.low) / (self.high - self.low) * 255.0 if rescale else x
+        low = y.amin(dim=(2, 3), keepdim=True)
+        scale = 255.0 / (y.amax(dim=(2, 3), keepdim=True) - low)
+        y = (y * scale + -low * scale).clamp(0.0, 255.0)
+        if rescale:
+            y = y / 255.0 * (self.high - self.low) + self.low
+        return torch.where(y.isnan(), x, y)
+'''
+
+
+@register_converter("auto_contrast")
+def convert_auto_contrast(node: Node, b: ModuleBuilder) -> None:
+    value_range = tuple(node.attrs["value_range"])
+    cls = b.helper("AutoContrast", AUTO_CONTRAST_HELPER)
+    ctor = call(cls, value_range) if value_range != (0.0, 255.0) else call(cls)
+    mod = b.submodule(node, ctor, {})
+    b.emit(node.outputs[0], f"{mod}({b.var(node.inputs[0])})")

@@ -72,6 +72,7 @@ OPS: dict[str, OpDef] = _defs(
     OpDef("locally_connected", Layout.CHANNELS_FIRST),
     OpDef("pool", Layout.CHANNELS_FIRST),
     OpDef("global_pool", Layout.CHANNELS_FIRST),
+    OpDef("adaptive_pool", Layout.CHANNELS_FIRST),
     OpDef("batch_norm", Layout.CHANNELS_FIRST),
     OpDef("layer_norm", Layout.SOURCE),
     OpDef("group_norm", Layout.CHANNELS_FIRST),
@@ -110,9 +111,13 @@ OPS: dict[str, OpDef] = _defs(
     # -- preprocessing and keras.applications layers --
     OpDef("normalize", Layout.ELEMENTWISE),
     OpDef("resize", Layout.CHANNELS_FIRST),
+    OpDef("stft_spectrogram", Layout.SOURCE),
+    OpDef("mel_spectrogram", Layout.SOURCE),
     OpDef("discretize", Layout.ELEMENTWISE),
     OpDef("integer_lookup", Layout.ELEMENTWISE),
+    OpDef("index_lookup", Layout.ELEMENTWISE),
     OpDef("category_encoding", Layout.SOURCE),
+    OpDef("auto_contrast", Layout.CHANNELS_FIRST),
     OpDef("random_flip", Layout.AXIS, axis_attrs=("height_axis", "width_axis")),
     OpDef("train_augmentation", Layout.ELEMENTWISE, passes_feature_order=True),  # identity (Random* layers)  # Keras Resizing: tf.image.resize after an optional crop or pad
     OpDef("layer_scale", Layout.ELEMENTWISE),

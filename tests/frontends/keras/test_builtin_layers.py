@@ -11,14 +11,14 @@ from tf2torch.frontends.keras.importer import find_unsupported
 
 def test_refused_builtin_layer_gives_its_reason(keras, tmp_path):
     inp = keras.Input((9, 7, 3))
-    x = keras.layers.AutoContrast(value_range=(0, 1), name="contrast")(inp)
+    x = keras.layers.ContrastLimitedAdaptiveHistogramEqualization(value_range=(0, 1), name="equalize")(inp)
     model = keras.Model(inp, keras.layers.Conv2D(2, 3)(x))
-    path = tmp_path / "auto_contrast.keras"
+    path = tmp_path / "clahe.keras"
     model.save(path)
     with pytest.raises(UnsupportedLayers) as info:
         tf2torch.convert(str(path))
     (layer,) = info.value.layers
-    assert (layer.name, layer.class_name) == ("contrast", "AutoContrast")
+    assert (layer.name, layer.class_name) == ("equalize", "ContrastLimitedAdaptiveHistogramEqualization")
     assert layer.reason.startswith("a built-in Keras layer, not supported yet, because it computes per-image histograms")
     assert not list(tmp_path.glob("*.py"))
 

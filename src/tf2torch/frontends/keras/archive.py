@@ -63,8 +63,11 @@ class KerasV3WeightReader(WeightReader):
     (Sequential leaves its InputLayer out), their variables at `vars/0`, `vars/1`, ...
     """
 
-    def __init__(self, group: h5py.Group, layer_configs: list[dict], sequential: bool) -> None:
+    def __init__(self, group: h5py.Group, layer_configs: list[dict], sequential: bool,
+                 assets: dict[str, bytes] | None = None, prefix: str = "") -> None:
         self._group = group
+        self._assets = assets or {}  # archive members under assets/ (lookup vocabularies)
+        self._prefix = prefix  # this model's path in the archive ("" or "layers/<model>/")
         self._paths: dict[str, str] = {}
         used: dict[str, int] = {}
         for cfg in layer_configs:
@@ -91,7 +94,13 @@ class KerasV3WeightReader(WeightReader):
         group = self._layer_group(layer_name)
         if group is None:
             raise BadModelFile(f"no weights stored for nested model {layer_name!r}")
-        return KerasV3WeightReader(group, layer_configs, sequential)
+        return KerasV3WeightReader(group, layer_configs, sequential, self._assets,
+                                   f"{self._prefix}layers/{self._paths[layer_name]}/")
+
+    def asset(self, layer_name: str, filename: str) -> bytes | None:
+        """A file Keras saved for the layer (e.g. an adapted lookup's vocabulary.txt)."""
+        path = self._paths.get(layer_name)
+        return None if path is None else self._assets.get(f"assets/{self._prefix}layers/{path}/{filename}")
 
     def read_with_sub_layers(self, layer_name: str) -> tuple[list[np.ndarray], bool]:
         """Own variables first, then each sub-layer's (as Layer.weights lists them). The
@@ -222,6 +231,8 @@ def _load_keras_v3(path: str, limits: Limits) -> KerasSource:
         if "model.weights.h5" not in names:
             hint = " (it stores model.weights.npz, which is not supported)" if "model.weights.npz" in names else ""
             raise BadModelFile(f"{path}: the archive has no model.weights.h5{hint}")
+        assets = {n: _read_member(archive, n, limits.max_config_bytes, path, limits)
+                  for n in names if n.startswith("assets/") and not n.endswith("/")}
         weights_file = _extract_member(archive, "model.weights.h5", path, limits)
     try:
         h5 = open_hdf5(weights_file, f"{path}: archive member model.weights.h5", limits)
@@ -229,7 +240,7 @@ def _load_keras_v3(path: str, limits: Limits) -> KerasSource:
         os.unlink(weights_file)
         raise
     model_layers = config.get("config", {}).get("layers", [])
-    reader = KerasV3WeightReader(h5, model_layers, config.get("class_name") == "Sequential")
+    reader = KerasV3WeightReader(h5, model_layers, config.get("class_name") == "Sequential", assets)
     keras_version = str(metadata.get("keras_version", "3"))
     source = KerasSource(
         path=path,

@@ -35,13 +35,6 @@ _FINGERPRINT = (
 # Refused built-in classes: class name -> the reason, completing "not supported yet, because ...".
 REFUSED_BUILTINS: dict[str, str] = {
     "AbstractRNNCell": _BASE_CLASS,
-    "AdaptiveAveragePooling1D": _NOT_WRITTEN,
-    "AdaptiveAveragePooling2D": _NOT_WRITTEN,
-    "AdaptiveAveragePooling3D": _NOT_WRITTEN,
-    "AdaptiveMaxPooling1D": _NOT_WRITTEN,
-    "AdaptiveMaxPooling2D": _NOT_WRITTEN,
-    "AdaptiveMaxPooling3D": _NOT_WRITTEN,
-    "AutoContrast": _HISTOGRAM,
     "ContrastLimitedAdaptiveHistogramEqualization": _HISTOGRAM,
     "DenseFeatures": "it reads tf.feature_column definitions (dicts of named, often string, features)",
     "Equalization": _HISTOGRAM,
@@ -51,9 +44,6 @@ REFUSED_BUILTINS: dict[str, str] = {
     "JaxLayer": _FOREIGN,
     "Layer": _BASE_CLASS,
     "MaxNumBoundingBoxes": "it pads bounding-box annotations, which are not model tensors",
-    "MelSpectrogram": _NOT_WRITTEN,
-    "Pipeline": _NOT_WRITTEN,
-    "STFTSpectrogram": _NOT_WRITTEN,
     "StringLookup": (
         "torch has no string tensors: run the lookup in your data pipeline and convert the model from the "
         "integer ids on (an IntegerLookup or no lookup)"

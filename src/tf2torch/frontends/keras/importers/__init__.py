@@ -4,6 +4,7 @@ from tf2torch.frontends.keras.importers import (  # noqa: F401
     activations,
     applications,
     attention,
+    audio,
     augmentation,
     conv,
     core,

@@ -69,12 +69,12 @@ def import_integer_lookup(ctx: LayerContext) -> list[Value]:
     takes index `offset + token mod num_oov`), then the vocabulary in its order."""
     cfg = ctx.config
     vocabulary = cfg.get("vocabulary")
+    if vocabulary is None:
+        vocabulary = _saved_vocabulary(ctx)
     if not isinstance(vocabulary, list):
         raise ctx.unsupported(
-            "an IntegerLookup whose vocabulary is not a list in its config (an adapted or file vocabulary)"
+            "an IntegerLookup whose vocabulary is neither a list in its config nor a saved asset (a file path)"
         )
-    if cfg.get("invert"):
-        raise ctx.unsupported("invert=True")
     if cfg.get("sparse"):
         raise ctx.unsupported("sparse=True")
     num_oov = int(cfg.get("num_oov_indices", 1))
@@ -86,6 +86,8 @@ def import_integer_lookup(ctx: LayerContext) -> list[Value]:
     if mask_token is not None and int(mask_token) in tokens:
         raise ctx.unsupported("a vocabulary that contains the mask token")
     x = ctx.inputs[0]
+    if cfg.get("invert"):
+        return _import_inverted_lookup(ctx, tokens, num_oov, mask_token)
     attrs = {
         "tokens": tuple(tokens),
         "first_index": offset + num_oov,
@@ -100,3 +102,30 @@ def import_integer_lookup(ctx: LayerContext) -> list[Value]:
     if mode == "tf_idf":
         raise ctx.unsupported("output_mode='tf_idf'")
     return _encoded(ctx, ids, len(tokens) + num_oov + offset, mode, drop_first=mask_token is not None)
+
+
+def _saved_vocabulary(ctx: LayerContext) -> list[int] | None:
+    """An adapted vocabulary: Keras 3 writes it, special tokens first, to the archive's assets."""
+    asset = getattr(ctx.reader, "asset", None)
+    data = asset(ctx.entry.name, "vocabulary.txt") if asset is not None else None
+    if data is None:
+        return None
+    tokens = [int(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+    mask_token, oov_token = ctx.config.get("mask_token"), ctx.config.get("oov_token", -1)
+    if mask_token is not None and tokens[:1] == [int(mask_token)]:
+        tokens = tokens[1:]
+    num_oov = int(ctx.config.get("num_oov_indices", 1))
+    if tokens[:num_oov] == [int(oov_token)] * num_oov:
+        tokens = tokens[num_oov:]
+    return tokens
+
+
+def _import_inverted_lookup(ctx: LayerContext, tokens: list[int], num_oov: int, mask_token: int | None) -> list[Value]:
+    """invert=True: index -> token; an OOV index or one outside the table gives the OOV token."""
+    if ctx.config.get("output_mode", "int") != "int":
+        raise ctx.unsupported("invert=True with an output_mode other than 'int'")
+    oov_token = int(ctx.config.get("oov_token", -1))
+    table = ([] if mask_token is None else [int(mask_token)]) + [oov_token] * num_oov + tokens
+    x = ctx.inputs[0]
+    attrs = {"table": tuple(table), "default": oov_token}
+    return ctx.add("index_lookup", [x], [TensorSpec(x.spec.shape, "int64")], attrs).outputs

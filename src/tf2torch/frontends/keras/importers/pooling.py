@@ -1,4 +1,4 @@
-"""Max/Average pooling 1D/2D/3D and global pooling."""
+"""Max/Average pooling 1D/2D/3D, global pooling and adaptive pooling."""
 
 from __future__ import annotations
 
@@ -59,3 +59,21 @@ def import_global_pooling(ctx: LayerContext) -> list[Value]:
     else:
         shape = (x.spec.shape[0], x.spec.shape[-1])
     return ctx.add("global_pool", [x], [TensorSpec(shape)], {"kind": kind, "keepdims": keepdims}).outputs
+
+
+@register_importer(
+    "AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D", "AdaptiveAveragePooling3D",
+    "AdaptiveMaxPooling1D", "AdaptiveMaxPooling2D", "AdaptiveMaxPooling3D",
+)
+@accepts_channels_first
+def import_adaptive_pooling(ctx: LayerContext) -> list[Value]:
+    """Keras' bins are torch's: bin i covers [floor(i * n / out), ceil((i + 1) * n / out))."""
+    channels_last(ctx)
+    x = ctx.inputs[0]
+    rank = x.rank - 2
+    if any(n is None for n in x.spec.shape[1:-1]):
+        raise ctx.unsupported("an input of unknown spatial size (Keras needs it too)")
+    size = as_tuple(ctx.config["output_size"], rank)
+    kind = "max" if "Max" in ctx.class_name else "avg"
+    spec = TensorSpec((x.spec.shape[0],) + size + (x.spec.shape[-1],))
+    return ctx.add("adaptive_pool", [x], [spec], {"kind": kind, "output_size": size}).outputs

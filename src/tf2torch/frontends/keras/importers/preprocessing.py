@@ -1,5 +1,5 @@
-"""Importers for preprocessing layers: Normalization, Resizing, CenterCrop (Rescaling lives
-in core.py)."""
+"""Importers for preprocessing layers: Normalization, Resizing, CenterCrop, AutoContrast,
+Pipeline (Rescaling lives in core.py)."""
 
 from __future__ import annotations
 
@@ -165,3 +165,36 @@ def import_center_crop(ctx: LayerContext) -> list[Value]:
     crops = [(top, height - size[0] - top), (left, width - size[1] - left)]
     out = TensorSpec((x.spec.shape[0], size[0], size[1], x.spec.shape[3]), "float32")
     return ctx.add("crop", [x], [out], {"crops": crops}).outputs
+
+
+@register_importer("AutoContrast")
+@accepts_channels_first
+def import_auto_contrast(ctx: LayerContext) -> list[Value]:
+    channels_last(ctx)
+    x = ctx.inputs[0]
+    if x.rank != 4:
+        raise ctx.unsupported(f"a rank-{x.rank} input (a batch of images, rank 4, is expected)")
+    low, high = (float(v) for v in ctx.config.get("value_range", (0, 255)))
+    return ctx.add("auto_contrast", [x], [TensorSpec(x.spec.shape, "float32")], {"value_range": (low, high)}).outputs
+
+
+@register_importer("Pipeline")
+def import_pipeline(ctx: LayerContext) -> list[Value]:
+    """Keras 3 Pipeline: its layers applied in order (in inference, as a model applies them)."""
+    from tf2torch.frontends.keras.layer_calls import LayerCall, LayerEntry
+    from tf2torch.frontends.keras.registry import LAYER_IMPORTERS
+
+    values = list(ctx.inputs)
+    for i, inner in enumerate(ctx.config.get("layers", [])):
+        class_name = inner.get("class_name")
+        if class_name not in LAYER_IMPORTERS or class_name == "Pipeline":
+            raise ctx.unsupported(f"a Pipeline holding {class_name}")
+        config = dict(inner.get("config", {}))
+        name = f"{ctx.name}/{config.get('name', i)}"
+        entry = LayerEntry(class_name, name, config, [LayerCall([])], inner)
+        inner_ctx = LayerContext(
+            graph=ctx.graph, entry=entry, call=LayerCall([]), call_index=ctx.call_index, inputs=values,
+            tensor_kwargs={}, keras_major=ctx.keras_major, name=name, file=ctx.file, _weights=[],
+        )
+        values = LAYER_IMPORTERS[class_name](inner_ctx)
+    return values
