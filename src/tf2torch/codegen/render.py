@@ -76,7 +76,7 @@ def render_module(
     args = ", ".join(f"{builder.var(v)}: torch.Tensor" for v in graph.inputs)
     returns = "torch.Tensor" if len(graph.outputs) == 1 else f"tuple[{', '.join(['torch.Tensor'] * len(graph.outputs))}]"
     out += ["", f"{INDENT}def forward(self, {args}) -> {returns}:"]
-    for st in builder.statements:
+    for st in builder.unfused_statements() if taps else builder.statements:
         if st.comment:
             out += [f"{INDENT * 2}# {line}" for line in st.comment.splitlines()]
         out.append(f"{INDENT * 2}{', '.join(st.targets)} {st.operator} {st.expr}")
