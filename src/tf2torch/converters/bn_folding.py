@@ -5,7 +5,7 @@ convolution with scaled weights and a shifted bias: one pass over the feature ma
 two (TensorFlow's graph optimizer does the same). The generated module keeps both layers, their
 parameters and the state dict as they are; only the call becomes
 
-    x = conv2d_bn(self.conv1, self.bn1, x)
+    x = conv_bn(self.conv1, self.bn1, x)
 
 which runs `self.bn1(self.conv1(x))` in training mode (and whenever something must see the two
 modules run: torch.fx, torch.compile / torch.export, forward hooks) and otherwise a single
@@ -57,12 +57,12 @@ def fold_batch_norm(layer: nn.Module, bn: nn.Module) -> tuple[torch.Tensor, torc
 '''
 
 CONV_BN_HELPER = '''
-def conv{n}d_bn(conv: nn.Conv{n}d, bn: nn.BatchNorm{n}d, x: torch.Tensor) -> torch.Tensor:
+def conv_bn(conv: nn.Module, bn: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """`bn(conv(x))`; in eval mode one convolution with the BatchNorm folded into its weights."""
     if not folds_batch_norm(conv, bn, x):
         return bn(conv(x))
     weight, bias = folded_weights(conv, bn)
-    return F.conv{n}d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+    return conv._conv_forward(x, weight, bias)  # what conv.forward runs, with other weights
 '''
 
 LINEAR_BN_HELPER = '''
@@ -87,8 +87,7 @@ def fold_into_producer(node: Node, b: ModuleBuilder, bn_module: str) -> bool:
     if producer is None or not b.statements or not b.overwritable(value):
         return False
     if producer.op == "conv" and value.rank == producer.attrs["rank"] + 2:
-        name = f"conv{producer.attrs['rank']}d_bn"
-        helper = CONV_BN_HELPER.format(n=producer.attrs["rank"])
+        name, helper = "conv_bn", CONV_BN_HELPER
     elif producer.op == "dense" and value.rank == 2:
         name, helper = "linear_bn", LINEAR_BN_HELPER
     else:
