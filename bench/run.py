@@ -344,7 +344,7 @@ def report(args, info: dict, conv: dict, onnx: dict, tf: dict, pt: dict, kt: dic
 # (label, threads, one core kept busy by bench/busy.py)
 QUICK_SETTINGS = [("1 thread", 1, False), ("2 threads", 2, False), ("2 threads, 1 core busy", 2, True)]
 QUICK_VARIANTS = [("tf2torch", "default module"), ("tf2torch_fused", "optimize_for_inference")]
-QUICK_WARMUP, QUICK_RUNS, QUICK_ROUNDS = 2, 4, 3
+QUICK_WARMUP, QUICK_RUNS, QUICK_ROUNDS = 1, 3, 3
 
 
 def run_quick(args, argv: list[str] | None) -> int:
