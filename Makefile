@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH := torch==2.13.0
 TF_STACK := tensorflow==2.21.0 "keras==3.15.*" "tf-keras==2.21.*" "keras-hub==0.32.*"
 
-.PHONY: demo test test-all lint clean bench zoo
+.PHONY: demo test test-all lint clean bench bench-quick zoo
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -44,6 +44,10 @@ $(BENCH_VENV)/.installed: pyproject.toml
 
 bench: $(BENCH_VENV)/.installed
 	$(BENCH_PY) bench/run.py $(BENCH_ARGS)
+
+# Eval forward against TensorFlow on this machine (CPU model and flags recorded), < 10 min.
+bench-quick: $(BENCH_VENV)/.installed
+	$(BENCH_PY) bench/run.py --quick $(BENCH_ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests examples scripts

@@ -1,6 +1,7 @@
 """tf2torch benchmarks: conversion time, eval forward time, training step time, in one run.
 
     make bench                                   # builds .venv-bench, then runs this file
+    make bench-quick                             # --quick: eval forward vs TensorFlow, < 10 min
     .venv-bench/bin/python bench/run.py [--threads 2] [--models ResNet50 ...] [--quick]
 
 Prints the tables and ratios and writes bench/results/results.md and results.json. Every
@@ -75,6 +76,26 @@ def worker_env(threads: int, **extra: str) -> dict[str, str]:
     })
     env.update(extra)
     return env
+
+
+# CPU features that decide which kernels oneDNN (torch) and TensorFlow pick.
+CPU_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16")
+
+
+def cpu_description() -> str:
+    """CPU model, core count and the SIMD flags that matter here (Linux: /proc/cpuinfo)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model in ("", platform.machine(), platform.processor()):
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    shown = " ".join(f for f in CPU_FLAGS if f in flags) or "unknown"
+    return f"{model}, {os.cpu_count()} logical CPUs, flags: {shown}"
 
 
 def children_cpu_seconds() -> float:
@@ -318,6 +339,86 @@ def report(args, info: dict, conv: dict, onnx: dict, tf: dict, pt: dict, kt: dic
     return "\n".join(out) + "\n", raw
 
 
+# -- --quick: eval forward against TensorFlow, on the user's machine ----------------------------
+
+# (label, threads, one core kept busy by bench/busy.py)
+QUICK_SETTINGS = [("1 thread", 1, False), ("2 threads", 2, False), ("2 threads, 1 core busy", 2, True)]
+QUICK_VARIANTS = [("tf2torch", "default module"), ("tf2torch_fused", "optimize_for_inference")]
+QUICK_WARMUP, QUICK_RUNS, QUICK_ROUNDS = 1, 3, 3
+
+
+def run_quick(args, argv: list[str] | None) -> int:
+    """Convert the models with this checkout, then per setting run TensorFlow and torch workers
+    alternately (fresh processes, QUICK_ROUNDS each) and print medians and ratios."""
+    started = time.perf_counter()
+    header = [
+        "# tf2torch quick benchmark: eval forward vs TensorFlow", "",
+        f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- CPU: {cpu_description()}",
+        f"- load average at start: {os.getloadavg()[0]:.1f}; OMP_WAIT_POLICY={args.omp_wait_policy or 'unset'}",
+        f"- versions: {versions()}",
+        f"- command: `{' '.join(['python bench/run.py', *(argv if argv is not None else sys.argv[1:])])}`",
+        (f"- timing: 224x224 fp32, median of {QUICK_RUNS} calls ({2 * QUICK_RUNS} at batch 1) after {QUICK_WARMUP} "
+         f"warm-up calls, then the median over {QUICK_ROUNDS} fresh processes per framework, run alternately"),
+        "",
+    ]
+    log(header[3][2:])
+    build_models(args.models, 2)
+    converted = convert_tf2torch(args.models, 2, 1)
+    models = [name for name in args.models if "error" not in converted.get(name, {"error": True})]
+    out = list(header)
+    summary = []
+    for label, threads, busy in QUICK_SETTINGS:
+        config = {"cache": str(CACHE), "models": models, "threads": threads, "batches": args.batches,
+                  "warmup": QUICK_WARMUP, "runs": QUICK_RUNS, "train_models": [], "onnx2torch": False,
+                  "variants": [key for key, _ in QUICK_VARIANTS]}
+        load = subprocess.Popen([sys.executable, str(BENCH / "busy.py")]) if busy else None
+        try:
+            runs: dict[str, list[dict]] = {"tf": [], "torch": []}
+            for _ in range(QUICK_ROUNDS):
+                for kind, done in runs.items():
+                    done.append(run_worker(kind, config, threads))
+        finally:
+            if load is not None:
+                load.terminate()
+                load.wait()
+        tf, pt = median_merge(runs["tf"]), median_merge(runs["torch"])
+        text, medians = quick_table(label, models, args.batches, tf, pt)
+        out += text
+        summary += [[label, f"batch {batch}"] + [fmt_ratio(m) for m in medians[batch]] for batch in args.batches]
+        print("\n".join(text), flush=True)
+    out += [f"## Summary: median over {len(models)} models of time / TensorFlow's time", ""]
+    out += table(["setting", "batch", *(name for _, name in QUICK_VARIANTS)], summary)
+    out += ["", f"Total wall time {time.perf_counter() - started:.0f} s."]
+    text = "\n".join(out) + "\n"
+    RESULTS.mkdir(exist_ok=True)
+    name = args.results_name if args.results_name != "results" else "quick"
+    (RESULTS / f"{name}.md").write_text(text)
+    print(text)
+    log(f"written {RESULTS / name}.md")
+    return 0
+
+
+def quick_table(label: str, models: list[str], batches: list[int], tf: dict, pt: dict) -> tuple[list[str], dict]:
+    rows, medians = [], {}
+    for batch in batches:
+        ratios: list[list[float]] = [[] for _ in QUICK_VARIANTS]
+        for name in models:
+            tf_t = tf.get(f"forward/{name}/{batch}")
+            ours = [pt.get(f"forward/{name}/{batch}/{key}") for key, _ in QUICK_VARIANTS]
+            row_ratios = [ratio(t, tf_t) for t in ours]
+            for collected, r in zip(ratios, row_ratios):
+                if r is not None:
+                    collected.append(r)
+            rows.append([name, str(batch), ms(tf_t), *map(ms, ours), *map(fmt_ratio, row_ratios)])
+        medians[batch] = [statistics.median(r) if r else None for r in ratios]
+        rows.append([f"**median ({len(models)} models)**", str(batch), "", "", ""] + [f"**{fmt_ratio(m)}**" for m in medians[batch]])
+    names = [name for _, name in QUICK_VARIANTS]
+    text = [f"## {label} (ms)", ""] + table(
+        ["model", "batch", "TensorFlow", *names, *(f"{n} / TF" for n in names)], rows) + [""]
+    return text, medians
+
+
 def versions() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -352,17 +453,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="every worker runs with glibc's mmap threshold raised (MALLOC_MMAP_THRESHOLD_, "
                              "MALLOC_TRIM_THRESHOLD_), so big activations are reused instead of page-faulted in anew")
     parser.add_argument("--results-name", default="results", help="results file stem (default results)")
-    parser.add_argument("--quick", action="store_true", help="1 warm-up, 3 runs, 1 conversion: for debugging the script")
+    parser.add_argument("--quick", action="store_true",
+                        help="eval forward only: the default module, optimize_for_inference and TensorFlow at 1 thread, "
+                             "2 threads and 2 threads with one core busy (bench/busy.py); < 10 min (see bench/README.md)")
     args = parser.parse_args(argv)
     global OMP_WAIT_POLICY, MALLOC_HEAP
     OMP_WAIT_POLICY = args.omp_wait_policy.upper() if args.omp_wait_policy else None
     MALLOC_HEAP = args.malloc_heap
     if args.quick:
-        args.warmup, args.runs, args.train_runs, args.conversion_repeats, args.repeats = 1, 3, 2, 1, 1
+        return run_quick(args, argv)
 
     info = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, "
+        "machine": f"{cpu_description()}, {platform.platform()}, "
                    f"load average at start {os.getloadavg()[0]:.1f}, OMP_WAIT_POLICY={args.omp_wait_policy or 'unset'}, "
                    f"glibc big-block heap reuse (--malloc-heap): {'on' if args.malloc_heap else 'off'}",
         "versions": versions(),

@@ -161,7 +161,10 @@ def _tf2torch_forward(torch, config: dict, results: dict, name: str, out: Path) 
         # tf2torch.optimize_for_inference: BatchNorm folded into the convolutions, channels_last
         "tf2torch_fused": (lambda: optimize_for_inference(load_generated(out)), channels_last),
     }
+    wanted = config.get("variants", list(variants))
     for variant, (make, memory_format) in variants.items():
+        if variant not in wanted:
+            continue
         try:
             module = make()
         except Exception as exc:  # noqa: BLE001

@@ -16,6 +16,7 @@ takes ordinary NCHW tensors and returns ordinary results).
 from __future__ import annotations
 
 import copy
+import inspect
 import sys
 import types
 
@@ -37,14 +38,22 @@ class _LeafTracer(fx.Tracer):
 
 
 def _module_functions(module: nn.Module) -> tuple:
-    """Plain functions defined in the model's own file (e.g. `pad_same`): called, not traced."""
+    """Plain functions defined in the model's own file (e.g. `pad_same`): called, not traced.
+    Functions that take modules (`conv2d_bn(self.conv, self.bn, x)`) are traced through, so
+    that the modules they call stay `call_module` nodes that can be folded here."""
     source = sys.modules.get(type(module).__module__)
     if source is None:
         return ()
     return tuple(
         value for value in vars(source).values()
         if isinstance(value, types.FunctionType) and value.__module__ == source.__name__
+        and not _takes_modules(value)
     )
+
+
+def _takes_modules(function: types.FunctionType) -> bool:
+    annotations = inspect.get_annotations(function)
+    return any(isinstance(a, type) and issubclass(a, nn.Module) for a in annotations.values())
 
 
 def _trace(module: nn.Module) -> fx.GraphModule:

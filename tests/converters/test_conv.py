@@ -393,3 +393,71 @@ def test_locally_connected_tf_keras_h5(tmp_path, layer, shape, kwargs, training)
     model = tf_keras.Model(inp, tf_keras.layers.Dense(2)(tf_keras.layers.Flatten()(x)))
     x = np.random.default_rng(0).standard_normal((3,) + shape).astype(np.float32)
     convert_and_compare(model, tmp_path, suffix=".h5", inputs=[x], training=training)
+
+
+def _tf_same_pads(n: int, k: int, s: int) -> tuple[int, int]:
+    total = max((-(-n // s) - 1) * s + k - n, 0)
+    return total // 2, total - total // 2
+
+
+@pytest.mark.parametrize("dilation", [1, 2])
+@pytest.mark.parametrize("stride", [1, 2, 3])
+@pytest.mark.parametrize("kernel", [1, 2, 3, 4, 5, 7])
+def test_asymmetric_same_padding_as_symmetric_padding_and_crop(kernel, stride, dilation):
+    """Every size parity: torch's symmetric padding plus the output crop equals F.pad with
+    TF's (left, right) padding, wherever symmetric_padding_with_crop accepts the case."""
+    import torch
+    import torch.nn.functional as F
+
+    from tf2torch.converters.conv import symmetric_padding_with_crop
+
+    window = (kernel - 1) * dilation + 1
+    w = torch.randn(4, 3, kernel, dtype=torch.float64)
+    for n in range(max(window - 2, 1), window + 2 * stride + 3):
+        x = torch.randn(2, 3, n, dtype=torch.float64)
+        left, right = _tf_same_pads(n, window, stride)
+        expected = F.conv1d(F.pad(x, (left, right)), w, stride=stride, dilation=dilation)
+        found = symmetric_padding_with_crop([(left, right)], (stride,), (window,), (n,), (expected.shape[-1],))
+        if left == right or not left < right <= left + stride:
+            assert found is None or left == right
+            continue
+        assert found is not None, (n, left, right)
+        (padding,), ((start, stop),) = found
+        actual = F.conv1d(x, w, stride=stride, padding=padding, dilation=dilation)[..., start:stop]
+        torch.testing.assert_close(actual, expected, rtol=1e-12, atol=1e-12)
+
+
+# Asymmetric TF padding: no F.pad copy, the same numbers as TensorFlow (eval and training,
+# followed by a BatchNorm whose training statistics must not see the dropped outputs).
+CROP_CASES = {
+    "conv2d_k3_s2_even": (lambda k: k.layers.Conv2D(6, 3, strides=2, padding="same"), (16, 14, 3)),
+    "conv2d_k5_s2_even_odd": (lambda k: k.layers.Conv2D(6, 5, strides=2, padding="same", use_bias=False), (16, 13, 3)),
+    "conv2d_k4_s1_dilated": (lambda k: k.layers.Conv2D(6, 4, padding="same", dilation_rate=(1, 2)), (11, 12, 3)),
+    "depthwise_k3_s2_dm2": (lambda k: k.layers.DepthwiseConv2D(3, strides=2, padding="same", depth_multiplier=2),
+                            (14, 18, 4)),
+    "conv1d_k3_s2_even": (lambda k: k.layers.Conv1D(5, 3, strides=2, padding="same"), (22, 4)),
+}
+
+
+@pytest.mark.parametrize("case", list(CROP_CASES))
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+def test_asymmetric_same_padding_without_pad_copy(keras, tmp_path, case, training):
+    make_layer, shape = CROP_CASES[case]
+    inputs = keras.Input(shape)
+    x = make_layer(keras)(inputs)
+    outputs = keras.layers.BatchNormalization(momentum=0.8, name="bn")(x)
+    result = convert_and_compare(keras.Model(inputs, outputs), tmp_path, batch_size=3, training=training)
+    assert "F.pad(" not in result.source_code and "CroppedConv" in result.source_code
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+def test_mobilenet_correct_pad_folds_into_a_cropped_depthwise_conv(keras, tmp_path, training):
+    """keras.applications' `correct_pad`: ZeroPadding2D(((0, 1), (0, 1))) then a 'valid'
+    stride-2 depthwise conv, on an even feature map."""
+    inputs = keras.Input((18, 14, 4))
+    x = keras.layers.ZeroPadding2D(((0, 1), (0, 1)), name="pad")(inputs)
+    x = keras.layers.DepthwiseConv2D(3, strides=2, use_bias=False, name="depthwise")(x)
+    x = keras.layers.BatchNormalization(name="depthwise_bn")(x)
+    outputs = keras.layers.ReLU(6.0, name="relu6")(x)
+    result = convert_and_compare(keras.Model(inputs, outputs), tmp_path, batch_size=3, training=training)
+    assert "F.pad(" not in result.source_code and "conv_bn(self.depthwise, self.depthwise_bn" in result.source_code

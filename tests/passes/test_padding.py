@@ -12,9 +12,10 @@ from conftest import convert_and_compare
     [
         ((3, 3), "valid", True),       # ResNet's conv1_pad
         ((1, 2), "same", True),        # adds to the conv's own symmetric padding
-        (((0, 1), (0, 1)), "valid", False),  # asymmetric: the F.pad stays
+        (((0, 1), (0, 1)), "valid", True),  # asymmetric: symmetric padding + output crop
+        (((0, 3), (0, 1)), "valid", False),  # more than a stride extra at the end: the F.pad stays
     ],
-    ids=["symmetric", "plus_same", "asymmetric"],
+    ids=["symmetric", "plus_same", "asymmetric", "asymmetric_wide"],
 )
 def test_zero_padding_folds_into_conv(keras, tmp_path, padding, conv_padding, folded):
     inputs = keras.Input((17, 15, 3))

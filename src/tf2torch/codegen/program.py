@@ -31,6 +31,10 @@ class Statement:
     comment: str | None = None
     values: tuple[Value, ...] = ()  # the IR values assigned (for verification taps)
     operator: str = "="  # "+=" for an in-place add
+    # The same computation as separate statements (one per IR op), for what must see every
+    # op's value: verification taps and activity-regularizer hooks (e.g. conv + BatchNorm
+    # emitted as one folded call).
+    unfused: tuple[Statement, ...] = ()
 
 
 # Ops whose generated call returns a new tensor that their backward does not read back.
@@ -107,6 +111,10 @@ class ModuleBuilder:
         """An op that changes nothing: reuse the input's variable when the names allow it."""
         if self.var(output) != self.var(source):
             self.emit(output, self.var(source))
+
+    def unfused_statements(self) -> list[Statement]:
+        """`statements` with every combined statement replaced by its separate steps."""
+        return [part for st in self.statements for part in (st.unfused or (st,))]
 
     def use_functional(self) -> str:
         self.imports.add("import torch.nn.functional as F")

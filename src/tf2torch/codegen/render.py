@@ -122,10 +122,11 @@ def render_module(
     out += ["", f"{INDENT}def forward(self, {args}) -> {returns}:"]
     returned = ", ".join(builder.var(v) for v in graph.outputs)
     result = f"return {outputs_class(class_name)}({returned})" if named else f"return {returned}"
-    for i, st in enumerate(builder.statements):
+    statements = builder.unfused_statements() if taps else builder.statements
+    for i, st in enumerate(statements):
         if st.comment:
             out += [f"{INDENT * 2}# {line}" for line in st.comment.splitlines()]
-        targets = st.targets if taps else blank_unread_targets(st.targets, builder.statements[i + 1:], result)
+        targets = st.targets if taps else blank_unread_targets(st.targets, statements[i + 1:], result)
         out.append(f"{INDENT * 2}{', '.join(targets)} {st.operator} {st.expr}")
         for value in st.values if taps else ():
             if id(value) in taps:

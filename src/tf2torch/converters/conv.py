@@ -22,6 +22,21 @@ def pad_same(x: torch.Tensor, kernel_size: tuple[int, ...], stride: tuple[int, .
     return F.pad(x, pads)
 '''
 
+CROPPED_CONV_HELPER = '''
+class CroppedConv{n}d(nn.Conv{n}d):
+    """TensorFlow's asymmetric 'same' padding (the extra cell at the end) without an F.pad
+    copy of the input: padded one stride more on both sides, the convolution computes one
+    extra window at the start of the dimension, which `crop` (start, stop) drops."""
+
+    def __init__(self, *args, crop: tuple[tuple[int, int | None], ...], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.crop = crop
+
+    def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        y = super()._conv_forward(x, weight, bias)
+        return y[(slice(None), slice(None), *(slice(start, stop) for start, stop in self.crop))]
+'''
+
 
 def torch_pad_list(pads: list[tuple[int, int]]) -> tuple[int, ...]:
     """[(top, bottom), (left, right)] -> F.pad's (left, right, top, bottom)."""
@@ -29,6 +44,32 @@ def torch_pad_list(pads: list[tuple[int, int]]) -> tuple[int, ...]:
     for left, right in reversed(pads):
         flat += [left, right]
     return tuple(flat)
+
+
+def symmetric_padding_with_crop(
+    pads: list[tuple[int, int]], stride: tuple[int, ...], window: tuple[int, ...],
+    in_sizes: tuple, out_sizes: tuple,
+) -> tuple[tuple[int, ...], tuple[tuple[int, int | None], ...]] | None:
+    """TF's (left, right) padding per spatial dimension as torch's symmetric conv padding
+    plus a crop (start, stop) of the output, or None.
+
+    With `left + s` zeros at the start instead of `left`, torch's window j starts where TF's
+    window j - 1 does (windows are `s` apart): dropping the first output gives TF's windows
+    exactly, and `left + s >= right` zeros cover TF's at the end. Exact (zeros either way);
+    one extra output row/column is computed, no copy of the input is made. Needs static sizes
+    to know how many outputs torch makes at the end. `window` is the dilated kernel size."""
+    padding, crop = [], []
+    for (left, right), s, k, n, m in zip(pads, stride, window, in_sizes, out_sizes):
+        if left == right:
+            padding.append(left)
+            crop.append((0, None))
+            continue
+        if not left < right <= left + s or n is None or m is None:
+            return None
+        made = (n + 2 * (left + s) - k) // s + 1
+        padding.append(left + s)
+        crop.append((1, None if made == m + 1 else m + 1))
+    return tuple(padding), tuple(crop)
 
 
 @register_converter("conv")
@@ -39,6 +80,7 @@ def convert_conv(node: Node, b: ModuleBuilder) -> None:
     kwargs: dict = {}
     pads = a["pads"]
     comment = None
+    cls = f"nn.Conv{rank}d"
     if pads == "same_dynamic":
         F = b.use_functional()
         b.helper("pad_same", SAME_PAD_HELPER)
@@ -48,6 +90,14 @@ def convert_conv(node: Node, b: ModuleBuilder) -> None:
     elif all(left == right for left, right in pads):
         if any(left for left, _ in pads):
             kwargs["padding"] = compact(tuple(left for left, _ in pads))
+    elif cropped := symmetric_padding_with_crop(
+        pads, a["stride"], tuple((k - 1) * d + 1 for k, d in zip(a["kernel_size"], a["dilation"])),
+        node.inputs[0].torch_shape[2:], node.outputs[0].torch_shape[2:],
+    ):
+        kwargs["padding"] = compact(cropped[0])
+        kwargs["crop"] = cropped[1]
+        cls = b.helper(f"CroppedConv{rank}d", CROPPED_CONV_HELPER.format(n=rank))
+        comment = "TF 'same' padding is asymmetric here (the extra cell at the end): see CroppedConv."
     else:
         F = b.use_functional()
         x = b.temp(f"{x}_padded", f"{F}.pad({x}, {torch_pad_list(pads)})",
@@ -60,7 +110,7 @@ def convert_conv(node: Node, b: ModuleBuilder) -> None:
         kwargs["groups"] = a["groups"]
     if "bias" not in node.params:
         kwargs["bias"] = False
-    ctor = call(f"nn.Conv{rank}d", a["in_channels"], a["out_channels"], kernel_size=compact(a["kernel_size"]), **kwargs)
+    ctor = call(cls, a["in_channels"], a["out_channels"], kernel_size=compact(a["kernel_size"]), **kwargs)
     state = {"weight": state_array(node.params["kernel"].array.transpose(KERNEL_TO_TORCH[rank]))}
     if "bias" in node.params:
         state["bias"] = state_array(node.params["bias"].array)

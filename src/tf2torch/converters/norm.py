@@ -6,6 +6,7 @@ import numpy as np
 
 from tf2torch.codegen.literals import call
 from tf2torch.codegen.program import ModuleBuilder
+from tf2torch.converters.bn_folding import fold_into_producer
 from tf2torch.converters.params import state_array
 from tf2torch.converters.registry import register_converter
 from tf2torch.ir import Node
@@ -83,7 +84,8 @@ def convert_batch_norm(node: Node, b: ModuleBuilder) -> None:
         missing = [w for w, on in (("beta (center=False)", a["center"]), ("gamma (scale=False)", a["scale"])) if not on]
         comment = f"Keras has no {' and no '.join(missing)}: kept at its neutral value and frozen."
     mod = b.submodule(node, ctor, state, frozen=frozen, comment=comment)
-    b.emit(node.outputs[0], f"{mod}({b.var(node.inputs[0])})")
+    if not fold_into_producer(node, b, mod):
+        b.emit(node.outputs[0], f"{mod}({b.var(node.inputs[0])})")
 
 
 AXES_LN_HELPER = '''

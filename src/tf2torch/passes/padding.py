@@ -5,7 +5,7 @@ DenseNet's zero_padding2d). `nn.Conv2d(padding=...)` zero-pads inside the kernel
 separate `F.pad` copy of the whole feature map is not needed. Exact: both pad with zeros.
 
 before: a -> pad(p) -> t -> conv(pads q) -> y
-after:  a -> conv(pads p + q) -> y   (when t has no other use and p + q is symmetric)
+after:  a -> conv(pads p + q) -> y   (when t has no other use)
 """
 
 from __future__ import annotations
@@ -29,10 +29,11 @@ def fold_zero_padding(graph: Graph) -> bool:
             continue
         if uses.get(id(padded), 0) != 1 or id(padded) in outputs or len(pad.attrs["pads"]) != len(conv.attrs["pads"]):
             continue
-        pads = [(a + c, b + d) for (a, b), (c, d) in zip(pad.attrs["pads"], conv.attrs["pads"])]
-        if any(left != right for left, right in pads):
-            continue  # nn.Conv2d pads symmetrically: the asymmetric F.pad stays visible
-        conv.attrs["pads"] = pads
+        if any(left < 0 or right < 0 for left, right in pad.attrs["pads"]):
+            continue
+        # Asymmetric sums too: the conv converter pads them without a copy where it can
+        # (symmetric padding plus an output crop), else with the same F.pad as before.
+        conv.attrs["pads"] = [(a + c, b + d) for (a, b), (c, d) in zip(pad.attrs["pads"], conv.attrs["pads"])]
         conv.inputs = [pad.inputs[0]] + conv.inputs[1:]
         graph.nodes.remove(pad)
         modified = True

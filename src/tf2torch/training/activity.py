@@ -83,7 +83,7 @@ def _tail(builder: ModuleBuilder, graph: Graph, layer: str, nodes: list[Node],
           attrs: set[str]) -> tuple[str, list[str], list[Value]]:
     """(module attr, statements from the module call to the layer's output, final values)."""
     final = nodes[-1]
-    statements = builder.statements
+    statements = builder.unfused_statements()
     outputs = {id(v) for v in final.outputs}
     last = max((i for i, st in enumerate(statements) if any(id(v) in outputs for v in st.values)), default=None)
     if last is None:
@@ -184,7 +184,7 @@ def activity_taps(builder: ModuleBuilder, graph: Graph, regularizers: list[tuple
             attr = call_attr
             finals += final
             bodies.append(_function_body(layer, attr, lines, [builder.var(v) for v in final]))
-        total = sum(len(_module_calls(_statement_text(st.targets, st.expr), {attr})) for st in builder.statements)
+        total = sum(len(_module_calls(_statement_text(st.targets, st.expr), {attr})) for st in builder.unfused_statements())
         if total != len(calls):
             raise UnsupportedTraining(
                 f"layer {layer!r}: activity_regularizer: forward() calls self.{attr} {total} times for "

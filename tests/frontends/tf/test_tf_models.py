@@ -269,7 +269,7 @@ FOLDED_KERAS_LAYERS = {
     "layer_norm": ((4, 6), lambda k: k.layers.LayerNormalization(epsilon=0.01), "nn.LayerNorm(6, eps=0.01)"),
     "batch_norm": ((5, 7, 3), lambda k: k.layers.BatchNormalization(epsilon=0.02), "BatchNorm2d(3, eps=0.02"),
     "dense_gelu": ((9,), lambda k: k.layers.Dense(4, activation="gelu"), "F.gelu("),
-    "conv_bias": ((6, 7, 2), lambda k: k.layers.Conv2D(3, 2, strides=2, padding="same"), "nn.Conv2d(2, 3, kernel_size=2"),
+    "conv_bias": ((6, 7, 2), lambda k: k.layers.Conv2D(3, 2, strides=2, padding="same"), "Conv2d(2, 3, kernel_size=2"),
 }
 
 
