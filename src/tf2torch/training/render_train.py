@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from tf2torch.ir import Graph
-from tf2torch.training.compile_config import Obj, TrainingSpec, UnsupportedTraining, WeightTerm, render_value
+from tf2torch.training.compile_config import Name, Obj, TrainingSpec, UnsupportedTraining, WeightTerm, render_value
 from tf2torch.training.weight_map import WeightMap
 
 RUNTIME_FILES = ("optimizers", "schedules", "losses", "metrics", "regularizers", "constraints", "runtime")
@@ -127,15 +127,16 @@ def setup_source(spec: TrainingSpec, weight_map: WeightMap | None, module: torch
     """The text of `build_training(model)` and the runtime names it uses."""
     _check_outputs(spec, graph)
     needed: set[str] = set()
+    optimizer = _optimizer(spec, module)
     lines = [
         "def build_training(model: torch.nn.Module) -> Training:",
         '    """Optimizer (with its schedule), loss, metrics, regularization and constraints as the',
         '    Keras model was compiled."""',
         *_sparse_embedding_lines(module),
         "    params = [p for p in model.parameters() if p.requires_grad]",
-        f"    optimizer = {_optimizer(spec, module).render(indent=4, width=100)}",
+        f"    optimizer = {optimizer.render(indent=4, width=100)}",
     ]
-    needed |= _names_in(spec.optimizer)
+    needed |= _names_in(optimizer)
     extra = _compile_lines(spec, lines, needed)
     if (spec.regularizers or spec.constraints) and weight_map is None:
         raise UnsupportedTraining("regularizers and constraints need the weight map")
@@ -201,11 +202,25 @@ def _sparse_embedding_lines(module: torch.nn.Module) -> list[str]:
     return lines
 
 
+# Keras SGD options torch.optim.SGD has no equivalent for.
+_KERAS_ONLY_SGD_OPTIONS = ("clipnorm", "clipvalue", "global_clipnorm", "weight_decay", "decay", "use_ema")
+
+
 def _optimizer(spec: TrainingSpec, module: torch.nn.Module) -> Obj:
-    """tf.keras sums an IndexedSlices' repeated rows before its optimizers' update (after clipping)."""
+    """The optimizer's constructor call: torch's own where it is Keras' update, else the
+    Keras-exact class (tf.keras: with repeated embedding rows summed after clipping)."""
+    optimizer = spec.optimizer
+    kwargs = optimizer.kwargs
+    if optimizer.ctor == "KerasSGD" and not isinstance(kwargs.get("learning_rate", 0.01), Obj) \
+            and not any(kwargs.get(k) for k in _KERAS_ONLY_SGD_OPTIONS) and not _embeddings(module):
+        # At a constant learning rate torch's momentum buffer is Keras' divided by -lr: the
+        # same steps (state_transfer.as_torch_sgd_state converts saved Keras state).
+        torch_kwargs = {"lr": kwargs.get("learning_rate", 0.01)}
+        torch_kwargs.update({k: kwargs[k] for k in ("momentum", "nesterov") if kwargs.get(k)})
+        return Obj("torch.optim.SGD", torch_kwargs, (Name("params"),))
     if spec.keras_major >= 3 or not _embeddings(module):
-        return spec.optimizer
-    return Obj(spec.optimizer.ctor, {**spec.optimizer.kwargs, "sum_duplicate_rows": True}, spec.optimizer.args)
+        return optimizer
+    return Obj(optimizer.ctor, {**kwargs, "sum_duplicate_rows": True}, optimizer.args)
 
 
 # -- several outputs, loss weights, weighted metrics -----------------------------------------
@@ -554,8 +569,7 @@ def main() -> None:
             (checkpoints / "history.json").write_text(json.dumps(history, indent=1))
             save_checkpoint(checkpoints / f"epoch_{{epoch + 1}}", model, optimizer, epoch + 1, generator)
             save_checkpoint(checkpoints / "last", model, optimizer, epoch + 1, generator)
-    optimizer.finalize_variable_values()
-    if rank == 0:
+{finalize_ema}    if rank == 0:
         save_file({{k: v.detach().contiguous() for k, v in model.state_dict().items()}}, str(checkpoints / "final.safetensors"))
     if distributed:
         dist.barrier()
@@ -656,8 +670,33 @@ def render_train_script(spec: TrainingSpec, weight_map: WeightMap | None, module
         "from torch import nn",
     ]
     body = library_source(needed) + "\n\n\n" + setup + "\n"
-    main = MAIN_TEMPLATE.format(class_name=class_name, input_perms=repr(input_perms))
-    return doc + "\n".join(imports) + "\n\n\n" + body + textwrap.dedent(main)
+    finalize_ema = ""
+    if spec.optimizer.kwargs.get("use_ema"):  # as Keras' fit() ends: the weights become their averages
+        finalize_ema = "    optimizer.finalize_variable_values()\n"
+    main = MAIN_TEMPLATE.format(class_name=class_name, input_perms=repr(input_perms), finalize_ema=finalize_ema)
+    code = body + textwrap.dedent(main)
+    # isort's spacing: two blank lines before a def or class, one before other statements
+    gap = "\n\n\n" if code.startswith(("def ", "class ", "@")) else "\n\n"
+    return doc + "\n".join(_used_imports(imports, code)) + gap + code
+
+
+def _used_imports(imports: list[str], code: str) -> list[str]:
+    """The import lines (and names of `from` imports) that `code` uses."""
+    used = {n.id for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Name)}
+    kept = []
+    for line in imports:
+        if not line.startswith(("import ", "from ")) or line.startswith("from __future__"):
+            kept.append(line)
+            continue
+        head, _, names = line.partition(" import ")
+        bound = [n for n in names.split(", ") if n.split(" as ")[-1].split(".")[0] in used]
+        if head.startswith("import "):  # `import a.b` binds `a`; `import a as b` binds `b`
+            target = head[len("import "):]
+            bound_name = target.split(" as ")[-1].split(".")[0]
+            kept += [line] if bound_name in used else []
+        elif bound:
+            kept.append(f"{head} import {', '.join(bound)}")
+    return [line for i, line in enumerate(kept) if line or (i and kept[i - 1])]
 
 
 def _loss_summary(spec: TrainingSpec) -> str:

@@ -108,6 +108,26 @@ def check_variable_order(spec: TrainingSpec, weight_map: WeightMap, module: torc
         )
 
 
+def keras_slots(optimizer: torch.optim.Optimizer) -> tuple[str, ...]:
+    """The Keras slot names the torch optimizer's state is filled from."""
+    if isinstance(optimizer, torch.optim.SGD):  # train.py's choice when it equals Keras' SGD
+        return ("momentum",) if optimizer.param_groups[0]["momentum"] else ()
+    return optimizer.slots
+
+
+def as_torch_sgd_state(optimizer: torch.optim.Optimizer) -> None:
+    """Keras' SGD keeps `m = momentum * m - lr * g` and adds it; torch.optim.SGD keeps
+    `b = momentum * b + g` and subtracts `lr * b`: at a constant learning rate `b = -m / lr`."""
+    if not isinstance(optimizer, torch.optim.SGD):
+        return
+    for group in optimizer.param_groups:
+        group.pop("iterations", None)
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            if "momentum" in state:
+                state["momentum_buffer"] = -state.pop("momentum") / group["lr"]
+
+
 def load_keras_optimizer_state(
     optimizer: torch.optim.Optimizer, spec: TrainingSpec, variables: list[np.ndarray], weight_map: WeightMap,
     module: torch.nn.Module, model_config: dict,
@@ -168,6 +188,7 @@ def load_keras_optimizer_state(
             state[slot] = torch.from_numpy(tensors[name]).to(param.device, param.dtype)
     for g in optimizer.param_groups:
         g["iterations"] = iterations
+    as_torch_sgd_state(optimizer)
     return iterations
 
 
@@ -319,7 +340,7 @@ def load_h5_optimizer_state(
             "PyTorch from train.py's checkpoints; to start fresh, use training_setup(load_optimizer_state=False)",
             UserWarning, stacklevel=2,
         )
-    expected = set(getattr(optimizer, "slots", ())) | ({"average"} if group.get("use_ema") else set())
+    expected = set(keras_slots(optimizer)) | ({"average"} if group.get("use_ema") else set())
     if set(slots) != expected:
         raise _h5_unsupported(f"it holds the slots {sorted(slots)}, the torch optimizer expects {sorted(expected)}",
                               spec, weights.path)
@@ -345,6 +366,7 @@ def load_h5_optimizer_state(
         for param_name in names:
             param = params[param_name]
             optimizer.state[param][slot] = torch.from_numpy(tensors[param_name]).to(param.device, param.dtype)
+    as_torch_sgd_state(optimizer)
     return iterations
 
 
