@@ -258,7 +258,8 @@ def model_inputs(name: str, rng: np.random.Generator) -> np.ndarray:
 FIT_MODELS = {"cnn_adam_schedule": cnn_adam_schedule, "lstm_adamw_clipnorm": lstm_adamw_clipnorm}
 
 
-@pytest.mark.parametrize("name", [pytest.param("cnn_adam_schedule", marks=pytest.mark.slow), "lstm_adamw_clipnorm"])
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["cnn_adam_schedule", "lstm_adamw_clipnorm"])
 def test_train_py_per_model_matches_keras_fit(name, tmp_path):
     """train.py is ruff-clean and reproduces fit() over 2 epochs (validation and a partial last
     batch included) for a CNN with Adam and a schedule, and Embedding + LSTM with AdamW + clipnorm."""
