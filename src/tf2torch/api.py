@@ -173,6 +173,7 @@ def convert(
     outputs: list[str] | None = None,
     custom_objects: dict | None = None,
     trace_custom_layers: bool = False,
+    structure: str = "blocks",
 ) -> ConversionResult:
     """Convert a .keras / .h5 file or a live keras.Model into a PyTorch module.
 
@@ -181,6 +182,8 @@ def convert(
     ConcreteFunction. `frontend` forces "tf" or "keras". Custom Keras layers without a
     converter are traced through the TF frontend only when the user opts in, with
     `custom_objects` or `trace_custom_layers=True` (that runs the layer's Python code).
+    `structure="blocks"` writes each kind of repeated Keras block as a class; "flat" puts
+    every layer in one class.
     """
     from tf2torch.frontends.tf.dispatch import FRONTENDS, convert_tf, is_tf_source, saved_model_to_keras_file
 
@@ -189,7 +192,7 @@ def convert(
     if frontend == "keras" and isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
         saved_dir, source = saved_model_to_keras_file(str(source), custom_objects)
         result = convert(source, model_name=model_name, frontend="keras", custom_objects=custom_objects,
-                         trace_custom_layers=trace_custom_layers)
+                         trace_custom_layers=trace_custom_layers, structure=structure)
         result._temp_dir = saved_dir
         return result
     if frontend == "tf" or (frontend == "auto" and is_tf_source(source)):
@@ -198,7 +201,7 @@ def convert(
         from tf2torch.frontends.tf.keras_layers import tracing_custom_layers
 
         with tracing_custom_layers(custom_objects):
-            return convert(source, model_name=model_name, frontend="keras")
+            return convert(source, model_name=model_name, frontend="keras", structure=structure)
     keras_model = None
     temp_dir = None
     if isinstance(source, (str, os.PathLike)):
@@ -208,7 +211,7 @@ def convert(
         keras_model = source
     keras_source = load_keras_file(path)
     try:
-        result = _convert_source(keras_source, model_name)
+        result = _convert_source(keras_source, model_name, structure)
     finally:
         keras_source.close()
     result._keras_model = keras_model
@@ -219,12 +222,12 @@ def convert(
     return result
 
 
-def _convert_source(source: KerasSource, model_name: str | None) -> ConversionResult:
+def _convert_source(source: KerasSource, model_name: str | None, structure: str) -> ConversionResult:
     graph = import_keras_model(source)
     graph.output_names = [v.name for v in graph.outputs]
     graph = run_passes(graph)
     name = model_name or Path(source.path).stem
-    generated = emit_module(graph, Path(source.path).name, name)
+    generated = emit_module(graph, Path(source.path).name, name, structure)
     compile(generated.source, "model.py", "exec")  # a syntax check; the module is built on first use
     return ConversionResult(
         source_code=generated.source,

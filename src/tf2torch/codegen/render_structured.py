@@ -1,0 +1,137 @@
+"""Render a ModuleBuilder as a structured model.py: one class per repeated block kind,
+blocks that chain in an `nn.Sequential`, the rest as in the flat rendering."""
+
+from __future__ import annotations
+
+from tf2torch.codegen.blocks import BlockKind, Instance, Sequence, Structure, find_blocks
+from tf2torch.codegen.code_names import rename
+from tf2torch.codegen.program import ModuleBuilder, Statement, Submodule
+from tf2torch.codegen.render import INDENT, finish, header, load_model_lines
+from tf2torch.ir import Graph
+
+LINE_LENGTH = 120
+
+
+def module_level_names(builder: ModuleBuilder, class_name: str) -> set[str]:
+    return {class_name, "Path", "load_model", *builder.helpers}
+
+
+def structure_of(graph: Graph, builder: ModuleBuilder, class_name: str) -> Structure:
+    return find_blocks(graph, builder, module_level_names(builder, class_name))
+
+
+def render_structured(
+    graph: Graph, builder: ModuleBuilder, structure: Structure, class_name: str, source_name: str
+) -> str:
+    out = header(graph, builder, class_name, source_name)
+    for kind in structure.kinds:
+        out += _block_class(kind, builder) + ["", ""]
+    out += _model_class(graph, builder, structure, class_name)
+    return finish(out + load_model_lines(class_name))
+
+
+def _submodule_lines(attr: str, sub: Submodule, ctor: str, indent: str) -> list[str]:
+    out = [f"{indent}# {line}" for line in (sub.comment or "").splitlines()]
+    out.append(f"{indent}self.{attr} = {ctor}")
+    if sub.frozen == ("*",):
+        out.append(f"{indent}self.{attr}.requires_grad_(False)")
+    else:
+        out += [f"{indent}self.{attr}.{param}.requires_grad_(False)" for param in sub.frozen]
+    return out
+
+
+def _statement_lines(st: Statement, targets: list[str], expr: str, indent: str) -> list[str]:
+    out = [f"{indent}# {line}" for line in (st.comment or "").splitlines()]
+    out.append(f"{indent}{', '.join(targets)} {st.operator} {expr}")
+    return out
+
+
+def _returns(count: int) -> str:
+    return "torch.Tensor" if count == 1 else f"tuple[{', '.join(['torch.Tensor'] * count)}]"
+
+
+def _block_class(kind: BlockKind, builder: ModuleBuilder) -> list[str]:
+    template = kind.template
+    names = ", ".join(i.block for i in kind.instances)
+    doc = f'{INDENT}"""Keras blocks {names}."""'
+    if len(doc) > LINE_LENGTH:
+        doc = f'{INDENT}"""Keras blocks {kind.instances[0].block} ... {kind.instances[-1].block} ({len(kind.instances)})."""'
+    params = ""
+    for p in kind.parameters:
+        annotation = f": {p.annotation}" if p.annotation else ""
+        default = "" if p.default is None else (f" = {p.default}" if annotation else f"={p.default}")
+        params += f", {p.name}{annotation}{default}"
+    out = [f"class {kind.class_name}(nn.Module):", doc, "", f"{INDENT}def __init__(self{params}) -> None:",
+           f"{INDENT * 2}super().__init__()"]
+    for position, sub in enumerate(template.subs):
+        out += _submodule_lines(template.local_attrs[sub.attr], sub, kind.ctor(position), INDENT * 2)
+    args = ", ".join(f"{template.local_vars[n]}: torch.Tensor" for n in template.inputs)
+    out += ["", f"{INDENT}def forward(self, {args}) -> {_returns(len(template.outputs))}:"]
+    for st in builder.statements[template.start:template.stop]:
+        expr = rename(st.expr, template.local_vars, template.local_attrs)
+        out += _statement_lines(st, [template.local_vars[t] for t in st.targets], expr, INDENT * 2)
+    out.append(f"{INDENT * 2}return {', '.join(template.local_vars[n] for n in template.outputs)}")
+    return out
+
+
+def _sequential(sequence: Sequence) -> list[str]:
+    calls = [i.kind.arguments(i) for i in sequence.instances if i.kind is not None]
+    items: list[str] = []
+    n = 0
+    while n < len(calls):
+        repeat = 1
+        while n + repeat < len(calls) and calls[n + repeat] == calls[n]:
+            repeat += 1
+        items += [f"*({calls[n]} for _ in range({repeat}))"] if repeat >= 3 else [calls[n]] * repeat
+        n += repeat
+    one_line = f"{INDENT * 2}self.{sequence.attr} = nn.Sequential({', '.join(items)})"
+    if len(one_line) <= LINE_LENGTH:
+        return [one_line]
+    return [f"{INDENT * 2}self.{sequence.attr} = nn.Sequential("] + [f"{INDENT * 3}{item}," for item in items] + [
+        f"{INDENT * 2})"]
+
+
+def _model_class(graph: Graph, builder: ModuleBuilder, structure: Structure, class_name: str) -> list[str]:
+    owner: dict[str, Instance] = {sub.attr: i for i in structure.instances for sub in i.subs}
+    sequence_of = {id(i): s for s in structure.sequences for i in s.instances}
+    out = [f"class {class_name}(nn.Module):", f"{INDENT}def __init__(self) -> None:", f"{INDENT * 2}super().__init__()"]
+    declared: set[int] = set()
+    for sub in builder.submodules:
+        instance = owner.get(sub.attr)
+        if instance is None:
+            out += _submodule_lines(sub.attr, sub, sub.ctor, INDENT * 2)
+            continue
+        sequence = sequence_of.get(id(instance))
+        key = id(sequence) if sequence is not None else id(instance)
+        if key in declared:
+            continue
+        declared.add(key)
+        if sequence is not None:
+            out += _sequential(sequence)
+        elif instance.kind is not None:
+            out.append(f"{INDENT * 2}self.{instance.path} = {instance.kind.arguments(instance)}")
+
+    args = ", ".join(f"{builder.var(v)}: torch.Tensor" for v in graph.inputs)
+    out += ["", f"{INDENT}def forward(self, {args}) -> {_returns(len(graph.outputs))}:"]
+    starts = {i.start: i for i in structure.instances}
+    position = 0
+    statements = builder.statements
+    while position < len(statements):
+        instance = starts.get(position)
+        if instance is None:
+            st = statements[position]
+            out += _statement_lines(st, st.targets, st.expr, INDENT * 2)
+            position += 1
+            continue
+        sequence = sequence_of.get(id(instance))
+        if sequence is not None:
+            last = sequence.instances[-1]
+            out.append(f"{INDENT * 2}{last.outputs[0]} = self.{sequence.attr}({instance.inputs[0]})")
+            position = last.stop
+        else:
+            out.append(f"{INDENT * 2}{', '.join(instance.outputs)} = self.{instance.path}({', '.join(instance.inputs)})")
+            position = instance.stop
+    out.append(f"{INDENT * 2}return {', '.join(builder.var(v) for v in graph.outputs)}")
+    for method in builder.methods.values():
+        out += [""] + [f"{INDENT}{line}" if line else "" for line in method.strip("\n").splitlines()]
+    return out
