@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tf2torch.codegen.emit import GeneratedModule, emit_module
+from tf2torch.codegen.emit import STRUCTURES, GeneratedModule, emit_module
 from tf2torch.errors import BadModelFile, VerificationUnavailable
 from tf2torch.frontends.keras.archive import KerasSource, load_keras_file
 from tf2torch.frontends.keras.importer import import_keras_model
@@ -70,6 +70,7 @@ class ConversionResult:
         files: dict[str, bytes] = {"model.py": self.source_code.encode()}
         files["model.safetensors"] = _safetensors_bytes(self.generated.state, self.source_path)
         files.update(self._training_files())
+        files.update(self._weights_map_file())
         if report is not None:
             files["verification.json"] = (json.dumps(report.to_dict(), indent=2) + "\n").encode()
         self._saved_files = list(files)
@@ -83,6 +84,15 @@ class ConversionResult:
         from tf2torch.training.setup import training_setup
 
         return training_setup(self, module, load_optimizer_state)
+
+    def _weights_map_file(self) -> dict[str, bytes]:
+        """weights_map.json: each Keras layer's torch module path; per weight (torch key and
+        permutation) too when the training side has traced them (a compiled model)."""
+        from tf2torch.codegen.weights_map import weights_map_json
+
+        context = getattr(self, "_training_context", None)
+        weight_map = None if context is None else context.weight_map
+        return {"weights_map.json": weights_map_json(self.generated, weight_map)}
 
     def _training_files(self) -> dict[str, bytes]:
         """train.py (+ optimizer.safetensors) when the model was compiled; a compile setting
@@ -189,6 +199,8 @@ def convert(
 
     if frontend not in FRONTENDS:
         raise ValueError(f"frontend must be one of {FRONTENDS}, got {frontend!r}")
+    if structure not in STRUCTURES:
+        raise ValueError(f"structure must be one of {STRUCTURES}, got {structure!r}")
     if frontend == "keras" and isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
         saved_dir, source = saved_model_to_keras_file(str(source), custom_objects)
         result = convert(source, model_name=model_name, frontend="keras", custom_objects=custom_objects,

@@ -52,6 +52,8 @@ def _build_parser(version: str) -> argparse.ArgumentParser:
     convert.add_argument("-o", "--output", metavar="OUTDIR", required=True, help="directory to write into")
     convert.add_argument("--name", metavar="ClassName", help="class name of the generated module")
     convert.add_argument("--verify", action="store_true", help="compare against Keras (needs TensorFlow)")
+    convert.add_argument("--flat", action="store_true",
+                         help="one class with every layer (default: a class per repeated block)")
     _add_input_options(convert)
     _add_tf_options(convert)
     convert.set_defaults(handler=_run_convert)
@@ -104,7 +106,8 @@ def _run_convert(args: argparse.Namespace) -> int:
     import tf2torch
 
     _check_inputs_file(args.inputs)
-    result = tf2torch.convert(args.source, model_name=args.name, **_tf_options(args))
+    structure = "flat" if args.flat else "blocks"
+    result = tf2torch.convert(args.source, model_name=args.name, structure=structure, **_tf_options(args))
     report = None
     if args.verify:
         report = result.verify(args.inputs, batch_size=args.batch_size)

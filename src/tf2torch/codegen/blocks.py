@@ -414,12 +414,18 @@ def _signature(instance: Instance, own: list[Statement]) -> tuple:
     current = {name: f"i{n}" for n, name in enumerate(instance.inputs)}
     attrs = {sub.attr: f"m{n}" for n, sub in enumerate(instance.subs)}
     body = []
+    inputs = set(current.values())
     for st in own:
         expr = rename(st.expr, current, attrs)
-        updated = tuple(current[t] for t in st.targets) if st.operator != "=" else ()
+        operator = st.operator
+        if operator == "+=" and len(st.targets) == 1 and current[st.targets[0]] not in inputs:
+            # `x += y` on a value made inside the block is `x = y + x` (the flat code writes the
+            # one or the other depending on how the result is named outside the block).
+            expr, operator = f"{expr} + {current[st.targets[0]]}", "="
+        updated = tuple(current[t] for t in st.targets) if operator != "=" else ()
         for target in st.targets:
             current[target] = f"v{len(body)}_{len(current)}"
-        body.append((updated, tuple(current[t] for t in st.targets), st.operator, expr, st.comment))
+        body.append((updated, tuple(current[t] for t in st.targets), operator, expr, st.comment))
     subs = tuple((c.shape, s.frozen, s.comment, tuple(sorted(s.state))) for c, s in zip(instance.ctors, instance.subs))
     return (len(instance.inputs), tuple(current[n] for n in instance.outputs), tuple(body), subs)
 

@@ -24,6 +24,7 @@ class GeneratedModule:
     source: str
     state: dict[str, np.ndarray]
     builder: ModuleBuilder
+    structure: str = "flat"
     # Flat attribute (the builder's, one per Keras layer) -> its path in the generated module
     # ("conv2_block1_1_conv" -> "conv2.0.conv1"); the identity for flat output.
     attr_paths: dict[str, str] = field(default_factory=dict)
@@ -44,7 +45,7 @@ class GeneratedModule:
         return out
 
 
-def emit_module(graph: Graph, source_name: str, model_name: str, structure: str = "blocks") -> GeneratedModule:
+def emit_module(graph: Graph, source_name: str, model_name: str, structure: str = "flat") -> GeneratedModule:
     """model.py for `graph`: with `structure="blocks"` repeated blocks become classes (see
     codegen.blocks); "flat" puts every layer in one class."""
     if structure not in STRUCTURES:
@@ -67,7 +68,7 @@ def emit_module(graph: Graph, source_name: str, model_name: str, structure: str 
     for sub in builder.submodules:
         for key, array in sub.state.items():
             state[f"{paths[sub.attr]}.{key}"] = array
-    return GeneratedModule(name, source, state, builder, paths)
+    return GeneratedModule(name, source, state, builder, structure, paths)
 
 
 def use_channels_last_memory(graph: Graph, builder: ModuleBuilder) -> None:
