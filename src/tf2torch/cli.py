@@ -113,7 +113,7 @@ def _run_convert(args: argparse.Namespace) -> int:
         report = result.verify(args.inputs, batch_size=args.batch_size)
     directory = result.save(args.output, report=report)
     written = ["model.py", "model.safetensors"] + (["verification.json"] if report is not None else [])
-    written += [n for n in ("train.py", "optimizer.safetensors") if n in result._saved_files]
+    written += [n for n in ("train.py", "optimizer.safetensors", "weights_map.json") if n in result._saved_files]
     print(f"Converted {args.source} -> {directory}/ ({', '.join(written)}), class {result.class_name}")
     if report is None:
         return EXIT_OK
