@@ -192,10 +192,16 @@ class BlockKind:
 
 @dataclass
 class Sequence:
-    """Blocks that chain (each one's only output is the next one's only input)."""
+    """Blocks that chain: each one's only output is the next one's first input; the other
+    inputs (a padding mask) are the same for all. Without those an nn.Sequential, with them an
+    nn.ModuleList called in a loop."""
 
     attr: str
     instances: list[Instance]
+
+    @property
+    def shared_inputs(self) -> list[str]:
+        return self.instances[0].inputs[1:]
 
 
 @dataclass
@@ -312,6 +318,7 @@ def _combines(statements: list[Statement], start: int, stop: int, variables: set
         reads, writes = _reads_writes(st, variables)
         inputs.update(n for n in reads if n not in written)
         written.update(writes)
+    inputs -= written  # names still holding the block's input values
     reads = set(_reads_writes(statements[stop], variables)[0])
     return bool(reads & inputs) and bool(reads & written) and reads <= inputs | written
 
@@ -366,7 +373,9 @@ def _instance(
     outputs: list[str] = []
     for st in own:
         reads, writes = _reads_writes(st, variables)
-        inputs += [n for n in reads if n not in written and n not in inputs]
+        for name in reads:
+            if name not in written and name not in inputs:
+                inputs.append(name)
         written.update(writes)
         for name in writes:
             if name not in outputs:
@@ -497,7 +506,7 @@ def _sequences(
         run.clear()
 
     for instance in extracted:
-        single = len(instance.inputs) == 1 and len(instance.outputs) == 1
+        single = len(instance.inputs) >= 1 and len(instance.outputs) == 1
         if not (run and single and _chains(run[-1], instance, statements, variables, returned)):
             close()
         if single:
@@ -508,13 +517,15 @@ def _sequences(
 
 def _chains(previous: Instance, instance: Instance, statements: list[Statement], variables: set[str],
             returned: list[str]) -> bool:
-    """`instance` directly follows `previous`, in the same stage, and is the only reader of
-    its output."""
+    """`instance` directly follows `previous`, in the same stage, is the only reader of its
+    output, and shares its other inputs."""
     link = previous.outputs[0]
+    shared = previous.inputs[1:]
     return (
         previous.stop == instance.start
         and previous.stage == instance.stage
-        and instance.inputs == [link]
+        and instance.inputs == [link, *shared]
+        and not set(shared) & previous.writes
         and (link in instance.writes or not _live_after(link, statements, instance.stop, variables, returned))
     )
 

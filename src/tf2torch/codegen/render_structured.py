@@ -84,11 +84,31 @@ def _sequential(sequence: Sequence) -> list[str]:
             repeat += 1
         items += [f"*({calls[n]} for _ in range({repeat}))"] if repeat >= 3 else [calls[n]] * repeat
         n += repeat
-    one_line = f"{INDENT * 2}self.{sequence.attr} = nn.Sequential({', '.join(items)})"
+    container = "nn.ModuleList" if sequence.shared_inputs else "nn.Sequential"
+    if container == "nn.ModuleList" and len(items) == 1 and items[0].startswith("*("):
+        return [f"{INDENT * 2}self.{sequence.attr} = nn.ModuleList({items[0][2:-1]})"]
+    if container == "nn.ModuleList":
+        items = [f"[{', '.join(items)}]"] if len(items) > 1 else items
+    one_line = f"{INDENT * 2}self.{sequence.attr} = {container}({', '.join(items)})"
     if len(one_line) <= LINE_LENGTH:
         return [one_line]
-    return [f"{INDENT * 2}self.{sequence.attr} = nn.Sequential("] + [f"{INDENT * 3}{item}," for item in items] + [
+    if container == "nn.ModuleList":
+        items = [item.strip("[]") for item in items[0][1:-1].split(", ")] if items[0].startswith("[") else items
+        return [f"{INDENT * 2}self.{sequence.attr} = nn.ModuleList(["] + [
+            f"{INDENT * 3}{item}," for item in items] + [f"{INDENT * 2}])"]
+    return [f"{INDENT * 2}self.{sequence.attr} = {container}("] + [f"{INDENT * 3}{item}," for item in items] + [
         f"{INDENT * 2})"]
+
+
+def _loop(sequence: Sequence) -> list[str]:
+    """`x = self.stage(x)`, or for blocks with shared inputs a loop over the ModuleList."""
+    first, last = sequence.instances[0], sequence.instances[-1]
+    out = last.outputs[0]
+    if not sequence.shared_inputs:
+        return [f"{INDENT * 2}{out} = self.{sequence.attr}({first.inputs[0]})"]
+    lines = [] if first.inputs[0] == out else [f"{INDENT * 2}{out} = {first.inputs[0]}"]
+    args = ", ".join([out, *sequence.shared_inputs])
+    return lines + [f"{INDENT * 2}for block in self.{sequence.attr}:", f"{INDENT * 3}{out} = block({args})"]
 
 
 def _model_class(graph: Graph, builder: ModuleBuilder, structure: Structure, class_name: str) -> list[str]:
@@ -125,9 +145,8 @@ def _model_class(graph: Graph, builder: ModuleBuilder, structure: Structure, cla
             continue
         sequence = sequence_of.get(id(instance))
         if sequence is not None:
-            last = sequence.instances[-1]
-            out.append(f"{INDENT * 2}{last.outputs[0]} = self.{sequence.attr}({instance.inputs[0]})")
-            position = last.stop
+            out += _loop(sequence)
+            position = sequence.instances[-1].stop
         else:
             out.append(f"{INDENT * 2}{', '.join(instance.outputs)} = self.{instance.path}({', '.join(instance.inputs)})")
             position = instance.stop
