@@ -21,7 +21,7 @@ import ast
 import re
 from dataclasses import dataclass, field
 
-from tf2torch.codegen.code_names import free_names, rename, self_attributes
+from tf2torch.codegen.code_names import free_names, number_callers, numbers, rename, replace_numbers, self_attributes
 from tf2torch.codegen.naming import MODULE_RESERVED, NameScope, identifier
 from tf2torch.codegen.program import ModuleBuilder, Statement, Submodule
 from tf2torch.ir import Graph
@@ -40,6 +40,7 @@ _POSITIONAL_NAMES = {
     "InstanceNorm": ("num_features",),
     "LayerNorm": ("normalized_shape",),
     "GroupNorm": ("num_groups", "num_channels"),
+    "Dropout": ("p",),
 }
 
 
@@ -143,6 +144,8 @@ class Instance:
     local_attrs: dict[str, str] = field(default_factory=dict)
     local_vars: dict[str, str] = field(default_factory=dict)
     ctors: list[Ctor] = field(default_factory=list)
+    numbers: list[list[str]] = field(default_factory=list)  # number literals per statement
+    expressions: list[str] = field(default_factory=list)  # the statements' right-hand sides
     signature: tuple = ()
     path: str = ""  # attribute path in the structured module: "conv2.0" or "conv2_block1"
     kind: BlockKind | None = None
@@ -151,9 +154,12 @@ class Instance:
 @dataclass
 class Parameter:
     name: str
+    values: tuple[str, ...]  # per instance of the kind
     slots: list[tuple[int, int | str]]  # (submodule position, constructor slot)
     default: str | None = None  # a left-out ConvNd keyword's default
     annotation: str = ""
+    # (statement position in the block, n-th number in it): forward() reads self.<name>.
+    uses: list[tuple[int, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -168,14 +174,23 @@ class BlockKind:
 
     def arguments(self, instance: Instance) -> str:
         args = []
+        index = next(n for n, i in enumerate(self.instances) if i is instance)
         for p in self.parameters:
-            sub, slot = p.slots[0]
-            value = instance.ctors[sub].numbers[slot]
+            value = p.values[index]
             if p.default is None:
                 args.append(value)
             elif value != p.default:
                 args.append(f"{p.name}={value}")
         return f"{self.class_name}({', '.join(args)})"
+
+    def statement(self, position: int, expr: str) -> str:
+        """The template's `position`-th statement `expr` reading the parameters it depends on."""
+        return replace_numbers(expr, {n: f"self.{p.name}" for p in self.parameters for k, n in p.uses if k == position})
+
+    @property
+    def stored(self) -> list[Parameter]:
+        """Parameters forward() reads (kept as attributes)."""
+        return [p for p in self.parameters if p.uses]
 
     def ctor(self, position: int) -> str:
         """The template's constructor of its `position`-th submodule, with the parameters."""
@@ -426,6 +441,9 @@ def _signature(instance: Instance, own: list[Statement]) -> tuple:
     inputs = set(current.values())
     for st in own:
         expr = rename(st.expr, current, attrs)
+        instance.numbers.append(numbers(expr))
+        instance.expressions.append(expr)
+        expr = replace_numbers(expr, dict.fromkeys(range(len(instance.numbers[-1])), "#"))
         operator = st.operator
         if operator == "+=" and len(st.targets) == 1 and current[st.targets[0]] not in inputs:
             # `x += y` on a value made inside the block is `x = y + x` (the flat code writes the
@@ -450,9 +468,10 @@ def _class_base(stage: str) -> str:
 
 
 def _parameters(group: list[Instance]) -> list[Parameter]:
-    """Constructor numbers that differ between the blocks, one parameter per distinct pattern."""
+    """Numbers that differ between the blocks, one parameter per distinct pattern: in the
+    submodule constructors, and in forward() (a reshape to the block's channel count)."""
     by_values: dict[tuple[str, ...], Parameter] = {}
-    scope = NameScope({"self"})
+    scope = NameScope(MODULE_RESERVED | {"self"})
     template = group[0]
     for position, ctor in enumerate(template.ctors):
         for slot in ctor.numbers:
@@ -466,9 +485,20 @@ def _parameters(group: list[Instance]) -> list[Parameter]:
                 base = _slot_name(ctor.func, slot, template.local_attrs[sub.attr])
                 name = scope.unique(base) if base not in scope else scope.unique(
                     f"{template.local_attrs[sub.attr]}_{base}")
-                param = Parameter(name, [], default, _annotation(values))
+                param = Parameter(name, values, [], default, _annotation(values))
                 by_values[values] = param
             param.slots.append((position, slot))
+    for position in range(len(template.numbers)):
+        for n in range(len(template.numbers[position])):
+            values = tuple(i.numbers[position][n] for i in group)
+            if len(set(values)) == 1:
+                continue
+            param = by_values.get(values)
+            if param is None:
+                caller = number_callers(template.expressions[position])[n]
+                param = Parameter(scope.unique(caller or "size"), values, [], None, _annotation(values))
+                by_values[values] = param
+            param.uses.append((position, n))
     params = list(by_values.values())
     return [p for p in params if p.default is None] + [p for p in params if p.default is not None]
 

@@ -64,3 +64,42 @@ def rename(code: str, names: dict[str, str], attrs: dict[str, str]) -> str:
         out.append(code[position:begin] + table[tok.string])
         position = begin + len(tok.string)
     return "".join(out) + code[position:]
+
+
+def numbers(code: str) -> list[str]:
+    """The number literals of `code`, in order."""
+    return [t.string for t in _tokens(code) if t.type == tokenize.NUMBER]
+
+
+def number_callers(code: str) -> list[str]:
+    """For each number literal of `code`, the name of the innermost call it is an argument
+    of (`F.pad(x, (0, 1))` -> "pad" twice; "" outside any call)."""
+    callers, stack = [], []
+    tokens = _tokens(code)
+    for i, tok in enumerate(tokens):
+        if tok.string in "([{" and tok.type == tokenize.OP:
+            before = tokens[i - 1] if i > 0 else None
+            stack.append(before.string if tok.string == "(" and before is not None and before.type == tokenize.NAME
+                         else None)
+        elif tok.string in ")]}" and tok.type == tokenize.OP and stack:
+            stack.pop()
+        elif tok.type == tokenize.NUMBER:
+            callers.append(next((name for name in reversed(stack) if name), ""))
+    return callers
+
+
+def replace_numbers(code: str, replacements: dict[int, str]) -> str:
+    """`code` with its `n`-th number literal replaced by `replacements[n]`."""
+    lines = code.splitlines(keepends=True)
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line))
+    out, position = [], 0
+    found = [t for t in _tokens(code) if t.type == tokenize.NUMBER]
+    for n, tok in enumerate(found):
+        if n not in replacements:
+            continue
+        begin = starts[tok.start[0] - 1] + tok.start[1]
+        out.append(code[position:begin] + replacements[n])
+        position = begin + len(tok.string)
+    return "".join(out) + code[position:]

@@ -61,17 +61,39 @@ def _block_class(kind: BlockKind, builder: ModuleBuilder) -> list[str]:
         annotation = f": {p.annotation}" if p.annotation else ""
         default = "" if p.default is None else (f" = {p.default}" if annotation else f"={p.default}")
         params += f", {p.name}{annotation}{default}"
-    out = [f"class {kind.class_name}(nn.Module):", doc, "", f"{INDENT}def __init__(self{params}) -> None:",
-           f"{INDENT * 2}super().__init__()"]
+    out = [f"class {kind.class_name}(nn.Module):", doc, ""]
+    out += _wrapped_def(f"{INDENT}def __init__(", f"self{params}", ") -> None:")
+    out.append(f"{INDENT * 2}super().__init__()")
+    out += [f"{INDENT * 2}self.{p.name} = {p.name}" for p in kind.stored]
     for position, sub in enumerate(template.subs):
         out += _submodule_lines(template.local_attrs[sub.attr], sub, kind.ctor(position), INDENT * 2)
     args = ", ".join(f"{template.local_vars[n]}: torch.Tensor" for n in template.inputs)
     out += ["", f"{INDENT}def forward(self, {args}) -> {_returns(len(template.outputs))}:"]
-    for st in builder.statements[template.start:template.stop]:
-        expr = rename(st.expr, template.local_vars, template.local_attrs)
-        out += _statement_lines(st, [template.local_vars[t] for t in st.targets], expr, INDENT * 2)
-    out.append(f"{INDENT * 2}return {', '.join(template.local_vars[n] for n in template.outputs)}")
+    own = builder.statements[template.start:template.stop]
+    returned = [template.local_vars[n] for n in template.outputs]
+    for position, st in enumerate(own):
+        expr = kind.statement(position, rename(st.expr, template.local_vars, template.local_attrs))
+        targets = [template.local_vars[t] for t in st.targets]
+        if position == len(own) - 1 and st.operator == "=" and targets == returned and len(targets) == 1:
+            out += _statement_lines(st, ["return"], expr, INDENT * 2)[:-1] + [f"{INDENT * 2}return {expr}"]
+            return out  # `return F.relu(x)` rather than `out = F.relu(x)` + `return out`
+        out += _statement_lines(st, targets, expr, INDENT * 2)
+    out.append(f"{INDENT * 2}return {', '.join(returned)}")
     return out
+
+
+def _wrapped_def(head: str, params: str, tail: str) -> list[str]:
+    """A def line, its parameters wrapped onto indented lines when it is too long."""
+    if len(head + params + tail) <= LINE_LENGTH:
+        return [head + params + tail]
+    lines, line = [], INDENT * 2
+    for param in params.split(", "):
+        if len(line) + len(param) + 2 > LINE_LENGTH and line.strip():
+            lines.append(line.rstrip())
+            line = INDENT * 2
+        line += param + ", "
+    lines.append(line.rstrip())
+    return [head] + lines + [f"{INDENT}{tail}"]
 
 
 def _sequential(sequence: Sequence) -> list[str]:
