@@ -147,6 +147,11 @@ def test_user_blocks_verify_layers_and_export(user_model, tmp_path):
     compared = {check.name for check in layers.layers}
     assert {"stage_block2_conv", "stage_block3_bn", "stage_block3_add"} <= compared
     assert layers.first_divergence is None, layers.table()
+    fast = tf2torch.optimize_for_inference(result.module)  # folds the BatchNorms inside blocks too
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    probe = torch.randn(3, 3, 11, 9)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(probe), result.module(probe), rtol=1e-4, atol=1e-5)
     batch = torch.export.Dim("batch", min=2)
     exported = torch.export.export(result.module, (torch.randn(2, 3, 11, 9),), dynamic_shapes=({0: batch},))
     x = torch.randn(5, 3, 11, 9)
