@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from tf2torch.codegen.code_names import free_names, number_callers, numbers, rename, replace_numbers, self_attributes
 from tf2torch.codegen.naming import MODULE_RESERVED, NameScope, identifier
@@ -88,6 +89,7 @@ class Ctor:
     shape: tuple  # everything but the numbers: equal shapes make the same kind of submodule
 
 
+@lru_cache(maxsize=4096)  # blocks repeat the same constructors; a Ctor is never changed
 def parse_ctor(text: str) -> Ctor | None:
     try:
         tree = ast.parse(text, mode="eval").body
@@ -338,18 +340,30 @@ def _combines(statements: list[Statement], start: int, stop: int, variables: set
     return bool(reads & inputs) and bool(reads & written) and reads <= inputs | written
 
 
-def _variables(graph: Graph, builder: ModuleBuilder) -> set[str]:
+class _Variables(set):
+    """The forward()'s variable names, with each statement's reads and writes worked out once
+    (the analysis asks for them many times)."""
+
+    def __init__(self, names: set[str]) -> None:
+        super().__init__(names)
+        self.flow: dict[int, tuple[list[str], list[str]]] = {}
+
+
+def _variables(graph: Graph, builder: ModuleBuilder) -> _Variables:
     names = {builder.var(v) for v in graph.inputs}
     for st in builder.statements:
         names.update(st.targets)
-    return names
+    return _Variables(names)
 
 
 def _reads_writes(st: Statement, variables: set[str]) -> tuple[list[str], list[str]]:
-    reads = [n for n in free_names(st.expr) if n in variables]
-    if st.operator != "=":
-        reads += st.targets
-    return reads, list(st.targets)
+    cache = variables.flow if isinstance(variables, _Variables) else {}
+    if id(st) not in cache:
+        reads = [n for n in free_names(st.expr) if n in variables]
+        if st.operator != "=":
+            reads += st.targets
+        cache[id(st)] = (reads, list(st.targets))
+    return cache[id(st)]
 
 
 def _live_after(name: str, statements: list[Statement], stop: int, variables: set[str], returned: list[str]) -> bool:

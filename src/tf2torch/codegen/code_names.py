@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import io
 import tokenize
+from functools import lru_cache
 
 
-def _tokens(code: str) -> list[tokenize.TokenInfo]:
-    return [t for t in tokenize.generate_tokens(io.StringIO(code).readline)
-            if t.type not in (tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER)]
+@lru_cache(maxsize=4096)  # the same statements come back many times (every block has `F.relu(x)`)
+def _tokens(code: str) -> tuple[tokenize.TokenInfo, ...]:
+    return tuple(t for t in tokenize.generate_tokens(io.StringIO(code).readline)
+                 if t.type not in (tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER))
 
 
-def _roles(tokens: list[tokenize.TokenInfo]) -> list[str]:
+def _roles(tokens: tuple[tokenize.TokenInfo, ...]) -> list[str]:
     """Per token: "attr" (after `self.`), "member" (after any other `.`), "kwarg" (a keyword
     argument's name), "name" (a free name) or "" (not a name)."""
     roles = []
