@@ -25,7 +25,9 @@ def test_block_names_from_keras_naming():
     assert block_of("block2a_se_reduce") == ("block2a", "block")
     assert block_of("convnext_tiny_stage_2_block_1_depthwise_conv") == (
         "convnext_tiny_stage_2_block_1", "convnext_tiny_stage_2_block_")
+    assert block_of("expanded_conv_3_depthwise_bn") == ("expanded_conv_3", "expanded_conv_")  # MobileNetV3
     assert block_of("predictions") is None
+    assert block_of("conv2d_5") is None
     assert local_name("conv2_block1_1_conv", "conv2_block1") == "conv1"
     assert local_name("block_3_expand_BN", "block_3") == "expand_BN"
     assert local_name("convnext_tiny_downsampling_conv_1", "convnext_tiny_downsampling_block_1") == "conv"

@@ -45,9 +45,14 @@ _POSITIONAL_NAMES = {
 }
 
 
+# Without a block word: a numbered prefix followed by the layer's own name
+# (`expanded_conv_3_depthwise` in MobileNetV3).
+_NUMBERED_PREFIX = re.compile(r"^(?P<stage>[A-Za-z][A-Za-z_]*?_)(?P<index>\d+)(?=_[A-Za-z])")
+
+
 def block_of(layer: str) -> tuple[str, str] | None:
     """(block id, stage) proposed by a Keras layer name, or None."""
-    match = _BLOCK_NAME.match(layer)
+    match = _BLOCK_NAME.match(layer) or _NUMBERED_PREFIX.match(layer)
     if match is None:
         return None
     return match.group("stage") + match.group("index"), match.group("stage")
@@ -308,6 +313,16 @@ def _candidate_runs(statements: list[Statement], variables: set[str]) -> list[tu
     for i in range(len(owners) - 1, -1, -1):
         if owners[i] == ("", ""):
             owners[i] = owners[i + 1] if i + 1 < len(owners) else None
+    # Statements of unnamed layers (`re_lu_5`, `multiply_3`) between two statements of one
+    # block belong to it.
+    i = 0
+    while i < len(owners):
+        j = i
+        while j < len(owners) and owners[j] is None:
+            j += 1
+        if j > i > 0 and j < len(owners) and owners[i - 1] == owners[j]:
+            owners[i:j] = [owners[j]] * (j - i)
+        i = j + 1
     runs: list[tuple[str, str, int, int]] = []
     i = 0
     while i < len(owners):
