@@ -199,3 +199,12 @@ def test_flat_is_todays_output(user_model):
     assert "self.stage_block2_conv = nn.Conv2d" in flat.source_code
     with pytest.raises(ValueError, match="structure"):
         tf2torch.convert(user_model, structure="nested")
+
+
+def test_cli_flat_option_writes_the_flat_code(user_model, tmp_path):
+    from tf2torch.cli import main
+
+    assert main(["convert", str(user_model), "-o", str(tmp_path / "flat"), "--flat"]) == 0
+    assert main(["convert", str(user_model), "-o", str(tmp_path / "blocks")]) == 0
+    assert (tmp_path / "flat" / "model.py").read_text() == tf2torch.convert(user_model, structure="flat").source_code
+    assert "class Block(nn.Module):" in (tmp_path / "blocks" / "model.py").read_text()
