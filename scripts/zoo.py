@@ -127,6 +127,8 @@ def run_one(name: str, size: int, work: Path) -> dict:
         if suffix == ".keras":
             keras_module = module
             row["permutes"] = result.source_code.split("def forward", 1)[1].count(".permute(")
+            row["lines"] = result.source_code.count("\n")
+            row["flat_lines"] = tf2torch.convert(str(path), structure="flat").source_code.count("\n")
     row["ok"] = max(row["rel.keras"], row["rel.h5"]) <= BOUND
 
     if not row["ok"]:
@@ -190,6 +192,17 @@ def markdown(rows: list[dict], size_note: str) -> str:
             f"| {r['rel.h5']:.2e} | {status} | {r['convert_s.keras']:.2f} | {r['convert_s.h5']:.2f} "
             f"| {r['tf_forward_s']:.3f} | {r['torch_forward_s'] / r['tf_forward_s']:.2f}x | {r.get('threads', 2)} | {_load(r)} |"
         )
+    lines += [
+        "",
+        "## model.py: one class per repeated block",
+        "",
+        "Lines of the generated model.py, structured (the default) and with `--flat`.",
+        "",
+        "| model | flat | structured | shorter |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [f"| {r['model']} | {r['flat_lines']} | {r['lines']} | {r['flat_lines'] / r['lines']:.2f}x |"
+              for r in rows if "lines" in r]
     if rounding:
         lines += [
             "",

@@ -19,7 +19,7 @@ def result():
 
 
 # The bundled example was compiled and trained: save() adds train.py and the optimizer state.
-EXPECTED_FILES = ["model.py", "model.safetensors", "optimizer.safetensors", "train.py"]
+EXPECTED_FILES = ["model.py", "model.safetensors", "optimizer.safetensors", "train.py", "weights_map.json"]
 
 
 def test_save_writes_all_files_and_no_staging_left(result, tmp_path):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tf2torch.codegen.emit import GeneratedModule, emit_module
+from tf2torch.codegen.emit import STRUCTURES, GeneratedModule, emit_module
 from tf2torch.errors import BadModelFile, ConversionError, VerificationUnavailable, model_file_boundary
 from tf2torch.frontends.keras.archive import KerasSource, load_keras_file
 from tf2torch.frontends.keras.importer import import_keras_model
@@ -72,6 +72,7 @@ class ConversionResult:
         files: dict[str, bytes] = {"model.py": self.source_code.encode()}
         files["model.safetensors"] = _safetensors_bytes(self.generated.state, self.source_path)
         files.update(self._training_files())
+        files.update(self._weights_map_file())
         if report is not None:
             files["verification.json"] = (json.dumps(report.to_dict(), indent=2) + "\n").encode()
         self._saved_files = list(files)
@@ -85,6 +86,15 @@ class ConversionResult:
         from tf2torch.training.setup import training_setup
 
         return training_setup(self, module, load_optimizer_state)
+
+    def _weights_map_file(self) -> dict[str, bytes]:
+        """weights_map.json: each Keras layer's torch module path; per weight (torch key and
+        permutation) too when the training side has traced them (a compiled model)."""
+        from tf2torch.codegen.weights_map import weights_map_json
+
+        context = getattr(self, "_training_context", None)
+        weight_map = None if context is None else context.weight_map
+        return {"weights_map.json": weights_map_json(self.generated, weight_map)}
 
     def _training_files(self) -> dict[str, bytes]:
         """train.py (+ optimizer.safetensors) when the model was compiled; a compile setting
@@ -177,6 +187,7 @@ def convert(
     trace_custom_layers: bool = False,
     limits: Limits = DEFAULT_LIMITS,
     allow_lambda: bool = False,
+    structure: str = "blocks",
 ) -> ConversionResult:
     """Convert a .keras / .h5 file or a live keras.Model into a PyTorch module.
 
@@ -191,17 +202,21 @@ def convert(
 
     Every file is untrusted: any problem reading it raises BadModelFile naming the file and
     the place in it; `limits` bounds the work a file may ask for (tf2torch.limits).
+    `structure="blocks"` writes each kind of repeated Keras block as a class; "flat" puts
+    every layer in one class.
     """
     from tf2torch.frontends.tf.dispatch import FRONTENDS, convert_tf, is_tf_source, saved_model_to_keras_file
 
     if frontend not in FRONTENDS:
         raise ValueError(f"frontend must be one of {FRONTENDS}, got {frontend!r}")
+    if structure not in STRUCTURES:
+        raise ValueError(f"structure must be one of {STRUCTURES}, got {structure!r}")
     if frontend == "keras" and isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
         with model_file_boundary(str(source)):
             saved_dir, model = saved_model_to_keras_file(str(source), custom_objects)
         try:
             result = convert(model, model_name=model_name, frontend="keras", custom_objects=custom_objects,
-                             trace_custom_layers=trace_custom_layers, limits=limits)
+                             trace_custom_layers=trace_custom_layers, limits=limits, structure=structure)
         except BaseException:
             saved_dir.cleanup()
             raise
@@ -213,7 +228,7 @@ def convert(
         with allowing_lambda(custom_objects):
             result = convert(source, model_name=model_name, frontend=frontend, signature=signature, inputs=inputs,
                              outputs=outputs, custom_objects=custom_objects, trace_custom_layers=trace_custom_layers,
-                             limits=limits)
+                             limits=limits, structure=structure)
             verify_lambdas(result, custom_objects)
         return result
     if frontend == "tf" or (frontend == "auto" and is_tf_source(source)):
@@ -235,9 +250,9 @@ def convert(
                 keras_source = load_keras_file(path, limits)
                 try:
                     if is_subclassed_model(keras_source.model_config):
-                        result = _convert_subclassed(keras_source, model_name)
+                        result = _convert_subclassed(keras_source, model_name, structure)
                     else:
-                        result = _convert_source(keras_source, model_name)
+                        result = _convert_source(keras_source, model_name, structure)
                 finally:
                     keras_source.close()
             result._keras_model = keras_model
@@ -260,7 +275,7 @@ def is_subclassed_model(config: dict) -> bool:
     return config.get("class_name") not in ("Sequential", "Functional", "Model")
 
 
-def _convert_subclassed(source: KerasSource, model_name: str | None) -> ConversionResult:
+def _convert_subclassed(source: KerasSource, model_name: str | None, structure: str) -> ConversionResult:
     """A model class whose config holds only constructor arguments (a subclassed keras.Model,
     a keras_hub backbone or task): with its code, Keras builds it; a functional one is walked
     layer by layer (its layers converted natively, else traced), another is traced whole."""
@@ -279,13 +294,13 @@ def _convert_subclassed(source: KerasSource, model_name: str | None) -> Conversi
     name = model_name or Path(source.path).stem
     if getattr(model, "_inputs_struct", None) is not None and getattr(model, "_outputs_struct", None) is not None:
         try:
-            return _convert_functional_copy(model, source, name)
+            return _convert_functional_copy(model, source, name, structure)
         except _UnsavableLayers:
             pass  # a layer's get_config() fails (a keras_hub bug): trace the model whole
     graph = import_traced_model(model, source.path, source.model_config)
     session.traced_layers.append(class_name)
     graph = run_passes(graph)
-    generated = emit_module(graph, Path(source.path).name, name)
+    generated = emit_module(graph, Path(source.path).name, name, structure)
     compile(generated.source, "model.py", "exec")
     return ConversionResult(source_code=generated.source, graph=graph, generated=generated,
                             source_path=source.path, keras_major=source.keras_major)
@@ -295,7 +310,7 @@ class _UnsavableLayers(Exception):
     pass
 
 
-def _convert_functional_copy(model: Any, source: KerasSource, name: str) -> ConversionResult:
+def _convert_functional_copy(model: Any, source: KerasSource, name: str, structure: str) -> ConversionResult:
     """The functional graph of a Functional subclass: a plain keras.Model over the same layers
     (its config lists them), saved and converted like any .keras file."""
     import keras
@@ -314,7 +329,7 @@ def _convert_functional_copy(model: Any, source: KerasSource, name: str) -> Conv
         session.traced_layers.append(f"{model.name} (built by its code)")
         copied = load_keras_file(path)
         try:
-            result = _convert_source(copied, name)
+            result = _convert_source(copied, name, structure)
         except ConversionError as exc:
             exc.args = (str(exc).replace(path, source.path),)  # name the user's file, not the copy
             raise
@@ -338,13 +353,13 @@ def _check_against_keras(result: ConversionResult, keras_model: Any, traced: lis
         )
 
 
-def _convert_source(source: KerasSource, model_name: str | None) -> ConversionResult:
+def _convert_source(source: KerasSource, model_name: str | None, structure: str) -> ConversionResult:
     graph = import_keras_model(source)
     if not graph.named_outputs:
         graph.output_names = [v.name for v in graph.outputs]
     graph = run_passes(graph)
     name = model_name or Path(source.path).stem
-    generated = emit_module(graph, Path(source.path).name, name)
+    generated = emit_module(graph, Path(source.path).name, name, structure)
     compile(generated.source, "model.py", "exec")  # a syntax check; the module is built on first use
     return ConversionResult(
         source_code=generated.source,

@@ -72,6 +72,8 @@ def _build_parser(version: str) -> argparse.ArgumentParser:
     convert.add_argument("--verify", action="store_true", help="compare against Keras (needs TensorFlow)")
     convert.add_argument("--allow-lambda", action="store_true",
                          help="convert Lambda layers: runs code from the file to trace them (needs TensorFlow)")
+    convert.add_argument("--flat", action="store_true",
+                         help="one class with every layer (default: a class per repeated block)")
     _add_input_options(convert)
     _add_tf_options(convert)
     _add_custom_code_option(convert)
@@ -165,14 +167,15 @@ def _run_convert(args: argparse.Namespace) -> int:
 
     _check_inputs_file(args.inputs)
     custom = _custom_code_options(args)
+    structure = "flat" if args.flat else "blocks"
     result = tf2torch.convert(args.source, model_name=args.name, limits=_limits(args), allow_lambda=args.allow_lambda,
-                              **_tf_options(args), **custom)
+                              structure=structure, **_tf_options(args), **custom)
     report = None
     if args.verify:
         report = result.verify(args.inputs, batch_size=args.batch_size, custom_objects=custom.get("custom_objects"))
     directory = result.save(args.output, report=report)
     written = ["model.py", "model.safetensors"] + (["verification.json"] if report is not None else [])
-    written += [n for n in ("train.py", "optimizer.safetensors") if n in result._saved_files]
+    written += [n for n in ("train.py", "optimizer.safetensors", "weights_map.json") if n in result._saved_files]
     print(f"Converted {args.source} -> {directory}/ ({', '.join(written)}), class {result.class_name}")
     if report is None:
         return EXIT_OK

@@ -29,12 +29,16 @@ _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
 class _LeafTracer(fx.Tracer):
-    """Traces only the top-level forward: every submodule call stays one `call_module` node,
-    so helper modules with data-dependent Python (Keras-specific BatchNorm, padding) are kept
-    as they are."""
+    """Traces the top-level forward and the repeated-block classes of a structured model.py
+    (containers and classes documented as "Keras blocks ...": plain statement lists, so their
+    convolutions and BatchNorms fold too); every other submodule call stays one
+    `call_module` node, so helper modules with data-dependent Python (Keras-specific
+    BatchNorm, padding) are kept as they are."""
 
     def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
-        return True
+        if isinstance(module, (nn.Sequential, nn.ModuleList)):
+            return False
+        return not (type(module).__doc__ or "").startswith("Keras blocks ")
 
 
 def _module_functions(module: nn.Module) -> tuple:

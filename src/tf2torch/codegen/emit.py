@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -10,9 +10,12 @@ from tf2torch import converters  # noqa: F401  (fills CONVERTERS)
 from tf2torch.codegen.naming import class_name as make_class_name
 from tf2torch.codegen.program import ModuleBuilder, Statement
 from tf2torch.codegen.render import render_module, state_dict
+from tf2torch.codegen.render_structured import render_structured, structure_of
 from tf2torch.converters.registry import CONVERTERS
 from tf2torch.errors import ConversionError
 from tf2torch.ir import Graph
+
+STRUCTURES = ("blocks", "flat")
 
 
 @dataclass
@@ -21,9 +24,32 @@ class GeneratedModule:
     source: str
     state: dict[str, np.ndarray]
     builder: ModuleBuilder
+    structure: str = "flat"
+    # Flat attribute (the builder's, one per Keras layer) -> its path in the generated module
+    # ("conv2_block1_1_conv" -> "conv2.0.conv1"); the identity for flat output.
+    attr_paths: dict[str, str] = field(default_factory=dict)
+
+    def attr_path(self, attr: str) -> str:
+        return self.attr_paths.get(attr, attr)
+
+    def flat_state(self, state: dict) -> dict:
+        """A state dict of the generated module with the flat rendering's keys."""
+        flat_of = {path: attr for attr, path in self.attr_paths.items()}
+        out = {}
+        for key, value in state.items():
+            prefix, _, name = key.rpartition(".")
+            while prefix and prefix not in flat_of:
+                prefix, _, head = prefix.rpartition(".")
+                name = f"{head}.{name}"
+            out[f"{flat_of[prefix]}.{name}" if prefix else key] = value
+        return out
 
 
-def emit_module(graph: Graph, source_name: str, model_name: str) -> GeneratedModule:
+def emit_module(graph: Graph, source_name: str, model_name: str, structure: str = "flat") -> GeneratedModule:
+    """model.py for `graph`: with `structure="blocks"` repeated blocks become classes (see
+    codegen.blocks); "flat" puts every layer in one class."""
+    if structure not in STRUCTURES:
+        raise ValueError(f"structure must be one of {STRUCTURES}, got {structure!r}")
     builder = ModuleBuilder(graph)
     use_channels_last_memory(graph, builder)
     for node in graph.nodes:
@@ -32,7 +58,17 @@ def emit_module(graph: Graph, source_name: str, model_name: str) -> GeneratedMod
             raise ConversionError(f"no converter for IR op {node.op!r} (layer {node.source.name!r}); this is a tf2torch bug")
         converter(node, builder)
     name = make_class_name(model_name)
-    return GeneratedModule(name, render_module(graph, builder, name, source_name), state_dict(builder), builder)
+    flat = state_dict(builder)
+    if structure == "flat":
+        return GeneratedModule(name, render_module(graph, builder, name, source_name), flat, builder)
+    blocks = structure_of(graph, builder, name)
+    paths = blocks.key_map(builder)
+    source = render_structured(graph, builder, blocks, name, source_name)
+    state = {}
+    for sub in builder.submodules:
+        for key, array in sub.state.items():
+            state[f"{paths[sub.attr]}.{key}"] = array
+    return GeneratedModule(name, source, state, builder, structure, paths)
 
 
 def use_channels_last_memory(graph: Graph, builder: ModuleBuilder) -> None:

@@ -51,3 +51,6 @@ class NameScope:
 
     def reserve(self, name: str) -> None:
         self._taken.add(name)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._taken

@@ -93,6 +93,10 @@ class ModuleBuilder:
             self.submodules.append(sub)
         return f"self.{self._by_key[key].attr}"
 
+    def layer_submodules(self) -> list[tuple[str, Submodule]]:
+        """(Keras layer name, submodule) for every submodule declared by `submodule()`."""
+        return [(layer, sub) for (layer, _), sub in self._by_key.items()]
+
     def emit(self, outputs: Value | list[Value], expr: str, comment: str | None = None, operator: str = "=") -> None:
         values = outputs if isinstance(outputs, list) else [outputs]
         self.statements.append(Statement([self.var(v) for v in values], expr, comment, tuple(values), operator))

@@ -85,15 +85,7 @@ def render_module(
 ) -> str:
     """The text of model.py. `taps` (value id -> key) is for layer-by-layer verification only:
     the same code with a `_tap(key, tensor)` call after the statement that computes each value."""
-    out: list[str] = [docstring(graph, builder, class_name, source_name)]
-    # A standard-library block (`import math` for some helpers), then the third-party one:
-    # what isort / ruff's I001 expect.
-    stdlib = {i for i in builder.imports if i.split()[1].split(".")[0] in sys.stdlib_module_names}
-    stdlib |= {"from pathlib import Path"} | ({"from typing import NamedTuple"} if returns_named_tuple(graph) else set())
-    out += _import_block(stdlib) + [""] + _import_block(builder.imports - stdlib)
-    out += ["", ""]
-    for helper in builder.helpers.values():
-        out += [helper.strip("\n"), "", ""]
+    out = header(graph, builder, class_name, source_name)
     if taps:
         out += [TAP_PRELUDE.strip("\n"), "", ""]
 
@@ -134,7 +126,25 @@ def render_module(
     out.append(f"{INDENT * 2}{result}")
     for method in builder.methods.values():
         out += [""] + [f"{INDENT}{line}" if line else "" for line in method.strip("\n").splitlines()]
-    out += [
+    return finish(out + load_model_lines(class_name))
+
+
+def header(graph: Graph, builder: ModuleBuilder, class_name: str, source_name: str) -> list[str]:
+    """Docstring, imports and helper classes: the lines before the model's own classes."""
+    out: list[str] = [docstring(graph, builder, class_name, source_name)]
+    # A standard-library block (`import math` for some helpers), then the third-party one:
+    # what isort / ruff's I001 expect.
+    stdlib = {i for i in builder.imports if i.split()[1].split(".")[0] in sys.stdlib_module_names}
+    stdlib |= {"from pathlib import Path"} | ({"from typing import NamedTuple"} if returns_named_tuple(graph) else set())
+    out += _import_block(stdlib) + [""] + _import_block(builder.imports - stdlib)
+    out += ["", ""]
+    for helper in builder.helpers.values():
+        out += [helper.strip("\n"), "", ""]
+    return out
+
+
+def load_model_lines(class_name: str) -> list[str]:
+    return [
         "",
         "",
         f"def load_model(weights_path: str | Path | None = None) -> {class_name}:",
@@ -151,6 +161,9 @@ def render_module(
         f"{INDENT}return model",
         "",
     ]
+
+
+def finish(out: list[str]) -> str:
     text = "\n".join(out)
     while "\n\n\n\n" in text:
         text = text.replace("\n\n\n\n", "\n\n\n")

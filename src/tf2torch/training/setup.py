@@ -32,11 +32,13 @@ class _Context:
             source.close()
         self.path = path
         self.spec: TrainingSpec = parse_training(result.compile_config, self.model_config, result.keras_major)
-        self.weight_map: WeightMap = build_weight_map(path, result.state_dict)
+        self.weight_map: WeightMap = build_weight_map(path, result.state_dict, result.generated.structure)
         check_variable_order(self.spec, self.weight_map, result.module, self.model_config)
         builder = result.generated.builder
         # Keras layer -> where its output is seen in forward(), for activity regularizers.
         self.attrs = activity_taps(builder, result.graph, self.spec.activity_regularizers)
+        for tap in self.attrs.values():  # a layer inside a block class: its path in the module
+            tap.attr = result.generated.attr_path(tap.attr)
         self.optimizer_variables = read_optimizer_variables(path)
 
 

@@ -185,9 +185,9 @@ class _ProbeDataset:
         return out if dtype is None else out.astype(dtype)
 
 
-def build_weight_map(path: str, real_state: dict[str, np.ndarray]) -> WeightMap:
-    """Convert `path` again on probe weights and read back where every element went;
-    `real_state` (the real conversion) is the check."""
+def build_weight_map(path: str, real_state: dict[str, np.ndarray], structure: str = "flat") -> WeightMap:
+    """Convert `path` again (with the same `structure` of model.py) on probe weights and read
+    back where every element went; `real_state` (the real conversion) is the check."""
     from tf2torch.codegen.emit import emit_module
     from tf2torch.frontends.keras.archive import load_keras_file
     from tf2torch.frontends.keras.importer import import_keras_model
@@ -201,7 +201,7 @@ def build_weight_map(path: str, real_state: dict[str, np.ndarray]) -> WeightMap:
             graph = import_keras_model(probe_source)
             graph.output_names = [v.name for v in graph.outputs]
             graph = run_passes(graph)
-            state = emit_module(graph, "probe", "probe").state
+            state = emit_module(graph, "probe", "probe", structure).state
             return alloc, state
         finally:
             source.close()

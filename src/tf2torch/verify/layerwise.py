@@ -2,7 +2,9 @@
 
 The torch side is the generated model.py itself, rendered once more with `_tap(...)` calls
 after the statements that compute each Keras layer's output (codegen.render `taps`), so
-nothing is re-implemented here. The Keras side is a probe model whose outputs are all the
+nothing is re-implemented here. A structured model.py (block classes) is tapped through its
+flat rendering: the same statements in one forward(), so layers inside blocks are compared
+too, loaded with the structured module's weights under their flat names. The Keras side is a probe model whose outputs are all the
 layers' outputs. Tensors are compared in the Keras layout.
 """
 
@@ -114,7 +116,7 @@ def verify_layers(
     source = render_module(graph, generated.builder, generated.class_name, result.source_path, taps=taps)
     tapped_module = import_source(source)
     module = getattr(tapped_module, generated.class_name)()
-    module.load_state_dict(result.module.state_dict(), strict=True)
+    module.load_state_dict(generated.flat_state(result.module.state_dict()), strict=True)
     module.train(training)
     tapped_module.TAPS.clear()
     with torch.no_grad():

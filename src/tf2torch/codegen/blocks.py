@@ -1,0 +1,601 @@
+"""Find the repeated blocks of a flat forward(): one class per block kind.
+
+Converters write one flat module (every submodule an attribute, one forward()). Keras names
+the layers of a repeated block after the block (`conv2_block1_1_conv`, `block_3_expand`,
+`block2a_se_reduce`, `..._stage_2_block_1_depthwise_conv`): the name proposes the block,
+and a structural hash of its statements and constructors decides which blocks are the same
+kind. Only numbers in the constructors may differ between blocks of one kind (channels,
+stride); they become the block class's constructor parameters.
+
+    x = self.conv2_block2_1_conv(conv2_block1_out)       class Block(nn.Module):
+    x = self.conv2_block2_1_bn(x)                 ->         ... self.conv1 = nn.Conv2d(in_channels, ...)
+    ...                                                  x = self.conv2_block2(conv2_block1_out)
+
+A block is extracted only when it is safe to: its statements are contiguous, it owns the
+submodules it calls (no other statement calls them), and it uses nothing else from `self`.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from tf2torch.codegen.code_names import free_names, number_callers, numbers, rename, replace_numbers, self_attributes
+from tf2torch.codegen.naming import MODULE_RESERVED, NameScope, identifier
+from tf2torch.codegen.program import ModuleBuilder, Statement, Submodule
+from tf2torch.ir import Graph
+
+BLOCK_WORDS = ("block", "layer", "stage", "unit", "cell")
+# `conv2_block1_...`, `block_3_...`, `block2a_...`, `..._stage_0_block_2_...`: the last block
+# word followed by an index; what precedes the index is the stage.
+_BLOCK_NAME = re.compile(r"^(?P<stage>.*(?:" + "|".join(BLOCK_WORDS) + r")_?)(?P<index>\d+[a-z]?)(?=[_/])")
+# Constructor keywords whose absence means a known default (torch.nn.ConvNd).
+_CONV = re.compile(r"^nn\.Conv(Transpose)?[123]d$")
+_CONV_DEFAULTS = {"stride": "1", "padding": "0", "dilation": "1", "groups": "1"}
+_POSITIONAL_NAMES = {
+    "Conv": ("in_channels", "out_channels", "kernel_size"),
+    "Linear": ("in_features", "out_features"),
+    "BatchNorm": ("num_features",),
+    "InstanceNorm": ("num_features",),
+    "LayerNorm": ("normalized_shape",),
+    "GroupNorm": ("num_groups", "num_channels"),
+    "Dropout": ("p",),
+}
+
+
+# Without a block word: a numbered prefix followed by the layer's own name
+# (`expanded_conv_3_depthwise` in MobileNetV3).
+_NUMBERED_PREFIX = re.compile(r"^(?P<stage>[A-Za-z][A-Za-z_]*?_)(?P<index>\d+)(?=_[A-Za-z])")
+
+
+def block_of(layer: str) -> tuple[str, str] | None:
+    """(block id, stage) proposed by a Keras layer name, or None."""
+    match = _BLOCK_NAME.match(layer) or _NUMBERED_PREFIX.match(layer)
+    if match is None:
+        return None
+    return match.group("stage") + match.group("index"), match.group("stage")
+
+
+def local_name(name: str, block: str) -> str:
+    """A layer or variable name inside its block: the words it shares with the block id are
+    dropped. `conv2_block1_1_conv` in block `conv2_block1` -> `conv1` (torchvision's names);
+    `block_3_expand_BN` in `block_3` -> `expand_BN`; `stem_downsampling_conv_1` in
+    `stem_downsampling_block_1` -> `conv`; a name sharing nothing stays."""
+    words, block_words = re.split(r"[_/]", name), re.split(r"[_/]", block)
+    shared = 0
+    while shared < min(len(words), len(block_words)) and words[shared] == block_words[shared]:
+        shared += 1
+    rest = [w for w in words[shared:] if w]
+    if shared == 0 or not rest:
+        return name
+    if len(rest) > 1 and rest[-1] == block_words[-1]:
+        rest = rest[:-1]  # the block's own index repeated at the end
+    if len(rest) > 1 and rest[0].isdigit() and not rest[1][0].isdigit():
+        rest = [rest[1] + rest[0]] + rest[2:]
+    return identifier("_".join(rest))
+
+
+@dataclass
+class CtorSlot:
+    """One number in a submodule constructor (a positional argument or a keyword)."""
+
+    key: int | str
+    text: str | None  # None: a keyword left out (its default)
+
+
+@dataclass
+class Ctor:
+    func: str
+    positional: list[str]
+    keywords: list[tuple[str, str]]
+    numbers: dict[int | str, str]  # slot -> literal text; a left-out default keyword included
+    shape: tuple  # everything but the numbers: equal shapes make the same kind of submodule
+
+
+@lru_cache(maxsize=4096)  # blocks repeat the same constructors; a Ctor is never changed
+def parse_ctor(text: str) -> Ctor | None:
+    try:
+        tree = ast.parse(text, mode="eval").body
+    except SyntaxError:
+        return None
+    if not isinstance(tree, ast.Call) or any(isinstance(a, ast.Starred) for a in tree.args) or any(
+            k.arg is None for k in tree.keywords):
+        return None
+    func = ast.get_source_segment(text, tree.func) or ""
+    positional = [ast.get_source_segment(text, a) or "" for a in tree.args]
+    keywords = [(k.arg, ast.get_source_segment(text, k.value) or "") for k in tree.keywords]
+    numbers: dict[int | str, str] = {}
+    shape: list = [func]
+    for i, (arg, arg_text) in enumerate(zip(tree.args, positional)):
+        if _is_number(arg):
+            numbers[i] = arg_text
+            shape.append("#")
+        else:
+            shape.append(arg_text)
+    defaults = _CONV_DEFAULTS if _CONV.match(func) else {}
+    for key, default in defaults.items():
+        numbers[key] = default
+    for k, (key, value_text) in zip(tree.keywords, keywords):
+        if _is_number(k.value):
+            numbers[key] = value_text
+            if key not in defaults:
+                shape.append(f"{key}=#")
+        else:
+            numbers.pop(key, None)
+            shape.append(f"{key}={value_text}")
+    return Ctor(func, positional, keywords, numbers, tuple(shape))
+
+
+def _is_number(node: ast.AST) -> bool:
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        node = node.operand
+    if isinstance(node, ast.Tuple):
+        return bool(node.elts) and all(_is_number(e) for e in node.elts)
+    return isinstance(node, ast.Constant) and type(node.value) in (int, float)
+
+
+@dataclass
+class Instance:
+    """One occurrence of a block in the flat forward(): statements [start, stop)."""
+
+    block: str
+    stage: str
+    start: int
+    stop: int
+    subs: list[Submodule]
+    inputs: list[str]  # flat variable names, in order of first use
+    outputs: list[str]
+    writes: set[str] = field(default_factory=set)
+    local_attrs: dict[str, str] = field(default_factory=dict)
+    local_vars: dict[str, str] = field(default_factory=dict)
+    ctors: list[Ctor] = field(default_factory=list)
+    numbers: list[list[str]] = field(default_factory=list)  # number literals per statement
+    expressions: list[str] = field(default_factory=list)  # the statements' right-hand sides
+    signature: tuple = ()
+    path: str = ""  # attribute path in the structured module: "conv2.0" or "conv2_block1"
+    kind: BlockKind | None = None
+
+
+@dataclass
+class Parameter:
+    name: str
+    values: tuple[str, ...]  # per instance of the kind
+    slots: list[tuple[int, int | str]]  # (submodule position, constructor slot)
+    default: str | None = None  # a left-out ConvNd keyword's default
+    annotation: str = ""
+    # (statement position in the block, n-th number in it): forward() reads self.<name>.
+    uses: list[tuple[int, int]] = field(default_factory=list)
+
+
+@dataclass
+class BlockKind:
+    class_name: str
+    instances: list[Instance]
+    parameters: list[Parameter]
+
+    @property
+    def template(self) -> Instance:
+        return self.instances[0]
+
+    def arguments(self, instance: Instance) -> str:
+        args = []
+        index = next(n for n, i in enumerate(self.instances) if i is instance)
+        for p in self.parameters:
+            value = p.values[index]
+            if p.default is None:
+                args.append(value)
+            elif value != p.default:
+                args.append(f"{p.name}={value}")
+        return f"{self.class_name}({', '.join(args)})"
+
+    def statement(self, position: int, expr: str) -> str:
+        """The template's `position`-th statement `expr` reading the parameters it depends on."""
+        return replace_numbers(expr, {n: f"self.{p.name}" for p in self.parameters for k, n in p.uses if k == position})
+
+    @property
+    def stored(self) -> list[Parameter]:
+        """Parameters forward() reads (kept as attributes)."""
+        return [p for p in self.parameters if p.uses]
+
+    def ctor(self, position: int) -> str:
+        """The template's constructor of its `position`-th submodule, with the parameters."""
+        ctor = self.template.ctors[position]
+        by_slot = {slot: p.name for p in self.parameters for sub, slot in p.slots if sub == position}
+        parts = [by_slot.get(i, text) for i, text in enumerate(ctor.positional)]
+        used = set()
+        for key, text in ctor.keywords:
+            parts.append(f"{key}={by_slot.get(key, text)}")
+            used.add(key)
+        parts += [f"{key}={name}" for key, name in by_slot.items() if isinstance(key, str) and key not in used]
+        return f"{ctor.func}({', '.join(parts)})"
+
+
+@dataclass
+class Sequence:
+    """Blocks that chain: each one's only output is the next one's first input; the other
+    inputs (a padding mask) are the same for all. Without those an nn.Sequential, with them an
+    nn.ModuleList called in a loop."""
+
+    attr: str
+    instances: list[Instance]
+
+    @property
+    def shared_inputs(self) -> list[str]:
+        return self.instances[0].inputs[1:]
+
+
+@dataclass
+class Structure:
+    kinds: list[BlockKind]
+    instances: list[Instance]  # extracted, in forward() order
+    sequences: list[Sequence]
+
+    def key_map(self, builder: ModuleBuilder) -> dict[str, str]:
+        """Flat state-dict key prefix (`conv2_block1_1_conv`) -> structured (`conv2.0.conv1`)."""
+        moved = {}
+        for instance in self.instances:
+            assert instance.kind is not None
+            template = instance.kind.template  # whose attribute names the class uses
+            for sub, named in zip(instance.subs, template.subs):
+                moved[sub.attr] = f"{instance.path}.{template.local_attrs[named.attr]}"
+        return {sub.attr: moved.get(sub.attr, sub.attr) for sub in builder.submodules}
+
+
+def find_blocks(graph: Graph, builder: ModuleBuilder, reserved: set[str]) -> Structure:
+    """The blocks of `builder`'s forward() that repeat; `reserved` are module-level names."""
+    statements = builder.statements
+    variables = _variables(graph, builder)
+    candidates = [c for c in _candidate_runs(statements, variables) if c[3] - c[2] >= 2]
+    attr_uses: dict[str, int] = {}
+    for st in statements:
+        for attr in self_attributes(st.expr):
+            attr_uses[attr] = attr_uses.get(attr, 0) + 1
+    pinned = {a for method in builder.methods.values() for a in self_attributes(method)}
+    subs_by_attr = {sub.attr: sub for sub in builder.submodules}
+    returned = [builder.var(v) for v in graph.outputs]
+
+    instances = []
+    for block, stage, start, stop in candidates:
+        instance = _instance(block, stage, start, stop, statements, variables, attr_uses, pinned, subs_by_attr, returned,
+                             reserved)
+        if instance is not None:
+            instances.append(instance)
+    groups: dict[tuple, list[Instance]] = {}
+    for instance in instances:
+        groups.setdefault(instance.signature, []).append(instance)
+    kinds_by_stage: dict[str, list[list[Instance]]] = {}
+    for group in groups.values():
+        if len(group) >= 2:
+            kinds_by_stage.setdefault(_class_base(group[0].stage), []).append(group)
+    kinds = []
+    class_scope = NameScope(reserved)
+    for base, groups_of_base in kinds_by_stage.items():
+        groups_of_base.sort(key=len, reverse=True)  # the most frequent kind gets the plain name
+        for n, group in enumerate(groups_of_base):
+            name = base if n == 0 else f"{base}{n + 1}"  # Block, Block2, ...
+            while name in class_scope:
+                name += "_"
+            class_scope.reserve(name)
+            kind = BlockKind(name, group, _parameters(group))
+            for instance in group:
+                instance.kind = kind
+            kinds.append(kind)
+    kinds.sort(key=lambda k: k.template.start)
+    extracted = sorted((i for i in instances if i.kind is not None), key=lambda i: i.start)
+    sequences = _sequences(extracted, statements, variables, returned)
+    attr_scope = NameScope(MODULE_RESERVED)
+    in_sequence = {id(i) for s in sequences for i in s.instances}
+    moved = {sub.attr for i in extracted for sub in i.subs}
+    for sub in builder.submodules:
+        if sub.attr not in moved:
+            attr_scope.reserve(sub.attr)
+    for sequence in sequences:
+        sequence.attr = attr_scope.unique(sequence.attr)
+        for n, instance in enumerate(sequence.instances):
+            instance.path = f"{sequence.attr}.{n}"
+    for instance in extracted:
+        if id(instance) not in in_sequence:
+            instance.path = attr_scope.unique(instance.block)
+    return Structure(kinds, extracted, sequences)
+
+
+def _candidate_runs(statements: list[Statement], variables: set[str]) -> list[tuple[str, str, int, int]]:
+    """Maximal runs of statements computing values of one proposed block; a block whose
+    statements are not contiguous is left out. An unnamed residual add right after a block
+    (`x = inputs + layer_scale(x)` in a Keras application) is part of it."""
+    owners: list[tuple[str, str] | None] = []
+    for st in statements:
+        blocks = {block_of(v.producer.source.name) if v.producer is not None else None for v in st.values}
+        owners.append(blocks.pop() if len(blocks) == 1 else (None if blocks else ("", "")))
+    # A statement with no IR value (an intermediate step) belongs to the statement it feeds.
+    for i in range(len(owners) - 1, -1, -1):
+        if owners[i] == ("", ""):
+            owners[i] = owners[i + 1] if i + 1 < len(owners) else None
+    # Statements of unnamed layers (`re_lu_5`, `multiply_3`) between two statements of one
+    # block belong to it.
+    i = 0
+    while i < len(owners):
+        j = i
+        while j < len(owners) and owners[j] is None:
+            j += 1
+        if j > i > 0 and j < len(owners) and owners[i - 1] == owners[j]:
+            owners[i:j] = [owners[j]] * (j - i)
+        i = j + 1
+    runs: list[tuple[str, str, int, int]] = []
+    i = 0
+    while i < len(owners):
+        owner = owners[i]
+        j = i + 1
+        while j < len(owners) and owners[j] == owner:
+            j += 1
+        if owner is not None:
+            while j < len(owners) and owners[j] is None and _combines(statements, i, j, variables):
+                j += 1
+            runs.append((owner[0], owner[1], i, j))
+        i = j
+    seen: dict[str, int] = {}
+    for block, *_ in runs:
+        seen[block] = seen.get(block, 0) + 1
+    return [r for r in runs if seen[r[0]] == 1]
+
+
+def _combines(statements: list[Statement], start: int, stop: int, variables: set[str]) -> bool:
+    """Does statement `stop` read both an input of statements [start, stop) and a value they
+    computed, and nothing else?"""
+    inputs: set[str] = set()
+    written: set[str] = set()
+    for st in statements[start:stop]:
+        reads, writes = _reads_writes(st, variables)
+        inputs.update(n for n in reads if n not in written)
+        written.update(writes)
+    inputs -= written  # names still holding the block's input values
+    reads = set(_reads_writes(statements[stop], variables)[0])
+    return bool(reads & inputs) and bool(reads & written) and reads <= inputs | written
+
+
+class _Variables(set):
+    """The forward()'s variable names, with each statement's reads and writes worked out once
+    (the analysis asks for them many times)."""
+
+    def __init__(self, names: set[str]) -> None:
+        super().__init__(names)
+        self.flow: dict[int, tuple[list[str], list[str]]] = {}
+
+
+def _variables(graph: Graph, builder: ModuleBuilder) -> _Variables:
+    names = {builder.var(v) for v in graph.inputs}
+    for st in builder.statements:
+        names.update(st.targets)
+    return _Variables(names)
+
+
+def _reads_writes(st: Statement, variables: set[str]) -> tuple[list[str], list[str]]:
+    cache = variables.flow if isinstance(variables, _Variables) else {}
+    if id(st) not in cache:
+        reads = [n for n in free_names(st.expr) if n in variables]
+        if st.operator != "=":
+            reads += st.targets
+        cache[id(st)] = (reads, list(st.targets))
+    return cache[id(st)]
+
+
+def _live_after(name: str, statements: list[Statement], stop: int, variables: set[str], returned: list[str]) -> bool:
+    """Is the value `name` holds after statement `stop - 1` read later?"""
+    for st in statements[stop:]:
+        reads, writes = _reads_writes(st, variables)
+        if name in reads:
+            return True
+        if name in writes:
+            return False
+    return name in returned
+
+
+def _instance(
+    block: str, stage: str, start: int, stop: int, statements: list[Statement], variables: set[str], attr_uses: dict[str, int],
+    pinned: set[str], subs_by_attr: dict[str, Submodule], returned: list[str], reserved: set[str],
+) -> Instance | None:
+    own = statements[start:stop]
+    attrs: list[str] = []
+    for st in own:
+        for attr in self_attributes(st.expr):
+            if attr == "training":
+                continue
+            if attr not in subs_by_attr or attr in pinned or attr in attrs:
+                return None  # a method, a pinned or a twice-called module stays in the parent
+            attrs.append(attr)
+    own_uses = {a: 0 for a in attrs}
+    for st in own:
+        for attr in self_attributes(st.expr):
+            if attr in own_uses:
+                own_uses[attr] += 1
+    if any(attr_uses[a] != own_uses[a] for a in attrs):
+        return None
+    inputs: list[str] = []
+    written: set[str] = set()
+    outputs: list[str] = []
+    for st in own:
+        reads, writes = _reads_writes(st, variables)
+        for name in reads:
+            if name not in written and name not in inputs:
+                inputs.append(name)
+        written.update(writes)
+        for name in writes:
+            if name not in outputs:
+                outputs.append(name)
+    outputs = [n for n in outputs if _live_after(n, statements, stop, variables, returned)]
+    if not outputs or not attrs:
+        return None
+    subs = _ordered_subs(subs_by_attr, attrs)
+    ctors = [parse_ctor(s.ctor) for s in subs]
+    if any(c is None for c in ctors):
+        return None
+    instance = Instance(block, stage, start, stop, subs, inputs, outputs, written, ctors=ctors)  # type: ignore[arg-type]
+    _local_names(instance, own, variables, reserved)
+    instance.signature = _signature(instance, own)
+    return instance
+
+
+def _ordered_subs(subs_by_attr: dict[str, Submodule], attrs: list[str]) -> list[Submodule]:
+    wanted = set(attrs)
+    return [sub for attr, sub in subs_by_attr.items() if attr in wanted]
+
+
+def _local_names(instance: Instance, own: list[Statement], variables: set[str], reserved: set[str]) -> None:
+    attrs = NameScope(MODULE_RESERVED)
+    for sub in instance.subs:
+        instance.local_attrs[sub.attr] = attrs.unique(local_name(sub.attr, instance.block))
+    scope = NameScope(reserved | {"x"})
+    single = len(instance.inputs) == 1
+    writes = {t for st in own for t in st.targets}
+    for name in instance.inputs:
+        if name == "x" or (single and "x" not in writes):
+            instance.local_vars[name] = "x"
+        else:
+            instance.local_vars[name] = scope.unique("inputs" if single else local_name(name, instance.block))
+    for st in own:
+        for name in st.targets:
+            if name not in instance.local_vars:
+                instance.local_vars[name] = "x" if name == "x" else scope.unique(local_name(name, instance.block))
+
+
+def _signature(instance: Instance, own: list[Statement]) -> tuple:
+    """Equal for blocks that differ only in weights, names and constructor numbers. Values
+    are numbered per assignment (`x = f(x)` and `a = f(b)` are the same dataflow), so a
+    block's statements compare equal whichever names the flat forward() gave them."""
+    current = {name: f"i{n}" for n, name in enumerate(instance.inputs)}
+    attrs = {sub.attr: f"m{n}" for n, sub in enumerate(instance.subs)}
+    body = []
+    inputs = set(current.values())
+    for st in own:
+        expr = rename(st.expr, current, attrs)
+        instance.numbers.append(numbers(expr))
+        instance.expressions.append(expr)
+        expr = replace_numbers(expr, dict.fromkeys(range(len(instance.numbers[-1])), "#"))
+        operator = st.operator
+        if operator == "+=" and len(st.targets) == 1 and current[st.targets[0]] not in inputs:
+            # `x += y` on a value made inside the block is `x = y + x` (the flat code writes the
+            # one or the other depending on how the result is named outside the block).
+            expr, operator = f"{expr} + {current[st.targets[0]]}", "="
+        updated = tuple(current[t] for t in st.targets) if operator != "=" else ()
+        for target in st.targets:
+            current[target] = f"v{len(body)}_{len(current)}"
+        body.append((updated, tuple(current[t] for t in st.targets), operator, expr, st.comment))
+    subs = tuple((c.shape, s.frozen, s.comment, tuple(sorted(s.state))) for c, s in zip(instance.ctors, instance.subs))
+    return (len(instance.inputs), tuple(current[n] for n in instance.outputs), tuple(body), subs)
+
+
+def _class_base(stage: str) -> str:
+    """`conv2_block` -> `Block`, `block_` -> `Block`, `transformer_layer_` -> `TransformerLayer`
+    (a word before the block word is kept unless it is a numbered stage like `conv2`)."""
+    tokens = [t for t in re.split(r"[_/]", stage) if t]
+    words = [re.sub(r"\d+", "", tokens[-1])] if tokens else []
+    if len(tokens) >= 2 and tokens[-2].isalpha() and tokens[-2].lower() not in BLOCK_WORDS:
+        words.insert(0, tokens[-2])
+    return "".join(w[:1].upper() + w[1:] for w in words if w) or "Block"
+
+
+def _parameters(group: list[Instance]) -> list[Parameter]:
+    """Numbers that differ between the blocks, one parameter per distinct pattern: in the
+    submodule constructors, and in forward() (a reshape to the block's channel count)."""
+    by_values: dict[tuple[str, ...], Parameter] = {}
+    scope = NameScope(MODULE_RESERVED | {"self"})
+    template = group[0]
+    for position, ctor in enumerate(template.ctors):
+        for slot in ctor.numbers:
+            values = tuple(i.ctors[position].numbers.get(slot, "") for i in group)
+            if len(set(values)) == 1:
+                continue
+            param = by_values.get(values)
+            if param is None:
+                default = _CONV_DEFAULTS.get(slot) if isinstance(slot, str) and _CONV.match(ctor.func) else None
+                sub = template.subs[position]
+                base = _slot_name(ctor.func, slot, template.local_attrs[sub.attr])
+                name = scope.unique(base) if base not in scope else scope.unique(
+                    f"{template.local_attrs[sub.attr]}_{base}")
+                param = Parameter(name, values, [], default, _annotation(values))
+                by_values[values] = param
+            param.slots.append((position, slot))
+    for position in range(len(template.numbers)):
+        for n in range(len(template.numbers[position])):
+            values = tuple(i.numbers[position][n] for i in group)
+            if len(set(values)) == 1:
+                continue
+            param = by_values.get(values)
+            if param is None:
+                caller = number_callers(template.expressions[position])[n]
+                param = Parameter(scope.unique(caller or "size"), values, [], None, _annotation(values))
+                by_values[values] = param
+            param.uses.append((position, n))
+    params = list(by_values.values())
+    return [p for p in params if p.default is None] + [p for p in params if p.default is not None]
+
+
+def _slot_name(func: str, slot: int | str, attr: str) -> str:
+    if isinstance(slot, str):
+        return slot
+    for family, names in _POSITIONAL_NAMES.items():
+        if family in func.rsplit(".", 1)[-1] and slot < len(names):
+            return names[slot]
+    return f"{attr}_arg{slot}"
+
+
+def _annotation(values: tuple[str, ...]) -> str:
+    kinds = set()
+    for text in values:
+        value = ast.literal_eval(text)
+        kinds.add("tuple" if isinstance(value, tuple) else type(value).__name__)
+    if kinds == {"int"}:
+        return "int"
+    if kinds <= {"int", "float"}:
+        return "float"
+    return ""
+
+
+def _sequences(
+    extracted: list[Instance], statements: list[Statement], variables: set[str], returned: list[str],
+) -> list[Sequence]:
+    sequences: list[Sequence] = []
+    run: list[Instance] = []
+
+    def close() -> None:
+        if len(run) >= 2:
+            sequences.append(Sequence(_sequence_attr(run[0].stage), list(run)))
+        run.clear()
+
+    for instance in extracted:
+        single = len(instance.inputs) >= 1 and len(instance.outputs) == 1
+        if not (run and single and _chains(run[-1], instance, statements, variables, returned)):
+            close()
+        if single:
+            run.append(instance)
+    close()
+    return sequences
+
+
+def _chains(previous: Instance, instance: Instance, statements: list[Statement], variables: set[str],
+            returned: list[str]) -> bool:
+    """`instance` directly follows `previous`, in the same stage, is the only reader of its
+    output, and shares its other inputs."""
+    link = previous.outputs[0]
+    shared = previous.inputs[1:]
+    return (
+        previous.stop == instance.start
+        and previous.stage == instance.stage
+        and instance.inputs == [link, *shared]
+        and not set(shared) & previous.writes
+        and (link in instance.writes or not _live_after(link, statements, instance.stop, variables, returned))
+    )
+
+
+def _sequence_attr(stage: str) -> str:
+    """`conv2_block` -> `conv2`; `block_` -> `blocks`; `transformer_layer_` -> `transformer_layers`."""
+    stem = stage.rstrip("_/")
+    for word in BLOCK_WORDS:
+        if stem.endswith(word):
+            rest = stem[: -len(word)].rstrip("_/")
+            if rest and rest[-1].isdigit():
+                return identifier(rest)
+            return identifier(stem + "s")
+    return identifier(stem)
