@@ -99,17 +99,29 @@ def keras():
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Lint every model.py this session generated and imported (each passes through
     tf2torch.codegen.loader), in one ruff run at the end: generated code is a product."""
+    import linecache
     import subprocess
     import sys
+    import tempfile
 
-    loader = sys.modules.get("tf2torch.codegen.loader")
     ruff = Path(sys.executable).with_name("ruff")
-    if loader is None or not ruff.exists():
+    if not ruff.exists():
         return
+    # The loader imports generated code from memory, registering its text with linecache.
     # Sources with verification taps (`_tap(...)`) are internal, never written for users.
-    files = [str(p) for p in sorted(loader._GENERATED_DIR.glob("*.py")) if "_tap(" not in p.read_text()]
-    if not files:
+    sources = {
+        name: "".join(linecache.cache[module.__file__][2])
+        for name, module in list(sys.modules.items())
+        if name.startswith("tf2torch_generated_") and getattr(module, "__file__", None) in linecache.cache
+    }
+    sources = {name: text for name, text in sources.items() if "_tap(" not in text}
+    if not sources:
         return
+    directory = Path(tempfile.mkdtemp(prefix="tf2torch-lint-"))
+    files = []
+    for name, text in sorted(sources.items()):
+        (directory / f"{name}.py").write_text(text)
+        files.append(str(directory / f"{name}.py"))
     done = subprocess.run([str(ruff), "check", "--isolated", "--line-length", "120", "--output-format", "concise",
                            *files], capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -117,3 +129,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if reporter is not None:
             reporter.write_line(f"generated model.py not lint-clean ({len(files)} checked):\n{done.stdout}", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    for file in files:
+        Path(file).unlink()
+    directory.rmdir()

@@ -19,7 +19,10 @@ from pathlib import Path
 
 from tf2torch.errors import OutputNotWritable
 
-OUTPUT_FILES = ("model.py", "model.safetensors", "train.py", "optimizer.safetensors", "verification.json")
+OUTPUT_FILES = (
+    "model.py", "model.safetensors", "train.py", "optimizer.safetensors", "weights_map.json", "verification.json",
+    "verification.html",
+)
 
 
 def write_outputs(directory: Path, files: dict[str, bytes]) -> Path:

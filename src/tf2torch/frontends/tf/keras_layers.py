@@ -34,11 +34,6 @@ class _VariableView:
 
 def import_traced_layer(ctx: Any) -> list:
     """Keras importer for a custom layer: trace, convert, wrap as one `tf_subgraph` node."""
-    import tensorflow as tf
-
-    from tf2torch.frontends.tf.loader import import_concrete_function
-    from tf2torch.frontends.tf.subgraph import finish_subgraph
-
     session = current_session()
     cls = session.keras_class(ctx.class_name, ctx.entry.raw)
     if cls is None:
@@ -50,6 +45,17 @@ def import_traced_layer(ctx: Any) -> list:
         # alone, so that every blocker can still be listed. No result is built from it: the
         # conversion is refused, as it cannot be checked against Keras.
         layer = _standalone_layer(ctx, cls)
+    return trace_layer(ctx, layer, cls.__name__)
+
+
+def trace_layer(ctx: Any, layer: Any, class_name: str) -> list:
+    """Trace the live Keras `layer` as the model calls it into a generated class `class_name`."""
+    import tensorflow as tf
+
+    from tf2torch.frontends.tf.loader import import_concrete_function
+    from tf2torch.frontends.tf.subgraph import finish_subgraph
+
+    session = current_session()
     call = _TracedCall(layer, ctx)
     specs = [tf.TensorSpec(v.spec.shape, v.spec.dtype) for v in call.tensors]
     try:
@@ -74,7 +80,7 @@ def import_traced_layer(ctx: Any) -> list:
         value.name = name
     finish_subgraph(graph)
     specs_out = [v.spec for v in graph.outputs]
-    node = ctx.add("tf_subgraph", call.tensors, specs_out, {"graph": graph, "class_name": cls.__name__})
+    node = ctx.add("tf_subgraph", call.tensors, specs_out, {"graph": graph, "class_name": class_name})
     outputs = node.outputs[: call.output_count]
     if call.output_masks is not None:
         traced_masks = iter(node.outputs[call.output_count:])

@@ -50,32 +50,15 @@ def import_lambda(ctx: LayerContext) -> list[Value]:
             f"{ctx.file}: layer {ctx.name!r} (Lambda): tracing its function needs TensorFlow and Keras: "
             "pip install 'tf2torch[tf]'"
         ) from exc
-    from tf2torch.frontends.tf.keras_layers import import_traced_layer, tracing_custom_layers
+    from tf2torch.frontends.keras.user_code import current_session
+    from tf2torch.frontends.tf.keras_layers import trace_layer
 
-    with tracing_custom_layers({"Lambda": _traceable_lambda(ctx)}):
-        return import_traced_layer(ctx)
-
-
-def _traceable_lambda(ctx: LayerContext) -> type:
-    """A class the tracer builds from the layer's config: from_config deserializes the Lambda
-    (code from the file), a call passes several inputs as the one list a Lambda receives."""
-    keras_major, custom_objects, file = ctx.keras_major, _ALLOWED[-1], ctx.file
-
-    class TracedLambda:
-        def __init__(self, layer: Any) -> None:
-            self.layer = layer
-            self.weights = list(layer.weights)
-
-        @classmethod
-        def from_config(cls, config: dict) -> TracedLambda:
-            return cls(deserialize_lambda(config, keras_major, custom_objects, file))
-
-        def __call__(self, *inputs: Any) -> Any:
-            return self.layer(list(inputs) if len(inputs) > 1 else inputs[0])
-
+    session = current_session()
+    if session.keras_model is None:  # the live model passed to convert(), or Keras' unsafe load of the file
+        session.keras_model = _load_unsafe(ctx.file, ctx.keras_major, _ALLOWED[-1])
+    layer = session.live_layer(ctx.file, ctx.keras_major, ctx.name)
     # The generated module class is named after the layer: `distance` -> `DistanceLambda`.
-    TracedLambda.__name__ = TracedLambda.__qualname__ = make_class_name(ctx.name.split("/")[-1]) + "Lambda"
-    return TracedLambda
+    return trace_layer(ctx, layer, make_class_name(ctx.name.split("/")[-1]) + "Lambda")
 
 
 def deserialize_lambda(config: dict, keras_major: int, custom_objects: dict, file: str) -> Any:
