@@ -6,6 +6,7 @@ import copy
 import json
 import os
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,7 @@ class ConversionResult:
     _temp_dir: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
     _file_path: str | None = field(default=None, repr=False)  # the .keras/.h5 read (a temp file for live models)
     _saved_files: list[str] = field(default_factory=list, repr=False)
+    conversion_seconds: float | None = None  # import -> passes -> emit, for the verification report
 
     @property
     def module(self) -> torch.nn.Module:
@@ -154,13 +156,19 @@ class ConversionResult:
         custom_objects: dict | None = None,
         seed: int = 0,
         keras_model: Any = None,
+        fp64: bool = False,
+        progress: Any = None,
     ) -> LayerReport:
-        """Compare every Keras layer's output with the converted code's, and name the first
-        layer that diverges (`report.first_divergence`)."""
+        """Compare every Keras layer's output with the converted code's, cumulatively and in
+        isolation (fed the Keras inputs), and name the first layer that diverges
+        (`report.first_divergence`). `fp64`: re-run both sides in float64 when the cumulative
+        error crosses `tolerance`. `report.save_html(path)` writes the visual report."""
         from tf2torch.verify.layerwise import verify_layers
 
         keras_model, arrays = self._reference(inputs, training, batch_size, custom_objects, seed, keras_model)
-        return verify_layers(self, keras_model, arrays, training, tolerance)
+        report = verify_layers(self, keras_model, arrays, training, tolerance, fp64=fp64, progress=progress)
+        report.attach(self, keras_model, arrays)
+        return report
 
 
 def convert(
@@ -220,6 +228,7 @@ def convert(
 
 
 def _convert_source(source: KerasSource, model_name: str | None) -> ConversionResult:
+    started = time.perf_counter()
     graph = import_keras_model(source)
     graph.output_names = [v.name for v in graph.outputs]
     graph = run_passes(graph)
@@ -233,6 +242,7 @@ def _convert_source(source: KerasSource, model_name: str | None) -> ConversionRe
         source_path=source.path,
         keras_major=source.keras_major,
         compile_config=source.compile_config,
+        conversion_seconds=time.perf_counter() - started,
     )
 
 
