@@ -65,14 +65,23 @@ class ConversionResult:
     def state_dict(self) -> dict[str, np.ndarray]:
         return self.generated.state
 
-    def save(self, directory: str | os.PathLike, report: VerificationReport | None = None) -> Path:
-        """Write model.py, model.safetensors (and report.json) atomically into `directory`."""
+    def save(
+        self, directory: str | os.PathLike, report: VerificationReport | None = None, layers: LayerReport | None = None
+    ) -> Path:
+        """Write model.py, model.safetensors (and verification.json, with `layers` also
+        verification.html) atomically into `directory`."""
         from tf2torch.output import write_outputs
 
         files: dict[str, bytes] = {"model.py": self.source_code.encode()}
         files["model.safetensors"] = _safetensors_bytes(self.generated.state, self.source_path)
         files.update(self._training_files())
-        if report is not None:
+        if layers is not None:
+            from tf2torch.verify.html_report import render_html, verification_document
+
+            document = verification_document([layers], layers.summary_info, report)
+            files["verification.json"] = (json.dumps(document, indent=2) + "\n").encode()
+            files["verification.html"] = render_html(document).encode()
+        elif report is not None:
             files["verification.json"] = (json.dumps(report.to_dict(), indent=2) + "\n").encode()
         self._saved_files = list(files)
         return write_outputs(Path(directory), files)

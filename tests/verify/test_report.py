@@ -112,3 +112,20 @@ def test_minimize_writes_a_repro_printing_the_same_error(broken, tmp_path):
     assert run.returncode == 0, run.stderr
     printed = float(run.stdout.split("relative to max |Keras output|")[1])
     assert np.isclose(printed, report.first_divergence.max_rel_error, rtol=1e-3)
+
+
+def test_cli_verify_json_fp64_and_minimize(broken, tmp_path, capsys):
+    from tf2torch.cli import main
+
+    _, result = broken
+    html, out = tmp_path / "report.html", tmp_path / "repro"
+    code = main(["verify", result.source_path, "--json", "--fp64", "--minimize", str(out), "--html", str(html)])
+    assert code == 1  # the model outputs differ too
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
+    (mode,) = document["modes"]
+    assert document["ok"] is False and mode["first_divergence"] == "culprit"
+    # In float64 the dropped bias is still there: not rounding.
+    assert mode["fp64_checked"] is True and mode["drift_is_rounding"] is False
+    assert "<svg" in html.read_text() and (out / "reproduce.py").is_file()
+    assert "Reproduction of layer 'culprit'" in captured.err

@@ -27,9 +27,10 @@ def verification_document(
     document: dict = {"schema_version": SCHEMA_VERSION, "summary": summary or {}}
     if layer_reports:
         document["source"] = layer_reports[0].source
-    document["modes"] = [report.to_dict() for report in layer_reports]
     if outputs is not None:
-        document["outputs"] = outputs.to_dict()
+        # The model outputs' check at the top level, as verification.json has always had it.
+        document.update(outputs.to_dict())
+    document["modes"] = [report.to_dict() for report in layer_reports]
     return document
 
 
@@ -171,9 +172,8 @@ def _verdicts(document: dict) -> str:
             elif mode["drift_is_rounding"] is False:
                 text += " (float64 re-run: not only rounding)"
         items.append(f"<li>{html.escape(text)}</li>")
-    outputs = document.get("outputs")
-    if outputs is not None:
-        items.append(f'<li>model outputs: {"OK" if outputs["ok"] else "FAILED"}</li>')
+    if "ok" in document:
+        items.append(f'<li>model outputs ({document["mode"]} mode): {"OK" if document["ok"] else "FAILED"}</li>')
     return f'<ul id="verdict">{"".join(items)}</ul>'
 
 
