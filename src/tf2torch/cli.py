@@ -52,6 +52,7 @@ def _build_parser(version: str) -> argparse.ArgumentParser:
     convert.add_argument("-o", "--output", metavar="OUTDIR", required=True, help="directory to write into")
     convert.add_argument("--name", metavar="ClassName", help="class name of the generated module")
     convert.add_argument("--verify", action="store_true", help="compare against Keras (needs TensorFlow)")
+    convert.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_input_options(convert)
     _add_tf_options(convert)
     convert.set_defaults(handler=_run_convert)
@@ -116,7 +117,7 @@ def _run_convert(args: argparse.Namespace) -> int:
     if args.verify:
         from tf2torch.verify.progress import Progress
 
-        progress = Progress(4, "verifying")
+        progress = Progress(4, "verifying", quiet=args.quiet)
         report = result.verify(args.inputs, batch_size=args.batch_size)
         progress.advance("outputs")
         if not getattr(result._keras_model, "inference_only", False):

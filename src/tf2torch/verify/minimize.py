@@ -28,11 +28,7 @@ if TYPE_CHECKING:
 SCRIPT = '''"""Keras layer {name!r} ({class_name}) against tf2torch's model.py, on the same input."""
 from pathlib import Path
 
-import numpy as np
-import {keras_module} as keras
-import torch
-
-from model import load_model
+{imports}
 
 HERE = Path(__file__).resolve().parent
 INPUT_PERMS = {input_perms}  # Keras layout -> the layout model.py takes
@@ -86,7 +82,7 @@ def write_reproduction(
     from tf2torch.api import _safetensors_bytes
 
     script = SCRIPT.format(
-        name=check.name, class_name=check.class_name, keras_module="keras" if keras.__name__ == "keras" else "tf_keras",
+        name=check.name, class_name=check.class_name, imports=_imports(keras.__name__),
         input_perms=[tuple(v.perm) if v.perm is not None else None for v in converted.graph.inputs],
         output_perm=tuple(converted.graph.outputs[0].perm) if converted.graph.outputs[0].perm is not None else None,
         training=training, layer_file=path.name,
@@ -96,6 +92,13 @@ def write_reproduction(
         "model.safetensors": _safetensors_bytes(converted.generated.state, path.name), "reproduce.py": script.encode(),
     }
     return write_outputs(directory, files)
+
+
+def _imports(keras_module: str) -> str:
+    """The script's import block, sorted as ruff's isort wants it (model.py sits next to it)."""
+    keras_line = "import keras" if keras_module == "keras" else "import tf_keras as keras"
+    lines = sorted([keras_line, "import numpy as np", "import torch"], key=lambda line: line.split()[1])
+    return "\n".join([*lines, "from model import load_model"])
 
 
 def _class_name(layer_name: str) -> str:
