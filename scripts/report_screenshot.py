@@ -52,7 +52,7 @@ def mobilenet_report(work: Path) -> Path:
     model.save(path)
     result = tf2torch.convert(str(path))
     eval_report = result.verify_layers(keras_model=model, fp64=True)
-    train_report = result.verify_layers(keras_model=model, training=True)
+    train_report = result.verify_layers(keras_model=model, training=True, fp64=True)
     html = work / "verification.html"
     eval_report.save_html(html, train_report)
     return html

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -75,10 +76,11 @@ def _plot(document: dict) -> str:
             parts.append(f'<line class="first-divergence" data-mode="{mode["mode"]}" x1="{x:.1f}" x2="{x:.1f}" '
                          f'y1="{_TOP}" y2="{_HEIGHT - _BOTTOM}"/><text class="axis" x="{x + 4:.1f}" y="{_TOP + 10}">'
                          f'first divergence: {html.escape(first)} ({mode["mode"]})</text>')
-        for series, dash in (("cumulative", ""), ("isolated", ' stroke-dasharray="5 3"')):
+        for series in ("cumulative", "isolated"):
             points = [(_x(i, count), _log_y(layer[f"{series}_rel_error"], low, high)) for i, layer in enumerate(layers)]
-            path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
-            parts.append(f'<polyline class="series {series} {mode["mode"]}" fill="none" stroke="{color}"{dash} points="{path}"/>')
+            if series == "cumulative":  # isolated errors are independent per layer: dots only
+                path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+                parts.append(f'<polyline class="series {series} {mode["mode"]}" fill="none" stroke="{color}" points="{path}"/>')
             for (x, y), layer in zip(points, layers):
                 shape = "circle" if series == "isolated" else "rect"
                 tip = f'{layer["name"]} ({layer["class_name"]}): {series} {layer[f"{series}_rel_error"]}, {layer["status"]}'
@@ -88,7 +90,8 @@ def _plot(document: dict) -> str:
                 parts.append(f'{marker} class="point {series} {mode["mode"]} {status}" fill="{color}" '
                              f'data-layer="{html.escape(layer["name"])}"><title>{html.escape(tip)}</title></{shape}>')
     parts.append(f'<text class="axis" x="{_LEFT}" y="{_HEIGHT - 8}">layers in graph order ({count}); '
-                 'solid/squares: cumulative, dashed/circles: isolated (fed the Keras inputs)</text>')
+                 'line and squares: cumulative; circles: isolated (fed the Keras inputs); '
+                 'eval blue, train red; exact zeros at the bottom</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -110,9 +113,12 @@ def _summary_html(document: dict) -> str:
     ]
     for kind in ("inputs", "outputs"):
         for entry in summary[kind]:
-            rows.append((kind[:-1] + " " + entry["name"],
-                         (f'torch {entry["torch_layout"]} {entry["torch_shape"]}, Keras {entry["keras_layout"]} '
-                         f'{entry["keras_shape"]}, {entry["dtype"]}')))
+            if entry["torch_layout"] == "as Keras":
+                text = f'{entry["torch_shape"]} {entry["dtype"]} (the Keras layout)'
+            else:
+                text = (f'torch {entry["torch_layout"]} {entry["torch_shape"]}, Keras {entry["keras_layout"]} '
+                        f'{entry["keras_shape"]}, {entry["dtype"]}')
+            rows.append((kind[:-1] + " " + entry["name"], text))
     if summary.get("conversion_seconds") is not None:
         rows.append(("conversion time", f'{summary["conversion_seconds"]:.2f} s'))
     rows.append(("versions", ", ".join(f"{k} {v}" for k, v in summary["versions"].items() if v)))
@@ -189,7 +195,7 @@ svg .axis{font-size:11px;fill:#57606a}
 
 def render_html(document: dict) -> str:
     """verification.html from the verification document."""
-    title = f'tf2torch verification of {document.get("source", "model")}'
+    title = f'tf2torch verification of {Path(document.get("source", "model")).name}'
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
         f"<style>{_STYLE}</style></head><body>\n<h1>{html.escape(title)}</h1>\n{_verdicts(document)}\n"
