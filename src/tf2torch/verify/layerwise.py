@@ -221,7 +221,7 @@ def _torch_layout(array: np.ndarray, value: Value, like: torch.Tensor) -> torch.
     """A Keras reference as the converted code holds it (None when it cannot stand in)."""
     if value.feature_order is not None:
         array = array[:, value.feature_order]
-    tensor = to_torch_layout(np.asarray(array), value)
+    tensor = to_torch_layout(np.array(array), value)  # a writable copy (Keras arrays are read-only)
     if tuple(tensor.shape) != tuple(like.shape):
         return None
     return tensor.to(like.dtype)
