@@ -175,10 +175,14 @@ def _report_verification(args: argparse.Namespace, report, layers) -> int:
         print(report.table())
         if layers is not None:
             print(f"Report: {args.html}")
-    if args.minimize and layers is not None and layers.first_divergence is not None:
-        out = layers.minimize(args.minimize)
-        print(f"Reproduction of layer '{layers.first_divergence.name}': {out}/ (python {out}/reproduce.py)",
-              file=sys.stderr if args.json else sys.stdout)
+    if args.minimize and layers is not None:
+        stream = sys.stderr if args.json else sys.stdout
+        if layers.first_divergence is None:
+            print("--minimize: every layer matches in isolation, nothing to reproduce", file=stream)
+        else:
+            out = layers.minimize(args.minimize)
+            print(f"Reproduction of layer '{layers.first_divergence.name}': {out}/ (python {out}/reproduce.py)",
+                  file=stream)
     return EXIT_OK if report.ok else EXIT_VERIFICATION_FAILED
 
 

@@ -129,3 +129,14 @@ def test_cli_verify_json_fp64_and_minimize(broken, tmp_path, capsys):
     assert mode["fp64_checked"] is True and mode["drift_is_rounding"] is False
     assert "<svg" in html.read_text() and (out / "reproduce.py").is_file()
     assert "Reproduction of layer 'culprit'" in captured.err
+
+
+def test_cli_convert_verify_writes_html_and_json(broken, tmp_path):
+    from tf2torch.cli import main
+
+    _, result = broken
+    out = tmp_path / "out"
+    assert main(["convert", result.source_path, "-o", str(out), "--verify", "--quiet"]) == 1
+    document = json.loads((out / "verification.json").read_text())
+    assert document["ok"] is False and document["modes"][0]["first_divergence"] == "culprit"
+    assert 'class="point isolated eval FAILED" fill="#1f6feb" data-layer="culprit"' in (out / "verification.html").read_text()
