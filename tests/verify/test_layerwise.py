@@ -54,3 +54,13 @@ def test_cli_verify_prints_layer_table(converted, capsys):
     assert main(["verify", result.source_path, "--batch-size", "2"]) == 0
     out = capsys.readouterr().out
     assert "Layer-by-layer verification" in out and "Every layer matches in isolation." in out
+
+
+def test_fp64_rerun_tells_rounding_from_a_bug(converted):
+    model, result = converted
+    # A bound below fp32 rounding: the cumulative error crosses it, float64 does not.
+    report = result.verify_layers(keras_model=model, batch_size=3, tolerance=1e-9, fp64=True)
+    assert report.first_drift is not None and report.fp64_checked
+    assert report.drift_is_rounding is True, report.table()
+    assert all(c.cumulative_rel_error_fp64 < 1e-12 for c in report.layers)
+    assert "(fp64: rounding)" in report.summary()
