@@ -140,3 +140,26 @@ def test_cli_convert_verify_writes_html_and_json(broken, tmp_path):
     document = json.loads((out / "verification.json").read_text())
     assert document["ok"] is False and document["modes"][0]["first_divergence"] == "culprit"
     assert 'class="point isolated eval FAILED" fill="#1f6feb" data-layer="culprit"' in (out / "verification.html").read_text()
+
+
+def test_keras2_h5_minimize_and_fp64(tmp_path, monkeypatch):
+    import tf_keras
+
+    inp = tf_keras.Input((5, 3))
+    x = tf_keras.layers.Conv1D(4, 3, padding="same", name="stem")(inp)
+    x = tf_keras.layers.Dense(6, name="culprit")(x)
+    model = tf_keras.Model(inp, tf_keras.layers.Dense(2, name="head")(x))
+    perturb_weights(model)
+    path = tmp_path / "keras2.h5"
+    model.save(path)
+    monkeypatch.setitem(CONVERTERS, "dense", _dense_dropping_culprit_bias)
+    result = tf2torch.convert(str(path))
+    report = result.verify_layers(keras_model=model, batch_size=3, fp64=True)
+    assert report.first_divergence.name == "culprit" and report.drift_is_rounding is False
+    out = report.minimize(tmp_path / "repro")
+    assert (out / "layer.h5").is_file() and "import tf_keras as keras" in (out / "reproduce.py").read_text()
+    run = subprocess.run([sys.executable, str(out / "reproduce.py")], capture_output=True, text=True, timeout=300,
+                         check=False)
+    assert run.returncode == 0, run.stderr
+    printed = float(run.stdout.split("relative to max |Keras output|")[1])
+    assert np.isclose(printed, report.first_divergence.max_rel_error, rtol=1e-3)
