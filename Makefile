@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH := torch==2.13.0
 TF_STACK := tensorflow==2.21.0 "keras==3.15.*" "tf-keras==2.21.*" "keras-hub==0.32.*"
 
-.PHONY: demo test test-all lint clean bench bench-quick zoo
+.PHONY: demo test test-all test-browser report-screenshot lint clean bench bench-quick zoo
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -22,6 +22,15 @@ test: $(VENV)/.installed
 
 test-all: $(VENV)/.installed
 	$(PY) -m pytest -n 2 -q -m ""
+
+# verification.html in headless Chromium (the Debian package; installed here when missing).
+test-browser: $(VENV)/.installed
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	$(PY) -m pytest -q -m browser tests/verify/test_browser.py
+
+# docs/verification_report.png, the README's screenshot (MobileNetV2 at 96x96).
+report-screenshot: $(VENV)/.installed
+	$(PY) scripts/report_screenshot.py
 
 # All 40 keras.applications models, .keras and .h5: fidelity, conversion and forward time -> docs/zoo.md.
 zoo: $(VENV)/.installed

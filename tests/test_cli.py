@@ -28,6 +28,11 @@ def _real_stderr(text: str) -> str:
 # -- model files, built once per module --------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def _reports_in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # `tf2torch verify` writes ./verification.html
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     import keras

@@ -6,6 +6,7 @@ import copy
 import json
 import os
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +48,7 @@ class ConversionResult:
     _temp_dir: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
     _file_path: str | None = field(default=None, repr=False)  # the .keras/.h5 read (a temp file for live models)
     _saved_files: list[str] = field(default_factory=list, repr=False)
+    conversion_seconds: float | None = None  # import -> passes -> emit, for the verification report
 
     @property
     def module(self) -> torch.nn.Module:
@@ -65,15 +67,24 @@ class ConversionResult:
     def state_dict(self) -> dict[str, np.ndarray]:
         return self.generated.state
 
-    def save(self, directory: str | os.PathLike, report: VerificationReport | None = None) -> Path:
-        """Write model.py, model.safetensors (and report.json) atomically into `directory`."""
+    def save(
+        self, directory: str | os.PathLike, report: VerificationReport | None = None, layers: LayerReport | None = None
+    ) -> Path:
+        """Write model.py, model.safetensors (and verification.json, with `layers` also
+        verification.html) atomically into `directory`."""
         from tf2torch.output import write_outputs
 
         files: dict[str, bytes] = {"model.py": self.source_code.encode()}
         files["model.safetensors"] = _safetensors_bytes(self.generated.state, self.source_path)
         files.update(self._training_files())
         files.update(self._weights_map_file())
-        if report is not None:
+        if layers is not None:
+            from tf2torch.verify.html_report import render_html, verification_document
+
+            document = verification_document([layers], layers.summary_info, report)
+            files["verification.json"] = (json.dumps(document, indent=2) + "\n").encode()
+            files["verification.html"] = render_html(document).encode()
+        elif report is not None:
             files["verification.json"] = (json.dumps(report.to_dict(), indent=2) + "\n").encode()
         self._saved_files = list(files)
         return write_outputs(Path(directory), files)
@@ -166,13 +177,19 @@ class ConversionResult:
         custom_objects: dict | None = None,
         seed: int = 0,
         keras_model: Any = None,
+        fp64: bool = False,
+        progress: Any = None,
     ) -> LayerReport:
-        """Compare every Keras layer's output with the converted code's, and name the first
-        layer that diverges (`report.first_divergence`)."""
+        """Compare every Keras layer's output with the converted code's, cumulatively and in
+        isolation (fed the Keras inputs), and name the first layer that diverges
+        (`report.first_divergence`). `fp64`: re-run both sides in float64 when the cumulative
+        error crosses `tolerance`. `report.save_html(path)` writes the visual report."""
         from tf2torch.verify.layerwise import verify_layers
 
         keras_model, arrays = self._reference(inputs, training, batch_size, custom_objects, seed, keras_model)
-        return verify_layers(self, keras_model, arrays, training, tolerance)
+        report = verify_layers(self, keras_model, arrays, training, tolerance, fp64=fp64, progress=progress)
+        report.attach(self, keras_model, arrays)
+        return report
 
 
 def convert(
@@ -354,6 +371,7 @@ def _check_against_keras(result: ConversionResult, keras_model: Any, traced: lis
 
 
 def _convert_source(source: KerasSource, model_name: str | None, structure: str) -> ConversionResult:
+    started = time.perf_counter()
     graph = import_keras_model(source)
     if not graph.named_outputs:
         graph.output_names = [v.name for v in graph.outputs]
@@ -368,6 +386,7 @@ def _convert_source(source: KerasSource, model_name: str | None, structure: str)
         source_path=source.path,
         keras_major=source.keras_major,
         compile_config=source.compile_config,
+        conversion_seconds=time.perf_counter() - started,
     )
 
 

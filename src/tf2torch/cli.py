@@ -74,6 +74,7 @@ def _build_parser(version: str) -> argparse.ArgumentParser:
                          help="convert Lambda layers: runs code from the file to trace them (needs TensorFlow)")
     convert.add_argument("--flat", action="store_true",
                          help="one class with every layer (default: a class per repeated block)")
+    convert.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_input_options(convert)
     _add_tf_options(convert)
     _add_custom_code_option(convert)
@@ -89,6 +90,13 @@ def _build_parser(version: str) -> argparse.ArgumentParser:
     verify.add_argument("source", metavar="SRC", help="a .keras or .h5 file")
     verify.add_argument("--train", action="store_true", help="compare in training mode (Dropout off, batch statistics)")
     verify.add_argument("--outputs-only", action="store_true", help="skip the layer-by-layer comparison")
+    verify.add_argument("--html", metavar="FILE", default="verification.html",
+                        help="where to write the visual report (default ./verification.html)")
+    verify.add_argument("--json", action="store_true", help="print verification.json instead of the tables")
+    verify.add_argument("--fp64", action="store_true",
+                        help="re-run both sides in float64 when the cumulative error crosses the bound (rounding or bug?)")
+    verify.add_argument("--minimize", metavar="OUT", help="on a mismatch, write a one-layer reproduction into OUT/")
+    verify.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_input_options(verify)
     _add_tf_options(verify)
     _add_custom_code_option(verify)
@@ -170,11 +178,21 @@ def _run_convert(args: argparse.Namespace) -> int:
     structure = "flat" if args.flat else "blocks"
     result = tf2torch.convert(args.source, model_name=args.name, limits=_limits(args), allow_lambda=args.allow_lambda,
                               structure=structure, **_tf_options(args), **custom)
-    report = None
+    objects = custom.get("custom_objects")
+    report = layers = None
     if args.verify:
-        report = result.verify(args.inputs, batch_size=args.batch_size, custom_objects=custom.get("custom_objects"))
-    directory = result.save(args.output, report=report)
+        from tf2torch.verify.progress import Progress
+
+        progress = Progress(4, "verifying", quiet=args.quiet)
+        report = result.verify(args.inputs, batch_size=args.batch_size, custom_objects=objects)
+        progress.advance("outputs")
+        if not getattr(result._keras_model, "inference_only", False):
+            layers = result.verify_layers(args.inputs, batch_size=args.batch_size, custom_objects=objects,
+                                          progress=progress)
+        progress.close()
+    directory = result.save(args.output, report=report, layers=layers)
     written = ["model.py", "model.safetensors"] + (["verification.json"] if report is not None else [])
+    written += ["verification.html"] if layers is not None else []
     written += [n for n in ("train.py", "optimizer.safetensors", "weights_map.json") if n in result._saved_files]
     print(f"Converted {args.source} -> {directory}/ ({', '.join(written)}), class {result.class_name}")
     if report is None:
@@ -187,18 +205,53 @@ def _run_verify(args: argparse.Namespace) -> int:
     import tf2torch
 
     _check_inputs_file(args.inputs)
+    from tf2torch.verify.progress import Progress
+
+    progress = Progress(5 + args.fp64, "verifying", quiet=args.quiet or args.json)
     custom = _custom_code_options(args)
     objects = custom.get("custom_objects")
     result = tf2torch.convert(args.source, limits=_limits(args), **_tf_options(args), **custom)
+    progress.advance("converted")
     report = result.verify(args.inputs, training=args.train, batch_size=args.batch_size, custom_objects=objects)
+    progress.advance("outputs")
+    layers = None
     # A TF graph (SavedModel, .pb) has no Keras layers to compare one by one.
     if not args.outputs_only and not getattr(result._keras_model, "inference_only", False):
         # Same inputs as the output check; names the first layer that diverges.
         layers = result.verify_layers(args.inputs, training=args.train, batch_size=args.batch_size,
-                                      custom_objects=objects)
-        print(layers.table())
-        print()
-    print(report.table())
+                                      custom_objects=objects, fp64=args.fp64, progress=progress)
+    progress.close()
+    return _report_verification(args, report, layers)
+
+
+def _report_verification(args: argparse.Namespace, report, layers) -> int:
+    """Print the tables (or the JSON document), write the HTML and the minimal reproduction."""
+    import json
+
+    from tf2torch.verify.html_report import render_html, verification_document
+
+    document = verification_document(
+        [] if layers is None else [layers], None if layers is None else layers.summary_info, report
+    )
+    if layers is not None:
+        Path(args.html).write_text(render_html(document), encoding="utf-8")
+    if args.json:
+        print(json.dumps(document, indent=2))
+    else:
+        if layers is not None:
+            print(layers.table())
+            print()
+        print(report.table())
+        if layers is not None:
+            print(f"Report: {args.html}")
+    if args.minimize and layers is not None:
+        stream = sys.stderr if args.json else sys.stdout
+        if layers.first_divergence is None:
+            print("--minimize: every layer matches in isolation, nothing to reproduce", file=stream)
+        else:
+            out = layers.minimize(args.minimize)
+            print(f"Reproduction of layer '{layers.first_divergence.name}': {out}/ (python {out}/reproduce.py)",
+                  file=stream)
     return EXIT_OK if report.ok else EXIT_VERIFICATION_FAILED
 
 

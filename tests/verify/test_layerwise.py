@@ -39,8 +39,11 @@ def test_first_divergence_is_named(converted):
     report = result.verify_layers(keras_model=model, batch_size=3)
     assert report.first_divergence is not None
     assert report.first_divergence.name == "body"
-    statuses = {c.name: c.status for c in report.layers}
-    assert statuses["relu"] == "OK" and statuses["head"] == "FAILED"
+    checks = {c.name: c for c in report.layers}
+    # Isolated, the layers after the broken one are fed Keras' values: only drift is left.
+    assert checks["relu"].status == "OK" and checks["head"].status == "OK"
+    assert checks["head"].cumulative_rel_error > 1e-2 and checks["body"].max_rel_error > 1e-2
+    assert report.first_drift.name == "body"
     assert "First divergence: layer 'body'" in report.table()
 
 
@@ -50,4 +53,14 @@ def test_cli_verify_prints_layer_table(converted, capsys):
     _, result = converted
     assert main(["verify", result.source_path, "--batch-size", "2"]) == 0
     out = capsys.readouterr().out
-    assert "Layer-by-layer verification" in out and "Every layer matches." in out
+    assert "Layer-by-layer verification" in out and "Every layer matches in isolation." in out
+
+
+def test_fp64_rerun_tells_rounding_from_a_bug(converted):
+    model, result = converted
+    # A bound below fp32 rounding: the cumulative error crosses it, float64 does not.
+    report = result.verify_layers(keras_model=model, batch_size=3, tolerance=1e-9, fp64=True)
+    assert report.first_drift is not None and report.fp64_checked
+    assert report.drift_is_rounding is True, report.table()
+    assert all(c.cumulative_rel_error_fp64 < 1e-12 for c in report.layers)
+    assert "(fp64: rounding)" in report.summary()

@@ -50,10 +50,13 @@ def outputs_class(class_name: str) -> str:
 
 TAP_PRELUDE = '''
 TAPS: dict[str, torch.Tensor] = {}
+SUBSTITUTES: dict[str, torch.Tensor] = {}
 
 
-def _tap(name: str, tensor: torch.Tensor) -> None:
+def _tap(name: str, tensor: torch.Tensor) -> torch.Tensor:
     TAPS[name] = tensor.detach().clone()  # later in-place ops must not change it
+    # Isolated checks: the layers after this one read the reference value instead.
+    return SUBSTITUTES[name].clone() if name in SUBSTITUTES else tensor
 '''
 
 
@@ -84,7 +87,8 @@ def render_module(
     graph: Graph, builder: ModuleBuilder, class_name: str, source_name: str, taps: dict[int, str] | None = None
 ) -> str:
     """The text of model.py. `taps` (value id -> key) is for layer-by-layer verification only:
-    the same code with a `_tap(key, tensor)` call after the statement that computes each value."""
+    the same code with a `value = _tap(key, value)` line after the statement that computes each
+    value (records it and may substitute the reference's value)."""
     out = header(graph, builder, class_name, source_name)
     if taps:
         out += [TAP_PRELUDE.strip("\n"), "", ""]
@@ -122,7 +126,8 @@ def render_module(
         out.append(f"{INDENT * 2}{', '.join(targets)} {st.operator} {st.expr}")
         for value in st.values if taps else ():
             if id(value) in taps:
-                out.append(f'{INDENT * 2}_tap("{taps[id(value)]}", {builder.var(value)})')
+                var = builder.var(value)
+                out.append(f'{INDENT * 2}{var} = _tap("{taps[id(value)]}", {var})')
     out.append(f"{INDENT * 2}{result}")
     for method in builder.methods.values():
         out += [""] + [f"{INDENT}{line}" if line else "" for line in method.strip("\n").splitlines()]
