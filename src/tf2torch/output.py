@@ -25,9 +25,14 @@ OUTPUT_FILES = (
 )
 
 
-def write_outputs(directory: Path, files: dict[str, bytes]) -> Path:
-    """Write all files or none: a failure leaves `directory` as it was."""
-    unknown = set(files) - set(OUTPUT_FILES)
+# A minimal reproduction written by `tf2torch verify --minimize` (verify/minimize.py).
+REPRO_FILES = ("layer.keras", "layer.h5", "input.npz", "model.py", "model.safetensors", "reproduce.py")
+
+
+def write_outputs(directory: Path, files: dict[str, bytes], owned: tuple[str, ...] = OUTPUT_FILES) -> Path:
+    """Write all files or none: a failure leaves `directory` as it was. `owned` are the names
+    this kind of output may write (and replaces, or removes when not written this time)."""
+    unknown = set(files) - set(owned)
     if unknown:
         raise ValueError(f"not an output file: {sorted(unknown)}")
     directory = directory.absolute()
@@ -40,7 +45,7 @@ def write_outputs(directory: Path, files: dict[str, bytes]) -> Path:
         raise OutputNotWritable(exc.errno, f"{directory}: the output directory cannot be created ({exc.strerror})") from exc
     try:
         with _exclusive(directory):
-            _replace_files(directory, files)
+            _replace_files(directory, files, owned)
     except BaseException as exc:
         if created is not None:
             shutil.rmtree(created, ignore_errors=True)
@@ -70,7 +75,7 @@ def _exclusive(directory: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def _replace_files(directory: Path, files: dict[str, bytes]) -> None:
+def _replace_files(directory: Path, files: dict[str, bytes], owned: tuple[str, ...]) -> None:
     staging = Path(tempfile.mkdtemp(prefix=".tf2torch-staging-", dir=directory))
     backup = staging / "previous"
     backup.mkdir()
@@ -82,7 +87,7 @@ def _replace_files(directory: Path, files: dict[str, bytes]) -> None:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
-        for name in OUTPUT_FILES:  # the previous conversion's files, written or not this time
+        for name in owned:  # the previous conversion's files, written or not this time
             if os.path.lexists(directory / name):
                 os.replace(directory / name, backup / name)
                 moved.append(name)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tf2torch.errors import VerificationUnavailable
-from tf2torch.output import write_outputs
+from tf2torch.output import REPRO_FILES, write_outputs
 from tf2torch.verify.fp64 import _keras_of
 from tf2torch.verify.runner import run_keras
 
@@ -91,7 +91,7 @@ def write_reproduction(
         path.name: layer_bytes, "input.npz": buffer.getvalue(), "model.py": converted.source_code.encode(),
         "model.safetensors": _safetensors_bytes(converted.generated.state, path.name), "reproduce.py": script.encode(),
     }
-    return write_outputs(directory, files)
+    return write_outputs(directory, files, REPRO_FILES)
 
 
 def _imports(keras_module: str) -> str:
