@@ -1,0 +1,106 @@
+"""A TFLite model -> IR Graph: lower every operator (lowering.py), then import the lowered ops
+with the TF frontend's op importers (and the two TFLite-only activations below)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from tf2torch.errors import ConversionError
+from tf2torch.frontends.tf import ops  # noqa: F401  (fills TF_OP_IMPORTERS)
+from tf2torch.frontends.tf.context import OpContext
+from tf2torch.frontends.tf.importer import GraphImporter, _common_prefix
+from tf2torch.frontends.tf.registry import TF_OP_IMPORTERS
+from tf2torch.frontends.tf.values import TFVal, VarRef
+from tf2torch.frontends.tflite import tf_graph
+from tf2torch.frontends.tflite.lowering import Lowering
+from tf2torch.frontends.tflite.reader import TFLiteModel, read_tflite
+from tf2torch.ir import Graph, TensorSpec, Value
+
+
+class UnsupportedTFLiteOps(ConversionError):
+    """TFLite operators without a lowering: every one at once, with a count and an example."""
+
+    def __init__(self, source: str, operators: dict[str, list[str]]) -> None:
+        self.operators = operators
+        lines = [f"{source}: {len(operators)} TFLite operator type(s) cannot be converted:"]
+        for op_type, names in sorted(operators.items()):
+            more = f" and {len(names) - 1} more" if len(names) > 1 else ""
+            lines.append(f"  - {op_type} (x{len(names)}, e.g. output {names[0]!r}{more})")
+        lines.append("Run `tf2torch inspect` on the model for the full operator table.")
+        super().__init__("\n".join(lines))
+
+
+def _hard_swish(ctx: OpContext) -> list[TFVal]:
+    return [ctx.add("activation", [ctx.value(0)], attrs={"fn": "hard_silu", "alpha": 1.0}).outputs[0]]
+
+
+def _gelu(ctx: OpContext) -> list[TFVal]:
+    attrs = {"fn": "gelu", "approximate": bool(ctx.attr("approximate", False))}
+    return [ctx.add("activation", [ctx.value(0)], attrs=attrs).outputs[0]]
+
+
+# Activations TFLite has as builtins and TF graphs spell out in several ops.
+TFLITE_ONLY: dict[str, Callable[[OpContext], list[TFVal]]] = {"TFLiteHardSwish": _hard_swish, "TFLiteGelu": _gelu}
+
+
+def lower_model(model: TFLiteModel) -> Lowering:
+    lowering = Lowering(model)
+    for op in model.operators:
+        lowering.lower(op)
+    return lowering
+
+
+def import_tflite(path: str) -> Graph:
+    """The IR of a float32 .tflite file's first subgraph."""
+    model = read_tflite(path)
+    lowering = lower_model(model)
+    if lowering.unsupported:
+        raise UnsupportedTFLiteOps(path, lowering.unsupported)
+    graph = Graph(Path(path).stem, "tflite")
+    importer = GraphImporter(graph, {}, path, const_weights_trainable=True)
+    importer._prefix = _common_prefix([op.name for op in lowering.ops])
+    env: dict[int, TFVal] = {}
+    for index in model.inputs:
+        t = model.tensors[index]
+        if t.dtype not in ("float32", "int32", "int64"):
+            raise ConversionError(f"{path}: input {t.name!r} is {t.dtype}; float32 models only (a quantized model?)")
+        value = Value(importer.clean_name(t.name).replace(":", "_"), TensorSpec(t.shape, t.dtype))
+        graph.inputs.append(value)
+        graph.input_names.append(t.name)
+        env[id(lowering.tensor(index))] = value
+    for op in lowering.ops:
+        _import_op(importer, op, env)
+    for index in model.outputs:
+        value = env.get(id(lowering.tensor(index)))
+        if not isinstance(value, Value):
+            raise ConversionError(f"{path}: output {model.tensors[index].name!r} does not depend on the inputs")
+        graph.outputs.append(value)
+        graph.output_names.append(model.tensors[index].name)
+    return graph
+
+
+def _operand(importer: GraphImporter, t: tf_graph.Tensor, env: dict[int, TFVal]) -> TFVal:
+    if id(t) in env:
+        return env[id(t)]
+    if t.value is None:
+        raise ConversionError(f"tensor {t.name!r} is read before any operator writes it (operators out of order)")
+    # Float weights become trainable parameters; integer constants (shapes, axes) stay constants.
+    if t.value.dtype.kind == "f" and t.value.ndim > 0:
+        return VarRef(importer.clean_name(t.name), t.value, trainable=True)
+    return t.value
+
+
+def _import_op(importer: GraphImporter, op: tf_graph.Op, env: dict[int, TFVal]) -> None:
+    inputs = [_operand(importer, t, env) for t in op.inputs]
+    fn = TFLITE_ONLY.get(op.type) or TF_OP_IMPORTERS.get(op.type)
+    if fn is None:
+        raise ConversionError(f"{importer.file}: no importer for {op.type} (lowered from {op.origin})")
+    results = fn(OpContext(importer, op, inputs))
+    for tensor, result in zip(op.outputs, results):
+        if isinstance(result, np.ndarray | VarRef | Value):
+            env[id(tensor)] = result
+            if isinstance(result, Value):
+                importer.tf_uses[id(result)] = importer.tf_uses.get(id(result), 0) + len(tensor.consumers())
