@@ -176,6 +176,7 @@ def convert(
 ) -> ConversionResult:
     """Convert a .keras / .h5 file or a live keras.Model into a PyTorch module.
 
+    A float32 .tflite file (by suffix or its 'TFL3' identifier) goes through the TFLite frontend.
     Also (TF frontend): a SavedModel directory (`signature`), a frozen GraphDef .pb
     (`inputs` / `outputs` node names when they cannot be inferred) or a tf.function /
     ConcreteFunction. `frontend` forces "tf" or "keras". Custom Keras layers without a
@@ -183,9 +184,14 @@ def convert(
     `custom_objects` or `trace_custom_layers=True` (that runs the layer's Python code).
     """
     from tf2torch.frontends.tf.dispatch import FRONTENDS, convert_tf, is_tf_source, saved_model_to_keras_file
+    from tf2torch.frontends.tflite.reader import is_tflite_file
 
     if frontend not in FRONTENDS:
         raise ValueError(f"frontend must be one of {FRONTENDS}, got {frontend!r}")
+    if frontend == "auto" and isinstance(source, (str, os.PathLike)) and is_tflite_file(source):
+        from tf2torch.frontends.tflite.convert import convert_tflite
+
+        return convert_tflite(str(source), model_name)
     if frontend == "keras" and isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
         saved_dir, source = saved_model_to_keras_file(str(source), custom_objects)
         result = convert(source, model_name=model_name, frontend="keras", custom_objects=custom_objects,
