@@ -48,8 +48,7 @@ TFLITE_ONLY: dict[str, Callable[[OpContext], list[TFVal]]] = {"TFLiteHardSwish":
 
 def lower_model(model: TFLiteModel) -> Lowering:
     lowering = Lowering(model)
-    for op in model.operators:
-        lowering.lower(op)
+    lowering.lower_all()
     return lowering
 
 

@@ -30,6 +30,8 @@ UNARY = {
     "HARD_SWISH": "TFLiteHardSwish", "LEAKY_RELU": "LeakyRelu", "GELU": "TFLiteGelu",
 }
 REDUCERS = {"MEAN": "Mean", "SUM": "Sum", "REDUCE_MAX": "Max"}
+# Shape inputs lowering reads from the output tensor's static shape instead (input positions).
+STATIC_SHAPE_INPUTS = {"TRANSPOSE_CONV": {0}, "RESHAPE": {1}}
 
 
 class Lowering:
@@ -109,6 +111,19 @@ class Lowering:
 
     # -- the walk -------------------------------------------------------------------------
 
+    def lower_all(self) -> None:
+        """Lower the operators the outputs depend on (not the shape arithmetic that only feeds
+        shape inputs read statically, e.g. Shape -> StridedSlice -> Pack for a dynamic batch)."""
+        needed = set(self.model.outputs)
+        live = []
+        for op in reversed(self.model.operators):
+            if any(i in needed for i in op.outputs):
+                live.append(op)
+                skip = STATIC_SHAPE_INPUTS.get(op.op_type, set())
+                needed.update(i for pos, i in enumerate(op.inputs) if i != -1 and pos not in skip)
+        for op in reversed(live):
+            self.lower(op)
+
     def lower(self, op: TFLiteOperator) -> None:
         self._op = op
         if not op.outputs:
@@ -166,7 +181,8 @@ def lower_conv(low: Lowering, op: TFLiteOperator) -> None:
 def lower_transpose_conv(low: Lowering, op: TFLiteOperator) -> None:
     o = _options(low, op)
     kernel = low.data(1, "filter").transpose(1, 2, 0, 3)  # (out, H, W, in) -> HWOI
-    sizes = low.const(low.data(0, "output shape"), suffix="output_shape")
+    # The output's static shape (a dynamic batch as -1): what a run-time output-shape input computes.
+    sizes = low.const([-1 if d is None else d for d in low.model.tensors[op.outputs[0]].shape], suffix="output_shape")
     attrs = {"strides": _spatial(o.StrideH(), o.StrideW()), "padding": PADDING[o.Padding()], "dilations": [1] * 4}
     bias = low.weight(low.data(3, "bias"), "bias") if low.has_input(3) else None
     inputs = [sizes, low.weight(kernel, "kernel"), low.tensor(op.inputs[2])]

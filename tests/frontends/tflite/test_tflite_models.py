@@ -1,0 +1,125 @@
+"""TFLite frontend: Keras models written to .tflite by TensorFlow's TFLite converter, converted
+by tf2torch and compared with the LiteRT interpreter's own output (1e-5 x max|output|)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import perturb_weights, set_batchnorm_statistics
+
+pytest.importorskip("ai_edge_litert")
+pytest.importorskip("tflite")
+
+TOLERANCE = 1e-5
+
+
+def _write_tflite(model, path) -> str:
+    import tensorflow as tf
+
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    return str(path)
+
+
+def _cnn(keras):
+    layers = keras.layers
+    inp = keras.Input((13, 11, 3))
+    x = layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(inp)
+    x = layers.BatchNormalization()(x)
+    y = layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2, activation="relu6")(x)
+    y = layers.Conv2D(8, 1, dilation_rate=1, activation="hard_swish")(y)
+    x = layers.Add()([x, y])
+    x = layers.Multiply()([x, layers.Conv2D(8, 1, activation="sigmoid")(x)])
+    x = layers.ZeroPadding2D(((1, 0), (0, 2)))(x)
+    a = layers.MaxPooling2D(2, padding="same")(x)
+    b = layers.AveragePooling2D(3, strides=2, padding="same")(x)
+    x = layers.Concatenate()([a, b])
+    x = layers.Conv2DTranspose(5, 3, strides=2, padding="same", activation="tanh")(x)
+    x = layers.UpSampling2D(2, interpolation="bilinear")(x)
+    x = layers.Conv2D(6, 3, padding="valid")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    out = layers.Dense(4, activation="softmax")(x)
+    return keras.Model(inp, out, name="cnn")
+
+
+def _text(keras):
+    layers = keras.layers
+    ids = keras.Input((9,), dtype="int32")
+    x = layers.Embedding(50, 12)(ids)
+    x = layers.Dense(16, activation="gelu")(x)
+    scores = keras.ops.matmul(x, keras.ops.transpose(x, (0, 2, 1))) / 4.0
+    x = keras.ops.matmul(keras.ops.softmax(scores, axis=-1), x)
+    x = layers.Reshape((9, 4, 4))(x)
+    x = keras.ops.sum(x, axis=2) - keras.ops.mean(x, axis=2)
+    x = x[:, 1:8:2, :]
+    out = layers.Dense(3)(layers.Flatten()(x))
+    return keras.Model(ids, out, name="text")
+
+
+def _tflite_with_keras(tmp_path_factory, build, name, seed, sample=None):
+    import keras
+
+    model = build(keras)
+    perturb_weights(model, seed=seed)
+    if sample is not None:
+        set_batchnorm_statistics(model, sample)
+    return _write_tflite(model, tmp_path_factory.mktemp("tflite") / f"{name}.tflite")
+
+
+@pytest.fixture(scope="module")
+def cnn_file(tmp_path_factory):
+    sample = np.random.default_rng(0).normal(size=(4, 13, 11, 3)).astype(np.float32)
+    return _tflite_with_keras(tmp_path_factory, _cnn, "cnn", 1, sample)
+
+
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory):
+    return _tflite_with_keras(tmp_path_factory, _text, "text", 2)
+
+
+def _trainable_fraction(module) -> float:
+    total = sum(p.numel() for p in module.parameters()) + sum(b.numel() for b in module.buffers() if b.is_floating_point())
+    return sum(p.numel() for p in module.parameters() if p.requires_grad) / total
+
+
+def _check(result, batch_size: int) -> None:
+    report = result.verify(batch_size=batch_size, tolerance=TOLERANCE)
+    assert report.outputs and report.batch_size == batch_size
+    assert report.ok, report.table()
+
+
+def test_cnn_matches_litert(cnn_file):
+    import tf2torch
+
+    result = tf2torch.convert(cnn_file)
+    _check(result, batch_size=3)  # the converter keeps Keras' dynamic batch
+    source = result.source_code
+    assert "nn.Conv2d(" in source and "nn.ConvTranspose2d(" in source and "nn.Linear(" in source
+    assert ".permute(" not in source  # NHWC -> NCHW is done once, at the boundary, by the layout pass
+    assert "F.hardswish(" in source
+    assert _trainable_fraction(result.module) == 1.0
+
+
+def test_text_model_matches_litert(text_file):
+    import tf2torch
+
+    result = tf2torch.convert(text_file)
+    _check(result, batch_size=2)
+    assert "nn.Embedding(" in result.source_code and "F.gelu(" in result.source_code
+    assert _trainable_fraction(result.module) == 1.0
+
+
+def test_mobilenet_v2_end_to_end(tmp_path, keras):
+    import tf2torch
+
+    model = keras.applications.MobileNetV2(weights=None, input_shape=(96, 96, 3), alpha=0.5, classes=7)
+    sample = np.random.default_rng(3).uniform(-1, 1, size=(4, 96, 96, 3)).astype(np.float32)
+    set_batchnorm_statistics(model, sample)
+    path = _write_tflite(model, tmp_path / "mobilenet_v2.tflite")
+    result = tf2torch.convert(path)
+    _check(result, batch_size=2)
+    assert result.source_code.count("nn.Conv2d(") == 52
+    assert ".permute(" not in result.source_code
+    assert _trainable_fraction(result.module) == 1.0
+    result.save(tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model.py", "model.safetensors"]
