@@ -16,13 +16,15 @@ import numpy as np
 from tf2torch.errors import UnsupportedFeature
 from tf2torch.frontends.tflite import tf_graph
 from tf2torch.frontends.tflite.reader import TFLiteModel, TFLiteOperator, TFLiteTensor
+from tf2torch.frontends.tflite.shapes import NotStatic, reshape_target, shape_entries
 
 PADDING = {0: "SAME", 1: "VALID"}
 # ActivationFunctionType -> the TF op applied after the fused operator.
 FUSED = {0: None, 1: "Relu", 3: "Relu6", 4: "Tanh"}
 ELEMENTWISE = {
     "ADD": "AddV2", "SUB": "Sub", "MUL": "Mul", "DIV": "RealDiv", "SQUARED_DIFFERENCE": "SquaredDifference",
-    "MAXIMUM": "Maximum", "MINIMUM": "Minimum", "POW": "Pow",
+    "MAXIMUM": "Maximum", "MINIMUM": "Minimum", "POW": "Pow", "LESS": "Less", "GREATER": "Greater",
+    "LESS_EQUAL": "LessEqual", "GREATER_EQUAL": "GreaterEqual", "EQUAL": "Equal", "NOT_EQUAL": "NotEqual",
 }
 UNARY = {
     "RELU": "Relu", "RELU6": "Relu6", "LOGISTIC": "Sigmoid", "TANH": "Tanh", "ELU": "Elu", "EXP": "Exp",
@@ -43,6 +45,7 @@ class Lowering:
         self.tensors: dict[int, tf_graph.Tensor] = {}
         self.unsupported: dict[str, list[str]] = {}
         self._op: TFLiteOperator | None = None
+        self.producers = {i: op for op in model.operators for i in op.outputs}
 
     # -- tensors --------------------------------------------------------------------------
 
@@ -216,6 +219,10 @@ def lower_elementwise(low: Lowering, op: TFLiteOperator) -> None:
     low.emit_fused(ELEMENTWISE[op.op_type], inputs, {}, None, activation)
 
 
+def lower_select(low: Lowering, op: TFLiteOperator) -> None:
+    low.emit("SelectV2", [low.tensor(i) for i in op.inputs[:3]])
+
+
 def lower_unary(low: Lowering, op: TFLiteOperator) -> None:
     attrs: dict[str, Any] = {}
     if op.op_type == "LEAKY_RELU":
@@ -232,10 +239,19 @@ def lower_concat(low: Lowering, op: TFLiteOperator) -> None:
 
 
 def lower_reshape(low: Lowering, op: TFLiteOperator) -> None:
-    # The output's static shape (a dynamic batch as -1) is what any shape input computes to.
-    shape = [-1 if d is None else d for d in low.model.tensors[op.outputs[0]].shape]
+    out = low.model.tensors[op.outputs[0]]
+    shape = [-1 if d is None else d for d in out.shape]
+    if op.op_type == "RESHAPE" and low.has_input(1):
+        try:
+            target = reshape_target(shape_entries(low.model, op.inputs[1], low.producers))
+        except NotStatic:
+            target = None
+        if target is not None:
+            shape = target
     if shape.count(-1) > 1:
         raise low.fail("a reshape with several dynamic dimensions")
+    target = low.tensor(op.outputs[0])
+    target.shape = tf_graph.Shape(tuple(None if d == -1 else d for d in shape))
     low.emit("Reshape", [low.tensor(op.inputs[0]), low.const(shape, suffix="shape")])
 
 
@@ -327,6 +343,7 @@ _register(lower_fully_connected, "FULLY_CONNECTED")
 _register(lower_pool, "AVERAGE_POOL_2D", "MAX_POOL_2D")
 _register(lower_elementwise, *ELEMENTWISE)
 _register(lower_unary, *UNARY)
+_register(lower_select, "SELECT", "SELECT_V2")
 _register(lower_concat, "CONCATENATION")
 _register(lower_reshape, "RESHAPE", "SQUEEZE", "EXPAND_DIMS")
 _register(lower_transpose, "TRANSPOSE")
