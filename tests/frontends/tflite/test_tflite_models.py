@@ -109,6 +109,7 @@ def test_text_model_matches_litert(text_file):
     assert _trainable_fraction(result.module) == 1.0
 
 
+@pytest.mark.slow  # ~50 s: the TFLite converter on MobileNetV2 dominates
 def test_mobilenet_v2_end_to_end(tmp_path, keras):
     import tf2torch
 
