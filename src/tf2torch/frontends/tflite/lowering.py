@@ -115,16 +115,7 @@ class Lowering:
     # -- the walk -------------------------------------------------------------------------
 
     def lower_all(self) -> None:
-        """Lower the operators the outputs depend on (not the shape arithmetic that only feeds
-        shape inputs read statically, e.g. Shape -> StridedSlice -> Pack for a dynamic batch)."""
-        needed = set(self.model.outputs)
-        live = []
-        for op in reversed(self.model.operators):
-            if any(i in needed for i in op.outputs):
-                live.append(op)
-                skip = STATIC_SHAPE_INPUTS.get(op.op_type, set())
-                needed.update(i for pos, i in enumerate(op.inputs) if i != -1 and pos not in skip)
-        for op in reversed(live):
+        for op in live_operators(self.model):
             self.lower(op)
 
     def lower(self, op: TFLiteOperator) -> None:
@@ -140,6 +131,19 @@ class Lowering:
             self.unsupported.setdefault(op.op_type, []).append(out)
             return
         handler(self, op)
+
+
+def live_operators(model: TFLiteModel) -> list[TFLiteOperator]:
+    """The operators the outputs depend on, in order: not the shape arithmetic that only feeds
+    shape inputs read statically (e.g. Shape -> StridedSlice -> Pack for a dynamic batch)."""
+    needed = set(model.outputs)
+    live = []
+    for op in reversed(model.operators):
+        if any(i in needed for i in op.outputs):
+            live.append(op)
+            skip = STATIC_SHAPE_INPUTS.get(op.op_type, set())
+            needed.update(i for pos, i in enumerate(op.inputs) if i != -1 and pos not in skip)
+    return live[::-1]
 
 
 def _clean(name: str) -> str:
