@@ -66,9 +66,9 @@ def import_tflite(path: str) -> Graph:
         t = model.tensors[index]
         if t.dtype not in ("float32", "int32", "int64"):
             raise ConversionError(f"{path}: input {t.name!r} is {t.dtype}; float32 models only (a quantized model?)")
-        value = Value(importer.clean_name(t.name).replace(":", "_"), TensorSpec(t.shape, t.dtype))
+        value = Value(_input_name(t.name), TensorSpec(t.shape, t.dtype))
         graph.inputs.append(value)
-        graph.input_names.append(t.name)
+        graph.input_names.append(value.name)
         env[id(lowering.tensor(index))] = value
     for op in lowering.ops:
         _import_op(importer, op, env)
@@ -79,6 +79,12 @@ def import_tflite(path: str) -> Graph:
         graph.outputs.append(value)
         graph.output_names.append(model.tensors[index].name)
     return graph
+
+
+def _input_name(name: str) -> str:
+    """'serving_default_keras_tensor:0' -> 'keras_tensor' (the converter's signature prefix)."""
+    name = name.removeprefix("serving_default_").split(":", 1)[0]
+    return "".join(c if c.isalnum() else "_" for c in name).strip("_").lower() or "x"
 
 
 def _operand(importer: GraphImporter, t: tf_graph.Tensor, env: dict[int, TFVal]) -> TFVal:

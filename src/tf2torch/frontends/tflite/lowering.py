@@ -99,8 +99,11 @@ class Lowering:
     def const(self, value: Any, dtype: str = "int32", suffix: str = "const") -> tf_graph.Tensor:
         return tf_graph.const(f"{self._scope()}/{suffix}", value, dtype)
 
-    def weight(self, array: np.ndarray, suffix: str) -> tf_graph.Tensor:
-        return tf_graph.const(f"{self._scope()}/{suffix}", np.ascontiguousarray(array, np.float32), "float32")
+    def weight(self, array: np.ndarray, suffix: str, kernel_position: int = 1) -> tf_graph.Tensor:
+        """A weight, named after the layer its kernel tensor belongs to ('model/dense/MatMul' -> 'model/dense')."""
+        kernel = _clean(self.source(kernel_position).name)
+        scope = kernel.rsplit("/", 1)[0] if "/" in kernel else self._scope()
+        return tf_graph.const(f"{scope}/{suffix}", np.ascontiguousarray(array, np.float32), "float32")
 
     def _scope(self) -> str:
         """'model/conv2d' for an output 'model/conv2d/Relu': the layer the weights belong to."""
