@@ -56,6 +56,16 @@ def _text(keras):
     return keras.Model(ids, out, name="text")
 
 
+def _encoder(keras):
+    layers = keras.layers
+    inp = keras.Input((7, 16))
+    x = layers.LayerNormalization()(inp + layers.MultiHeadAttention(num_heads=2, key_dim=8)(inp, inp))
+    ffn = layers.Dense(16)(layers.Dense(32, activation="relu")(x))
+    x = layers.LayerNormalization(epsilon=1e-4)(x + ffn)
+    out = layers.Dense(3, activation="softmax")(layers.GlobalAveragePooling1D()(x))
+    return keras.Model(inp, out, name="encoder")
+
+
 def _tflite_with_keras(tmp_path_factory, build, name, seed, sample=None):
     import keras
 
@@ -75,6 +85,11 @@ def cnn_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def text_file(tmp_path_factory):
     return _tflite_with_keras(tmp_path_factory, _text, "text", 2)
+
+
+@pytest.fixture(scope="module")
+def encoder_file(tmp_path_factory):
+    return _tflite_with_keras(tmp_path_factory, _encoder, "encoder", 4)
 
 
 def _trainable_fraction(module) -> float:
@@ -109,6 +124,16 @@ def test_text_model_matches_litert(text_file):
     assert _trainable_fraction(result.module) == 1.0
 
 
+def test_transformer_encoder_matches_litert(encoder_file):
+    import tf2torch
+
+    result = tf2torch.convert(encoder_file)
+    _check(result, batch_size=3)
+    assert result.source_code.count("nn.LayerNorm(16, eps=0.0001)") == 1  # the layer-norm ops fold back
+    assert result.source_code.count("nn.LayerNorm(16, eps=0.001)") == 1
+    assert _trainable_fraction(result.module) == 1.0
+
+
 @pytest.mark.slow  # ~50 s: the TFLite converter on MobileNetV2 dominates
 def test_mobilenet_v2_end_to_end(tmp_path, keras):
     import tf2torch
@@ -119,7 +144,8 @@ def test_mobilenet_v2_end_to_end(tmp_path, keras):
     path = _write_tflite(model, tmp_path / "mobilenet_v2.tflite")
     result = tf2torch.convert(path)
     _check(result, batch_size=2)
-    assert result.source_code.count("nn.Conv2d(") == 52
+    convs = [layer for layer in model.layers if type(layer).__name__ in ("Conv2D", "DepthwiseConv2D")]
+    assert result.source_code.count("nn.Conv2d(") == len(convs)
     assert ".permute(" not in result.source_code
     assert _trainable_fraction(result.module) == 1.0
     result.save(tmp_path / "out")
