@@ -134,6 +134,29 @@ def test_transformer_encoder_matches_litert(encoder_file):
     assert _trainable_fraction(result.module) == 1.0
 
 
+def test_lstm_text_classifier_matches_litert(tmp_path):
+    import tensorflow as tf
+    import tf_keras
+
+    import tf2torch
+
+    # Keras 3's LSTM needs Select TF ops in TFLite; tf.keras' is fused into one
+    # UNIDIRECTIONAL_SEQUENCE_LSTM, with a fixed batch (batch 2 here: a dynamic one is not fused).
+    layers = tf_keras.layers
+    ids = tf_keras.Input((11,), batch_size=2, dtype="int32")
+    x = layers.LSTM(6, return_sequences=True)(layers.Embedding(40, 8)(ids))
+    out = layers.Dense(2)(layers.LSTM(5)(x))
+    model = tf_keras.Model(ids, out)
+    perturb_weights(model, seed=5)
+    path = tmp_path / "lstm.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    result = tf2torch.convert(path)
+    _check(result, batch_size=2)
+    assert result.source_code.count("nn.LSTM(") == 2 and "cell state to +-10" in result.source_code
+    frozen = {name for name, p in result.module.named_parameters() if not p.requires_grad}
+    assert frozen and all(name.endswith("bias_hh_l0") for name in frozen)  # Keras' LSTM has one bias
+
+
 @pytest.mark.slow  # ~50 s: the TFLite converter on MobileNetV2 dominates
 def test_mobilenet_v2_end_to_end(tmp_path, keras):
     import tf2torch

@@ -17,7 +17,7 @@ from tf2torch.frontends.tf.values import TFVal, VarRef
 from tf2torch.frontends.tflite import tf_graph
 from tf2torch.frontends.tflite.lowering import Lowering
 from tf2torch.frontends.tflite.reader import TFLiteModel, read_tflite
-from tf2torch.ir import Graph, TensorSpec, Value
+from tf2torch.ir import Graph, Param, TensorSpec, Value
 
 
 class UnsupportedTFLiteOps(ConversionError):
@@ -42,8 +42,34 @@ def _gelu(ctx: OpContext) -> list[TFVal]:
     return [ctx.add("activation", [ctx.value(0)], attrs=attrs).outputs[0]]
 
 
-# Activations TFLite has as builtins and TF graphs spell out in several ops.
-TFLITE_ONLY: dict[str, Callable[[OpContext], list[TFVal]]] = {"TFLiteHardSwish": _hard_swish, "TFLiteGelu": _gelu}
+def _lstm(ctx: OpContext) -> list[TFVal]:
+    """UNIDIRECTIONAL_SEQUENCE_LSTM -> the IR's `rnn` node (nn.LSTM), all steps returned, zero
+    initial states (the interpreter resets its state variables on every invoke)."""
+    x = ctx.value(0)
+    kernel = ctx.attr("kernel")
+    units = kernel.shape[1] // 4
+    cell = {"kind": "lstm", "units": units, "activation": "tanh", "recurrent_activation": "sigmoid",
+            "use_bias": True, "reset_after": False, "dropout": 0.0, "recurrent_dropout": 0.0, "go_backwards": False}
+    attrs = {"directions": [cell], "return_sequences": True, "return_state": False, "go_backwards": False,
+             "stateful": False, "zero_output_for_mask": False, "merge_mode": None, "bidirectional": False,
+             "has_mask": False, "n_initial_states": 0, "input_size": int(kernel.shape[0]), "n_outputs": 1}
+    params = {name: Param(np.ascontiguousarray(ctx.attr(key), np.float32), layout, True) for name, key, layout in (
+        ("forward/kernel", "kernel", "IO"), ("forward/recurrent_kernel", "recurrent_kernel", "IO"),
+        ("forward/bias", "bias", "O"))}
+    name = ctx.importer.claim_name(ctx.importer.clean_name(ctx.attr("scope")), ctx.op.name)
+    if ctx.attr("cell_clip"):
+        # The TFLite converter adds a cell clip Keras' LSTM does not have; nn.LSTM follows Keras.
+        ctx.importer.graph.notes.append(
+            f"{name}: TFLite clips this LSTM's cell state to +-{ctx.attr('cell_clip'):g}, nn.LSTM (like the "
+            "Keras source) does not: outputs differ only where the cell state exceeds it.")
+    spec = TensorSpec((x.spec.shape[0], x.spec.shape[1], units), "float32")
+    return [ctx.add("rnn", [x], [spec], attrs, params, name=name).outputs[0]]
+
+
+# Activations TFLite has as builtins (TF graphs spell them out in several ops) and its fused LSTM.
+TFLITE_ONLY: dict[str, Callable[[OpContext], list[TFVal]]] = {
+    "TFLiteHardSwish": _hard_swish, "TFLiteGelu": _gelu, "TFLiteLSTM": _lstm,
+}
 
 
 def lower_model(model: TFLiteModel) -> Lowering:

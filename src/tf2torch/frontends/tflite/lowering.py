@@ -32,8 +32,13 @@ UNARY = {
     "HARD_SWISH": "TFLiteHardSwish", "LEAKY_RELU": "LeakyRelu", "GELU": "TFLiteGelu",
 }
 REDUCERS = {"MEAN": "Mean", "SUM": "Sum", "REDUCE_MAX": "Max"}
-# Shape inputs lowering reads from the output tensor's static shape instead (input positions).
-STATIC_SHAPE_INPUTS = {"TRANSPOSE_CONV": {0}, "RESHAPE": {1}}
+# Inputs lowering does not read (positions): shape inputs, read from the output tensor's static
+# shape instead, and the LSTM's state variables (zeros at the start of every invoke).
+UNREAD_INPUTS = {"TRANSPOSE_CONV": {0}, "RESHAPE": {1}, "UNIDIRECTIONAL_SEQUENCE_LSTM": {18, 19}}
+# UNIDIRECTIONAL_SEQUENCE_LSTM inputs: weights per gate (i, f, c, o), then the optional ones.
+LSTM_INPUT_WEIGHTS, LSTM_RECURRENT_WEIGHTS, LSTM_BIASES = (1, 2, 3, 4), (5, 6, 7, 8), (12, 13, 14, 15)
+LSTM_UNSUPPORTED = {9: "peephole", 10: "peephole", 11: "peephole", 16: "projection", 17: "projection",
+                    20: "layer norm", 21: "layer norm", 22: "layer norm", 23: "layer norm"}
 
 
 class Lowering:
@@ -144,7 +149,7 @@ def live_operators(model: TFLiteModel) -> list[TFLiteOperator]:
     for op in reversed(model.operators):
         if any(i in needed for i in op.outputs):
             live.append(op)
-            skip = STATIC_SHAPE_INPUTS.get(op.op_type, set())
+            skip = UNREAD_INPUTS.get(op.op_type, set())
             needed.update(i for pos, i in enumerate(op.inputs) if i != -1 and pos not in skip)
     return live[::-1]
 
@@ -325,6 +330,24 @@ def lower_embedding_lookup(low: Lowering, op: TFLiteOperator) -> None:
     low.emit("GatherV2", inputs, {"batch_dims": 0})
 
 
+def lower_lstm(low: Lowering, op: TFLiteOperator) -> None:
+    o = _options(low, op)
+    used = [name for pos, name in LSTM_UNSUPPORTED.items() if low.has_input(pos)]
+    if used:
+        raise low.fail(f"an LSTM with {used[0]} weights")
+    if o.TimeMajor() or o.ProjClip() or o.FusedActivationFunction() != 4:
+        raise low.fail("an LSTM with time_major, projection clipping or a non-tanh activation")
+    # Keras' layout: (inputs, 4 * units) kernels with the gates in the order i, f, c, o.
+    kernel = np.concatenate([low.data(i, "LSTM weight").T for i in LSTM_INPUT_WEIGHTS], axis=1)
+    recurrent = np.concatenate([low.data(i, "LSTM weight").T for i in LSTM_RECURRENT_WEIGHTS], axis=1)
+    bias = np.concatenate([low.data(i, "LSTM bias") for i in LSTM_BIASES])
+    scope = low._scope()
+    attrs = {"kernel": kernel, "recurrent_kernel": recurrent, "bias": bias,
+             "scope": "lstm" if scope.startswith("tfl.") else scope,  # an unnamed fused op: 'tfl.unidirectional_...'
+             "cell_clip": float(o.CellClip())}
+    low.emit("TFLiteLSTM", [low.tensor(op.inputs[0])], attrs)
+
+
 def lower_dequantize(low: Lowering, op: TFLiteOperator) -> None:
     source = low.source(0)
     if source.data is None or source.dtype != "float16":
@@ -363,3 +386,4 @@ _register(lower_batch_matmul, "BATCH_MATMUL")
 _register(lower_gather, "GATHER")
 _register(lower_embedding_lookup, "EMBEDDING_LOOKUP")
 _register(lower_dequantize, "DEQUANTIZE")
+_register(lower_lstm, "UNIDIRECTIONAL_SEQUENCE_LSTM")

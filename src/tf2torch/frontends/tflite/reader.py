@@ -210,5 +210,5 @@ OPTION_CLASSES = {
     "SUM": "ReducerOptions", "REDUCE_MAX": "ReducerOptions", "SOFTMAX": "SoftmaxOptions",
     "RESIZE_BILINEAR": "ResizeBilinearOptions", "RESIZE_NEAREST_NEIGHBOR": "ResizeNearestNeighborOptions",
     "BATCH_MATMUL": "BatchMatMulOptions", "GATHER": "GatherOptions", "GELU": "GeluOptions",
-    "LEAKY_RELU": "LeakyReluOptions",
+    "LEAKY_RELU": "LeakyReluOptions", "UNIDIRECTIONAL_SEQUENCE_LSTM": "UnidirectionalSequenceLSTMOptions",
 }
