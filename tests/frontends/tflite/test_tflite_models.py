@@ -115,6 +115,25 @@ def test_cnn_matches_litert(cnn_file):
     assert _trainable_fraction(result.module) == 1.0
 
 
+def test_float16_weights_become_float32_parameters(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    import tf2torch
+
+    model = _cnn(keras)
+    perturb_weights(model, seed=6)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+    path = tmp_path / "cnn_fp16.tflite"
+    path.write_bytes(converter.convert())
+    result = tf2torch.convert(path)
+    _check(result, batch_size=2)  # the interpreter dequantizes the same float16 values once
+    assert all(p.dtype.is_floating_point and p.requires_grad for p in result.module.parameters())
+    assert "nn.Conv2d(" in result.source_code
+
+
 def test_text_model_matches_litert(text_file):
     import tf2torch
 

@@ -354,7 +354,7 @@ def lower_dequantize(low: Lowering, op: TFLiteOperator) -> None:
         raise low.fail("dequantizing a run-time or integer tensor (a quantized model; float32 models only)")
     # float16 weights: the float32 constant the interpreter computes once.
     out = low.model.tensors[op.outputs[0]]
-    low.tensors[op.outputs[0]] = tf_graph.tensor(_clean(out.name), out.shape, "float32", source.data.astype(np.float32))
+    out.data = source.data.astype(np.float32)  # a constant from here on, for every consumer
 
 
 LOWERINGS: dict[str, Callable[[Lowering, TFLiteOperator], None]] = {}
