@@ -7,6 +7,7 @@ constant's byte size against its shape before a numpy array is made of it.
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,7 +165,7 @@ def _tensor(path: str, buf: bytes, model: Any, t: Any, index: int, n_buffers: in
                 raise BadModelFile(f"{path}: {where} holds data of unknown TFLite type {code}")
             if -1 in shape:
                 raise BadModelFile(f"{path}: {where} is a constant with a dynamic shape {shape}")
-            expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+            expected = math.prod(shape) * np.dtype(dtype).itemsize  # exact: no int64 wrap-around
             if len(raw) != expected:
                 raise BadModelFile(f"{path}: {where} has shape {shape} ({dtype}, {expected} bytes) "
                                    f"but its buffer holds {len(raw)} bytes")
