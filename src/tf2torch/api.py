@@ -208,6 +208,7 @@ def convert(
 ) -> ConversionResult:
     """Convert a .keras / .h5 file or a live keras.Model into a PyTorch module.
 
+    A float32 .tflite file (by suffix or its 'TFL3' identifier) goes through the TFLite frontend.
     Also (TF frontend): a SavedModel directory (`signature`), a frozen GraphDef .pb
     (`inputs` / `outputs` node names when they cannot be inferred) or a tf.function /
     ConcreteFunction. `frontend` forces "tf" or "keras". Custom Keras layers without a
@@ -223,11 +224,17 @@ def convert(
     every layer in one class.
     """
     from tf2torch.frontends.tf.dispatch import FRONTENDS, convert_tf, is_tf_source, saved_model_to_keras_file
+    from tf2torch.frontends.tflite.reader import is_tflite_file
 
     if frontend not in FRONTENDS:
         raise ValueError(f"frontend must be one of {FRONTENDS}, got {frontend!r}")
     if structure not in STRUCTURES:
         raise ValueError(f"structure must be one of {STRUCTURES}, got {structure!r}")
+    if frontend == "auto" and isinstance(source, (str, os.PathLike)) and is_tflite_file(source):
+        from tf2torch.frontends.tflite.convert import convert_tflite
+
+        with model_file_boundary(str(source)):
+            return convert_tflite(str(source), model_name)
     if frontend == "keras" and isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
         with model_file_boundary(str(source)):
             saved_dir, model = saved_model_to_keras_file(str(source), custom_objects)

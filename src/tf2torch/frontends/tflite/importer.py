@@ -1,0 +1,137 @@
+"""A TFLite model -> IR Graph: lower every operator (lowering.py), then import the lowered ops
+with the TF frontend's op importers (and the two TFLite-only activations below)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from tf2torch.errors import ConversionError
+from tf2torch.frontends.tf import ops  # noqa: F401  (fills TF_OP_IMPORTERS)
+from tf2torch.frontends.tf.context import OpContext
+from tf2torch.frontends.tf.importer import GraphImporter, _common_prefix
+from tf2torch.frontends.tf.registry import TF_OP_IMPORTERS
+from tf2torch.frontends.tf.values import TFVal, VarRef
+from tf2torch.frontends.tflite import tf_graph
+from tf2torch.frontends.tflite.lowering import Lowering
+from tf2torch.frontends.tflite.reader import TFLiteModel, read_tflite
+from tf2torch.ir import Graph, Param, TensorSpec, Value
+
+
+class UnsupportedTFLiteOps(ConversionError):
+    """TFLite operators without a lowering: every one at once, with a count and an example."""
+
+    def __init__(self, source: str, operators: dict[str, list[str]]) -> None:
+        self.operators = operators
+        lines = [f"{source}: {len(operators)} TFLite operator type(s) cannot be converted:"]
+        for op_type, names in sorted(operators.items()):
+            more = f" and {len(names) - 1} more" if len(names) > 1 else ""
+            lines.append(f"  - {op_type} (x{len(names)}, e.g. output {names[0]!r}{more})")
+        lines.append("Run `tf2torch inspect` on the model for the full operator table.")
+        super().__init__("\n".join(lines))
+
+
+def _hard_swish(ctx: OpContext) -> list[TFVal]:
+    return [ctx.add("activation", [ctx.value(0)], attrs={"fn": "hard_silu", "alpha": 1.0}).outputs[0]]
+
+
+def _gelu(ctx: OpContext) -> list[TFVal]:
+    attrs = {"fn": "gelu", "approximate": bool(ctx.attr("approximate", False))}
+    return [ctx.add("activation", [ctx.value(0)], attrs=attrs).outputs[0]]
+
+
+def _lstm(ctx: OpContext) -> list[TFVal]:
+    """UNIDIRECTIONAL_SEQUENCE_LSTM -> the IR's `rnn` node (nn.LSTM), all steps returned, zero
+    initial states (the interpreter resets its state variables on every invoke)."""
+    x = ctx.value(0)
+    kernel = ctx.attr("kernel")
+    units = kernel.shape[1] // 4
+    cell = {"kind": "lstm", "units": units, "activation": "tanh", "recurrent_activation": "sigmoid",
+            "use_bias": True, "reset_after": False, "dropout": 0.0, "recurrent_dropout": 0.0, "go_backwards": False}
+    attrs = {"directions": [cell], "return_sequences": True, "return_state": False, "go_backwards": False,
+             "stateful": False, "zero_output_for_mask": False, "merge_mode": None, "bidirectional": False,
+             "has_mask": False, "n_initial_states": 0, "input_size": int(kernel.shape[0]), "n_outputs": 1}
+    params = {name: Param(np.ascontiguousarray(ctx.attr(key), np.float32), layout, True) for name, key, layout in (
+        ("forward/kernel", "kernel", "IO"), ("forward/recurrent_kernel", "recurrent_kernel", "IO"),
+        ("forward/bias", "bias", "O"))}
+    name = ctx.importer.claim_name(ctx.importer.clean_name(ctx.attr("scope")), ctx.op.name)
+    if ctx.attr("cell_clip"):
+        # The TFLite converter adds a cell clip Keras' LSTM does not have; nn.LSTM follows Keras.
+        ctx.importer.graph.notes.append(
+            f"{name}: TFLite clips this LSTM's cell state to +-{ctx.attr('cell_clip'):g}, nn.LSTM (like the "
+            "Keras source) does not: outputs differ only where the cell state exceeds it.")
+    spec = TensorSpec((x.spec.shape[0], x.spec.shape[1], units), "float32")
+    return [ctx.add("rnn", [x], [spec], attrs, params, name=name).outputs[0]]
+
+
+# Activations TFLite has as builtins (TF graphs spell them out in several ops) and its fused LSTM.
+TFLITE_ONLY: dict[str, Callable[[OpContext], list[TFVal]]] = {
+    "TFLiteHardSwish": _hard_swish, "TFLiteGelu": _gelu, "TFLiteLSTM": _lstm,
+}
+
+
+def lower_model(model: TFLiteModel) -> Lowering:
+    lowering = Lowering(model)
+    lowering.lower_all()
+    return lowering
+
+
+def import_tflite(path: str) -> Graph:
+    """The IR of a float32 .tflite file's first subgraph."""
+    model = read_tflite(path)
+    lowering = lower_model(model)
+    if lowering.unsupported:
+        raise UnsupportedTFLiteOps(path, lowering.unsupported)
+    graph = Graph(Path(path).stem, "tflite")
+    importer = GraphImporter(graph, {}, path, const_weights_trainable=True)
+    importer._prefix = _common_prefix([op.name for op in lowering.ops])
+    env: dict[int, TFVal] = {}
+    for index in model.inputs:
+        t = model.tensors[index]
+        if t.dtype not in ("float32", "int32", "int64"):
+            raise ConversionError(f"{path}: input {t.name!r} is {t.dtype}; float32 models only (a quantized model?)")
+        value = Value(_input_name(t.name), TensorSpec(t.shape, t.dtype))
+        graph.inputs.append(value)
+        graph.input_names.append(value.name)
+        env[id(lowering.tensor(index))] = value
+    for op in lowering.ops:
+        _import_op(importer, op, env)
+    for index in model.outputs:
+        value = env.get(id(lowering.tensor(index)))
+        if not isinstance(value, Value):
+            raise ConversionError(f"{path}: output {model.tensors[index].name!r} does not depend on the inputs")
+        graph.outputs.append(value)
+        graph.output_names.append(model.tensors[index].name)
+    return graph
+
+
+def _input_name(name: str) -> str:
+    """'serving_default_keras_tensor:0' -> 'keras_tensor' (the converter's signature prefix)."""
+    name = name.removeprefix("serving_default_").split(":", 1)[0]
+    return "".join(c if c.isalnum() else "_" for c in name).strip("_").lower() or "x"
+
+
+def _operand(importer: GraphImporter, t: tf_graph.Tensor, env: dict[int, TFVal]) -> TFVal:
+    if id(t) in env:
+        return env[id(t)]
+    if t.value is None:
+        raise ConversionError(f"tensor {t.name!r} is read before any operator writes it (operators out of order)")
+    # Float weights become trainable parameters; integer constants (shapes, axes) stay constants.
+    if t.value.dtype.kind == "f" and t.value.ndim > 0:
+        return VarRef(importer.clean_name(t.name), t.value, trainable=True)
+    return t.value
+
+
+def _import_op(importer: GraphImporter, op: tf_graph.Op, env: dict[int, TFVal]) -> None:
+    inputs = [_operand(importer, t, env) for t in op.inputs]
+    fn = TFLITE_ONLY.get(op.type) or TF_OP_IMPORTERS.get(op.type)
+    if fn is None:
+        raise ConversionError(f"{importer.file}: no importer for {op.type} (lowered from {op.origin})")
+    results = fn(OpContext(importer, op, inputs))
+    for tensor, result in zip(op.outputs, results):
+        if isinstance(result, np.ndarray | VarRef | Value):
+            env[id(tensor)] = result
+            if isinstance(result, Value):
+                importer.tf_uses[id(result)] = importer.tf_uses.get(id(result), 0) + len(tensor.consumers())
