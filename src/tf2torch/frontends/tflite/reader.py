@@ -8,6 +8,8 @@ constant's byte size against its shape before a numpy array is made of it.
 from __future__ import annotations
 
 import math
+import os
+import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +61,8 @@ def is_tflite_file(path: str | Path) -> bool:
     if path.suffix == ".tflite":
         return True
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False  # never open a FIFO, device or socket to sniff it (it may block)
         with open(path, "rb") as f:
             return f.read(8)[4:8] == MAGIC
     except OSError:
@@ -69,9 +73,12 @@ def read_tflite(path: str | Path) -> TFLiteModel:
     """The first subgraph of a .tflite file; BadModelFile if the file is not a sound one."""
     path = str(path)
     try:
-        size = Path(path).stat().st_size
+        info = os.stat(path)
     except OSError as exc:
         raise BadModelFile(f"{path}: cannot read the file ({exc.strerror})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise BadModelFile(f"{path}: not a regular file (a directory, FIFO, device or socket is never opened)")
+    size = info.st_size
     if size > MAX_FILE_BYTES:
         raise BadModelFile(f"{path}: {size} bytes is larger than the 4 GiB a .tflite flatbuffer can address")
     with open(path, "rb") as f:
