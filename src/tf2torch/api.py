@@ -124,7 +124,8 @@ class ConversionResult:
         expected = run_keras(keras_model, arrays, training, names=self.graph.input_names)
         module = copy.deepcopy(self.module) if training else self.module
         actual = run_torch(module, self.graph, arrays, training)
-        report = VerificationReport(self.source_path, "train" if training else "eval", int(arrays[0].shape[0]))
+        report = VerificationReport(self.source_path, "train" if training else "eval", int(arrays[0].shape[0]),
+                                    reference=getattr(keras_model, "reference_name", "Keras"))
         for name, ref, out in zip(self.graph.output_names or [v.name for v in self.graph.outputs], expected, actual):
             report.outputs.append(compare_output(name, ref, out, tolerance))
         return report
@@ -176,14 +177,17 @@ def convert(
 ) -> ConversionResult:
     """Convert a .keras / .h5 file or a live keras.Model into a PyTorch module.
 
-    Also (TF frontend): a SavedModel directory (`signature`), a frozen GraphDef .pb
+    An .onnx file goes through the ONNX frontend (verified against onnxruntime). Also (TF frontend): a SavedModel directory (`signature`), a frozen GraphDef .pb
     (`inputs` / `outputs` node names when they cannot be inferred) or a tf.function /
     ConcreteFunction. `frontend` forces "tf" or "keras". Custom Keras layers without a
     converter are traced through the TF frontend only when the user opts in, with
     `custom_objects` or `trace_custom_layers=True` (that runs the layer's Python code).
     """
+    from tf2torch.frontends.onnx.dispatch import convert_onnx, is_onnx_source
     from tf2torch.frontends.tf.dispatch import FRONTENDS, convert_tf, is_tf_source, saved_model_to_keras_file
 
+    if is_onnx_source(source):
+        return convert_onnx(source, model_name=model_name)
     if frontend not in FRONTENDS:
         raise ValueError(f"frontend must be one of {FRONTENDS}, got {frontend!r}")
     if frontend == "keras" and isinstance(source, (str, os.PathLike)) and Path(source).is_dir():

@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _build_parser(version: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tf2torch",
-        description="Convert Keras models (.keras / .h5) into readable, trainable PyTorch.",
+        description="Convert Keras models (.keras / .h5, also SavedModel, .pb, .onnx) into readable, trainable PyTorch.",
     )
     parser.add_argument("--version", action="version", version=f"tf2torch {version}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -138,6 +138,11 @@ def _run_inspect(args: argparse.Namespace) -> int:
     from tf2torch.frontends.tf.dispatch import is_tf_source
     from tf2torch.inspect_model import inspect_model
 
+    if Path(args.source).suffix.lower() == ".onnx":
+        from tf2torch.frontends.onnx.inspect_ops import format_onnx_ops, inspect_onnx_ops
+
+        print(format_onnx_ops(args.source, inspect_onnx_ops(args.source)))
+        return EXIT_OK
     if is_tf_source(args.source) and args.frontend != "keras":
         from tf2torch.frontends.tf.inspect_ops import format_tf_ops, inspect_tf_ops
 

@@ -1,0 +1,345 @@
+"""ONNX op importers onto the IR ops the Keras and TF frontends use (conv, batch_norm, dense,
+pool, activation, tf_binary, tf_reshape...). Tensors are channels-first throughout; weights
+are handed over in the Keras layouts the converters expect (HWIO kernels, (in, out) dense)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tf2torch.frontends.onnx.importer import OnnxContext, OnnxVal
+from tf2torch.frontends.onnx.registry import register_onnx_op
+from tf2torch.ir import Param, Value
+
+KERNEL_LAYOUTS = {1: "WIO", 2: "HWIO", 3: "DHWIO"}
+
+
+def _kernel_to_keras(weight: np.ndarray) -> np.ndarray:
+    """ONNX (O, I, *k) -> Keras (*k, I, O); ConvTranspose (I, O, *k) -> Keras (*k, O, I) likewise."""
+    rank = weight.ndim - 2
+    return weight.transpose(tuple(range(2, 2 + rank)) + (1, 0))
+
+
+def _pairs(ctx: OnnxContext, rank: int) -> list[tuple[int, int]]:
+    pads = ctx.attr("pads") or [0] * (2 * rank)
+    return [(int(pads[i]), int(pads[i + rank])) for i in range(rank)]
+
+
+def _auto_pads(ctx: OnnxContext, x: Value, kernel, stride, dilation) -> list[tuple[int, int]] | str:
+    """Explicit (begin, end) pads per spatial dim, from `pads` or `auto_pad`."""
+    rank = len(kernel)
+    auto = ctx.attr("auto_pad", "NOTSET")
+    if auto in ("NOTSET", ""):
+        return _pairs(ctx, rank)
+    if auto == "VALID":
+        return [(0, 0)] * rank
+    pads = []
+    for size, k, s, d in zip(x.spec.shape[2:], kernel, stride, dilation):
+        if size is None:
+            if auto != "SAME_UPPER":
+                raise ctx.unsupported("auto_pad=SAME_LOWER on a dynamic spatial size")
+            return "same_dynamic"
+        total = max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
+        small, large = total // 2, total - total // 2
+        pads.append((small, large) if auto == "SAME_UPPER" else (large, small))
+    return pads
+
+
+@register_onnx_op("Conv")
+def import_conv(ctx: OnnxContext) -> list[OnnxVal]:
+    x = ctx.value(0)
+    weight = ctx.const(1)
+    rank = weight.ndim - 2
+    kernel_size = tuple(int(k) for k in weight.shape[2:])
+    stride = tuple(ctx.attr("strides") or [1] * rank)
+    dilation = tuple(ctx.attr("dilations") or [1] * rank)
+    groups = int(ctx.attr("group", 1))
+    attrs = {
+        "rank": rank, "in_channels": int(weight.shape[1]) * groups, "out_channels": int(weight.shape[0]),
+        "kernel_size": kernel_size, "stride": stride, "dilation": dilation, "groups": groups,
+        "pads": _auto_pads(ctx, x, kernel_size, stride, dilation), "module_suffix": "",
+    }
+    params = {"kernel": ctx.param(_kernel_to_keras(weight), KERNEL_LAYOUTS[rank])}
+    bias = ctx.const(2)
+    if bias is not None:
+        params["bias"] = ctx.param(bias, "O")
+    return [ctx.add("conv", [x], attrs, params).outputs[0]]
+
+
+@register_onnx_op("ConvTranspose")
+def import_conv_transpose(ctx: OnnxContext) -> list[OnnxVal]:
+    x = ctx.value(0)
+    weight = ctx.const(1)
+    rank = weight.ndim - 2
+    if int(ctx.attr("group", 1)) != 1:
+        raise ctx.unsupported("a grouped ConvTranspose")
+    if ctx.attr("output_shape") is not None or ctx.attr("auto_pad", "NOTSET") not in ("NOTSET", "", "VALID"):
+        raise ctx.unsupported("output_shape / auto_pad SAME (give explicit pads)")
+    pads = _pairs(ctx, rank) if ctx.attr("auto_pad", "NOTSET") != "VALID" else [(0, 0)] * rank
+    # Symmetric part -> torch padding; the rest is cropped from the full output's end or start.
+    padding = tuple(min(b, e) for b, e in pads)
+    crops = [(b - p, e - p) for (b, e), p in zip(pads, padding)]
+    attrs = {
+        "rank": rank, "in_channels": int(weight.shape[0]), "out_channels": int(weight.shape[1]),
+        "kernel_size": tuple(int(k) for k in weight.shape[2:]),
+        "stride": tuple(ctx.attr("strides") or [1] * rank), "dilation": tuple(ctx.attr("dilations") or [1] * rank),
+        "padding": padding, "output_padding": tuple(ctx.attr("output_padding") or [0] * rank), "crops": crops,
+    }
+    params = {"kernel": ctx.param(_kernel_to_keras(weight), KERNEL_LAYOUTS[rank])}
+    bias = ctx.const(2)
+    if bias is not None:
+        params["bias"] = ctx.param(bias, "O")
+    return [ctx.add("conv_transpose", [x], attrs, params).outputs[0]]
+
+
+@register_onnx_op("BatchNormalization")
+def import_batch_norm(ctx: OnnxContext) -> list[OnnxVal]:
+    if int(ctx.attr("training_mode", 0)) or len(ctx.node.output) > 1:
+        raise ctx.unsupported("BatchNormalization in training mode (a training graph)")
+    x = ctx.value(0)
+    scale, bias, mean, var = (ctx.const(i) for i in range(1, 5))
+    params = {
+        "gamma": ctx.param(scale, "C"), "beta": ctx.param(bias, "C"),
+        "moving_mean": ctx.param(mean, "C", trainable=False), "moving_variance": ctx.param(var, "C", trainable=False),
+    }
+    # ONNX momentum weighs the running statistic, as Keras' does (torch's is 1 - that); the
+    # running variance is torch's unbiased one (ONNX leaves it open; PyTorch exports are the common source).
+    attrs = {"num_features": int(scale.size), "eps": float(str(np.float32(ctx.attr("epsilon", 1e-5)))),
+             "momentum": float(str(np.float32(ctx.attr("momentum", 0.9)))), "center": True, "scale": True,
+             "unbiased_running_var": True, "frozen": False}
+    return [ctx.add("batch_norm", [x], attrs, params).outputs[0]]
+
+
+@register_onnx_op("Gemm")
+def import_gemm(ctx: OnnxContext) -> list[OnnxVal]:
+    x = ctx.value(0)
+    weight = ctx.const(1)
+    if int(ctx.attr("transA", 0)) or weight.ndim != 2:
+        raise ctx.unsupported("Gemm with transA=1 or a non-matrix B")
+    kernel = (weight.T if int(ctx.attr("transB", 0)) else weight) * np.float32(ctx.attr("alpha", 1.0))
+    params = {"kernel": ctx.param(kernel, "IO")}
+    bias = ctx.const(2)
+    if bias is not None:
+        bias = np.broadcast_to(bias * np.float32(ctx.attr("beta", 1.0)), (kernel.shape[1],))
+        params["bias"] = ctx.param(bias, "O")
+    attrs = {"in_features": int(kernel.shape[0]), "units": int(kernel.shape[1])}
+    return [ctx.add("dense", [x], attrs, params).outputs[0]]
+
+
+@register_onnx_op("MatMul")
+def import_matmul(ctx: OnnxContext) -> list[OnnxVal]:
+    if isinstance(ctx.inputs[1], np.ndarray) and ctx.inputs[1].ndim == 2 and isinstance(ctx.inputs[0], Value):
+        kernel = ctx.inputs[1]
+        attrs = {"in_features": int(kernel.shape[0]), "units": int(kernel.shape[1])}
+        params = {"kernel": ctx.param(kernel, "IO")}
+        bias = _fusable_bias(ctx, int(kernel.shape[1]))
+        if bias is not None:
+            params["bias"] = ctx.param(bias, "O")
+        return [ctx.add("dense", [ctx.value(0)], attrs, params).outputs[0]]
+    ops = _Operands(ctx)
+    operands = [ops.operand(v) for v in ctx.inputs]
+    return [ops.add("tf_matmul", {"operands": operands, "transpose_a": False, "transpose_b": False}).outputs[0]]
+
+
+def _fusable_bias(ctx: OnnxContext, units: int) -> np.ndarray | None:
+    """The bias of a `MatMul -> Add(bias)` pair (the Add is then skipped as an identity)."""
+    consumers = ctx.importer.consumers.get(ctx.node.output[0], [])
+    if len(consumers) != 1 or consumers[0].op_type != "Add":
+        return None
+    add = consumers[0]
+    other = add.input[1] if add.input[0] == ctx.node.output[0] else add.input[0]
+    bias = ctx.importer.initializers.get(other)
+    if bias is None or bias.shape != (units,) or bias.dtype != np.float32:
+        return None
+    ctx.importer.absorbed.add(id(add))
+    return bias
+
+
+class _Operands:
+    """Inputs of tf_binary-like nodes: run-time values, scalars, and initializers (parameters)."""
+
+    def __init__(self, ctx: OnnxContext) -> None:
+        self.ctx = ctx
+        self.values: list[Value] = []
+        self.params: dict[str, Param] = {}
+        self.var_names: dict[str, str] = {}
+
+    def operand(self, x: OnnxVal) -> tuple:
+        if isinstance(x, Value):
+            if x not in self.values:
+                self.values.append(x)
+            return ("value", self.values.index(x))
+        if x is None:
+            raise self.ctx.unsupported("an absent input")
+        if x.ndim == 0 or (x.size == 1 and x.dtype.kind != "f"):
+            return ("scalar", _scalar(x.reshape(())))
+        key = f"p{len(self.params)}"
+        self.params[key] = Param(np.asarray(x), "onnx", x.dtype.kind == "f")
+        self.var_names[key] = f"{self.ctx.name}/const{len(self.params) - 1}"
+        return ("tensor", ("param", key))
+
+    def add(self, op: str, attrs: dict) -> object:
+        return self.ctx.add(op, self.values, dict(attrs, var_names=self.var_names), self.params)
+
+
+def _scalar(x: np.ndarray) -> float | int | bool:
+    if x.dtype == np.float32:
+        return float(str(np.float32(x)))
+    return x.item()
+
+
+BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Pow": "pow", "Max": "maximum", "Min": "minimum"}
+
+
+@register_onnx_op(*BINARY)
+def import_binary(ctx: OnnxContext) -> list[OnnxVal]:
+    if id(ctx.node) in ctx.importer.absorbed:
+        return [ctx.inputs[0] if isinstance(ctx.inputs[0], Value) else ctx.inputs[1]]
+    if len(ctx.inputs) != 2:
+        raise ctx.unsupported(f"{ctx.type} with {len(ctx.inputs)} inputs")
+    if all(isinstance(v, np.ndarray) for v in ctx.inputs):
+        raise ctx.unsupported("arithmetic on constants only")
+    ops = _Operands(ctx)
+    operands = [ops.operand(v) for v in ctx.inputs]
+    return [ops.add("tf_binary", {"fn": BINARY[ctx.type], "operands": operands, "exprs": []}).outputs[0]]
+
+
+ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Softplus": "softplus", "Softsign": "softsign",
+               "Selu": "selu", "Mish": "mish", "HardSwish": "hard_silu"}
+UNARY = {"Erf": "erf", "Exp": "exp", "Log": "log", "Sqrt": "sqrt", "Abs": "abs", "Neg": "neg", "Reciprocal": "reciprocal",
+         "Floor": "floor", "Ceil": "ceil", "Sin": "sin", "Cos": "cos"}
+
+
+@register_onnx_op(*ACTIVATIONS)
+def import_activation(ctx: OnnxContext) -> list[OnnxVal]:
+    return [ctx.add("activation", [ctx.value(0)], {"fn": ACTIVATIONS[ctx.type]}).outputs[0]]
+
+
+@register_onnx_op(*UNARY)
+def import_unary(ctx: OnnxContext) -> list[OnnxVal]:
+    return [ctx.add("tf_unary", [ctx.value(0)], {"fn": UNARY[ctx.type]}).outputs[0]]
+
+
+@register_onnx_op("LeakyRelu")
+def import_leaky_relu(ctx: OnnxContext) -> list[OnnxVal]:
+    slope = float(str(np.float32(ctx.attr("alpha", 0.01))))
+    return [ctx.add("activation", [ctx.value(0)], {"fn": "leaky_relu", "negative_slope": slope}).outputs[0]]
+
+
+@register_onnx_op("Elu")
+def import_elu(ctx: OnnxContext) -> list[OnnxVal]:
+    alpha = float(str(np.float32(ctx.attr("alpha", 1.0))))
+    return [ctx.add("activation", [ctx.value(0)], {"fn": "elu", "alpha": alpha}).outputs[0]]
+
+
+@register_onnx_op("Gelu")
+def import_gelu(ctx: OnnxContext) -> list[OnnxVal]:
+    approximate = ctx.attr("approximate", "none") == "tanh"
+    return [ctx.add("activation", [ctx.value(0)], {"fn": "gelu", "approximate": approximate}).outputs[0]]
+
+
+@register_onnx_op("Clip")
+def import_clip(ctx: OnnxContext) -> list[OnnxVal]:
+    x = ctx.value(0)
+    low, high = ctx.const(1), ctx.const(2)
+    if ctx.attr("min") is not None or ctx.attr("max") is not None:  # opset < 11
+        low, high = ctx.attr("min"), ctx.attr("max")
+    low = None if low is None else float(np.asarray(low, np.float32))
+    high = None if high is None else float(np.asarray(high, np.float32))
+    if low == 0.0 and high == 6.0:
+        return [ctx.add("activation", [x], {"fn": "relu6"}).outputs[0]]
+    ops = _Operands(ctx)
+    operands = [ops.operand(x), ("scalar", -np.inf if low is None else low), ("scalar", np.inf if high is None else high)]
+    return [ops.add("tf_nary", {"fn": "clamp", "operands": operands}).outputs[0]]
+
+
+@register_onnx_op("MaxPool", "AveragePool")
+def import_pool(ctx: OnnxContext) -> list[OnnxVal]:
+    x = ctx.value(0)
+    kernel = tuple(int(k) for k in ctx.attr("kernel_shape"))
+    rank = len(kernel)
+    stride = tuple(ctx.attr("strides") or [1] * rank)
+    if int(ctx.attr("ceil_mode", 0)) or any(d != 1 for d in ctx.attr("dilations") or []):
+        raise ctx.unsupported("ceil_mode=1 or dilated pooling")
+    if len(ctx.node.output) > 1:
+        raise ctx.unsupported("MaxPool's indices output")
+    pads = _auto_pads(ctx, x, kernel, stride, (1,) * rank)
+    kind = "max" if ctx.type == "MaxPool" else "avg"
+    if kind == "avg" and int(ctx.attr("count_include_pad", 0)) and pads != [(0, 0)] * rank:
+        raise ctx.unsupported("count_include_pad=1 with padding")
+    attrs = {"kind": kind, "rank": rank, "kernel_size": kernel, "stride": stride, "pads": pads}
+    return [ctx.add("pool", [x], attrs).outputs[0]]
+
+
+@register_onnx_op("GlobalAveragePool", "GlobalMaxPool")
+def import_global_pool(ctx: OnnxContext) -> list[OnnxVal]:
+    kind = "avg" if ctx.type == "GlobalAveragePool" else "max"
+    return [ctx.add("global_pool", [ctx.value(0)], {"kind": kind, "keepdims": True}).outputs[0]]
+
+
+@register_onnx_op("Flatten")
+def import_flatten(ctx: OnnxContext) -> list[OnnxVal]:
+    x = ctx.value(0)
+    if int(ctx.attr("axis", 1)) % max(x.rank, 1) != 1:
+        raise ctx.unsupported(f"Flatten with axis={ctx.attr('axis')}")
+    return [ctx.add("flatten", [x]).outputs[0]]
+
+
+@register_onnx_op("Reshape")
+def import_reshape(ctx: OnnxContext) -> list[OnnxVal]:
+    x = ctx.value(0)
+    shape = [int(d) for d in ctx.const(1)]
+    if int(ctx.attr("allowzero", 0)) and 0 in shape:
+        raise ctx.unsupported("Reshape with allowzero=1 and a zero dim")
+    # 0 copies the input's dim: kept symbolic (x.shape[i]) so a dynamic batch stays dynamic.
+    items = [("dim", i) if d == 0 else d for i, d in enumerate(shape)]
+    return [ctx.add("tf_reshape", [x], {"shape": items}).outputs[0]]
+
+
+@register_onnx_op("Transpose")
+def import_transpose(ctx: OnnxContext) -> list[OnnxVal]:
+    x = ctx.value(0)
+    dims = tuple(ctx.attr("perm") or reversed(range(x.rank)))
+    return [ctx.add("tf_transpose", [x], {"dims": dims}).outputs[0]]
+
+
+@register_onnx_op("Concat")
+def import_concat(ctx: OnnxContext) -> list[OnnxVal]:
+    values = [ctx.value(i) for i in range(len(ctx.inputs))]
+    axis = int(ctx.attr("axis")) % values[0].rank
+    return [ctx.add("concat", values, {"axis": axis}).outputs[0]]
+
+
+@register_onnx_op("Softmax", "LogSoftmax")
+def import_softmax(ctx: OnnxContext) -> list[OnnxVal]:
+    x = ctx.value(0)
+    axis = int(ctx.attr("axis", -1))
+    if ctx.importer.opset < 13 and axis % x.rank != x.rank - 1:
+        raise ctx.unsupported("opset < 13 Softmax (flattening semantics) over a non-last axis")
+    return [ctx.add("softmax", [x], {"axis": axis % x.rank, "log": ctx.type == "LogSoftmax"}).outputs[0]]
+
+
+@register_onnx_op("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin")
+def import_reduce(ctx: OnnxContext) -> list[OnnxVal]:
+    x = ctx.value(0)
+    axes = ctx.attr("axes")
+    if axes is None and len(ctx.inputs) > 1:
+        axes = ctx.const(1)
+    axes = tuple(range(x.rank)) if axes is None or len(axes) == 0 else tuple(int(a) % x.rank for a in axes)
+    fn = {"ReduceMean": "mean", "ReduceSum": "sum", "ReduceMax": "amax", "ReduceMin": "amin"}[ctx.type]
+    keep = bool(ctx.attr("keepdims", 1))
+    return [ctx.add("tf_reduce", [x], {"axes": axes, "keepdims": keep, "fn": fn}).outputs[0]]
+
+
+@register_onnx_op("Identity", "Dropout")
+def import_identity(ctx: OnnxContext) -> list[OnnxVal]:
+    return [ctx.inputs[0]] + [None] * (len(ctx.node.output) - 1)
+
+
+@register_onnx_op("Constant")
+def import_constant(ctx: OnnxContext) -> list[OnnxVal]:
+    from onnx import numpy_helper
+
+    tensor = ctx.attr("value")
+    if tensor is None:
+        raise ctx.unsupported("a Constant without a 'value' tensor")
+    return [np.array(numpy_helper.to_array(tensor))]

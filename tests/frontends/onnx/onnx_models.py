@@ -1,0 +1,99 @@
+"""Small ONNX models written with onnx.helper, with random (seeded) weights and a dynamic batch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+
+
+class GraphBuilder:
+    """Accumulates nodes and float32 initializers; names tensors t0, t1, ..."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.nodes: list = []
+        self.initializers: list = []
+        self._count = 0
+
+    def tensor(self) -> str:
+        self._count += 1
+        return f"t{self._count}"
+
+    def weight(self, name: str, shape: tuple[int, ...], scale: float = 0.3, positive: bool = False) -> str:
+        array = self.rng.normal(0.0, scale, shape).astype(np.float32)
+        if positive:
+            array = np.abs(array) + 0.5
+        self.initializers.append(numpy_helper.from_array(array, name))
+        return name
+
+    def constant(self, name: str, array: np.ndarray) -> str:
+        self.initializers.append(numpy_helper.from_array(array, name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], name: str | None = None, **attrs) -> str:
+        out = self.tensor()
+        self.nodes.append(helper.make_node(op_type, inputs, [out], name=name or out, **attrs))
+        return out
+
+    def model(self, inputs: list[tuple[str, list]], output: tuple[str, list], path: Path) -> Path:
+        graph_inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n, shape in inputs]
+        graph_output = helper.make_tensor_value_info(output[0], TensorProto.FLOAT, output[1])
+        graph = helper.make_graph(self.nodes, "net", graph_inputs, [graph_output], self.initializers)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+        model.ir_version = 8
+        onnx.checker.check_model(model)
+        onnx.save(model, str(path))
+        return path
+
+
+def conv_bn(g: GraphBuilder, x: str, name: str, cin: int, cout: int, k: int, **attrs) -> str:
+    groups = attrs.get("group", 1)
+    y = g.op("Conv", [x, g.weight(f"{name}.weight", (cout, cin // groups, k, k)), g.weight(f"{name}.bias", (cout,))],
+             name=name, kernel_shape=[k, k], **attrs)
+    bn = [g.weight(f"{name}_bn.{w}", (cout,), positive=w in ("scale", "var")) for w in ("scale", "bias", "mean", "var")]
+    return g.op("BatchNormalization", [y, *bn], name=f"{name}_bn", epsilon=1e-3, momentum=0.95)
+
+
+def small_cnn(path: Path) -> Path:
+    """Conv(asymmetric pads, stride 2)+BN+Relu, grouped dilated conv, Clip, MaxPool, ConvTranspose
+    with asymmetric pads, residual Add/Mul, AveragePool, Concat, GlobalAveragePool, Flatten, Gemm, Softmax."""
+    g = GraphBuilder()
+    x = conv_bn(g, "image", "stem", 3, 8, 3, strides=[2, 2], pads=[1, 0, 1, 1])
+    x = g.op("Relu", [x])
+    y = conv_bn(g, x, "grouped", 8, 8, 3, group=4, dilations=[2, 1], pads=[2, 1, 2, 1])
+    y = g.op("Clip", [y, g.constant("lo", np.array(-0.5, np.float32)), g.constant("hi", np.array(2.0, np.float32))])
+    x = g.op("Add", [x, y])
+    x = g.op("Mul", [x, g.weight("channel_scale", (8, 1, 1))])
+    x = g.op("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[0, 0, 1, 1])
+    up = g.op("ConvTranspose", [x, g.weight("up.weight", (8, 4, 3, 3)), g.weight("up.bias", (4,))], name="up",
+              kernel_shape=[3, 3], strides=[2, 2], pads=[1, 0, 0, 1], output_padding=[1, 1])
+    up = g.op("Sigmoid", [up])
+    pooled = g.op("AveragePool", [up], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 0, 0, 1])
+    x = g.op("Concat", [x, g.op("Tanh", [pooled])], axis=1)
+    x = g.op("GlobalAveragePool", [x])
+    x = g.op("Flatten", [x])
+    x = g.op("Gemm", [x, g.weight("head.weight", (5, 12)), g.weight("head.bias", (5,))], name="head", transB=1)
+    x = g.op("Softmax", [x], axis=-1)
+    return g.model([("image", ["batch", 3, 19, 23])], (x, ["batch", 5]), path)
+
+
+def small_mlp(path: Path) -> Path:
+    """MatMul+Add (a Linear), Erf-based exact GELU, Gelu, Sub/Div by constants, Reshape, Transpose, ReduceMean."""
+    g = GraphBuilder(1)
+    x = g.op("MatMul", ["features", g.weight("fc1.weight", (7, 12))])
+    h = g.op("Add", [x, g.weight("fc1.bias", (12,))])
+    half = g.constant("half", np.array(0.5, np.float32))
+    erf = g.op("Erf", [g.op("Div", [h, g.constant("sqrt2", np.array(np.sqrt(2.0), np.float32))])])
+    h = g.op("Mul", [g.op("Mul", [h, half]), g.op("Add", [erf, g.constant("one", np.array(1.0, np.float32))])])
+    h = g.op("Reshape", [h, g.constant("shape", np.array([0, 3, 4], np.int64))])
+    h = g.op("Transpose", [h], perm=[0, 2, 1])
+    h = g.op("Gelu", [h], approximate="tanh") if OPSET >= 20 else g.op("LeakyRelu", [h], alpha=0.2)
+    h = g.op("Sub", [h, g.weight("shift", (3,))])
+    h = g.op("ReduceMean", [h], axes=[1], keepdims=0)
+    x = g.op("Gemm", [h, g.weight("fc2.weight", (3, 4)), g.weight("fc2.bias", (4,))], name="fc2", alpha=0.5, beta=2.0)
+    return g.model([("features", ["batch", 7])], (x, ["batch", 4]), path)

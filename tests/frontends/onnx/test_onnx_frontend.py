@@ -1,0 +1,147 @@
+"""The ONNX frontend: small CNN / MLP graphs (odd spatial sizes, dynamic batch) against onnxruntime,
+BatchNorm kept as a module, initializers trainable, bad files rejected cleanly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from onnx import TensorProto
+from onnx_models import GraphBuilder, small_cnn, small_mlp
+
+import tf2torch
+from tf2torch.cli import main
+from tf2torch.errors import BadModelFile, VerificationUnavailable
+from tf2torch.frontends.onnx.importer import UnsupportedOnnxOps
+
+
+def _onnxruntime(path, x: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def _torch(result, x: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        return result.module.eval()(torch.from_numpy(x)).numpy()
+
+
+def _assert_close(expected: np.ndarray, actual: np.ndarray) -> None:
+    assert actual.shape == expected.shape
+    assert np.max(np.abs(actual - expected)) <= 1e-5 * np.max(np.abs(expected))
+
+
+def _trainable_fraction(module) -> float:
+    params = list(module.parameters())
+    return sum(p.numel() for p in params if p.requires_grad) / sum(p.numel() for p in params)
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_cnn_matches_onnxruntime_on_a_dynamic_batch(tmp_path, batch):
+    path = small_cnn(tmp_path / "cnn.onnx")
+    result = tf2torch.convert(path)
+    x = np.random.default_rng(batch).normal(size=(batch, 3, 19, 23)).astype(np.float32)
+    _assert_close(_onnxruntime(path, x), _torch(result, x))
+    report = result.verify(batch_size=3)
+    assert report.ok and report.reference == "onnxruntime"
+
+
+def test_cnn_keeps_batchnorm_and_trainable_initializers(tmp_path):
+    path = small_cnn(tmp_path / "cnn.onnx")
+    result = tf2torch.convert(path)
+    code = result.source_code
+    assert code.count("nn.BatchNorm2d(8, eps=0.001, momentum=0.05)") == 2  # ONNX momentum 0.95 is torch's 0.05
+    assert "groups=4" in code and "dilation=(2, 1)" in code and "nn.ConvTranspose2d(8, 4" in code
+    assert ".permute(" not in code  # ONNX is NCHW already: no layout transposes
+    module = result.module
+    assert _trainable_fraction(module) == 1.0
+    # Every float initializer is a parameter, except BatchNorm's running statistics (buffers).
+    model = onnx.load(str(path))
+    stats = sum(t.dims[0] for t in model.graph.initializer if t.name.endswith(("_bn.mean", "_bn.var")))
+    weights = sum(int(np.prod(t.dims)) for t in model.graph.initializer if t.dims) - stats
+    assert sum(p.numel() for p in module.parameters()) == weights
+    assert module.stem_bn.running_var.shape == (8,)
+
+
+def test_cnn_batchnorm_trains_with_batch_statistics(tmp_path):
+    import torch
+
+    result = tf2torch.convert(small_cnn(tmp_path / "cnn.onnx"))
+    module = result.module.train()
+    x = torch.from_numpy(np.random.default_rng(0).normal(size=(4, 3, 19, 23)).astype(np.float32))
+    before = module.stem_bn.running_mean.clone()
+    module(x).sum().backward()
+    assert not torch.equal(before, module.stem_bn.running_mean)
+    assert module.head.weight.grad is not None and module.stem.weight.grad is not None
+    with pytest.raises(VerificationUnavailable, match="inference graph"):
+        result.verify(training=True)
+
+
+def test_mlp_matmul_add_becomes_linear_and_matches(tmp_path):
+    path = small_mlp(tmp_path / "mlp.onnx")
+    result = tf2torch.convert(path)
+    assert "nn.Linear(7, 12)" in result.source_code and "torch.erf(" in result.source_code
+    assert "x.shape[0], 3, 4" in result.source_code  # Reshape's 0 keeps the batch dimension dynamic
+    x = np.random.default_rng(3).normal(size=(5, 7)).astype(np.float32)
+    _assert_close(_onnxruntime(path, x), _torch(result, x))
+    assert _trainable_fraction(result.module) == 1.0
+
+
+def test_cli_convert_verify_and_inspect(tmp_path, capsys):
+    path = small_cnn(tmp_path / "cnn.onnx")
+    out = tmp_path / "out"
+    assert main(["convert", str(path), "-o", str(out), "--verify", "--batch-size", "3"]) == 0
+    assert {"model.py", "model.safetensors", "verification.json"} <= {p.name for p in out.iterdir()}
+    assert "against onnxruntime" in capsys.readouterr().out
+    assert main(["inspect", str(path)]) == 0
+    rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()[3:-1]}
+    assert rows["BatchNormalization"] == ["2", "yes"] and rows["Conv"] == ["2", "yes"]
+
+
+def test_malformed_file_is_rejected_without_output(tmp_path, capsys):
+    path = tmp_path / "broken.onnx"
+    path.write_bytes(b"\x08\x07garbage, not a protobuf" * 10)
+    with pytest.raises(BadModelFile, match="broken.onnx"):
+        tf2torch.convert(path)
+    out = tmp_path / "out"
+    assert main(["convert", str(path), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "broken.onnx" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_truncated_model_is_rejected(tmp_path):
+    data = small_cnn(tmp_path / "cnn.onnx").read_bytes()
+    path = tmp_path / "truncated.onnx"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(BadModelFile, match="truncated.onnx"):
+        tf2torch.convert(path)
+
+
+def test_external_data_outside_the_model_directory_is_refused(tmp_path):
+    g = GraphBuilder()
+    y = g.op("Mul", ["x", g.weight("w", (4,))])
+    path = g.model([("x", ["batch", 4])], (y, ["batch", 4]), tmp_path / "ext.onnx")
+    model = onnx.load(str(path))
+    weight = model.graph.initializer[0]
+    weight.ClearField("raw_data")
+    weight.ClearField("float_data")
+    weight.data_location = TensorProto.EXTERNAL
+    weight.external_data.add(key="location", value="../../etc/passwd")
+    onnx.save(model, str(path))
+    with pytest.raises(BadModelFile, match="outside the model's directory"):
+        tf2torch.convert(path)
+
+
+def test_unsupported_ops_are_all_named(tmp_path):
+    g = GraphBuilder()
+    y = g.op("Hardmax", [g.op("LpNormalization", ["x"])], axis=1)
+    y = g.op("Hardmax", [y], axis=1)
+    path = g.model([("x", ["batch", 4])], (y, ["batch", 4]), tmp_path / "odd.onnx")
+    with pytest.raises(UnsupportedOnnxOps) as info:
+        tf2torch.convert(path)
+    assert "Hardmax (x2" in str(info.value) and "LpNormalization (x1" in str(info.value)
