@@ -97,3 +97,40 @@ def small_mlp(path: Path) -> Path:
     h = g.op("ReduceMean", [h], axes=[1], keepdims=0)
     x = g.op("Gemm", [h, g.weight("fc2.weight", (3, 4)), g.weight("fc2.bias", (4,))], name="fc2", alpha=0.5, beta=2.0)
     return g.model([("features", ["batch", 7])], (x, ["batch", 4]), path)
+
+
+def shape_ops(path: Path) -> Path:
+    """Pad (reflect, constant), Resize (nearest x2, bilinear x1.5 / x0.5), Slice with steps,
+    Gather on the channel axis, Unsqueeze / Squeeze, Transpose, ReduceMean over two axes."""
+    g = GraphBuilder(2)
+    x = g.op("Pad", ["image", g.constant("pads", np.array([0, 0, 1, 2, 0, 0, 2, 1], np.int64))], mode="reflect")
+    x = g.op("Conv", [x, g.weight("conv.weight", (6, 3, 3, 3))], name="conv", kernel_shape=[3, 3])
+    x = g.op("Pad", [x, g.constant("pads2", np.array([0, 0, 1, 0, 0, 0, 0, 1], np.int64)),
+                     g.constant("pad_value", np.array(0.25, np.float32))])
+    empty = g.constant("no_roi", np.array([], np.float32))
+    up = g.op("Resize", [x, empty, g.constant("scales", np.array([1, 1, 2, 2], np.float32))], mode="nearest",
+              coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    up = g.op("Resize", [up, empty, g.constant("scales2", np.array([1, 1, 1.5, 0.5], np.float32))], mode="linear")
+    up = g.op("Slice", [up, g.constant("starts", np.array([1, -11], np.int64)),
+                        g.constant("ends", np.array([2**62, 12], np.int64)), g.constant("axes", np.array([2, 3], np.int64)),
+                        g.constant("steps", np.array([2, 3], np.int64))])
+    up = g.op("Gather", [up, g.constant("channels", np.array([4, 0, 2], np.int64))], axis=1)
+    up = g.op("Unsqueeze", [up, g.constant("new_axes", np.array([1, -1], np.int64))])
+    up = g.op("Squeeze", [g.op("Transpose", [up], perm=[0, 2, 1, 3, 4, 5]), g.constant("old_axes", np.array([2, 5], np.int64))])
+    x = g.op("ReduceMean", [up], axes=[2, 3], keepdims=0)
+    return g.model([("image", ["batch", 3, 9, 11])], (x, ["batch", 3]), path)
+
+
+def embedding_model(path: Path) -> Path:
+    """Gather from a 2-D initializer (an embedding table) on int64 token ids, then a MatMul."""
+    g = GraphBuilder(3)
+    x = g.op("Gather", [g.weight("embed.weight", (11, 6)), "tokens"], name="embed")
+    x = g.op("ReduceMean", [x], axes=[1], keepdims=0)
+    x = g.op("MatMul", [x, g.weight("proj.weight", (6, 2))], name="proj")
+    graph_inputs = [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["batch", 5])]
+    graph_output = helper.make_tensor_value_info(x, TensorProto.FLOAT, ["batch", 2])
+    model = helper.make_model(helper.make_graph(g.nodes, "net", graph_inputs, [graph_output], g.initializers),
+                              opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path

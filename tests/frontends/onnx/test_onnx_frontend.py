@@ -10,7 +10,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto
-from onnx_models import GraphBuilder, small_cnn, small_mlp
+from onnx_models import GraphBuilder, embedding_model, shape_ops, small_cnn, small_mlp
 
 import tf2torch
 from tf2torch.cli import main
@@ -89,6 +89,28 @@ def test_mlp_matmul_add_becomes_linear_and_matches(tmp_path):
     x = np.random.default_rng(3).normal(size=(5, 7)).astype(np.float32)
     _assert_close(_onnxruntime(path, x), _torch(result, x))
     assert _trainable_fraction(result.module) == 1.0
+
+
+def test_pad_resize_slice_gather_squeeze_match(tmp_path):
+    path = shape_ops(tmp_path / "shapes.onnx")
+    result = tf2torch.convert(path)
+    code = result.source_code
+    assert 'mode="reflect"' in code and 'mode="bilinear"' in code and "1::2, -11:12:3]" in code
+    x = np.random.default_rng(5).normal(size=(3, 3, 9, 11)).astype(np.float32)
+    _assert_close(_onnxruntime(path, x), _torch(result, x))
+
+
+def test_gather_from_an_initializer_is_an_embedding(tmp_path):
+    import torch
+
+    path = embedding_model(tmp_path / "embed.onnx")
+    result = tf2torch.convert(path)
+    assert "nn.Embedding(11, 6)" in result.source_code and "nn.Linear(6, 2, bias=False)" in result.source_code
+    tokens = np.random.default_rng(0).integers(0, 11, (4, 5))
+    with torch.no_grad():
+        actual = result.module.eval()(torch.from_numpy(tokens)).numpy()
+    _assert_close(_onnxruntime(path, tokens), actual)
+    assert result.verify([tokens]).ok
 
 
 def test_cli_convert_verify_and_inspect(tmp_path, capsys):

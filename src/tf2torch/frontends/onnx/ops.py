@@ -8,7 +8,7 @@ import numpy as np
 
 from tf2torch.frontends.onnx.importer import OnnxContext, OnnxVal
 from tf2torch.frontends.onnx.registry import register_onnx_op
-from tf2torch.ir import Param, Value
+from tf2torch.ir import Param, TensorSpec, Value
 
 KERNEL_LAYOUTS = {1: "WIO", 2: "HWIO", 3: "DHWIO"}
 
@@ -143,7 +143,7 @@ def import_matmul(ctx: OnnxContext) -> list[OnnxVal]:
 def _fusable_bias(ctx: OnnxContext, units: int) -> np.ndarray | None:
     """The bias of a `MatMul -> Add(bias)` pair (the Add is then skipped as an identity)."""
     consumers = ctx.importer.consumers.get(ctx.node.output[0], [])
-    if len(consumers) != 1 or consumers[0].op_type != "Add":
+    if len(consumers) != 1 or getattr(consumers[0], "op_type", None) != "Add":  # a graph output has none
         return None
     add = consumers[0]
     other = add.input[1] if add.input[0] == ctx.node.output[0] else add.input[0]
@@ -343,3 +343,125 @@ def import_constant(ctx: OnnxContext) -> list[OnnxVal]:
     if tensor is None:
         raise ctx.unsupported("a Constant without a 'value' tensor")
     return [np.array(numpy_helper.to_array(tensor))]
+
+
+def _axes(ctx: OnnxContext, rank: int) -> list[int] | None:
+    """`axes` from the attribute (opset < 13) or the optional second input (opset >= 13)."""
+    axes = ctx.attr("axes")
+    if axes is None and len(ctx.inputs) > 1:
+        axes = ctx.const(1)
+    return None if axes is None else [int(a) % rank for a in axes]
+
+
+@register_onnx_op("Squeeze")
+def import_squeeze(ctx: OnnxContext) -> list[OnnxVal]:
+    x = ctx.value(0)
+    axes = _axes(ctx, x.rank)
+    if axes is None:
+        axes = [i for i, d in enumerate(x.spec.shape) if d == 1]
+        if len(axes) != sum(d in (1, None) for d in x.spec.shape):
+            raise ctx.unsupported("Squeeze without axes on an input with dynamic dims")
+    return [ctx.add("tf_squeeze", [x], {"dims": tuple(sorted(axes))}).outputs[0]]
+
+
+@register_onnx_op("Unsqueeze")
+def import_unsqueeze(ctx: OnnxContext) -> list[OnnxVal]:
+    x = ctx.value(0)
+    out_rank = ctx.out_spec().rank
+    axes = sorted(_axes(ctx, out_rank) or [])
+    for i, axis in enumerate(axes):  # ascending: each axis is a position in the final output
+        spec = ctx.out_spec() if i == len(axes) - 1 else None
+        x = ctx.add("tf_unsqueeze", [x], {"axis": axis}, specs=[spec or _unsqueezed(x, axis)]).outputs[0]
+    return [x]
+
+
+def _unsqueezed(x: Value, axis: int) -> TensorSpec:
+    shape = list(x.spec.shape)
+    shape.insert(axis, 1)
+    return TensorSpec(tuple(shape), x.spec.dtype)
+
+
+@register_onnx_op("Slice")
+def import_slice(ctx: OnnxContext) -> list[OnnxVal]:
+    x = ctx.value(0)
+    starts, ends = ctx.const(1), ctx.const(2)
+    axes = ctx.const(3)
+    steps = ctx.const(4)
+    axes = range(len(starts)) if axes is None else [int(a) % x.rank for a in axes]
+    steps = [1] * len(starts) if steps is None else [int(s) for s in steps]
+    if any(s < 1 for s in steps):
+        raise ctx.unsupported("a Slice with a negative step")
+    index = [":"] * x.rank
+    for axis, start, end, step in zip(axes, starts, ends, steps):
+        start, end = int(start), int(end)
+        size = x.spec.shape[axis]
+        start_text = "" if start == 0 or (size is not None and start <= -size) else str(start)
+        end_text = "" if end >= 2**31 - 1 or (size is not None and end >= size) else str(end)
+        index[axis] = f"{start_text}:{end_text}" + (f":{step}" if step != 1 else "")
+    while len(index) > 1 and index[-1] == ":":
+        index.pop()
+    return [ctx.add("tf_slice", [x], {"index": tuple(index)}).outputs[0]]
+
+
+@register_onnx_op("Gather")
+def import_gather(ctx: OnnxContext) -> list[OnnxVal]:
+    data, indices = ctx.inputs[0], ctx.inputs[1]
+    axis = int(ctx.attr("axis", 0))
+    if isinstance(data, np.ndarray) and data.ndim == 2 and axis == 0 and isinstance(indices, Value):
+        attrs = {"num": int(data.shape[0]), "dim": int(data.shape[1])}
+        return [ctx.add("embedding", [indices], attrs, {"embeddings": ctx.param(data, "VD")}).outputs[0]]
+    if not isinstance(data, Value):
+        raise ctx.unsupported("Gather from a constant other than an embedding table")
+    ops = _Operands(ctx)
+    operands = [ops.operand(data), ops.operand(indices)]
+    return [ops.add("tf_gather", {"operands": operands, "axis": axis % data.rank}).outputs[0]]
+
+
+@register_onnx_op("Pad")
+def import_pad(ctx: OnnxContext) -> list[OnnxVal]:
+    x = ctx.value(0)
+    flat = ctx.const(1) if len(ctx.inputs) > 1 else ctx.attr("pads")
+    if len(ctx.inputs) > 3 and ctx.node.input[3]:
+        raise ctx.unsupported("Pad with an axes input")
+    mode = ctx.attr("mode", "constant")
+    if mode not in ("constant", "reflect", "edge"):
+        raise ctx.unsupported(f"Pad mode {mode!r}")
+    flat = [int(p) for p in flat]
+    if any(p < 0 for p in flat):
+        raise ctx.unsupported("negative pads (cropping)")
+    pads = [(flat[i], flat[i + x.rank]) for i in range(x.rank)]
+    if mode != "constant" and pads[:2] != [(0, 0), (0, 0)]:
+        raise ctx.unsupported(f"{mode} padding of the batch or channel axis")
+    value = ctx.const(2) if len(ctx.inputs) > 2 else None
+    value = 0.0 if value is None else float(np.asarray(value, np.float32))
+    attrs = {"pads": pads, "mode": {"edge": "replicate"}.get(mode, mode), "value": value}
+    return [ctx.add("tf_pad", [x], attrs).outputs[0]]
+
+
+@register_onnx_op("Resize", "Upsample")
+def import_resize(ctx: OnnxContext) -> list[OnnxVal]:
+    x = ctx.value(0)
+    out = ctx.out_spec().shape
+    if len(out) != x.rank or any(d is None for d in out[2:]) or out[1] != x.spec.shape[1]:
+        raise ctx.unsupported("a Resize whose output spatial size is not static, or that resizes channels")
+    mode = ctx.attr("mode", "nearest")
+    transform = ctx.attr("coordinate_transformation_mode", "half_pixel" if ctx.type == "Resize" else "asymmetric")
+    nearest = ctx.attr("nearest_mode", "round_prefer_floor")
+    if mode == "nearest" and transform == "asymmetric" and (nearest == "floor" or ctx.type == "Upsample"):
+        torch_mode = "nearest"
+    elif mode == "nearest" and transform in ("half_pixel", "pytorch_half_pixel") and nearest == "round_prefer_ceil":
+        torch_mode = "nearest_half"
+    elif mode == "linear" and transform in ("half_pixel", "pytorch_half_pixel") and x.rank == 4:
+        torch_mode = "bilinear"
+    elif mode == "linear" and transform == "align_corners" and x.rank == 4:
+        torch_mode = "bilinear_align"
+    else:
+        raise ctx.unsupported(f"Resize mode={mode!r}, coordinate_transformation_mode={transform!r}, nearest_mode={nearest!r}")
+    if any(s is None or o % s for s, o in zip(x.spec.shape[2:], out[2:])) and torch_mode.startswith("nearest"):
+        raise ctx.unsupported("nearest Resize by a non-integer factor")
+    scales = ctx.const(2) if ctx.type == "Resize" and len(ctx.inputs) > 2 else None
+    if scales is not None and scales.size and any(
+            float(s) * n != o for s, n, o in zip(scales[2:], x.spec.shape[2:], out[2:])):
+        # ONNX samples at 1 / scale, torch (given a size) at in / out: different grids.
+        raise ctx.unsupported("a Resize by scales whose output size is rounded")
+    return [ctx.add("tf_resize", [x], {"size": tuple(int(d) for d in out[2:]), "mode": torch_mode}).outputs[0]]

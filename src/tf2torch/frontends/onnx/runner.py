@@ -32,4 +32,8 @@ class OnnxRuntimeRunner:
             options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL  # reference numerics
             self._session = onnxruntime.InferenceSession(self.path, options, providers=["CPUExecutionProvider"])
         arrays = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
-        return [np.asarray(r) for r in self._session.run(None, dict(zip(self.input_names, arrays)))]
+        try:
+            results = self._session.run(None, dict(zip(self.input_names, arrays)))
+        except Exception as exc:  # noqa: BLE001  (onnxruntime's Fail / InvalidArgument...)
+            raise VerificationUnavailable(f"{self.path}: onnxruntime could not run the model: {exc}") from None
+        return [np.asarray(r) for r in results]
