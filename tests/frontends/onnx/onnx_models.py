@@ -134,3 +134,36 @@ def embedding_model(path: Path) -> Path:
     model.ir_version = 8
     onnx.save(model, str(path))
     return path
+
+
+def torch_exported_cnn(path: Path) -> Path:
+    """A small residual CNN written by PyTorch's TorchScript ONNX exporter with a dynamic batch:
+    module-named nodes, a `view(x.size(0), -1)` as Shape/Gather/Unsqueeze/Concat/Reshape, GELU as Erf."""
+    import torch
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 6, 3, stride=2, padding=1, bias=False)
+            self.bn = nn.BatchNorm2d(6)
+            self.branch = nn.Conv2d(6, 6, 3, padding=1, groups=3)
+            self.up = nn.ConvTranspose2d(6, 4, 3, stride=2, padding=1, output_padding=1)
+            self.fc = nn.Linear(4 * 3 * 4, 5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = torch.relu(self.bn(self.conv(x)))
+            x = x + nn.functional.gelu(self.branch(x))
+            x = nn.functional.max_pool2d(x, 2)
+            x = nn.functional.adaptive_avg_pool2d(self.up(x), (3, 4))
+            return torch.log_softmax(self.fc(x.view(x.size(0), -1)), dim=1)
+
+    torch.manual_seed(0)
+    module = Block().eval()
+    with torch.no_grad():
+        module.bn.running_mean.uniform_(-0.5, 0.5)
+        module.bn.running_var.uniform_(0.5, 2.0)
+    torch.onnx.export(module, (torch.randn(2, 3, 13, 17),), str(path), dynamo=False, input_names=["image"],
+                      output_names=["log_probs"], dynamic_axes={"image": {0: "batch"}, "log_probs": {0: "batch"}},
+                      opset_version=OPSET, training=torch.onnx.TrainingMode.PRESERVE)  # keeps BatchNorm unfused
+    return path

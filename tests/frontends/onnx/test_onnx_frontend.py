@@ -10,7 +10,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto
-from onnx_models import GraphBuilder, embedding_model, shape_ops, small_cnn, small_mlp
+from onnx_models import GraphBuilder, embedding_model, shape_ops, small_cnn, small_mlp, torch_exported_cnn
 
 import tf2torch
 from tf2torch.cli import main
@@ -111,6 +111,19 @@ def test_gather_from_an_initializer_is_an_embedding(tmp_path):
         actual = result.module.eval()(torch.from_numpy(tokens)).numpy()
     _assert_close(_onnxruntime(path, tokens), actual)
     assert result.verify([tokens]).ok
+
+
+def test_pytorch_export_keeps_module_names_batchnorm_and_a_dynamic_flatten(tmp_path):
+    path = torch_exported_cnn(tmp_path / "exported.onnx")
+    result = tf2torch.convert(path)
+    code = result.source_code
+    assert "self.conv = nn.Conv2d(3, 6" in code and "self.bn = nn.BatchNorm2d(6" in code
+    assert "self.fc = nn.Linear(48, 5)" in code
+    assert "x.reshape(x.shape[0], -1)" in code  # view(x.size(0), -1) through Shape/Gather/Concat
+    assert _trainable_fraction(result.module) == 1.0
+    for batch in (1, 3):
+        x = np.random.default_rng(batch).normal(size=(batch, 3, 13, 17)).astype(np.float32)
+        _assert_close(_onnxruntime(path, x), _torch(result, x))
 
 
 def test_cli_convert_verify_and_inspect(tmp_path, capsys):

@@ -21,7 +21,18 @@ from tf2torch.ir import Graph, Node, Param, SourceRef, TensorSpec, Value
 ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64", 9: "bool", 10: "float16",
                11: "float64"}
 
-OnnxVal = Value | np.ndarray | None
+
+
+@dataclass
+class ShapeVec:
+    """A run-time shape (from `Shape`) or part of it: each item a static int or ("dim", value, axis),
+    the size of `value`'s axis, known only when the model runs. `scalar` for a single 0-d item."""
+
+    items: list
+    scalar: bool = False
+
+
+OnnxVal = Value | np.ndarray | ShapeVec | None
 
 
 class UnsupportedOnnxOps(ConversionError):
@@ -35,6 +46,11 @@ class UnsupportedOnnxOps(ConversionError):
             lines.append(f"  - {op_type} (x{len(names)}, e.g. {names[0]!r}{more})")
         lines.append("Run `tf2torch inspect` on the model for the full op table.")
         super().__init__("\n".join(lines))
+
+
+def symbols_of(type_proto: Any) -> tuple[str | None, ...]:
+    """The symbolic dim names (dim_param) of a tensor type: equal names are equal sizes."""
+    return tuple(d.dim_param or None for d in type_proto.tensor_type.shape.dim)
 
 
 def spec_of(type_proto: Any) -> TensorSpec:
@@ -83,6 +99,9 @@ class OnnxContext:
         if index >= len(self.inputs) or self.node.input[index] == "":
             return None
         value = self.inputs[index]
+        if isinstance(value, ShapeVec) and all(isinstance(i, int) for i in value.items):
+            array = np.asarray(value.items, np.int64)
+            return array.reshape(()) if value.scalar else array
         if not isinstance(value, np.ndarray):
             raise self.unsupported(f"a run-time tensor as input {index} (only a constant is supported there)")
         return value
@@ -116,6 +135,8 @@ class OnnxImporter:
     consumers: dict[str, list] = field(default_factory=dict)  # tensor name -> NodeProtos reading it
     initializers: dict[str, np.ndarray] = field(default_factory=dict)
     absorbed: set[int] = field(default_factory=set)  # id()s of nodes folded into an earlier module
+    symbols: dict[str, tuple[str | None, ...]] = field(default_factory=dict)  # tensor name -> dim_params
+    value_symbols: dict[int, tuple[str | None, ...]] = field(default_factory=dict)  # id(Value) -> dim_params
     _names: set[str] = field(default_factory=set)
 
     def node_name(self, node: Any) -> str:
@@ -123,7 +144,10 @@ class OnnxImporter:
         key = id(node)
         cached = self.__dict__.setdefault("_node_names", {})
         if key not in cached:
-            base = python_name(node.name or node.output[0])
+            parts = (node.name or "").strip("/").split("/")
+            if len(parts) > 1 and re.fullmatch(rf"{node.op_type}(_\d+)?", parts[-1]):
+                parts = parts[:-1]  # PyTorch exports name nodes '/module/OpType': the module says it all
+            base = python_name("/".join(parts) or node.output[0])
             name, i = base, 1
             while name in self._names:
                 i += 1
@@ -151,6 +175,7 @@ class OnnxImporter:
             if item.name in env:
                 continue  # an initializer listed as an input (old exporters): a constant
             value = Value(python_name(item.name), spec_of(item.type))
+            self.value_symbols[id(value)] = symbols_of(item.type)
             env[item.name] = value
             self.graph.inputs.append(value)
             self.graph.input_names.append(item.name)
@@ -167,6 +192,7 @@ class OnnxImporter:
             for name, out in zip(node.output, outputs):
                 if isinstance(out, Value) and name in self.specs:
                     out.spec = self.specs[name]
+                    self.value_symbols.setdefault(id(out), self.symbols[name])
                 env[name] = out
         for item in onnx_graph.output:
             out = env.get(item.name)
@@ -178,9 +204,10 @@ class OnnxImporter:
 
 
 def import_onnx_model(model: Any, file: str) -> Graph:
-    specs = {}
+    specs, symbols = {}, {}
     for item in list(model.graph.value_info) + list(model.graph.output) + list(model.graph.input):
         if item.type.HasField("tensor_type"):
             specs[item.name] = spec_of(item.type)
+            symbols[item.name] = symbols_of(item.type)
     graph = Graph(name=python_name(model.graph.name or "model"), source_format="onnx")
-    return OnnxImporter(graph, file, specs).run(model)
+    return OnnxImporter(graph, file, specs, symbols=symbols).run(model)

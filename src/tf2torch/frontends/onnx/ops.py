@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tf2torch.frontends.onnx.importer import OnnxContext, OnnxVal
+from tf2torch.frontends.onnx.importer import OnnxContext, OnnxVal, ShapeVec
 from tf2torch.frontends.onnx.registry import register_onnx_op
 from tf2torch.ir import Param, TensorSpec, Value
 
@@ -119,7 +119,7 @@ def import_gemm(ctx: OnnxContext) -> list[OnnxVal]:
     params = {"kernel": ctx.param(kernel, "IO")}
     bias = ctx.const(2)
     if bias is not None:
-        bias = np.broadcast_to(bias * np.float32(ctx.attr("beta", 1.0)), (kernel.shape[1],))
+        bias = np.array(np.broadcast_to(bias * np.float32(ctx.attr("beta", 1.0)), (kernel.shape[1],)))
         params["bias"] = ctx.param(bias, "O")
     attrs = {"in_features": int(kernel.shape[0]), "units": int(kernel.shape[1])}
     return [ctx.add("dense", [x], attrs, params).outputs[0]]
@@ -287,12 +287,38 @@ def import_flatten(ctx: OnnxContext) -> list[OnnxVal]:
 @register_onnx_op("Reshape")
 def import_reshape(ctx: OnnxContext) -> list[OnnxVal]:
     x = ctx.value(0)
+    if isinstance(ctx.inputs[1], ShapeVec) and not all(isinstance(i, int) for i in ctx.inputs[1].items):
+        items = [_own_dim(ctx, x, item) for item in ctx.inputs[1].items]
+        return [ctx.add("tf_reshape", [x], {"shape": items}).outputs[0]]
     shape = [int(d) for d in ctx.const(1)]
     if int(ctx.attr("allowzero", 0)) and 0 in shape:
         raise ctx.unsupported("Reshape with allowzero=1 and a zero dim")
     # 0 copies the input's dim: kept symbolic (x.shape[i]) so a dynamic batch stays dynamic.
     items = [("dim", i) if d == 0 else d for i, d in enumerate(shape)]
     return [ctx.add("tf_reshape", [x], {"shape": items}).outputs[0]]
+
+
+def _own_dim(ctx: OnnxContext, x: Value, item: int | tuple) -> int | tuple:
+    """A run-time size as an axis of the reshaped tensor `x` itself: that axis, or one ONNX's shape
+    inference gave the same symbolic name (equal names are equal sizes)."""
+    if isinstance(item, int):
+        return item
+    _, value, axis = item
+    if value is x:
+        return ("dim", axis)
+    symbol = ctx.importer.value_symbols.get(id(value), ())[axis:axis + 1]
+    own = ctx.importer.value_symbols.get(id(x), ())
+    if symbol and symbol[0] is not None and symbol[0] in own:
+        return ("dim", own.index(symbol[0]))
+    raise ctx.unsupported("a Reshape to a run-time size not found among its input's dims")
+
+
+@register_onnx_op("Shape")
+def import_shape(ctx: OnnxContext) -> list[OnnxVal]:
+    x = ctx.value(0)
+    items = [d if d is not None else ("dim", x, i) for i, d in enumerate(x.spec.shape)]
+    start, end = ctx.attr("start", 0), ctx.attr("end")
+    return [ShapeVec(items[start:end])]
 
 
 @register_onnx_op("Transpose")
@@ -304,6 +330,15 @@ def import_transpose(ctx: OnnxContext) -> list[OnnxVal]:
 
 @register_onnx_op("Concat")
 def import_concat(ctx: OnnxContext) -> list[OnnxVal]:
+    if any(isinstance(v, ShapeVec) for v in ctx.inputs):
+        items: list = []
+        for v in ctx.inputs:
+            if not isinstance(v, (ShapeVec, np.ndarray)) or (isinstance(v, np.ndarray) and v.ndim != 1):
+                raise ctx.unsupported("a Concat of a shape with a run-time tensor")
+            items += v.items if isinstance(v, ShapeVec) else [int(i) for i in v]
+        return [ShapeVec(items)]
+    if all(isinstance(v, np.ndarray) for v in ctx.inputs):
+        return [np.concatenate(ctx.inputs, axis=int(ctx.attr("axis")))]
     values = [ctx.value(i) for i in range(len(ctx.inputs))]
     axis = int(ctx.attr("axis")) % values[0].rank
     return [ctx.add("concat", values, {"axis": axis}).outputs[0]]
@@ -366,6 +401,11 @@ def import_squeeze(ctx: OnnxContext) -> list[OnnxVal]:
 
 @register_onnx_op("Unsqueeze")
 def import_unsqueeze(ctx: OnnxContext) -> list[OnnxVal]:
+    if isinstance(ctx.inputs[0], ShapeVec) and ctx.inputs[0].scalar:
+        return [ShapeVec(ctx.inputs[0].items)]  # a 0-d size -> a 1-item shape
+    if isinstance(ctx.inputs[0], np.ndarray):
+        axes = sorted(_axes(ctx, ctx.inputs[0].ndim + len(ctx.attr("axes") or ctx.const(1))))
+        return [np.expand_dims(ctx.inputs[0], tuple(axes))]
     x = ctx.value(0)
     out_rank = ctx.out_spec().rank
     axes = sorted(_axes(ctx, out_rank) or [])
@@ -407,6 +447,10 @@ def import_slice(ctx: OnnxContext) -> list[OnnxVal]:
 def import_gather(ctx: OnnxContext) -> list[OnnxVal]:
     data, indices = ctx.inputs[0], ctx.inputs[1]
     axis = int(ctx.attr("axis", 0))
+    if isinstance(data, ShapeVec) and isinstance(indices, np.ndarray):
+        return [ShapeVec([data.items[int(i)] for i in indices.reshape(-1)], scalar=indices.ndim == 0)]
+    if isinstance(data, np.ndarray) and isinstance(indices, np.ndarray):
+        return [np.take(data, indices, axis=axis)]
     if isinstance(data, np.ndarray) and data.ndim == 2 and axis == 0 and isinstance(indices, Value):
         attrs = {"num": int(data.shape[0]), "dim": int(data.shape[1])}
         return [ctx.add("embedding", [indices], attrs, {"embeddings": ctx.param(data, "VD")}).outputs[0]]
