@@ -167,3 +167,21 @@ def torch_exported_cnn(path: Path) -> Path:
                       output_names=["log_probs"], dynamic_axes={"image": {0: "batch"}, "log_probs": {0: "batch"}},
                       opset_version=OPSET, training=torch.onnx.TrainingMode.PRESERVE)  # keeps BatchNorm unfused
     return path
+
+
+def nhwc_boundaries(path: Path) -> Path:
+    """What tf2onnx writes for a Keras NHWC model: transposes around each conv, back-to-back
+    pairs between them, one-sided Clips (min only, max only)."""
+    g = GraphBuilder(4)
+    x = g.op("Transpose", ["image"], perm=[0, 3, 1, 2])
+    x = g.op("Conv", [x, g.weight("conv1.weight", (5, 3, 3, 3)), g.weight("conv1.bias", (5,))], name="conv1",
+             kernel_shape=[3, 3], auto_pad="SAME_UPPER", strides=[2, 2])
+    x = g.op("Transpose", [x], perm=[0, 2, 3, 1])
+    x = g.op("Clip", [x, g.constant("floor", np.array(-0.1, np.float32))])
+    x = g.op("Transpose", [x], perm=[0, 3, 1, 2])
+    x = g.op("Transpose", [x], perm=[0, 2, 3, 1])
+    x = g.op("Transpose", [x], perm=[0, 3, 1, 2])
+    x = g.op("Conv", [x, g.weight("conv2.weight", (4, 5, 1, 1))], name="conv2", kernel_shape=[1, 1])
+    x = g.op("Clip", [x, "", g.constant("ceiling", np.array(0.3, np.float32))])
+    x = g.op("Transpose", [x], perm=[0, 2, 3, 1])
+    return g.model([("image", ["batch", 11, 9, 3])], (x, ["batch", 6, 5, 4]), path)

@@ -10,7 +10,15 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto
-from onnx_models import GraphBuilder, embedding_model, shape_ops, small_cnn, small_mlp, torch_exported_cnn
+from onnx_models import (
+    GraphBuilder,
+    embedding_model,
+    nhwc_boundaries,
+    shape_ops,
+    small_cnn,
+    small_mlp,
+    torch_exported_cnn,
+)
 
 import tf2torch
 from tf2torch.cli import main
@@ -124,6 +132,17 @@ def test_pytorch_export_keeps_module_names_batchnorm_and_a_dynamic_flatten(tmp_p
     for batch in (1, 3):
         x = np.random.default_rng(batch).normal(size=(batch, 3, 13, 17)).astype(np.float32)
         _assert_close(_onnxruntime(path, x), _torch(result, x))
+
+
+def test_tf2onnx_style_transpose_pairs_cancel(tmp_path):
+    path = nhwc_boundaries(tmp_path / "nhwc.onnx")
+    result = tf2torch.convert(path)
+    code = result.source_code
+    # Only the model's own NHWC boundaries remain: input -> NCHW, output -> NHWC.
+    assert code.count(".permute(") == 2
+    assert "torch.clamp(x, min=-0.1)" in code and "torch.clamp(x, max=0.3)" in code
+    x = np.random.default_rng(2).normal(size=(3, 11, 9, 3)).astype(np.float32)
+    _assert_close(_onnxruntime(path, x), _torch(result, x))
 
 
 def test_cli_convert_verify_and_inspect(tmp_path, capsys):

@@ -8,7 +8,7 @@ import numpy as np
 
 from tf2torch.frontends.onnx.importer import OnnxContext, OnnxVal, ShapeVec
 from tf2torch.frontends.onnx.registry import register_onnx_op
-from tf2torch.ir import Param, TensorSpec, Value
+from tf2torch.ir import Node, Param, TensorSpec, Value
 
 KERNEL_LAYOUTS = {1: "WIO", 2: "HWIO", 3: "DHWIO"}
 
@@ -243,12 +243,17 @@ def import_clip(ctx: OnnxContext) -> list[OnnxVal]:
     low, high = ctx.const(1), ctx.const(2)
     if ctx.attr("min") is not None or ctx.attr("max") is not None:  # opset < 11
         low, high = ctx.attr("min"), ctx.attr("max")
-    low = None if low is None else float(np.asarray(low, np.float32))
-    high = None if high is None else float(np.asarray(high, np.float32))
+    low = None if low is None else _scalar(np.asarray(low, np.float32).reshape(()))
+    high = None if high is None else _scalar(np.asarray(high, np.float32).reshape(()))
     if low == 0.0 and high == 6.0:
         return [ctx.add("activation", [x], {"fn": "relu6"}).outputs[0]]
+    if low is None and high is None:
+        return [x]
     ops = _Operands(ctx)
-    operands = [ops.operand(x), ("scalar", -np.inf if low is None else low), ("scalar", np.inf if high is None else high)]
+    if low is None or high is None:  # one bound: torch.clamp(x, min=...) / (x, max=...)
+        fn, bound = ("minimum", high) if low is None else ("maximum", low)
+        return [ops.add("tf_binary", {"fn": fn, "operands": [ops.operand(x), ("scalar", bound)], "exprs": []}).outputs[0]]
+    operands = [ops.operand(x), ("scalar", low), ("scalar", high)]
     return [ops.add("tf_nary", {"fn": "clamp", "operands": operands}).outputs[0]]
 
 
@@ -324,8 +329,44 @@ def import_shape(ctx: OnnxContext) -> list[OnnxVal]:
 @register_onnx_op("Transpose")
 def import_transpose(ctx: OnnxContext) -> list[OnnxVal]:
     x = ctx.value(0)
-    dims = tuple(ctx.attr("perm") or reversed(range(x.rank)))
+    dims = tuple(int(d) for d in ctx.attr("perm") or reversed(range(x.rank)))
+    x = _through_pointwise(ctx, x, dims)
+    inner = x.producer
+    if inner is not None and inner.op == "tf_transpose":
+        # Transpose pairs (tf2onnx leaves them around NHWC ops) merge into one, or none when they
+        # cancel; the inner one is dropped as dead code if nothing else reads it.
+        x, dims = inner.inputs[0], tuple(inner.attrs["dims"][d] for d in dims)
+    if dims == tuple(range(x.rank)):
+        return [x]
     return [ctx.add("tf_transpose", [x], {"dims": dims}).outputs[0]]
+
+
+def _is_pointwise(node: Node) -> bool:
+    """One run-time input, computed value by value (scalar operands only): commutes with a transpose."""
+    if len(node.inputs) != 1 or len(node.outputs) != 1:
+        return False
+    if node.op in ("activation", "tf_unary"):
+        return True
+    operands = node.attrs.get("operands", ())
+    return node.op in ("tf_binary", "tf_nary") and all(op[0] in ("value", "scalar") for op in operands)
+
+
+def _through_pointwise(ctx: OnnxContext, x: Value, dims: tuple[int, ...]) -> Value:
+    """transpose(f(transpose(y))) -> f(y) for a pointwise f when the two transposes cancel (tf2onnx
+    leaves them around activations between NHWC ops). Only when this Transpose is the only reader
+    of f's output; the originals stay for any other reader, else dead-code removal drops them."""
+    node = x.producer
+    if node is None or not _is_pointwise(node) or node.inputs[0].producer is None:
+        return x
+    inner = node.inputs[0].producer
+    if inner.op != "tf_transpose" or len(ctx.importer.consumers.get(ctx.node.input[0], [])) != 1:
+        return x
+    source = inner.inputs[0]
+    if tuple(inner.attrs["dims"][d] for d in dims) != tuple(range(source.rank)):
+        return x
+    moved = ctx.importer.graph.add_node(node.op, [source], [source.spec], node.source, node.attrs, node.params)
+    # Returned as the transpose of f(y) it replaces; the caller's Transpose cancels it.
+    return ctx.importer.graph.add_node("tf_transpose", [moved.outputs[0]], [x.spec], inner.source, inner.attrs).outputs[0]
 
 
 @register_onnx_op("Concat")
