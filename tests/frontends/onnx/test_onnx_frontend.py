@@ -92,7 +92,8 @@ def test_cnn_batchnorm_trains_with_batch_statistics(tmp_path):
 def test_mlp_matmul_add_becomes_linear_and_matches(tmp_path):
     path = small_mlp(tmp_path / "mlp.onnx")
     result = tf2torch.convert(path)
-    assert "nn.Linear(7, 12)" in result.source_code and "torch.erf(" in result.source_code
+    assert "nn.Linear(7, 12)" in result.source_code and "F.gelu(" in result.source_code  # the Erf pattern
+    assert "torch.erf(" not in result.source_code
     assert "x.shape[0], 3, 4" in result.source_code  # Reshape's 0 keeps the batch dimension dynamic
     x = np.random.default_rng(3).normal(size=(5, 7)).astype(np.float32)
     _assert_close(_onnxruntime(path, x), _torch(result, x))
@@ -128,6 +129,7 @@ def test_pytorch_export_keeps_module_names_batchnorm_and_a_dynamic_flatten(tmp_p
     assert "self.conv = nn.Conv2d(3, 6" in code and "self.bn = nn.BatchNorm2d(6" in code
     assert "self.fc = nn.Linear(48, 5)" in code
     assert "x.reshape(x.shape[0], -1)" in code  # view(x.size(0), -1) through Shape/Gather/Concat
+    assert "F.gelu(" in code and "erf" not in code
     assert _trainable_fraction(result.module) == 1.0
     for batch in (1, 3):
         x = np.random.default_rng(batch).normal(size=(batch, 3, 13, 17)).astype(np.float32)
@@ -154,6 +156,10 @@ def test_cli_convert_verify_and_inspect(tmp_path, capsys):
     assert main(["inspect", str(path)]) == 0
     rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()[3:-1]}
     assert rows["BatchNormalization"] == ["2", "yes"] and rows["Conv"] == ["2", "yes"]
+    assert main(["verify", str(path), "--batch-size", "2"]) == 0
+    assert "Result: OK" in capsys.readouterr().out
+    assert main(["verify", str(path), "--train"]) == 2  # onnxruntime runs inference graphs only
+    assert "inference graph" in capsys.readouterr().err
 
 
 def test_malformed_file_is_rejected_without_output(tmp_path, capsys):

@@ -198,9 +198,56 @@ def import_binary(ctx: OnnxContext) -> list[OnnxVal]:
         raise ctx.unsupported(f"{ctx.type} with {len(ctx.inputs)} inputs")
     if all(isinstance(v, np.ndarray) for v in ctx.inputs):
         raise ctx.unsupported("arithmetic on constants only")
+    if ctx.type == "Mul":
+        x = _match_erf_gelu(*ctx.inputs)
+        if x is not None:  # the written-out exact GELU becomes one F.gelu (its parts are dropped as dead code)
+            return [ctx.add("activation", [x], {"fn": "gelu", "approximate": False}).outputs[0]]
     ops = _Operands(ctx)
     operands = [ops.operand(v) for v in ctx.inputs]
     return [ops.add("tf_binary", {"fn": BINARY[ctx.type], "operands": operands, "exprs": []}).outputs[0]]
+
+
+def _scalar_operand(value: OnnxVal, fn: str) -> tuple[Value, float] | None:
+    """(x, c) if `value` is x <fn> c (or c <fn> x for add / mul) with a scalar c."""
+    node = value.producer if isinstance(value, Value) else None
+    if node is None or node.op != "tf_binary" or node.attrs["fn"] != fn or len(node.inputs) != 1:
+        return None
+    ops = node.attrs["operands"]
+    if fn == "div" and ops[0][0] != "value":
+        return None
+    scalars = [op[1] for op in ops if op[0] == "scalar"]
+    return (node.inputs[0], float(scalars[0])) if len(scalars) == 1 else None
+
+
+def _erf_gate(value: OnnxVal) -> Value | None:
+    """x if `value` is 1 + erf(x / sqrt(2)) (or erf(x * 1/sqrt(2)))."""
+    one = _scalar_operand(value, "add")
+    if one is None or one[1] != 1.0 or one[0].producer is None:
+        return None
+    erf = one[0].producer
+    if erf.op != "tf_unary" or erf.attrs["fn"] != "erf":
+        return None
+    div, mul = _scalar_operand(erf.inputs[0], "div"), _scalar_operand(erf.inputs[0], "mul")
+    if div is not None and abs(div[1] - 2**0.5) < 1e-6:
+        return div[0]
+    if mul is not None and abs(mul[1] - 0.5**0.5) < 1e-6:
+        return mul[0]
+    return None
+
+
+def _match_erf_gelu(a: OnnxVal, b: OnnxVal) -> Value | None:
+    """x for 0.5 x (1 + erf(x / sqrt 2)) written as (x * 0.5) * gate or (x * gate) * 0.5."""
+    for first, second in ((a, b), (b, a)):
+        half = _scalar_operand(first, "mul")
+        if half is not None and half[1] == 0.5 and _erf_gate(second) is half[0]:
+            return half[0]
+        if isinstance(second, np.ndarray) and second.size == 1 and float(second.reshape(())) == 0.5:
+            node = first.producer if isinstance(first, Value) else None
+            if node is not None and node.op == "tf_binary" and node.attrs["fn"] == "mul" and len(node.inputs) == 2:
+                x, y = node.inputs
+                if _erf_gate(y) is x or _erf_gate(x) is y:
+                    return x if _erf_gate(y) is x else y
+    return None
 
 
 ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Softplus": "softplus", "Softsign": "softsign",
