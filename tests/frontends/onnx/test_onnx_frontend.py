@@ -205,3 +205,20 @@ def test_unsupported_ops_are_all_named(tmp_path):
     with pytest.raises(UnsupportedOnnxOps) as info:
         tf2torch.convert(path)
     assert "Hardmax (x2" in str(info.value) and "LpNormalization (x1" in str(info.value)
+
+
+def test_unsupported_form_of_a_supported_op_is_a_clear_cli_error(tmp_path, capsys):
+    g = GraphBuilder()
+    y = g.op("Reshape", ["x", "target_shape"], name="dynamic_reshape")
+    graph = onnx.helper.make_graph(
+        g.nodes, "net",
+        [onnx.helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 6]),
+         onnx.helper.make_tensor_value_info("target_shape", TensorProto.INT64, [2])],
+        [onnx.helper.make_tensor_value_info(y, TensorProto.FLOAT, ["rows", "columns"])])
+    path = tmp_path / "reshape.onnx"
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), str(path))
+    out = tmp_path / "out"
+    assert main(["convert", str(path), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "'dynamic_reshape' (Reshape)" in err and "run-time tensor as input 1" in err and "Traceback" not in err
+    assert not out.exists()

@@ -188,7 +188,13 @@ class OnnxImporter:
         for node in onnx_graph.node:
             self.op_counts[node.op_type] += 1
             ctx = OnnxContext(self, node, [env.get(name) for name in node.input])
-            outputs = ONNX_OP_IMPORTERS[node.op_type](ctx)
+            try:
+                outputs = ONNX_OP_IMPORTERS[node.op_type](ctx)
+            except ConversionError:
+                raise
+            except (AttributeError, TypeError, ValueError, IndexError, KeyError) as exc:
+                # Inputs of a form no importer expects (a shape where a tensor goes...): a clear error.
+                raise ctx.unsupported(f"this form of the op ({type(exc).__name__}: {exc})") from None
             for name, out in zip(node.output, outputs):
                 if isinstance(out, Value) and name in self.specs:
                     out.spec = self.specs[name]

@@ -95,6 +95,8 @@ def import_conv_transpose(ctx: OnnxContext) -> list[OnnxVal]:
 def import_batch_norm(ctx: OnnxContext) -> list[OnnxVal]:
     if int(ctx.attr("training_mode", 0)) or len(ctx.node.output) > 1:
         raise ctx.unsupported("BatchNormalization in training mode (a training graph)")
+    if not int(ctx.attr("spatial", 1)):
+        raise ctx.unsupported("BatchNormalization with spatial=0 (opset < 9, statistics per position)")
     x = ctx.value(0)
     scale, bias, mean, var = (ctx.const(i) for i in range(1, 5))
     params = {
@@ -198,6 +200,10 @@ def import_binary(ctx: OnnxContext) -> list[OnnxVal]:
         raise ctx.unsupported(f"{ctx.type} with {len(ctx.inputs)} inputs")
     if all(isinstance(v, np.ndarray) for v in ctx.inputs):
         raise ctx.unsupported("arithmetic on constants only")
+    if any(isinstance(v, ShapeVec) for v in ctx.inputs):
+        raise ctx.unsupported("arithmetic on a run-time shape")
+    if ctx.type == "Div" and any(isinstance(v, Value) and v.spec.dtype.startswith(("int", "uint")) for v in ctx.inputs):
+        raise ctx.unsupported("integer Div (ONNX truncates toward zero)")
     if ctx.type == "Mul":
         x = _match_erf_gelu(*ctx.inputs)
         if x is not None:  # the written-out exact GELU becomes one F.gelu (its parts are dropped as dead code)
@@ -447,6 +453,8 @@ def import_reduce(ctx: OnnxContext) -> list[OnnxVal]:
     axes = ctx.attr("axes")
     if axes is None and len(ctx.inputs) > 1:
         axes = ctx.const(1)
+    if (axes is None or len(axes) == 0) and int(ctx.attr("noop_with_empty_axes", 0)):
+        return [x]
     axes = tuple(range(x.rank)) if axes is None or len(axes) == 0 else tuple(int(a) % x.rank for a in axes)
     fn = {"ReduceMean": "mean", "ReduceSum": "sum", "ReduceMax": "amax", "ReduceMin": "amin"}[ctx.type]
     keep = bool(ctx.attr("keepdims", 1))
