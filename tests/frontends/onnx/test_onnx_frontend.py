@@ -216,7 +216,7 @@ def test_external_data_outside_the_model_directory_is_refused(tmp_path):
         tf2torch.convert(path)
 
 
-def test_unsupported_ops_are_all_named(tmp_path):
+def test_unsupported_ops_are_all_named(tmp_path, capsys):
     g = GraphBuilder()
     y = g.op("Hardmax", [g.op("LpNormalization", ["x"])], axis=1)
     y = g.op("Hardmax", [y], axis=1)
@@ -224,6 +224,11 @@ def test_unsupported_ops_are_all_named(tmp_path):
     with pytest.raises(UnsupportedOnnxOps) as info:
         tf2torch.convert(path)
     assert "Hardmax (x2" in str(info.value) and "LpNormalization (x1" in str(info.value)
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[3:-2]}
+    assert rows == {"LpNormalization": ["1", "NO"], "Hardmax": ["2", "NO"]}
+    assert "Unsupported op types: LpNormalization, Hardmax." in out
 
 
 def test_unsupported_form_of_a_supported_op_is_a_clear_cli_error(tmp_path, capsys):
