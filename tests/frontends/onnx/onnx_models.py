@@ -40,12 +40,12 @@ class GraphBuilder:
         self.nodes.append(helper.make_node(op_type, inputs, [out], name=name or out, **attrs))
         return out
 
-    def model(self, inputs: list[tuple[str, list]], output: tuple[str, list], path: Path) -> Path:
+    def model(self, inputs: list[tuple[str, list]], output: tuple[str, list], path: Path, opset: int = OPSET) -> Path:
         graph_inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n, shape in inputs]
         graph_output = helper.make_tensor_value_info(output[0], TensorProto.FLOAT, output[1])
         graph = helper.make_graph(self.nodes, "net", graph_inputs, [graph_output], self.initializers)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-        model.ir_version = 8
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+        model.ir_version = 8 if opset <= 17 else 10
         onnx.checker.check_model(model)
         onnx.save(model, str(path))
         return path
@@ -185,3 +185,26 @@ def nhwc_boundaries(path: Path) -> Path:
     x = g.op("Clip", [x, "", g.constant("ceiling", np.array(0.3, np.float32))])
     x = g.op("Transpose", [x], perm=[0, 2, 3, 1])
     return g.model([("image", ["batch", 11, 9, 3])], (x, ["batch", 6, 5, 4]), path)
+
+
+POINTWISE = ["Abs", "Ceil", "Cos", "Exp", "Floor", "Log", "Neg", "Reciprocal", "Sin", "Sqrt", "Selu", "Softplus",
+             "Softsign", "Mish", "HardSwish", "Sigmoid", "Tanh", "Relu", "Identity", "Dropout"]
+
+
+def pointwise_ops(path: Path) -> Path:
+    """Every unary op, Elu / LeakyRelu / Gelu (tanh) with arguments, Pow / Max / Min, ReduceMax / Min / Sum
+    and GlobalMaxPool (broadcast back), on a positive input (for Log / Sqrt), concatenated on axis 1."""
+    g = GraphBuilder(5)
+    x = g.op("Add", [g.op("Abs", ["values"]), g.constant("offset", np.array(0.25, np.float32))])
+    parts = [g.op(op, [x]) for op in POINTWISE]
+    parts.append(g.op("Elu", [x], alpha=0.7))
+    parts.append(g.op("Gelu", [g.op("Neg", [x])], approximate="tanh"))
+    parts.append(g.op("Pow", [x, g.constant("exponent", np.array(3.0, np.float32))]))
+    parts.append(g.op("Max", [x, g.weight("floor_values", (2, 1, 3))]))
+    parts.append(g.op("Min", [x, g.weight("ceiling_values", (5, 3))]))
+    reduce_axes = g.constant("reduce_axes", np.array([1], np.int64))  # an input since opset 18
+    for op in ("ReduceMax", "ReduceMin", "ReduceSum"):
+        parts.append(g.op(op, [x, reduce_axes], keepdims=1))
+    parts.append(g.op("Add", [x, g.op("GlobalMaxPool", [x])]))
+    out = g.op("Concat", parts, axis=1)
+    return g.model([("values", ["batch", 2, 5, 3])], (out, ["batch", 55, 5, 3]), path, opset=20)

@@ -19,6 +19,7 @@ from onnx_models import (
     GraphBuilder,
     embedding_model,
     nhwc_boundaries,
+    pointwise_ops,
     shape_ops,
     small_cnn,
     small_mlp,
@@ -112,6 +113,17 @@ def test_pad_resize_slice_gather_squeeze_match(tmp_path):
     assert 'mode="reflect"' in code and 'mode="bilinear"' in code and "1::2, -11:12:3]" in code
     x = np.random.default_rng(5).normal(size=(3, 3, 9, 11)).astype(np.float32)
     _assert_close(_onnxruntime(path, x), _torch(result, x))
+
+
+def test_pointwise_and_reduction_ops_match(tmp_path):
+    path = pointwise_ops(tmp_path / "pointwise.onnx")
+    result = tf2torch.convert(path)
+    assert 'approximate="tanh")' in result.source_code and "alpha=0.7)" in result.source_code
+    x = np.random.default_rng(6).normal(size=(3, 2, 5, 3)).astype(np.float32)
+    expected, actual = _onnxruntime(path, x), _torch(result, x)
+    assert actual.shape == expected.shape
+    # Per op (each its own channel block), not only relative to the largest output.
+    assert np.allclose(actual, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_gather_from_an_initializer_is_an_embedding(tmp_path):

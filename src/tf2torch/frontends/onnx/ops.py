@@ -578,16 +578,16 @@ def import_pad(ctx: OnnxContext) -> list[OnnxVal]:
     return [ctx.add("tf_pad", [x], attrs).outputs[0]]
 
 
-@register_onnx_op("Resize", "Upsample")
+@register_onnx_op("Resize")
 def import_resize(ctx: OnnxContext) -> list[OnnxVal]:
     x = ctx.value(0)
     out = ctx.out_spec().shape
     if len(out) != x.rank or any(d is None for d in out[2:]) or out[1] != x.spec.shape[1]:
         raise ctx.unsupported("a Resize whose output spatial size is not static, or that resizes channels")
     mode = ctx.attr("mode", "nearest")
-    transform = ctx.attr("coordinate_transformation_mode", "half_pixel" if ctx.type == "Resize" else "asymmetric")
+    transform = ctx.attr("coordinate_transformation_mode", "half_pixel")
     nearest = ctx.attr("nearest_mode", "round_prefer_floor")
-    if mode == "nearest" and transform == "asymmetric" and (nearest == "floor" or ctx.type == "Upsample"):
+    if mode == "nearest" and transform == "asymmetric" and nearest == "floor":
         torch_mode = "nearest"
     elif mode == "nearest" and transform in ("half_pixel", "pytorch_half_pixel") and nearest == "round_prefer_ceil":
         torch_mode = "nearest_half"
@@ -599,7 +599,7 @@ def import_resize(ctx: OnnxContext) -> list[OnnxVal]:
         raise ctx.unsupported(f"Resize mode={mode!r}, coordinate_transformation_mode={transform!r}, nearest_mode={nearest!r}")
     if any(s is None or o % s for s, o in zip(x.spec.shape[2:], out[2:])) and torch_mode.startswith("nearest"):
         raise ctx.unsupported("nearest Resize by a non-integer factor")
-    scales = ctx.const(2) if ctx.type == "Resize" and len(ctx.inputs) > 2 else None
+    scales = ctx.const(2) if len(ctx.inputs) > 2 else None
     if scales is not None and scales.size and any(
             float(s) * n != o for s, n, o in zip(scales[2:], x.spec.shape[2:], out[2:])):
         # ONNX samples at 1 / scale, torch (given a size) at in / out: different grids.
