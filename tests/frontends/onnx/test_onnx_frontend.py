@@ -258,3 +258,12 @@ def test_unsupported_form_of_a_supported_op_is_a_clear_cli_error(tmp_path, capsy
     err = capsys.readouterr().err
     assert "'dynamic_reshape' (Reshape)" in err and "run-time tensor as input 1" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_readme_lists_exactly_the_registered_ops():
+    from tf2torch.frontends.onnx import ops  # noqa: F401  (fills the registry)
+    from tf2torch.frontends.onnx.registry import ONNX_OP_IMPORTERS
+
+    readme = (Path(__file__).parents[3] / "README.md").read_text()
+    listed = readme.split("Supported ONNX ops: ", 1)[1].split(".\n", 1)[0]
+    assert listed == ", ".join(f"`{op}`" for op in sorted(ONNX_OP_IMPORTERS))
