@@ -121,7 +121,11 @@ def import_gemm(ctx: OnnxContext) -> list[OnnxVal]:
     params = {"kernel": ctx.param(kernel, "IO")}
     bias = ctx.const(2)
     if bias is not None:
-        bias = np.array(np.broadcast_to(bias * np.float32(ctx.attr("beta", 1.0)), (kernel.shape[1],)))
+        units = kernel.shape[1]
+        bias = bias.reshape(-1) if bias.size == units else bias  # (units,) or (1, units)
+        if bias.size not in (1, units) or bias.ndim > 1:
+            raise ctx.unsupported(f"a Gemm bias of shape {bias.shape} (per-row biases)")
+        bias = np.array(np.broadcast_to(bias * np.float32(ctx.attr("beta", 1.0)), (units,)))
         params["bias"] = ctx.param(bias, "O")
     attrs = {"in_features": int(kernel.shape[0]), "units": int(kernel.shape[1])}
     return [ctx.add("dense", [x], attrs, params).outputs[0]]
