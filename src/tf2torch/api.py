@@ -147,7 +147,8 @@ class ConversionResult:
         expected = run_keras(keras_model, arrays, training, names=self.graph.input_names)
         module = copy.deepcopy(self.module) if training else self.module
         actual = run_torch(module, self.graph, arrays, training)
-        report = VerificationReport(self.source_path, "train" if training else "eval", int(arrays[0].shape[0]))
+        report = VerificationReport(self.source_path, "train" if training else "eval", int(arrays[0].shape[0]),
+                                    reference=getattr(keras_model, "reference_name", "Keras"))
         for name, ref, out in zip(self.graph.output_names or [v.name for v in self.graph.outputs], expected, actual):
             report.outputs.append(compare_output(name, ref, out, tolerance))
         return report
@@ -208,7 +209,8 @@ def convert(
 ) -> ConversionResult:
     """Convert a .keras / .h5 file or a live keras.Model into a PyTorch module.
 
-    A float32 .tflite file (by suffix or its 'TFL3' identifier) goes through the TFLite frontend.
+    A float32 .tflite file (by suffix or its 'TFL3' identifier) goes through the TFLite frontend,
+    an .onnx file through the ONNX frontend (verified against onnxruntime).
     Also (TF frontend): a SavedModel directory (`signature`), a frozen GraphDef .pb
     (`inputs` / `outputs` node names when they cannot be inferred) or a tf.function /
     ConcreteFunction. `frontend` forces "tf" or "keras". Custom Keras layers without a
@@ -223,9 +225,13 @@ def convert(
     `structure="blocks"` writes each kind of repeated Keras block as a class; "flat" puts
     every layer in one class.
     """
+    from tf2torch.frontends.onnx.dispatch import convert_onnx, is_onnx_source
     from tf2torch.frontends.tf.dispatch import FRONTENDS, convert_tf, is_tf_source, saved_model_to_keras_file
     from tf2torch.frontends.tflite.reader import is_tflite_file
 
+    if is_onnx_source(source):
+        with model_file_boundary(str(source)):
+            return convert_onnx(source, model_name=model_name)
     if frontend not in FRONTENDS:
         raise ValueError(f"frontend must be one of {FRONTENDS}, got {frontend!r}")
     if structure not in STRUCTURES:

@@ -60,7 +60,7 @@ def _naming_source(message: str, source: str) -> str:
 def _build_parser(version: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tf2torch",
-        description="Convert Keras models (.keras / .h5) into readable, trainable PyTorch.",
+        description="Convert Keras models (.keras / .h5, also SavedModel, .pb, .onnx) into readable, trainable PyTorch.",
     )
     parser.add_argument("--version", action="version", version=f"tf2torch {version}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -260,6 +260,11 @@ def _run_inspect(args: argparse.Namespace) -> int:
     from tf2torch.frontends.tflite.reader import is_tflite_file
     from tf2torch.inspect_model import inspect_model
 
+    if Path(args.source).suffix.lower() == ".onnx":
+        from tf2torch.frontends.onnx.inspect_ops import format_onnx_ops, inspect_onnx_ops
+
+        print(format_onnx_ops(args.source, inspect_onnx_ops(args.source)))
+        return EXIT_OK
     if is_tflite_file(args.source):
         from tf2torch.frontends.tflite.inspect_ops import format_tflite_ops
 

@@ -30,6 +30,7 @@ class VerificationReport:
     mode: str  # "eval" or "train"
     batch_size: int
     outputs: list[OutputCheck] = field(default_factory=list)
+    reference: str = "Keras"  # what produced the expected outputs (e.g. "onnxruntime")
 
     @property
     def ok(self) -> bool:
@@ -37,7 +38,7 @@ class VerificationReport:
 
     def table(self) -> str:
         header = f"{'output':<24} {'shape':<20} {'max abs err':>12} {'rel to max':>12}  status"
-        lines = [f"Verification of {self.source} ({self.mode} mode, batch {self.batch_size}) against Keras:", header]
+        lines = [f"Verification of {self.source} ({self.mode} mode, batch {self.batch_size}) against {self.reference}:", header]
         for o in self.outputs:
             lines.append(
                 f"{o.name:<24} {list(o.shape)!s:<20} {o.max_abs_error:>12.3e} {o.max_rel_error:>12.3e}  {o.status}"

@@ -1,0 +1,1 @@
+"""ONNX frontend: an .onnx file (already channels-first) -> IR, verified against onnxruntime."""
