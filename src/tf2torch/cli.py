@@ -35,6 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     prefix = f"tf2torch {args.command}"
     with warnings.catch_warnings():
+        # tf2torch's own warnings (converted weights, NaN, train.py not written) always show.
+        warnings.filterwarnings("default", module=r"tf2torch(\.|$)")
         warnings.showwarning = lambda message, *_: print(f"{prefix}: warning: {one_line(str(message))}", file=sys.stderr)
         try:
             return args.handler(args)

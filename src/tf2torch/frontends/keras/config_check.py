@@ -31,8 +31,9 @@ NON_NEGATIVE = {"max_value", "negative_slope", "epsilon"}
 PADDING_MODES = {"valid", "same", "causal", "full"}
 
 
-def parse_json(data: bytes | str, where: str, limits: Limits) -> dict:
-    """A JSON object from untrusted bytes: UTF-8, valid, bounded nesting."""
+def parse_json(data: bytes | str, where: str, limits: Limits, *, check_depth: bool = True) -> dict:
+    """A JSON object from untrusted bytes: UTF-8, valid, bounded nesting (a model config
+    checks its nesting in check_model_config, after the cheaper layer count)."""
     try:
         text = data.decode("utf8") if isinstance(data, bytes) else data
     except UnicodeDecodeError:
@@ -49,11 +50,16 @@ def parse_json(data: bytes | str, where: str, limits: Limits) -> dict:
         raise BadModelFile(f"{where} {problem}") from None
     except ValueError as exc:  # e.g. an integer literal with more digits than Python accepts
         raise BadModelFile(f"{where} is not valid JSON ({exc})") from None
-    if json_depth(value, limits.max_json_depth) > limits.max_json_depth:
-        raise BadModelFile(f"{where} is nested too deeply (more than {limits.max_json_depth} levels)")
+    if check_depth:
+        check_json_depth(value, where, limits)
     if not isinstance(value, dict):
         raise BadModelFile(f"{where} must hold a JSON object, not {type(value).__name__}")
     return value
+
+
+def check_json_depth(value: Any, where: str, limits: Limits) -> None:
+    if json_depth(value, limits.max_json_depth) > limits.max_json_depth:
+        raise BadModelFile(f"{where} is nested too deeply (more than {limits.max_json_depth} levels)")
 
 
 def json_depth(value: Any, stop_after: int) -> int:
@@ -73,8 +79,22 @@ def json_depth(value: Any, stop_after: int) -> int:
 
 def check_model_config(config: dict, file: str, limits: Limits) -> None:
     """Raise BadModelFile naming the place (model, layer, key) of the first problem."""
+    if _count_layers(config) > limits.max_layers:
+        raise BadModelFile(f"{file}: the model has more than {limits.max_layers} layers (raise the limit with --max-layers)")
+    check_json_depth(config, f"{file}: the model config", limits)
     counter = [0]
     _check_model(config, file, limits, counter, "the model")
+
+
+def _count_layers(model: Any) -> int:
+    """Layers of the model and its nested models (cheap: before the full checks)."""
+    body = model.get("config") if isinstance(model, dict) else None
+    layers = body.get("layers") if isinstance(body, dict) else None
+    if not isinstance(layers, list):
+        return 0
+    nested = sum(_count_layers(layer) for layer in layers
+                 if isinstance(layer, dict) and layer.get("class_name") in MODEL_CLASSES)
+    return len(layers) + nested
 
 
 def _fail(file: str, where: str, problem: str) -> BadModelFile:
