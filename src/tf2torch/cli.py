@@ -175,6 +175,7 @@ def _run_verify(args: argparse.Namespace) -> int:
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
+    from tf2torch.errors import model_file_boundary
     from tf2torch.frontends.tf.dispatch import is_tf_source
     from tf2torch.inspect_model import inspect_model
 
@@ -182,10 +183,12 @@ def _run_inspect(args: argparse.Namespace) -> int:
         from tf2torch.frontends.tf.inspect_ops import format_tf_ops, inspect_tf_ops
 
         options = _tf_options(args)
-        rows = inspect_tf_ops(args.source, options["signature"], options["inputs"], options["outputs"])
+        with model_file_boundary(args.source):
+            rows = inspect_tf_ops(args.source, options["signature"], options["inputs"], options["outputs"])
         print(format_tf_ops(args.source, rows))
         return EXIT_OK
-    rows = inspect_model(args.source)
+    with model_file_boundary(args.source):
+        rows = inspect_model(args.source)
     print(format_inspection(args.source, rows))
     return EXIT_OK
 

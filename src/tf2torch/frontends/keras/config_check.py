@@ -183,6 +183,8 @@ def _value_problem(key: str, value: Any, limits: Limits) -> str | None:
         return "must be a padding mode or non-negative integers"
     elif key in ("batch_shape", "batch_input_shape") and value is not None:
         return _shape_problem(value, limits)
+    elif key == "axis" and not (value is None or _ints(value, allow_negative=True)):
+        return "must be an integer axis (or a list of them)"
     elif key == "activation" and not (value is None or isinstance(value, (str, dict))):
         return "must be an activation name"
     elif key == "rate" and not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1):

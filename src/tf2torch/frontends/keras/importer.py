@@ -90,7 +90,10 @@ class _ModelWalker:
 
     # -- inputs -------------------------------------------------------------------------
 
-    def _new_input(self, name: str, shape: list | tuple, dtype: Any) -> Value:
+    def _new_input(self, name: str, shape: list | tuple | None, dtype: Any) -> Value:
+        if not isinstance(shape, (list, tuple)):
+            raise BadModelFile(f"{self.source.path}: the model config is invalid: input {name!r} declares no "
+                               "batch_shape (the shape of its input is unknown)")
         spec = TensorSpec(tuple(None if d is None else int(d) for d in shape), _dtype_name(dtype))
         value = Value(name, spec)
         self.graph.inputs.append(value)
