@@ -42,3 +42,17 @@ def test_torch_compile_runs_the_imported_module():
     module = tf2torch.convert(EXAMPLE).module
     x = torch.randn(2, 3, 33, 35)
     torch.testing.assert_close(torch.compile(module)(x), module(x))
+
+
+def test_a_file_name_cannot_inject_code_into_model_py_or_train_py(tmp_path):
+    import ast
+    import shutil
+
+    hostile = tmp_path / 'x"""\nimport os\nos.system("touch pwned")\n""".keras'
+    shutil.copyfile(EXAMPLE, hostile)  # the example is compiled: train.py is written too
+    out = tf2torch.convert(hostile).save(tmp_path / "out")
+    for name in ("model.py", "train.py"):
+        tree = ast.parse((out / name).read_text())
+        assert "touch pwned" in ast.get_docstring(tree), name  # the name stays text in the docstring
+        mentions = [node for node in ast.walk(tree) if isinstance(node, ast.Constant) and "pwned" in str(node.value)]
+        assert len(mentions) == 1, name  # ... and only there: no os.system("touch pwned") call

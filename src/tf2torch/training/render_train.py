@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tf2torch.codegen.render import docstring_text
 from tf2torch.ir import Graph
 from tf2torch.training.compile_config import Obj, TrainingSpec, UnsupportedTraining, WeightTerm, render_value
 from tf2torch.training.weight_map import WeightMap
@@ -584,11 +585,13 @@ def render_train_script(spec: TrainingSpec, weight_map: WeightMap | None, module
                         submodule_attrs: dict[str, Any], class_name: str, source_name: str) -> str:
     setup, needed = setup_source(spec, weight_map, module, graph, submodule_attrs)
     input_perms = [None if v.perm is None else tuple(v.perm) for v in graph.inputs]
+    # Names in the summary come from the file (output names, a loss's name): escaped, so that
+    # none of them can end the docstring.
+    metrics = docstring_text(", ".join(m.render() for m in spec.metrics + spec.weighted_metrics) or "none")
     doc = DOCSTRING.format(
-        class_name=class_name, source=source_name, optimizer=_short(spec.optimizer.render()),
+        class_name=class_name, source=docstring_text(source_name), optimizer=docstring_text(_short(spec.optimizer.render())),
         loss=_loss_summary(spec),
-        metrics=textwrap.fill(", ".join(m.render() for m in spec.metrics + spec.weighted_metrics) or "none", 88,
-                              subsequent_indent=" " * 11, break_long_words=False, break_on_hyphens=False),
+        metrics=textwrap.fill(metrics, 88, subsequent_indent=" " * 11, break_long_words=False, break_on_hyphens=False),
     )
     imports = [
         "from __future__ import annotations",
@@ -618,8 +621,8 @@ def render_train_script(spec: TrainingSpec, weight_map: WeightMap | None, module
 
 def _loss_summary(spec: TrainingSpec) -> str:
     if not spec.outputs:
-        return _short(spec.loss.render())
-    parts = [_short(f"{o.name}: {'' if o.weight is None else f'{o.weight!r} * '}{o.loss.render()}", 77)
+        return docstring_text(_short(spec.loss.render()))
+    parts = [docstring_text(_short(f"{o.name}: {'' if o.weight is None else f'{o.weight!r} * '}{o.loss.render()}", 77))
              for o in spec.outputs if o.loss is not None]
     return ("\n" + " " * 11).join(parts)
 
