@@ -232,3 +232,18 @@ def test_ctrl_c_during_conversion_leaves_no_temp_file(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         tf2torch.convert(EXAMPLE)
     assert list(temp.iterdir()) == []
+
+
+def test_config_checks_accept_keys_that_mean_something_else_in_other_layers():
+    from tf2torch.frontends.keras.config_check import check_model_config
+
+    def model(*layers):
+        return {"class_name": "Sequential", "config": {"name": "m", "layers": [
+            {"class_name": "InputLayer", "config": {"name": "x", "batch_input_shape": [None, 4]}}, *layers]}}
+
+    rescaling = {"class_name": "Rescaling", "config": {"name": "r", "scale": 0.0039, "offset": -1.0}}
+    normalization = {"class_name": "Normalization", "config": {"name": "n", "axis": None, "mean": [1, 2]}}
+    check_model_config(model(rescaling, normalization), "m.h5", Limits())
+    bad_norm = {"class_name": "BatchNormalization", "config": {"name": "b", "scale": 0.5}}
+    with pytest.raises(BadModelFile, match="'scale' must be true or false"):
+        check_model_config(model(bad_norm), "m.h5", Limits())

@@ -22,8 +22,10 @@ MODEL_CLASSES = {"Functional", "Model", "Sequential"}
 POSITIVE_INTS = {"units", "filters", "kernel_size", "dilation_rate", "pool_size", "depth_multiplier", "groups",
                  "num_heads", "key_dim", "input_dim", "output_dim"}
 POSITIVE_INTS_OR_NONE = {"strides", "value_dim"}
-BOOLEANS = {"use_bias", "center", "scale", "return_sequences", "return_state", "go_backwards", "stateful",
-            "unroll", "trainable", "mask_zero"}
+BOOLEANS = {"use_bias", "return_sequences", "return_state", "go_backwards", "stateful", "unroll", "trainable",
+            "mask_zero"}
+# Booleans in normalization layers only (Rescaling's `scale` is a number).
+NORMALIZATION_BOOLEANS = {"center", "scale"}
 CHOICES = {"data_format": (None, "channels_last", "channels_first")}
 # Numbers (finite); the second set may not be negative (None allowed for max_value).
 NUMBERS = {"threshold", "momentum", "stddev", "alpha"}
@@ -155,6 +157,8 @@ def _check_layer(layer: Any, index: int, file: str, limits: Limits, sequential: 
     if not sequential and class_name != "InputLayer" and "inbound_nodes" not in layer:
         raise _fail(file, label, "'inbound_nodes' is missing (which tensors does the layer take?)")
     for key, value in config.items():
+        if key in NORMALIZATION_BOOLEANS and "Normalization" in class_name and not isinstance(value, bool):
+            raise _fail(file, label, f"config key {key!r} must be true or false, got {value!r:.60}")
         problem = _value_problem(key, value, limits)
         if problem:
             raise _fail(file, label, f"config key {key!r} {problem}, got {value!r:.60}")
