@@ -173,6 +173,55 @@ def test_convert_missing_inputs_file_exits_2(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_convert_interrupted_exits_130_with_one_line_and_no_output(tmp_path, capsys, monkeypatch):
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("tf2torch.api._convert_source", interrupted)
+    out = tmp_path / "out"
+    assert cli.main(["convert", str(EXAMPLE), "-o", str(out)]) == 130
+    assert capsys.readouterr().err == "tf2torch convert: interrupted; nothing was written\n"
+    assert not out.exists()
+
+
+def test_unexpected_error_is_one_line_naming_the_file(tmp_path, capsys, monkeypatch):
+    def broken(*_args, **_kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr("tf2torch.api.run_passes", broken)
+    assert cli.main(["convert", str(EXAMPLE), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"tf2torch convert: error: {EXAMPLE}: ")
+
+
+def test_warnings_are_one_line_each(tmp_path, capsys, monkeypatch):
+    import warnings
+
+    def noisy(*args, **kwargs):
+        warnings.warn_explicit("first line\nsecond line", UserWarning, "api.py", 1, module="tf2torch.api")
+        return real(*args, **kwargs)
+
+    real = tf2torch_convert()
+    monkeypatch.setattr("tf2torch.convert", noisy)
+    assert cli.main(["convert", str(EXAMPLE), "-o", str(tmp_path / "out")]) == 0
+    assert capsys.readouterr().err == "tf2torch convert: warning: first line second line\n"
+
+
+def tf2torch_convert():
+    import tf2torch
+
+    return tf2torch.convert
+
+
+def test_max_weight_bytes_option_is_honoured(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cli.main(["convert", str(EXAMPLE), "-o", str(out), "--max-weight-bytes", "1000"]) == 2
+    err = capsys.readouterr().err
+    assert "--max-weight-bytes" in err and err.count("\n") == 1
+    assert not out.exists()
+
+
 # -- inspect -------------------------------------------------------------------------------------
 
 

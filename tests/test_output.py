@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import tf2torch
@@ -75,3 +76,77 @@ def test_failed_write_does_not_create_the_directory(result, tmp_path, monkeypatc
     with pytest.raises(OSError):
         result.save(tmp_path / "new")
     assert not (tmp_path / "new").exists()
+
+
+def test_files_of_an_earlier_conversion_not_written_again_are_removed(result, tmp_path):
+    out = tmp_path / "out"
+    result.save(out)  # compiled: train.py + optimizer.safetensors
+    (out / "verification.json").write_text("{}")
+    (out / "notes.txt").write_text("the user's own file\n")
+    uncompiled = tf2torch.convert(EXAMPLE)
+    uncompiled.compile_config = None
+    uncompiled.save(out)
+    assert sorted(p.name for p in out.iterdir()) == ["model.py", "model.safetensors", "notes.txt"]
+
+
+def test_failed_replace_restores_the_previous_conversion(result, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    result.save(out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    real = output.os.replace
+    calls = {"n": 0}
+
+    def replace(src, dst):
+        if str(src).startswith(str(out / ".tf2torch-staging-")) and "previous" not in str(src):
+            calls["n"] += 1
+            if calls["n"] == 2:  # the second new file fails after the first was moved in
+                raise OSError(28, "No space left on device")
+        real(src, dst)
+
+    monkeypatch.setattr(output.os, "replace", replace)
+    with pytest.raises(OSError, match="not writable"):
+        tf2torch.convert(EXAMPLE).save(out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_two_conversions_give_identical_bytes(result, tmp_path):
+    first = result.save(tmp_path / "a")
+    second = tf2torch.convert(EXAMPLE).save(tmp_path / "b")
+    for name in EXPECTED_FILES:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+def test_written_safetensors_load_with_the_library(result, tmp_path):
+    from safetensors import safe_open
+
+    out = result.save(tmp_path / "out")
+    with safe_open(str(out / "model.safetensors"), "np") as handle:
+        assert handle.metadata() == {"by": "tf2torch", "converted_from": "small_cnn.keras"}
+        for name, array in result.state_dict.items():
+            np.testing.assert_array_equal(handle.get_tensor(name), array)
+
+
+def test_conversions_into_one_directory_take_turns(result, tmp_path):
+    import fcntl
+    import os
+    import threading
+
+    out = tmp_path / "out"
+    out.mkdir()
+    fd = os.open(out, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # another conversion is writing
+    writer = threading.Thread(target=result.save, args=(out,))
+    writer.start()
+    writer.join(0.5)
+    assert writer.is_alive() and list(out.iterdir()) == []
+    os.close(fd)
+    writer.join(30)
+    assert sorted(p.name for p in out.iterdir()) == EXPECTED_FILES
+
+
+def test_output_path_that_is_a_file(result, tmp_path):
+    target = tmp_path / "taken"
+    target.write_text("x")
+    with pytest.raises(OSError, match="exists and is not a directory"):
+        result.save(target)
+    assert target.read_text() == "x"

@@ -35,6 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     prefix = f"tf2torch {args.command}"
     with warnings.catch_warnings():
+        # tf2torch's own warnings (converted weights, NaN, train.py not written) always show.
+        warnings.filterwarnings("default", module=r"tf2torch(\.|$)")
         warnings.showwarning = lambda message, *_: print(f"{prefix}: warning: {one_line(str(message))}", file=sys.stderr)
         try:
             return args.handler(args)
@@ -256,6 +258,7 @@ def _report_verification(args: argparse.Namespace, report, layers) -> int:
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
+    from tf2torch.errors import model_file_boundary
     from tf2torch.frontends.tf.dispatch import is_tf_source
     from tf2torch.frontends.tflite.reader import is_tflite_file
     from tf2torch.inspect_model import inspect_model
@@ -274,11 +277,13 @@ def _run_inspect(args: argparse.Namespace) -> int:
         from tf2torch.frontends.tf.inspect_ops import format_tf_ops, inspect_tf_ops
 
         options = _tf_options(args)
-        rows = inspect_tf_ops(args.source, options["signature"], options["inputs"], options["outputs"])
+        with model_file_boundary(args.source):
+            rows = inspect_tf_ops(args.source, options["signature"], options["inputs"], options["outputs"])
         print(format_tf_ops(args.source, rows))
         return EXIT_OK
     custom = _custom_code_options(args)
-    rows = inspect_model(args.source, custom.get("custom_objects"), opted_in=bool(custom))
+    with model_file_boundary(args.source):
+        rows = inspect_model(args.source, custom.get("custom_objects"), opted_in=bool(custom))
     print(format_inspection(args.source, rows))
     return EXIT_OK
 

@@ -23,8 +23,8 @@ class UnsupportedFeature(ConversionError):
     """A layer is supported but one of its options is not."""
 
 
-class InvalidGraph(ConversionError):
-    """The model graph is inconsistent (e.g. a layer refers to an unknown input)."""
+class InvalidGraph(BadModelFile):
+    """The model graph is inconsistent (e.g. a layer refers to an unknown input, a cycle)."""
 
 
 class VerificationUnavailable(ConversionError):

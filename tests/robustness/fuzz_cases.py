@@ -286,12 +286,10 @@ def config_missing_key(rng, fx, d):
     use_h5 = rng.random() < 0.4
     config = h5_model_config(fx) if use_h5 else keras_config(fx.keras)
     holders = [config, config["config"]] + _layers(config) + [layer["config"] for layer in _layers(config)]
-    candidates = [(h, k) for h in holders for k in REQUIRED if k in h]
+    candidates = [(h, k) for h in holders for k in REQUIRED if k in h and not (k == "inbound_nodes" and not h[k])]
     candidates += [(layer, "name") for layer in _layers(config)]  # a layer without any name
     holder, key = rng.choice(candidates)
-    if key == "inbound_nodes" and not holder[key]:
-        holder[key] = [{"args": [], "kwargs": {}}]
-    elif key == "name":
+    if key == "name":
         holder.pop("name", None)
         holder["config"].pop("name", None)
     else:

@@ -24,8 +24,18 @@ def _describe(value: Value, name: str) -> str:
     return text
 
 
+def docstring_text(text: str) -> str:
+    """Text from the source (a file name, a note naming a layer) made safe inside the
+    docstring: one line, and no quote or backslash that could end the string early (a file
+    named 'x\"\"\"\nimport os' must not become code in model.py)."""
+    return "".join(
+        ch if ch.isprintable() and ch not in '\\"' else ("\\" + ch if ch in '\\"' else ch.encode("unicode_escape").decode())
+        for ch in text
+    )
+
+
 def docstring(graph: Graph, builder: ModuleBuilder, class_name: str, source_name: str) -> str:
-    lines = [f'"""{class_name}, converted from {source_name} by tf2torch.', ""]
+    lines = [f'"""{class_name}, converted from {docstring_text(source_name)} by tf2torch.', ""]
     lines.append("Inputs:")
     for value in graph.inputs:
         lines.append(f"    {_describe(value, builder.var(value))}")
@@ -34,7 +44,7 @@ def docstring(graph: Graph, builder: ModuleBuilder, class_name: str, source_name
         lines.append(f"    {_describe(value, builder.var(value))}")
     if graph.notes:
         lines += ["", "Conversion notes:"]
-        lines += [f"    - {note}" for note in graph.notes]
+        lines += [f"    - {docstring_text(note)}" for note in graph.notes]
     lines.append('"""')
     return "\n".join(lines)
 

@@ -30,11 +30,12 @@ def safetensors_bytes(arrays: dict[str, np.ndarray], metadata: dict[str, str] | 
         array = np.asarray(arrays[name])
         if array.dtype.name not in DTYPES:
             raise TypeError(f"safetensors has no data type for {name!r} ({array.dtype})")
-        data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+        # A view of the array's bytes (copied once, by the final join).
+        data = memoryview(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).reshape(-1)).cast("B")
         header[name] = {"dtype": DTYPES[array.dtype.name], "shape": list(array.shape),
-                        "data_offsets": [offset, offset + len(data)]}
+                        "data_offsets": [offset, offset + data.nbytes]}
         blobs.append(data)
-        offset += len(data)
+        offset += data.nbytes
     text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
-    return struct.pack("<Q", len(text)) + text + b"".join(blobs)
+    return b"".join([struct.pack("<Q", len(text)), text, *blobs])

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tf2torch.codegen.render import docstring_text
 from tf2torch.ir import Graph
 from tf2torch.training.compile_config import Name, Obj, TrainingSpec, UnsupportedTraining, WeightTerm, render_value
 from tf2torch.training.weight_map import WeightMap
@@ -643,10 +644,14 @@ def render_train_script(spec: TrainingSpec, weight_map: WeightMap | None, module
                         submodule_attrs: dict[str, Any], class_name: str, source_name: str) -> str:
     setup, needed = setup_source(spec, weight_map, module, graph, submodule_attrs)
     input_perms = [None if v.perm is None else tuple(v.perm) for v in graph.inputs]
+    # Names in the summary come from the file (output names, a loss's name): escaped, so that
+    # none of them can end the docstring.
+    metrics = docstring_text(", ".join(m.render() for m in spec.metrics + spec.weighted_metrics) or "none")
     doc = DOCSTRING.format(
-        class_name=class_name, source=source_name, optimizer=_wrapped(spec.optimizer.render(width=10**6)),
+        class_name=class_name, source=docstring_text(source_name),
+        optimizer=_wrapped(docstring_text(spec.optimizer.render(width=10**6))),
         loss=_loss_summary(spec),
-        metrics=_wrapped(", ".join(m.render() for m in spec.metrics + spec.weighted_metrics) or "none"),
+        metrics=_wrapped(metrics),
     )
     imports = [
         "from __future__ import annotations",
@@ -701,8 +706,8 @@ def _used_imports(imports: list[str], code: str) -> list[str]:
 
 def _loss_summary(spec: TrainingSpec) -> str:
     if not spec.outputs:
-        return _wrapped(spec.loss.render(width=10**6))
-    parts = [_wrapped(f"{o.name}: {'' if o.weight is None else f'{o.weight!r} * '}{o.loss.render(width=10**6)}")
+        return _wrapped(docstring_text(spec.loss.render(width=10**6)))
+    parts = [_wrapped(docstring_text(f"{o.name}: {'' if o.weight is None else f'{o.weight!r} * '}{o.loss.render(width=10**6)}"))
              for o in spec.outputs if o.loss is not None]
     return ("\n" + " " * 11).join(parts)
 

@@ -218,7 +218,7 @@ def _load_keras_v3(path: str, limits: Limits) -> KerasSource:
         if "config.json" not in names:
             raise BadModelFile(f"{path}: the archive has no config.json; is it a Keras 3 .keras file?")
         config = parse_json(_read_member(archive, "config.json", limits.max_config_bytes, path, limits),
-                            f"{path}: archive member config.json", limits)
+                            f"{path}: archive member config.json", limits, check_depth=False)
         check_model_config(config, path, limits)
         # keras_hub backbones store only constructor arguments: rebuild their layer graph.
         from tf2torch.frontends.keras.importers.attention import expand_keras_hub_models
@@ -310,7 +310,7 @@ def _load_legacy_h5(path: str, limits: Limits) -> KerasSource:
                 f"{path}: HDF5 file without a model_config attribute: it holds weights only. "
                 "Save the whole model (model.save('model.h5')), not save_weights()."
             )
-        config = parse_json(raw_config, f"{path}: the model_config attribute", limits)
+        config = parse_json(raw_config, f"{path}: the model_config attribute", limits, check_depth=False)
         check_model_config(config, path, limits)
         keras_version = read_text_attribute(h5, "keras_version", path, limits) or "2"
         training = read_text_attribute(h5, "training_config", path, limits)

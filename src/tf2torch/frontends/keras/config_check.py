@@ -22,8 +22,10 @@ MODEL_CLASSES = {"Functional", "Model", "Sequential"}
 POSITIVE_INTS = {"units", "filters", "kernel_size", "dilation_rate", "pool_size", "depth_multiplier", "groups",
                  "num_heads", "key_dim", "input_dim", "output_dim"}
 POSITIVE_INTS_OR_NONE = {"strides", "value_dim"}
-BOOLEANS = {"use_bias", "center", "scale", "return_sequences", "return_state", "go_backwards", "stateful",
-            "unroll", "trainable", "mask_zero"}
+BOOLEANS = {"use_bias", "return_sequences", "return_state", "go_backwards", "stateful", "unroll", "trainable",
+            "mask_zero"}
+# Booleans in normalization layers only (Rescaling's `scale` is a number).
+NORMALIZATION_BOOLEANS = {"center", "scale"}
 CHOICES = {"data_format": (None, "channels_last", "channels_first")}
 # Numbers (finite); the second set may not be negative (None allowed for max_value).
 NUMBERS = {"threshold", "momentum", "stddev", "alpha"}
@@ -31,8 +33,9 @@ NON_NEGATIVE = {"max_value", "negative_slope", "epsilon"}
 PADDING_MODES = {"valid", "same", "causal", "full"}
 
 
-def parse_json(data: bytes | str, where: str, limits: Limits) -> dict:
-    """A JSON object from untrusted bytes: UTF-8, valid, bounded nesting."""
+def parse_json(data: bytes | str, where: str, limits: Limits, *, check_depth: bool = True) -> dict:
+    """A JSON object from untrusted bytes: UTF-8, valid, bounded nesting (a model config
+    checks its nesting in check_model_config, after the cheaper layer count)."""
     try:
         text = data.decode("utf8") if isinstance(data, bytes) else data
     except UnicodeDecodeError:
@@ -49,11 +52,16 @@ def parse_json(data: bytes | str, where: str, limits: Limits) -> dict:
         raise BadModelFile(f"{where} {problem}") from None
     except ValueError as exc:  # e.g. an integer literal with more digits than Python accepts
         raise BadModelFile(f"{where} is not valid JSON ({exc})") from None
-    if json_depth(value, limits.max_json_depth) > limits.max_json_depth:
-        raise BadModelFile(f"{where} is nested too deeply (more than {limits.max_json_depth} levels)")
+    if check_depth:
+        check_json_depth(value, where, limits)
     if not isinstance(value, dict):
         raise BadModelFile(f"{where} must hold a JSON object, not {type(value).__name__}")
     return value
+
+
+def check_json_depth(value: Any, where: str, limits: Limits) -> None:
+    if json_depth(value, limits.max_json_depth) > limits.max_json_depth:
+        raise BadModelFile(f"{where} is nested too deeply (more than {limits.max_json_depth} levels)")
 
 
 def json_depth(value: Any, stop_after: int) -> int:
@@ -73,8 +81,22 @@ def json_depth(value: Any, stop_after: int) -> int:
 
 def check_model_config(config: dict, file: str, limits: Limits) -> None:
     """Raise BadModelFile naming the place (model, layer, key) of the first problem."""
+    if _count_layers(config) > limits.max_layers:
+        raise BadModelFile(f"{file}: the model has more than {limits.max_layers} layers (raise the limit with --max-layers)")
+    check_json_depth(config, f"{file}: the model config", limits)
     counter = [0]
     _check_model(config, file, limits, counter, "the model")
+
+
+def _count_layers(model: Any) -> int:
+    """Layers of the model and its nested models (cheap: before the full checks)."""
+    body = model.get("config") if isinstance(model, dict) else None
+    layers = body.get("layers") if isinstance(body, dict) else None
+    if not isinstance(layers, list):
+        return 0
+    nested = sum(_count_layers(layer) for layer in layers
+                 if isinstance(layer, dict) and layer.get("class_name") in MODEL_CLASSES)
+    return len(layers) + nested
 
 
 def _fail(file: str, where: str, problem: str) -> BadModelFile:
@@ -135,6 +157,8 @@ def _check_layer(layer: Any, index: int, file: str, limits: Limits, sequential: 
     if not sequential and class_name != "InputLayer" and "inbound_nodes" not in layer:
         raise _fail(file, label, "'inbound_nodes' is missing (which tensors does the layer take?)")
     for key, value in config.items():
+        if key in NORMALIZATION_BOOLEANS and "Normalization" in class_name and not isinstance(value, bool):
+            raise _fail(file, label, f"config key {key!r} must be true or false, got {value!r:.60}")
         problem = _value_problem(key, value, limits)
         if problem:
             raise _fail(file, label, f"config key {key!r} {problem}, got {value!r:.60}")
@@ -163,6 +187,8 @@ def _value_problem(key: str, value: Any, limits: Limits) -> str | None:
         return "must be a padding mode or non-negative integers"
     elif key in ("batch_shape", "batch_input_shape") and value is not None:
         return _shape_problem(value, limits)
+    elif key == "axis" and not (value is None or _ints(value, allow_negative=True)):
+        return "must be an integer axis (or a list of them)"
     elif key == "activation" and not (value is None or isinstance(value, (str, dict))):
         return "must be an activation name"
     elif key == "rate" and not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1):

@@ -10,6 +10,7 @@ limited to HDF5's built-in ones (an unknown filter id makes HDF5 load a plugin l
 from __future__ import annotations
 
 import h5py
+import numpy as np
 
 from tf2torch.errors import BadModelFile
 from tf2torch.limits import Limits, size_text
@@ -43,52 +44,63 @@ def hdf5_problem(exc: BaseException) -> str:
 
 
 def check_hdf5(h5: h5py.File, where: str, limits: Limits) -> None:
-    def check_link(name: str, link: object) -> None:
-        if isinstance(link, h5py.HardLink):
-            return
-        if isinstance(link, h5py.ExternalLink):
-            raise BadModelFile(
-                f"{where}: /{name} is an external link to {link.filename}:{link.path}; "
-                "a model file must not read other files, so it is refused"
-            )
-        if isinstance(link, h5py.SoftLink):
-            raise BadModelFile(f"{where}: /{name} is a soft link (to {link.path}); Keras never writes links, so it is refused")
-        raise BadModelFile(f"{where}: /{name} is a user-defined HDF5 link; refused")
+    """Every link and every dataset of the file (h5py's low-level API: a big model has
+    thousands of objects, and the high-level one builds a Python object per object)."""
+    link_kinds = {h5py.h5l.TYPE_SOFT: "a soft link", h5py.h5l.TYPE_EXTERNAL: "an external link"}
+    # The visit callbacks must not raise (h5py turns that into a SystemError): they return
+    # the problem, which stops the visit, and it is raised afterwards.
+
+    def check_link(name: bytes, info: h5py.h5l.LinkInfo) -> BadModelFile | None:
+        if info.type == h5py.h5l.TYPE_HARD:
+            return None
+        label = f"{where}: /{name.decode(errors='replace')}"
+        kind = link_kinds.get(info.type, "a user-defined link")
+        return BadModelFile(f"{label} is {kind}; a model file must not point elsewhere (Keras never writes links), "
+                            "so it is refused")
 
     total = 0
 
-    def check_object(name: str, obj: object) -> None:
+    def check_object(name: bytes, info: h5py.h5o.ObjInfo) -> BadModelFile | None:
+        if info.type != h5py.h5o.TYPE_DATASET:
+            return None
+        try:
+            check_dataset(name)
+        except BadModelFile as problem:
+            return problem
+        return None
+
+    def check_dataset(name: bytes) -> None:
         nonlocal total
-        if not isinstance(obj, h5py.Dataset):
-            return
-        label = f"{where}: dataset /{name}"
-        if obj.is_virtual:
+        label = f"{where}: dataset /{name.decode(errors='replace')}"
+        dataset = h5py.h5d.open(h5.id, name)
+        plist = dataset.get_create_plist()
+        if plist.get_layout() == h5py.h5d.VIRTUAL:
             raise BadModelFile(f"{label} is a virtual dataset (its data lives in other files); refused")
-        if obj.external:
-            raise BadModelFile(f"{label} keeps its data in an external file ({obj.external[0][0]!r}); refused")
-        plist = obj.id.get_create_plist()
+        if plist.get_external_count():
+            raise BadModelFile(f"{label} keeps its data in an external file ({plist.get_external(0)[0]!r}); refused")
         for i in range(plist.get_nfilters()):
             code = plist.get_filter(i)[0]
             if code not in BUILTIN_FILTERS:
                 raise BadModelFile(f"{label} uses HDF5 filter {code}, which is not built in; refused (it would load a plugin)")
-        if obj.dtype.kind not in "biufcSU" and h5py.check_string_dtype(obj.dtype) is None:
-            raise BadModelFile(f"{label} has an unsupported data type ({obj.dtype}); weights are numeric arrays")
-        declared = int(obj.size) * obj.dtype.itemsize
+        dtype = dataset.dtype
+        if dtype.kind not in "biufcSU" and h5py.check_string_dtype(dtype) is None:
+            raise BadModelFile(f"{label} has an unsupported data type ({dtype}); weights are numeric arrays")
+        shape = dataset.shape
+        declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
         total += declared
         if declared > limits.ratio_free_bytes:
-            stored = obj.id.get_storage_size()
+            stored = dataset.get_storage_size()
             if declared > limits.max_compression_ratio * max(stored, 1):
                 raise BadModelFile(
-                    f"{label} declares {size_text(declared)} (shape {obj.shape}) but stores {size_text(stored)}; refused"
+                    f"{label} declares {size_text(declared)} (shape {shape}) but stores {size_text(stored)}; refused"
                 )
 
     try:
-        h5.visititems_links(check_link)
-        h5.visititems(check_object)
-    except BadModelFile:
-        raise
+        problem = h5.id.links.visit(check_link, info=True) or h5py.h5o.visit(h5.id, check_object, info=True)
     except (OSError, RuntimeError, KeyError, ValueError) as exc:
         raise BadModelFile(f"{where}: {hdf5_problem(exc)}") from None
+    if problem is not None:
+        raise problem
     if total > limits.max_weight_bytes:
         raise BadModelFile(
             f"{where}: holds {size_text(total)} of weights, more than the limit of "

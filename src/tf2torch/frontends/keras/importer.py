@@ -160,7 +160,10 @@ class _ModelWalker:
 
     # -- inputs -------------------------------------------------------------------------
 
-    def _new_input(self, name: str, shape: list | tuple, dtype: Any) -> Value:
+    def _new_input(self, name: str, shape: list | tuple | None, dtype: Any) -> Value:
+        if not isinstance(shape, (list, tuple)):
+            raise BadModelFile(f"{self.source.path}: the model config is invalid: input {name!r} declares no "
+                               "batch_shape (the shape of its input is unknown)")
         spec = TensorSpec(tuple(None if d is None else int(d) for d in shape), _dtype_name(dtype))
         value = Value(name, spec)
         self.graph.inputs.append(value)
@@ -341,19 +344,43 @@ class _ModelWalker:
 
 def _unresolved_message(file: str, pending: list, by_name: dict) -> str:
     """Why some layers never got their inputs: a reference to a missing layer, or a cycle."""
+    needs: dict[str, set[str]] = {}
     for entry, _, call in pending:
         for ref in call.inputs + [r for refs in call.tensor_kwargs.values() for r in refs]:
             if ref.layer not in by_name:
                 return f"{file}: layer {entry.name!r} takes the output of {ref.layer!r}, which is not a layer of the model"
-    waiting = {e.name for e, _, _ in pending}
-    cyclic = sorted(
-        e.name for e, _, c in pending
-        if any(r.layer in waiting for r in c.inputs + [x for refs in c.tensor_kwargs.values() for x in refs])
-    )
-    if cyclic:
-        return f"{file}: the layer graph has a cycle through layers {cyclic}; a model's layers must form a DAG"
-    missing = sorted(waiting)
+            needs.setdefault(entry.name, set()).add(ref.layer)
+    cycle = _find_cycle(needs)
+    if cycle:
+        return (f"{file}: the layer graph has a cycle ({' -> '.join(cycle)}, each taking the output of the next); "
+                "a model's layers must form a DAG")
+    missing = sorted({e.name for e, _, _ in pending})
     return f"{file}: cannot resolve the inputs of layers {missing} (they refer to calls that do not exist)"
+
+
+def _find_cycle(needs: dict[str, set[str]]) -> list[str]:
+    """A cycle in the 'takes the output of' relation, as a path that returns to its start."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for start in sorted(needs):
+        if start in state:
+            continue
+        state[start] = 1
+        path = [start]
+        stack = [(start, iter(sorted(needs.get(start, ()))))]
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                state[node] = 2
+                stack.pop()
+                path.pop()
+            elif state.get(child) == 1:
+                return path[path.index(child):] + [child]
+            elif state.get(child) is None:
+                state[child] = 1
+                path.append(child)
+                stack.append((child, iter(sorted(needs.get(child, ())))))
+    return []
 
 
 def _call_index_offsets(entries: list[LayerEntry], output_spec: object) -> dict[str, int]:

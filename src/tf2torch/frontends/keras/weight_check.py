@@ -170,6 +170,8 @@ for _r in (1, 2):
 
 @register_weight_shapes("BatchNormalization")
 def batch_norm_shapes(config: dict, input_shape: tuple) -> list[Shape] | None:
+    if config.get("renorm"):
+        return None  # extra renorm variables; the importer reports renorm as unsupported
     axes = config.get("axis", -1)
     axes = axes if isinstance(axes, (list, tuple)) else [axes]
     rank = len(input_shape)
@@ -183,3 +185,16 @@ def batch_norm_shapes(config: dict, input_shape: tuple) -> list[Shape] | None:
 @register_weight_shapes("Embedding")
 def embedding_shapes(config: dict, input_shape: tuple) -> list[Shape]:
     return [(int(config["input_dim"]), int(config["output_dim"]))]
+
+
+@register_weight_shapes("LayerNormalization")
+def layer_norm_shapes(config: dict, input_shape: tuple) -> list[Shape] | None:
+    if config.get("rms_scaling"):
+        return None  # Keras 3's RMS variant: the importer checks its single scale
+    axes = config.get("axis", -1)
+    axes = axes if isinstance(axes, (list, tuple)) else [axes]
+    rank = len(input_shape)
+    if not axes or not all(isinstance(a, int) and -rank <= a < rank for a in axes):
+        return None
+    shape = tuple(input_shape[a] for a in axes)  # in the config's order, as Keras builds it
+    return [shape] * (int(bool(config.get("scale", True))) + int(bool(config.get("center", True))))

@@ -58,10 +58,10 @@ def member_errors(path: str, name: str) -> Iterator[None]:
     try:
         yield
     except zipfile.BadZipFile as exc:
-        reason = "CRC mismatch" if "CRC" in str(exc) else str(exc)
+        reason = "CRC mismatch" if "CRC" in str(exc) else "its header does not match the archive directory"
         raise BadModelFile(f"{path}: the archive member {name} is damaged ({reason})") from None
-    except (zlib.error, EOFError) as exc:
-        problem = "the archive is truncated" if isinstance(exc, EOFError) else "its compressed data is invalid"
+    except (zlib.error, EOFError, OSError) as exc:
+        problem = "its compressed data is invalid" if isinstance(exc, zlib.error) else "the archive is truncated or spliced"
         raise BadModelFile(f"{path}: the archive member {name} is damaged ({problem})") from None
     except NotImplementedError as exc:
         raise BadModelFile(f"{path}: the archive member {name} uses an unsupported compression ({exc})") from None

@@ -49,7 +49,6 @@ def convert_tf(
 ) -> Any:
     from tf2torch.api import ConversionResult
     from tf2torch.codegen.emit import emit_module
-    from tf2torch.codegen.loader import instantiate
     from tf2torch.frontends.tf.loader import import_function, import_graph_def_file, import_saved_model
     from tf2torch.passes.pipeline import run_passes
 
@@ -69,6 +68,8 @@ def convert_tf(
     result = ConversionResult(
         source_code=generated.source, graph=graph, generated=generated, source_path=path, keras_major=0,
     )
+    from tf2torch.codegen.loader import instantiate  # torch: only once the source has been read
+
     result._module = instantiate(generated.source, generated.class_name, generated.state)
     result._keras_model = imported.runner
     return result
