@@ -25,7 +25,9 @@ def import_source(source: str) -> ModuleType:
     module = ModuleType(name)
     module.__file__ = filename
     sys.modules[name] = module
-    exec(compile(source, filename, "exec"), module.__dict__)  # noqa: S102  (our own generated code)
+    # dont_inherit: the generated file runs as written, not under this module's `from __future__`
+    # (string annotations would hide the `nn.Module` parameters optimize_for_inference looks for).
+    exec(compile(source, filename, "exec", dont_inherit=True), module.__dict__)  # noqa: S102  (our own code)
     return module
 
 
