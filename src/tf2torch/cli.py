@@ -189,8 +189,12 @@ def _run_convert(args: argparse.Namespace) -> int:
         report = result.verify(args.inputs, batch_size=args.batch_size, custom_objects=objects)
         progress.advance("outputs")
         if not getattr(result._keras_model, "inference_only", False):
-            layers = result.verify_layers(args.inputs, batch_size=args.batch_size, custom_objects=objects,
-                                          progress=progress)
+            try:
+                layers = result.verify_layers(args.inputs, batch_size=args.batch_size, custom_objects=objects,
+                                              progress=progress)
+            except Exception as exc:  # noqa: BLE001  (the per-layer report is extra: the outputs were compared)
+                print(f"tf2torch convert: warning: no per-layer report ({type(exc).__name__}: "
+                      f"{str(exc).splitlines()[0] if str(exc) else ''})", file=sys.stderr)
         progress.close()
     directory = result.save(args.output, report=report, layers=layers)
     written = ["model.py", "model.safetensors"] + (["verification.json"] if report is not None else [])

@@ -84,11 +84,10 @@ class UnsupportedLayers(ConversionError):
         lines = [f"{source}: {len(layers)} layer(s) cannot be converted:"]
         for layer in layers:
             lines.append(f"  - {layer.name} ({layer.class_name}): {layer.reason}")
-        if any("custom" in layer.reason or layer.reason == UnsupportedLayer.reason for layer in layers):
-            lines.append(
-                "For a custom layer, pass the module defining it (CLI: --custom-code my_layers.py; API: "
-                "custom_objects={...}) to trace it with TensorFlow, or register a converter with "
-                "@tf2torch.register_layer(\"ClassName\"), a function (config, weights) -> "
-                "tf2torch.CustomLayer(YourModule, kwargs, state_dict); see the README section 'Custom layers'."
-            )
+        lines.append(
+            "Any layer can be given a converter with @tf2torch.register_layer(\"ClassName\"), a function "
+            "(config, weights) -> tf2torch.CustomLayer(YourModule, kwargs, state_dict); a custom layer can "
+            "instead be traced with TensorFlow by passing the module defining it (CLI: --custom-code "
+            "my_layers.py; API: custom_objects={...}). See the README section 'Custom layers'."
+        )
         super().__init__("\n".join(lines))

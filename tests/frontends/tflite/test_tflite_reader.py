@@ -64,7 +64,7 @@ def test_cli_convert_inspect_and_bad_file(tmp_path, good, capsys):
     table = capsys.readouterr().out
     assert "FULLY_CONNECTED" in table and "yes" in table
     assert main(["convert", str(good), "-o", str(tmp_path / "out")]) == 0
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model.py", "model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model.py", "model.safetensors", "weights_map.json"]
     bad = tmp_path / "broken.tflite"
     bad.write_bytes(fully_connected_tflite(WEIGHTS, BIAS, output_index=9))
     assert main(["convert", str(bad), "-o", str(tmp_path / "nothing")]) == 2

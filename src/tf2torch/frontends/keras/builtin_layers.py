@@ -65,7 +65,7 @@ def builtin_refusal(class_name: str, module: str | None = None) -> str | None:
         return f"a built-in Keras layer, not supported yet, because {REFUSED_BUILTINS[class_name]}"
     if module is not None and module.startswith(BUILTIN_MODULES):
         return (
-            f"a built-in Keras layer ({module}) that this tf2torch version does not know, "
-            "not supported yet, because it is newer than the Keras versions tf2torch was checked against"
+            "a built-in Keras layer, not supported yet, because this tf2torch version does not know it "
+            f"({module}: newer than the Keras versions tf2torch was checked against)"
         )
     return None

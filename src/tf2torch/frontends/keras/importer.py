@@ -16,7 +16,6 @@ from tf2torch.errors import (
 )
 from tf2torch.frontends.keras import importers  # noqa: F401  (fills LAYER_IMPORTERS)
 from tf2torch.frontends.keras.archive import KerasSource, WeightReader, layer_name_of
-from tf2torch.frontends.keras.builtin_layers import builtin_refusal
 from tf2torch.frontends.keras.context import LayerContext
 from tf2torch.frontends.keras.custom import USER_LAYERS, import_user_layer, user_layer_weights
 from tf2torch.frontends.keras.importers.lambda_layer import lambda_allowed
@@ -33,7 +32,7 @@ from tf2torch.frontends.keras.layer_calls import (
 from tf2torch.frontends.keras.masking import record_output_masks
 from tf2torch.frontends.keras.op_calls import TF_OP_LAYERS, display_name, op_spec
 from tf2torch.frontends.keras.registry import LAYER_IMPORTERS
-from tf2torch.frontends.keras.unsupported import LAMBDA_REASON, builtin_reason, is_builtin_layer
+from tf2torch.frontends.keras.unsupported import unsupported_reason as layer_reason
 from tf2torch.frontends.keras.user_code import bare_class_name, current_session
 from tf2torch.frontends.keras.weight_check import check_layer_weights
 from tf2torch.ir import Graph, TensorSpec, Value
@@ -81,25 +80,8 @@ def find_unsupported(model_config: dict) -> list[UnsupportedLayer]:
 
 
 def unsupported_reason(raw: dict) -> str:
-    """Why a layer cannot convert, told apart for Lambda, built-in Keras and custom classes."""
     class_name = entry_class_name(raw) if "class_name" in raw else "?"
-    if class_name == "Lambda" and not is_user_class(raw):
-        return LAMBDA_REASON
-    refusal = None if is_user_class(raw) else builtin_refusal(class_name, raw.get("module"))
-    if refusal is not None:
-        return refusal
-    if is_builtin_layer(raw) or (not is_user_class(raw) and class_name.startswith("ops.")):
-        return builtin_reason(class_name)
-    if not is_user_class(raw) and raw.get("module"):
-        return "a library class tf2torch has no converter for yet"
-    if is_user_class(raw) or entry_class_name(raw) not in LAYER_IMPORTERS:
-        session = current_session()
-        if session.opted_in:
-            return ("a custom class whose code was not given: pass the module defining it with "
-                    "--custom-code my_layers.py (or convert(..., custom_objects={...}))")
-        return ("a custom class: pass the module defining it with --custom-code my_layers.py "
-                "(or convert(..., custom_objects={...})) to trace it, or register a converter")
-    return "no converter registered"
+    return layer_reason(raw, class_name, current_session().opted_in)
 
 
 def import_keras_model(source: KerasSource) -> Graph:
