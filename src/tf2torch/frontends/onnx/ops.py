@@ -356,22 +356,23 @@ def import_reshape(ctx: OnnxContext) -> list[OnnxVal]:
     if int(ctx.attr("allowzero", 0)) and 0 in shape:
         raise ctx.unsupported("Reshape with allowzero=1 and a zero dim")
     # 0 copies the input's dim: kept symbolic (x.shape[i]) so a dynamic batch stays dynamic.
-    items = [("dim", i) if d == 0 else d for i, d in enumerate(shape)]
+    items = [("dim", 0, i) if d == 0 else d for i, d in enumerate(shape)]
     return [ctx.add("tf_reshape", [x], {"shape": items}).outputs[0]]
 
 
 def _own_dim(ctx: OnnxContext, x: Value, item: int | tuple) -> int | tuple:
-    """A run-time size as an axis of the reshaped tensor `x` itself: that axis, or one ONNX's shape
+    """A run-time size ("dim", input index, axis: the TF frontend's symbolic sizes) as an axis of
+    the reshaped tensor `x` itself (input 0): that axis, or one ONNX's shape
     inference gave the same symbolic name (equal names are equal sizes)."""
     if isinstance(item, int):
         return item
     _, value, axis = item
     if value is x:
-        return ("dim", axis)
+        return ("dim", 0, axis)
     symbol = ctx.importer.value_symbols.get(id(value), ())[axis:axis + 1]
     own = ctx.importer.value_symbols.get(id(x), ())
     if symbol and symbol[0] is not None and symbol[0] in own:
-        return ("dim", own.index(symbol[0]))
+        return ("dim", 0, own.index(symbol[0]))
     raise ctx.unsupported("a Reshape to a run-time size not found among its input's dims")
 
 
@@ -540,7 +541,7 @@ def import_slice(ctx: OnnxContext) -> list[OnnxVal]:
         index[axis] = f"{start_text}:{end_text}" + (f":{step}" if step != 1 else "")
     while len(index) > 1 and index[-1] == ":":
         index.pop()
-    return [ctx.add("tf_slice", [x], {"index": tuple(index)}).outputs[0]]
+    return [ctx.add("tf_slice", [x], {"source": ("value", 0), "index": tuple(index)}).outputs[0]]
 
 
 @register_onnx_op("Gather")
