@@ -137,7 +137,8 @@ def test_reshape_reads_runtime_sizes_not_constants():
 
 def test_keras_multi_head_attention_einsums_become_sdpa(tmp_path):
     """Keras' MultiHeadAttention lowers to einsum -> scale -> softmax -> einsum on (batch, steps,
-    heads, depth): one F.scaled_dot_product_attention, exact at two sizes; model.py lints clean."""
+    heads, depth): one F.scaled_dot_product_attention between four nn.Linear projections, exact
+    at two sizes; model.py lints clean."""
     import subprocess
     import sys
     from pathlib import Path
@@ -156,6 +157,7 @@ def test_keras_multi_head_attention_einsums_become_sdpa(tmp_path):
     result = tf2torch.convert(fn)
     body = forward_source(result.source_code)
     assert "F.scaled_dot_product_attention(" in body and "softmax" not in body
+    assert result.source_code.count("nn.Linear(") == 4 and "torch.einsum" not in body  # EinsumDense projections
     for batch, steps in SIZES:
         assert_matches(result, inputs=_inputs(batch, steps))
     result.save(tmp_path / "out")
