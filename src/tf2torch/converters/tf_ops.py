@@ -496,3 +496,11 @@ def convert_tf_sdpa(node: Node, b: ModuleBuilder) -> None:
         args.append(f"scale={literal(a['scale'])}")
     expr = f"{F}.scaled_dot_product_attention({', '.join(args)})"
     b.emit(node.outputs[0], expr if a["heads_first"] else f"{expr}.transpose(1, 2)")
+
+
+@register_converter("tf_in_top_k")
+def convert_tf_in_top_k(node: Node, b: ModuleBuilder) -> None:
+    predictions, targets = (operand(node, op, b, broadcast=False) for op in node.attrs["operands"])
+    target = b.temp(f"{node.source.name}_target", f"{_paren(predictions)}.gather(1, {_paren(targets)}.long()[:, None])")
+    beaten = f"({_paren(predictions)} > {target}).sum(1) < {node.attrs['k']}"
+    b.emit(node.outputs[0], f"({beaten}) & torch.isfinite({target}[:, 0])")

@@ -155,3 +155,17 @@ def convert_tf_diagonal(node: Node, b: ModuleBuilder) -> None:
     offset = node.attrs["offset"]
     extra = f"offset={offset}, " if offset else ""
     b.emit(node.outputs[0], f"torch.diagonal({b.var(node.inputs[0])}, {extra}dim1=-2, dim2=-1)")
+
+
+@register_converter("tf_scatter_nd")
+def convert_tf_scatter_nd(node: Node, b: ModuleBuilder) -> None:
+    a = node.attrs
+    if "zeros" in a:
+        dtype = TORCH_DTYPES[a["dtype"]]
+        target = f"torch.zeros({_shape_tuple(_sizes(node, a['zeros'], b))}, dtype={dtype}{_device(node, b)})"
+    else:
+        target = _source(node, b)
+    updates = operand(node, a["updates"], b, broadcast=False)
+    index = f"tuple({_index(node, a['indices'], b)}.unbind(-1))"
+    accumulate = ", accumulate=True" if a["accumulate"] else ""
+    b.emit(node.outputs[0], f"torch.index_put({target}, {index}, {updates}{accumulate})")

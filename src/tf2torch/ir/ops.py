@@ -148,6 +148,8 @@ OPS: dict[str, OpDef] = _defs(
     OpDef("tf_flip", Layout.SOURCE),
     OpDef("tf_cross", Layout.SOURCE),
     OpDef("tf_search", Layout.SOURCE),
+    OpDef("tf_scatter_nd", Layout.SOURCE),
+    OpDef("tf_in_top_k", Layout.SOURCE),
     OpDef("tf_roll", Layout.SOURCE),
     OpDef("tf_band_part", Layout.SOURCE),
     OpDef("tf_diagonal", Layout.SOURCE),

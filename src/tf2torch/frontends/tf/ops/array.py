@@ -1,6 +1,6 @@
 """Shape and indexing ops: Reshape, Transpose, ExpandDims, Squeeze, ConcatV2, Pack, Unpack,
 Split(V), Slice, StridedSlice, Gather(V2), GatherNd, Tile, Pad(V2), MirrorPad, OneHot, Where,
-ReverseV2, Roll, MatrixBandPart, MatrixDiagPartV3.
+ReverseV2, Roll, MatrixBandPart, MatrixDiagPartV3, TensorScatterUpdate / Add, ScatterNd.
 Shape values (`tf.shape(x)[0]`, see shapes.py) stay symbolic through the ones that build
 them (Pack, ConcatV2, StridedSlice...) and become `x.shape[i]` in the ones that take them
 (Reshape, Slice, Tile...), so a dynamic batch and sequence length survive."""
@@ -405,3 +405,18 @@ def import_diag_part(ctx: OpContext) -> list[TFVal]:
     if k.size != 1:
         raise ctx.unsupported("several diagonals at once")
     return [ctx.add("tf_diagonal", [ctx.value(0)], attrs={"offset": int(k[0])}).outputs[0]]
+
+
+@register_tf_op("TensorScatterUpdate", "TensorScatterAdd", "ScatterNd")
+def import_scatter_nd(ctx: OpContext) -> list[TFVal]:
+    """x with x[indices] = updates (TensorScatterUpdate) or += (TensorScatterAdd, and ScatterNd
+    into zeros): torch.index_put, which returns a new tensor as TensorFlow does."""
+    ops = OperandBuilder(ctx)
+    if ctx.type == "ScatterNd":
+        indices, updates = ops.operand(ctx.inputs[0]), ops.operand(ctx.inputs[1])
+        attrs = {"indices": indices, "updates": updates, "zeros": ops.syms(shape_items(ctx, 2)),
+                 "dtype": ctx.attr("T").name, "accumulate": True}
+    else:
+        attrs = {"source": ops.operand(ctx.inputs[0]), "indices": ops.operand(ctx.inputs[1]),
+                 "updates": ops.operand(ctx.inputs[2]), "accumulate": ctx.type == "TensorScatterAdd"}
+    return [ops.add("tf_scatter_nd", attrs).outputs[0]]

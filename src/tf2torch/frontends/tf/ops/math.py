@@ -525,3 +525,12 @@ def import_search_sorted(ctx: OpContext) -> list[TFVal]:
     attrs = {"operands": operands, "right": ctx.type == "UpperBound", "values_first": False,
              "int32": ctx.attr("out_type").name == "int32"}
     return [ops.add("tf_search", attrs).outputs[0]]
+
+
+@register_tf_op("InTopKV2")
+def import_in_top_k(ctx: OpContext) -> list[TFVal]:
+    """targets[i] is in the top k of predictions[i]: fewer than k predictions beat it, and it is
+    finite (TensorFlow's rule, ties included)."""
+    ops = OperandBuilder(ctx)
+    operands = [ops.operand(ctx.inputs[0]), ops.operand(ctx.inputs[1])]
+    return [ops.add("tf_in_top_k", {"operands": operands, "k": int(ctx.const(2))}).outputs[0]]
