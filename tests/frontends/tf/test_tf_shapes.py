@@ -166,3 +166,29 @@ def test_keras_multi_head_attention_einsums_become_sdpa(tmp_path):
         done = subprocess.run([str(ruff), "check", "--isolated", str(tmp_path / "out" / "model.py")],
                               capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stdout
+
+
+def test_vit_style_patch_embedding_with_runtime_batch():
+    """Patches (ExtractImagePatches) reshaped with tf.shape(images)[0], projected by a Keras Dense
+    (Tensordot), a class token broadcast to the batch and a position table indexed by a range."""
+    import keras
+
+    proj = keras.layers.Dense(8, name="projection")
+    proj.build((None, None, 36))
+    for w in proj.weights:
+        w.assign(RNG.standard_normal(w.shape).astype(np.float32) * 0.3)
+    cls_token = tf.Variable(RNG.standard_normal((1, 1, 8)).astype(np.float32), name="cls")
+    positions = tf.Variable(RNG.standard_normal((13, 8)).astype(np.float32), name="pos")
+
+    @tf.function(input_signature=[tf.TensorSpec((None, 9, 12, 4), tf.float32)])
+    def fn(images):
+        batch = tf.shape(images)[0]
+        patches = tf.image.extract_patches(images, [1, 3, 3, 1], [1, 3, 3, 1], [1, 1, 1, 1], "VALID")
+        tokens = proj(tf.reshape(patches, [batch, -1, patches.shape[-1]]))
+        tokens = tf.concat([tf.broadcast_to(cls_token, [batch, 1, 8]), tokens], axis=1)
+        return tokens + tf.gather(positions, tf.range(tf.shape(tokens)[1]))
+
+    result = tf2torch.convert(fn)
+    assert "nn.Linear(36, 8)" in result.source_code
+    for batch in (3, 2):
+        assert_matches(result, inputs=[RNG.standard_normal((batch, 9, 12, 4)).astype(np.float32)])
