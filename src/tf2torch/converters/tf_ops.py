@@ -133,15 +133,15 @@ def sym_text(node: Node, sym: object, b: ModuleBuilder) -> str:
     if sym[0] == "dim":
         value = node.inputs[sym[1]]
         return f"{b.var(value)}.shape[{value.torch_axis(sym[2])}]"
+    if sym[0] == "item":
+        return f"int({b.var(node.inputs[sym[1]])})"
     fn, args = sym[1], [sym_text(node, a, b) for a in sym[2]]
     if fn in ("maximum", "minimum"):
         return f"{fn[:3]}({args[0]}, {args[1]})"
-    if fn == "int":
-        return f"int({args[0]})"
     parts = []
     for i, (arg, text) in enumerate(zip(sym[2], args)):
         same = isinstance(arg, tuple) and arg[0] == "fn" and arg[1] == fn and fn in ("add", "mul") and i == 0
-        nested = isinstance(arg, tuple) and arg[0] == "fn" and arg[1] not in ("maximum", "minimum", "int")
+        nested = isinstance(arg, tuple) and arg[0] == "fn" and arg[1] not in ("maximum", "minimum")
         negative = not isinstance(arg, tuple) and arg < 0
         parts.append(f"({text})" if (nested and not same) or negative else text)
     return f" {SYM_INFIX[fn]} ".join(parts)

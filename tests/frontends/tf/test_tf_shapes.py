@@ -54,7 +54,7 @@ def _causal(x):
 def _center_crop(x):
     """An augmentation-layer pattern: a size through float arithmetic and back to int."""
     steps = tf.shape(x)[1]
-    kept = tf.cast(tf.cast(steps, tf.float32) * 0.6, tf.int32)
+    kept = tf.cast(tf.cast(steps, tf.float32) * 0.7, tf.int32)
     start = (steps - kept) // 2
     return x[:, start:start + kept]
 
@@ -192,3 +192,11 @@ def test_vit_style_patch_embedding_with_runtime_batch():
     assert "nn.Linear(36, 8)" in result.source_code
     for batch in (3, 2):
         assert_matches(result, inputs=[RNG.standard_normal((batch, 9, 12, 4)).astype(np.float32)])
+
+
+def test_float_size_arithmetic_truncates_like_tensorflow():
+    """int(float32(90) * float32(0.7)) is 63 in TensorFlow but int(90 * 0.7) is 62 in Python's
+    float64: float arithmetic on sizes must run in float32, or the crop is off by one."""
+    result = _convert(_center_crop)
+    for steps in (90, 11):
+        assert_matches(result, inputs=_inputs(2, steps))

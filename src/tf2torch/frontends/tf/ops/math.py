@@ -6,11 +6,11 @@ import numpy as np
 
 from tf2torch.frontends.tf.attention import fold_attention
 from tf2torch.frontends.tf.context import OpContext
-from tf2torch.frontends.tf.operands import OperandBuilder
+from tf2torch.frontends.tf.operands import OperandBuilder, materialize_shape
 from tf2torch.frontends.tf.ops.shapes import dims_of
 from tf2torch.frontends.tf.registry import register_tf_op
-from tf2torch.frontends.tf.symbolic import sym_binary, sym_int
-from tf2torch.frontends.tf.values import Dim, DimExpr, ParamExpr, ShapeVec, Sym, TFVal, VarRef, is_param
+from tf2torch.frontends.tf.symbolic import sym_binary
+from tf2torch.frontends.tf.values import Dim, DimExpr, Item, ParamExpr, ShapeVec, Sym, TFVal, VarRef, is_param
 from tf2torch.ir import Node, Param, TensorSpec, Value
 
 UNARY = {
@@ -343,10 +343,12 @@ def import_clip(ctx: OpContext) -> list[TFVal]:
 def import_cast(ctx: OpContext) -> list[TFVal]:
     x = ctx.inputs[0]
     dtype = ctx.attr("DstT").name
-    if isinstance(x, ShapeVec) and (dtype.startswith("float") or all(_whole(i) for i in x.items)):
+    if isinstance(x, ShapeVec) and dtype.startswith(("int", "uint")) and all(_whole(i) for i in x.items):
         return [ShapeVec(list(x.items), x.scalar, dtype)]  # a cast does not change a size's value
-    if isinstance(x, ShapeVec) and dtype.startswith(("int", "uint")):
-        return [ShapeVec([i if _whole(i) else sym_int(i) for i in x.items], x.scalar, dtype)]
+    if isinstance(x, ShapeVec):
+        # Float arithmetic on sizes runs in float32 tensors, as in TensorFlow (Python's float64
+        # would truncate differently near whole numbers: int(s * 0.6) is off by one for some s).
+        return [materialize_shape(ctx, ShapeVec(list(x.items), x.scalar, dtype))]
     if isinstance(x, VarRef) and dtype == x.array.dtype.name:
         return [x]
     value = ctx.value(0)
@@ -358,8 +360,8 @@ def import_cast(ctx: OpContext) -> list[TFVal]:
 def _whole(s: Sym) -> bool:
     """True if a size is an integer whatever the inputs (no true division, no float constant)."""
     if isinstance(s, DimExpr):
-        return s.fn == "int" or s.fn != "div" and all(_whole(a) for a in s.args)
-    return isinstance(s, (int, Dim))
+        return s.fn != "div" and all(_whole(a) for a in s.args)
+    return isinstance(s, (int, Dim, Item))
 
 
 REDUCTIONS = {"Sum": "sum", "Mean": "mean", "Max": "amax", "Min": "amin", "Prod": "prod", "All": "all", "Any": "any"}
