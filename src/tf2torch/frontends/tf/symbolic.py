@@ -1,12 +1,16 @@
-"""Arithmetic on run-time dimensions (`Sym`: an int, a float, a `Dim` or a `DimExpr`).
+"""Arithmetic on run-time dimensions (`Sym`: an int, a `Dim`, an `Item` or a `DimExpr`).
 
 Integer shape values (`tf.shape(x)`, `tf.size(x)`, products, slices, sums of them) stay
 symbolic through the import, simplified as they are built (`1 * d -> d`, `2 * 3 -> 6`), so
 that `forward` reads `x.shape[1]` and arithmetic on it, and a converted module keeps a
 dynamic batch and sequence length (`torch.export` with `Dim`s).
 
-In IR attributes a Sym is encoded as an int / float, `("dim", input_index, source_axis)` or
-`("item", input_index)` (`int(t)`) or `("fn", name, (args...))`; the converters render it with `converters.tf_shape_ops.sym_text`.
+Float arithmetic on sizes is not kept here: a size cast to float becomes a float32 tensor, so
+that it rounds as TensorFlow's float32 does.
+
+In IR attributes a Sym is encoded as an int / float, `("dim", input_index, source_axis)`,
+`("item", input_index)` (`int(t)`) or `("fn", name, (args...))`; the converters render it
+with `converters.tf_ops.sym_text`.
 """
 
 from __future__ import annotations
@@ -93,15 +97,6 @@ def sym_equal(a: Sym, b: Sym) -> bool:
 
 def static_size(s: Sym) -> int | None:
     return int(s) if is_number(s) and float(s).is_integer() else None
-
-
-def sym_dims(s: Sym) -> list[Dim]:
-    """The run-time dimensions `s` reads."""
-    if isinstance(s, Dim):
-        return [s]
-    if isinstance(s, DimExpr):
-        return [d for arg in s.args for d in sym_dims(arg)]
-    return []
 
 
 def broadcast_dims(a: list[Sym], b: list[Sym]) -> list[Sym]:
