@@ -149,6 +149,7 @@ OPS: dict[str, OpDef] = _defs(
     OpDef("tf_cross", Layout.SOURCE),
     OpDef("tf_search", Layout.SOURCE),
     OpDef("tf_scatter_nd", Layout.SOURCE),
+    OpDef("tf_update_slice", Layout.SOURCE),
     OpDef("tf_in_top_k", Layout.SOURCE),
     OpDef("tf_roll", Layout.SOURCE),
     OpDef("tf_band_part", Layout.SOURCE),

@@ -260,7 +260,6 @@ EXPECTED_UNSUPPORTED = {
     "fft_real": "RFFT: complex tensors are not supported",
     "median": "a reshape to a shape computed by tensor ops (not shape arithmetic)",
     "rgb_to_hsv": "RGBToHSV: no converter yet",
-    "slice_update": "XlaDynamicUpdateSlice: no converter yet",
 }
 
 

@@ -59,7 +59,16 @@ def _center_crop(x):
     return x[:, start:start + kept]
 
 
+def _cache_update(x):
+    """A KV-cache write (keras.ops.slice_update -> XlaDynamicUpdateSlice) at a run-time position."""
+    import keras
+
+    position = tf.shape(x)[1] - 3
+    return keras.ops.slice_update(tf.zeros([tf.shape(x)[0], 20, 6]), [0, position, 0], x[:, :2] * 2.0)
+
+
 CASES = {
+    "slice_update_runtime_position": _cache_update,
     "center_crop_float_size": _center_crop,
     "position_embedding_gather_range": lambda x: x + tf.gather(POS, tf.range(tf.shape(x)[1])),
     "position_table_sliced": lambda x: x + POS[: tf.shape(x)[1]],

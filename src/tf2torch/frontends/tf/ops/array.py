@@ -1,6 +1,7 @@
 """Shape and indexing ops: Reshape, Transpose, ExpandDims, Squeeze, ConcatV2, Pack, Unpack,
 Split(V), Slice, StridedSlice, Gather(V2), GatherNd, Tile, Pad(V2), MirrorPad, OneHot, Where,
-ReverseV2, Roll, MatrixBandPart, MatrixDiagPartV3, TensorScatterUpdate / Add, ScatterNd.
+ReverseV2, Roll, MatrixBandPart, MatrixDiagPartV3, TensorScatterUpdate / Add, ScatterNd,
+XlaDynamicUpdateSlice.
 Shape values (`tf.shape(x)[0]`, see shapes.py) stay symbolic through the ones that build
 them (Pack, ConcatV2, StridedSlice...) and become `x.shape[i]` in the ones that take them
 (Reshape, Slice, Tile...), so a dynamic batch and sequence length survive."""
@@ -441,3 +442,24 @@ def import_scatter_nd(ctx: OpContext) -> list[TFVal]:
         attrs = {"source": ops.operand(ctx.inputs[0]), "indices": ops.operand(ctx.inputs[1]),
                  "updates": ops.operand(ctx.inputs[2]), "accumulate": ctx.type == "TensorScatterAdd"}
     return [ops.add("tf_scatter_nd", attrs).outputs[0]]
+
+
+@register_tf_op("XlaDynamicUpdateSlice")
+def import_update_slice(ctx: OpContext) -> list[TFVal]:
+    """x with the block at `starts` replaced by `update` (Keras' slice_update, e.g. a KV cache);
+    TensorFlow clamps each start so that the block fits."""
+    ops = OperandBuilder(ctx)
+    source = ops.operand(ctx.inputs[0])
+    update = ops.operand(ctx.inputs[1])
+    starts = shape_items(ctx, 2)
+    index = []
+    for start, size, extent in zip(starts, dims_of(ctx, ctx.inputs[1]), dims_of(ctx, ctx.inputs[0])):
+        if is_number(size) and is_number(extent) and size == extent:
+            index.append(":")
+            continue
+        if start == 0:  # the block fits from 0 (an update is never larger than x)
+            fitted: Sym = 0
+        else:
+            fitted = sym_binary("minimum", sym_binary("maximum", start, 0), sym_binary("sub", extent, size))
+        index.append(_slice_entry(ops, fitted, sym_binary("add", fitted, size)))
+    return [ops.add("tf_update_slice", {"source": source, "update": update, "index": tuple(index)}).outputs[0]]
