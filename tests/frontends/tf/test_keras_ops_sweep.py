@@ -255,7 +255,6 @@ SWEEP = {
 EXPECTED_UNSUPPORTED = {
     "affine_transform": "ImageProjectiveTransformV3: no converter yet (grid_sample with TF's fill modes)",
     "argmax_argmin": "Bitcast: Keras' NaN-aware argmax reads float bits as ints",
-    "average_weighted": "weights broadcast through a tensor of unknown rank",
     "extract_sequences": "frame(): a strided slice whose bounds are a run-time tensor, not a shape value",
     "fft_real": "RFFT: complex tensors are not supported",
     "median": "a reshape to a shape computed by tensor ops (not shape arithmetic)",

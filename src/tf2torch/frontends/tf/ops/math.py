@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tf2torch.frontends.tf.attention import fold_attention
-from tf2torch.frontends.tf.context import OpContext
+from tf2torch.frontends.tf.context import OpContext, dtype_name
 from tf2torch.frontends.tf.operands import OperandBuilder, materialize_shape
 from tf2torch.frontends.tf.ops.shapes import dims_of
 from tf2torch.frontends.tf.registry import register_tf_op
@@ -166,8 +166,30 @@ def import_binary(ctx: OpContext) -> list[TFVal]:
                 return [ctx.add("activation", [gelu[0]], attrs=attrs).outputs[0]]
     ops = OperandBuilder(ctx)
     operands = [ops.operand(a), ops.operand(b)]
-    node = ops.add("tf_binary", {"fn": fn, "operands": operands, "exprs": [a, b]})
+    node = ops.add("tf_binary", {"fn": fn, "operands": operands, "exprs": [a, b]}, _broadcast_spec(ctx, [a, b]))
     return [node.outputs[0]]
+
+
+def _broadcast_spec(ctx: OpContext, operands: list[TFVal]) -> TensorSpec | None:
+    """The output of an elementwise op whose rank TensorFlow lost (e.g. after a reshape to a
+    computed shape): the operands' shapes broadcast. None when TensorFlow knows it."""
+    if ctx.op.outputs[0].shape.rank is not None:
+        return None
+    shapes = []
+    for x in operands:
+        if isinstance(x, Value):
+            shapes.append(x.spec.shape)
+        elif isinstance(x, ShapeVec):
+            shapes.append(() if x.scalar else (len(x.items),))
+        else:
+            shapes.append(np.shape(x.array if isinstance(x, (VarRef, ParamExpr)) else x))
+    rank = max(len(s) for s in shapes)
+    out: list[int | None] = []
+    for axis in range(rank):
+        sizes = {s[axis - rank + len(s)] for s in shapes if axis - rank + len(s) >= 0} - {1}
+        known = {d for d in sizes if d is not None}
+        out.append(known.pop() if len(known) == 1 else (1 if not sizes else None))
+    return TensorSpec(tuple(out), dtype_name(ctx.op.outputs[0].dtype))
 
 
 def _shape_arithmetic(fn: str, a: TFVal, b: TFVal) -> ShapeVec | None:
