@@ -467,3 +467,37 @@ def test_inspect_with_custom_code_says_how_each_layer_converts(tmp_path, capsys)
     assert rows["sine"].split()[-1] == "traced" and "(None, 5)" in rows["sine"]
     assert rows["proj"].split()[-1] == "yes"
     assert "0 unsupported" in text
+
+
+TF_KERAS_LAYER = """
+    import tensorflow as tf
+    import tf_keras
+
+
+    @tf_keras.utils.register_keras_serializable(package="corpus_tf_keras")
+    class SinGate(tf_keras.layers.Layer):
+        '''tf.keras (Keras 2): a Dense sub-layer and a slice of the input.'''
+
+        def __init__(self, units=4, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+            self.dense = tf_keras.layers.Dense(units)
+
+        def call(self, x):
+            return tf.sin(self.dense(x)) + x[:, :1]
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units}
+
+
+    def build_model():
+        inputs = tf_keras.Input((5,))
+        x = SinGate(4, name="gate")(inputs)
+        return tf_keras.Model(inputs, tf_keras.layers.Dense(2, name="head")(x))
+"""
+
+
+def test_tf_keras_h5_custom_layer(tmp_path):
+    pytest.importorskip("tf_keras")
+    code = convert_with_custom_code(tmp_path, "corpus_tf_keras", TF_KERAS_LAYER, ".h5")
+    assert "torch.sin(" in code
