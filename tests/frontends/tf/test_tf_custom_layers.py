@@ -274,3 +274,23 @@ def test_keras_masks_into_and_out_of_traced_layers(tmp_path):
     ids[3, 4] = 0
     report = result.verify([ids], keras_model=model)
     assert report.ok, report.table()
+
+
+@keras.saving.register_keras_serializable(package="tf2torch_tf_tests")
+class DropoutSin(keras.layers.Layer):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dropout = keras.layers.Dropout(0.4)
+
+    def call(self, x, training=False):
+        return self.dropout(tf.sin(x), training=training)
+
+
+def test_layer_differing_in_training_is_noted_in_model_py(tmp_path):
+    model = _model(DropoutSin(name="noisy"))
+    result = tf2torch.convert(_save(model, tmp_path), custom_objects={"DropoutSin": DropoutSin})
+    assert "noisy (DropoutSin) was traced in inference mode" in result.source_code
+    report = result.verify(batch_size=3, keras_model=model)
+    assert report.ok, report.table()
+    plain = tf2torch.convert(_save(_model(SinLayer(name="sine")), tmp_path), custom_objects={"SinLayer": SinLayer})
+    assert "traced in inference mode" not in plain.source_code
