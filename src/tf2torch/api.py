@@ -297,7 +297,16 @@ def _check_against_keras(result: ConversionResult, keras_model: Any, traced: lis
     Keras on random inputs before it is returned: a wrong result is refused, never written."""
     from tf2torch.errors import SelfCheckFailed
 
-    report = result.verify(keras_model=keras_model, batch_size=2, seed=12345)
+    try:
+        report = result.verify(keras_model=keras_model, batch_size=2, seed=12345)
+    except ConversionError:
+        raise
+    except Exception as exc:  # running either side failed (e.g. random token ids out of range)
+        raise SelfCheckFailed(
+            f"{result.source_path}: the conversion ran user code, so it is checked against Keras on random "
+            f"inputs, and that check could not run ({type(exc).__name__}: {str(exc).strip()[:300]}); "
+            "nothing was written."
+        ) from exc
     if not report.ok:
         layers = f" (traced layers: {', '.join(traced)})" if traced else ""
         raise SelfCheckFailed(
