@@ -501,3 +501,16 @@ def test_tf_keras_h5_custom_layer(tmp_path):
     pytest.importorskip("tf_keras")
     code = convert_with_custom_code(tmp_path, "corpus_tf_keras", TF_KERAS_LAYER, ".h5")
     assert "torch.sin(" in code
+
+
+def test_inspect_subclassed_model(tmp_path, capsys):
+    module_path = _write_module(tmp_path, "corpus_inspect_sub", SUBCLASSED.replace("corpus_subclassed", "corpus_inspect_sub"))
+    model = _import(module_path).build_model()
+    path = tmp_path / "subclassed.keras"
+    model.save(str(path))
+    assert cli.main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "GatedRegressor" in out and " NO " in out and "--custom-code" in out
+    assert cli.main(["inspect", str(path), "--custom-code", str(module_path)]) == 0
+    out = capsys.readouterr().out
+    assert "traced" in out and "0 unsupported" in out
