@@ -451,6 +451,9 @@ def test_subclassed_model_is_traced_whole(tmp_path, capsys):
     want = np.asarray(model(x, training=False))
     (got,) = _run_generated(out, [x])
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * max(1.0, float(np.abs(want).max())))
+    capsys.readouterr()
+    assert cli.main(["verify", str(path), "--custom-code", str(module_path)]) == 0  # outputs only: no layer graph
+    assert "Result: OK" in capsys.readouterr().out
 
 
 def test_inspect_with_custom_code_says_how_each_layer_converts(tmp_path, capsys):
