@@ -70,7 +70,7 @@ def import_traced_layer(ctx: Any) -> list:
         imported = import_concrete_function(fn, ctx.file, ctx.name, variables=views)
     except ConversionError as exc:
         # Name the user's layer first: the op names alone do not say where it came from.
-        detail = str(exc).removeprefix(f"{ctx.file}: ")
+        detail = _in_user_terms(str(exc).removeprefix(f"{ctx.file}: "))
         raise UnsupportedFeature(f"{ctx.file}: layer {ctx.name!r} ({ctx.class_name}), traced: {detail}") from exc
     graph = imported.graph
     names = ["inputs"] if len(graph.inputs) == 1 else [f"inputs_{i}" for i in range(len(graph.inputs))]
@@ -241,6 +241,17 @@ def _view(variable: Any, layer_name: str) -> _VariableView:
     else:
         parts = parts[-1:]
     return _VariableView("_".join(parts), var.handle, bool(variable.trainable), var)
+
+
+# The TF frontend's value kinds, as a user reads them.
+_VALUE_KINDS = {"a ShapeVec": "a shape value", "a ParamExpr": "a value computed from the layer's weights",
+                "a VarRef": "a variable"}
+
+
+def _in_user_terms(text: str) -> str:
+    for kind, words in _VALUE_KINDS.items():
+        text = text.replace(kind, words)
+    return text
 
 
 def _first_line(exc: Exception) -> str:
