@@ -451,6 +451,9 @@ def test_subclassed_model_is_traced_whole(tmp_path, capsys):
     want = np.asarray(model(x, training=False))
     (got,) = _run_generated(out, [x])
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * max(1.0, float(np.abs(want).max())))
+    capsys.readouterr()
+    assert cli.main(["verify", str(path), "--custom-code", str(module_path)]) == 0  # outputs only: no layer graph
+    assert "Result: OK" in capsys.readouterr().out
 
 
 def test_inspect_with_custom_code_says_how_each_layer_converts(tmp_path, capsys):
@@ -467,3 +470,50 @@ def test_inspect_with_custom_code_says_how_each_layer_converts(tmp_path, capsys)
     assert rows["sine"].split()[-1] == "traced" and "(None, 5)" in rows["sine"]
     assert rows["proj"].split()[-1] == "yes"
     assert "0 unsupported" in text
+
+
+TF_KERAS_LAYER = """
+    import tensorflow as tf
+    import tf_keras
+
+
+    @tf_keras.utils.register_keras_serializable(package="corpus_tf_keras")
+    class SinGate(tf_keras.layers.Layer):
+        '''tf.keras (Keras 2): a Dense sub-layer and a slice of the input.'''
+
+        def __init__(self, units=4, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+            self.dense = tf_keras.layers.Dense(units)
+
+        def call(self, x):
+            return tf.sin(self.dense(x)) + x[:, :1]
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units}
+
+
+    def build_model():
+        inputs = tf_keras.Input((5,))
+        x = SinGate(4, name="gate")(inputs)
+        return tf_keras.Model(inputs, tf_keras.layers.Dense(2, name="head")(x))
+"""
+
+
+def test_tf_keras_h5_custom_layer(tmp_path):
+    pytest.importorskip("tf_keras")
+    code = convert_with_custom_code(tmp_path, "corpus_tf_keras", TF_KERAS_LAYER, ".h5")
+    assert "torch.sin(" in code
+
+
+def test_inspect_subclassed_model(tmp_path, capsys):
+    module_path = _write_module(tmp_path, "corpus_inspect_sub", SUBCLASSED.replace("corpus_subclassed", "corpus_inspect_sub"))
+    model = _import(module_path).build_model()
+    path = tmp_path / "subclassed.keras"
+    model.save(str(path))
+    assert cli.main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "GatedRegressor" in out and " NO " in out and "--custom-code" in out
+    assert cli.main(["inspect", str(path), "--custom-code", str(module_path)]) == 0
+    out = capsys.readouterr().out
+    assert "traced" in out and "0 unsupported" in out

@@ -257,6 +257,10 @@ def test_keras_hub_resnet_backbone_walks_its_functional_graph(tmp_path):
     assert "nn.Conv2d(" in result.source_code and "traced call()" not in result.source_code  # all native
     report = result.verify(batch_size=2, keras_model=backbone)
     assert report.ok, report.table()
+    from tf2torch.inspect_model import inspect_model
+
+    rows = inspect_model(str(path))
+    assert any(r.class_name == "Conv2D" for r in rows) and all(r.supported for r in rows)
 
 
 def test_keras_hub_backbone_with_unconvertible_ops_is_refused_clearly(tmp_path):

@@ -60,12 +60,17 @@ def import_traced_layer(ctx: Any) -> list:
             f"{type(exc).__name__}: {_first_line(exc)}"
         ) from exc
     session.traced_layers.append(ctx.name)
+    if _differs_in_training(call, specs, fn):
+        ctx.graph.notes.append(
+            f"{ctx.name} ({ctx.class_name}) was traced in inference mode: what its call() does only in "
+            "training (Dropout, batch statistics, noise) is not reproduced in train()."
+        )
     views = [_view(w, layer.name) for w in _variables(layer)]
     try:
         imported = import_concrete_function(fn, ctx.file, ctx.name, variables=views)
     except ConversionError as exc:
         # Name the user's layer first: the op names alone do not say where it came from.
-        detail = str(exc).removeprefix(f"{ctx.file}: ")
+        detail = _in_user_terms(str(exc).removeprefix(f"{ctx.file}: "))
         raise UnsupportedFeature(f"{ctx.file}: layer {ctx.name!r} ({ctx.class_name}), traced: {detail}") from exc
     graph = imported.graph
     names = ["inputs"] if len(graph.inputs) == 1 else [f"inputs_{i}" for i in range(len(graph.inputs))]
@@ -106,6 +111,7 @@ class _TracedCall:
         self.tensors += self.mask_values
         self.output_count = 0
         self.output_masks: list | None = None  # per output: None, "traced" or a mask Value
+        self.training = False
 
     def __call__(self, *flat: Any) -> list:
         ctx = self.ctx
@@ -124,7 +130,7 @@ class _TracedCall:
             previous = slots[0] if self.first_count == 1 and not isinstance(self.positional[0], (list, tuple)) else slots
             if "mask" in _call_parameters(self.layer):
                 kwargs["mask"] = previous
-        outputs = self.layer(*args, training=False, **kwargs)
+        outputs = self.layer(*args, training=self.training, **kwargs)
         import tensorflow as tf
 
         flat_outputs = tf.nest.flatten(outputs)
@@ -148,6 +154,28 @@ class _TracedCall:
                 self.output_masks.append("traced")
                 traced.append(mask)
         return flat_outputs + traced
+
+
+def _differs_in_training(call: Any, specs: list, inference: Any) -> bool:
+    """Whether the traced call computes something else with training=True."""
+    import copy
+
+    import tensorflow as tf
+
+    training_call = copy.copy(call)
+    training_call.training = True
+    try:
+        training = tf.function(training_call).get_concrete_function(*specs)
+    except Exception:  # noqa: BLE001  (a call failing in training mode: it differs)
+        return True
+    return _op_types(training.graph) != _op_types(inference.graph)
+
+
+def _op_types(graph: Any) -> list[str]:
+    types = [op.type for op in graph.get_operations()]
+    for function in graph._functions.values() if hasattr(graph, "_functions") else []:
+        types += [node.op for node in function.definition.node_def]
+    return sorted(types)
 
 
 class _Counter:
@@ -213,6 +241,17 @@ def _view(variable: Any, layer_name: str) -> _VariableView:
     else:
         parts = parts[-1:]
     return _VariableView("_".join(parts), var.handle, bool(variable.trainable), var)
+
+
+# The TF frontend's value kinds, as a user reads them.
+_VALUE_KINDS = {"a ShapeVec": "a shape value", "a ParamExpr": "a value computed from the layer's weights",
+                "a VarRef": "a variable"}
+
+
+def _in_user_terms(text: str) -> str:
+    for kind, words in _VALUE_KINDS.items():
+        text = text.replace(kind, words)
+    return text
 
 
 def _first_line(exc: Exception) -> str:
