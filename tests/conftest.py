@@ -99,19 +99,29 @@ def keras():
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Lint every model.py this session generated and imported (each passes through
     tf2torch.codegen.loader), in one ruff run at the end: generated code is a product."""
+    import linecache
     import subprocess
     import sys
+    import tempfile
 
-    loader = sys.modules.get("tf2torch.codegen.loader")
     ruff = Path(sys.executable).with_name("ruff")
-    if loader is None or not ruff.exists():
+    if not ruff.exists():
         return
+    # The loader imports generated sources from memory, registered with linecache.
+    sources = {name: "".join(linecache.getlines(module.__file__))
+               for name, module in list(sys.modules.items()) if name.startswith("tf2torch_generated_")}
     # Sources with verification taps (`_tap(...)`) are internal, never written for users.
-    files = [str(p) for p in sorted(loader._GENERATED_DIR.glob("*.py")) if "_tap(" not in p.read_text()]
-    if not files:
+    sources = {name: text for name, text in sources.items() if text and "_tap(" not in text}
+    if not sources:
         return
-    done = subprocess.run([str(ruff), "check", "--isolated", "--line-length", "120", "--output-format", "concise",
-                           *files], capture_output=True, text=True, check=False)
+    with tempfile.TemporaryDirectory(prefix="tf2torch-lint-") as folder:
+        files = []
+        for name, text in sorted(sources.items()):
+            path = Path(folder) / f"{name}.py"
+            path.write_text(text)
+            files.append(str(path))
+        done = subprocess.run([str(ruff), "check", "--isolated", "--line-length", "120", "--output-format",
+                               "concise", *files], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
