@@ -31,6 +31,21 @@ def torch_pad_list(pads: list[tuple[int, int]]) -> tuple[int, ...]:
     return tuple(flat)
 
 
+MASKED_CONV_HELPER = """
+class MaskedConv{rank}d(nn.Conv{rank}d):
+    \"\"\"A convolution whose kernel is multiplied by a fixed mask on every call (the Keras layer
+    masked its kernel in call()): masked weights stay zero in training too.\"\"\"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.register_buffer("mask", torch.ones_like(self.weight))
+
+    def forward(self, x):
+        return {F}.conv{rank}d(x, self.weight * self.mask, self.bias, self.stride, self.padding, self.dilation,
+                            self.groups)
+"""
+
+
 @register_converter("conv")
 def convert_conv(node: Node, b: ModuleBuilder) -> None:
     a = node.attrs
@@ -60,8 +75,12 @@ def convert_conv(node: Node, b: ModuleBuilder) -> None:
         kwargs["groups"] = a["groups"]
     if "bias" not in node.params:
         kwargs["bias"] = False
-    ctor = call(f"nn.Conv{rank}d", a["in_channels"], a["out_channels"], kernel_size=compact(a["kernel_size"]), **kwargs)
+    conv_class = f"nn.Conv{rank}d"
     state = {"weight": state_array(node.params["kernel"].array.transpose(KERNEL_TO_TORCH[rank]))}
+    if "kernel_mask" in node.params:
+        conv_class = b.helper(f"MaskedConv{rank}d", MASKED_CONV_HELPER.format(rank=rank, F=b.use_functional()))
+        state["mask"] = state_array(node.params["kernel_mask"].array.transpose(KERNEL_TO_TORCH[rank]))
+    ctor = call(conv_class, a["in_channels"], a["out_channels"], kernel_size=compact(a["kernel_size"]), **kwargs)
     if "bias" in node.params:
         state["bias"] = state_array(node.params["bias"].array)
     frozen = frozen_names(node, {"kernel": "weight", "bias": "bias"})

@@ -87,6 +87,20 @@ def convert_tf_range(node: Node, b: ModuleBuilder) -> None:
     b.emit(node.outputs[0], f"torch.arange({', '.join(args)}, dtype={dtype}{_device(node, b)})")
 
 
+RANDOM_CALLS = {"normal": "torch.randn", "uniform": "torch.rand"}
+
+
+@register_converter("tf_random")
+def convert_tf_random(node: Node, b: ModuleBuilder) -> None:
+    a = node.attrs
+    shape = _shape_tuple(_sizes(node, a["shape"], b))
+    options = f"dtype={TORCH_DTYPES[a['dtype']]}{_device(node, b)}"
+    if a["distribution"] == "truncated_normal":  # TensorFlow redraws beyond two standard deviations
+        b.emit(node.outputs[0], f"nn.init.trunc_normal_(torch.empty({shape}, {options}), a=-2.0, b=2.0)")
+    else:
+        b.emit(node.outputs[0], f"{RANDOM_CALLS[a['distribution']]}({shape}, {options})")
+
+
 @register_converter("tf_shape_tensor")
 def convert_tf_shape_tensor(node: Node, b: ModuleBuilder) -> None:
     a = node.attrs

@@ -370,7 +370,11 @@ def import_cast(ctx: OpContext) -> list[TFVal]:
     if isinstance(x, ShapeVec):
         # Float arithmetic on sizes runs in float32 tensors, as in TensorFlow (Python's float64
         # would truncate differently near whole numbers: int(s * 0.6) is off by one for some s).
-        return [materialize_shape(ctx, ShapeVec(list(x.items), x.scalar, dtype))]
+        cast = ShapeVec(list(x.items), x.scalar, dtype)
+        value = materialize_shape(ctx, cast)
+        if all(_whole(i) for i in x.items):
+            ctx.importer.cast_sizes[id(value)] = cast
+        return [value]
     if isinstance(x, VarRef) and dtype == x.array.dtype.name:
         return [x]
     value = ctx.value(0)

@@ -36,6 +36,9 @@ def shape_items(ctx: OpContext, index: int) -> list[Sym]:
         return [v.item() for v in value.reshape(-1)]
     if isinstance(value, Value) and value.rank == 0 and value.spec.dtype.startswith(("int", "uint")):
         return [Item(value)]
+    cast = ctx.importer.cast_sizes.get(id(value)) if isinstance(value, Value) else None
+    if cast is not None:  # sizes cast to float (`ops.arange(seq_len, dtype="float32")`): whole, exact
+        return list(cast.items)
     raise ctx.unsupported(f"a run-time tensor as the shape argument (input {index})")
 
 
