@@ -108,7 +108,11 @@ class _TracedCall:
         implicit = ctx.input_masks[: self.first_count] if "mask" not in ctx.tensor_kwargs else []
         self.mask_values = [m for m in implicit if m is not None]
         self.mask_slots = [m is not None for m in implicit]
-        self.tensors += self.mask_values
+        # The other inputs' masks reach call() only as their tensors' `_keras_mask` (which
+        # Keras layers such as MultiHeadAttention read), as when Keras runs the model.
+        self.other_masks = [(i, m) for i, m in enumerate(ctx.input_masks[: len(ctx.inputs)])
+                            if i >= self.first_count and m is not None]
+        self.tensors += self.mask_values + [m for _, m in self.other_masks]
         self.output_count = 0
         self.output_masks: list | None = None  # per output: None, "traced" or a mask Value
         self.training = False
@@ -123,12 +127,20 @@ class _TracedCall:
         for key in self.kwarg_names:
             values = [next(rest) for _ in ctx.tensor_kwargs[key]]
             kwargs[key] = values[0] if len(values) == 1 else values
-        masks = iter(flat[count + sum(len(v) for v in ctx.tensor_kwargs.values()):])
+        masks_start = count + sum(len(v) for v in ctx.tensor_kwargs.values())
+        masks = iter(flat[masks_start:])
         slots = [next(masks) if present else None for present in self.mask_slots]
+        for (index, _), mask in zip(self.other_masks, masks):
+            _set_keras_mask(flat[index], mask)
+        for index, mask in enumerate(slots):
+            if mask is not None:
+                _set_keras_mask(flat[index], mask)
         previous = kwargs.get("mask")
         if previous is None and any(self.mask_slots):
             previous = slots[0] if self.first_count == 1 and not isinstance(self.positional[0], (list, tuple)) else slots
-            if "mask" in _call_parameters(self.layer):
+            # Keras fills `mask=` only for a call with one tensor argument (with several, each
+            # tensor carries its own `_keras_mask`, set above).
+            if "mask" in _call_parameters(self.layer) and len(self.positional) + len(self.kwarg_names) == 1:
                 kwargs["mask"] = previous
         outputs = self.layer(*args, training=self.training, **kwargs)
         import tensorflow as tf
@@ -144,7 +156,7 @@ class _TracedCall:
             flat_masks = flat_masks * len(flat_outputs)
         traced = []
         self.output_masks = []
-        by_id = {id(t): v for t, v in zip(flat[len(flat) - len(self.mask_values):], self.mask_values)}
+        by_id = {id(t): v for t, v in zip(flat[masks_start:], self.mask_values + [m for _, m in self.other_masks])}
         for mask in flat_masks:
             if mask is None:
                 self.output_masks.append(None)
@@ -154,6 +166,13 @@ class _TracedCall:
                 self.output_masks.append("traced")
                 traced.append(mask)
         return flat_outputs + traced
+
+
+def _set_keras_mask(tensor: Any, mask: Any) -> None:
+    try:
+        tensor._keras_mask = mask
+    except AttributeError:  # a tensor type that takes no attributes: Keras could not set it either
+        pass
 
 
 def _differs_in_training(call: Any, specs: list, inference: Any) -> bool:
