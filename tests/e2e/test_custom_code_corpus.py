@@ -920,3 +920,101 @@ GNN = """
 
 def test_gnn_with_segment_ops(tmp_path):
     convert_with_custom_code(tmp_path, "corpus_gnn", GNN)
+
+
+SWIN = """
+    import keras
+    import numpy as np
+    from keras import layers, ops
+
+
+    def window_partition(x, window_size):
+        _, height, width, channels = x.shape
+        x = ops.reshape(x, (-1, height // window_size, window_size, width // window_size, window_size, channels))
+        x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
+        return ops.reshape(x, (-1, window_size, window_size, channels))
+
+
+    def window_reverse(windows, window_size, height, width, channels):
+        x = ops.reshape(windows, (-1, height // window_size, width // window_size, window_size, window_size, channels))
+        x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
+        return ops.reshape(x, (-1, height, width, channels))
+
+
+    @keras.saving.register_keras_serializable(package="corpus_swin")
+    class SwinBlock(layers.Layer):
+        '''Shifted-window attention with a relative position bias table (Keras' Swin example, condensed).'''
+
+        def __init__(self, dim, num_heads, window_size, shift_size, **kwargs):
+            super().__init__(**kwargs)
+            self.dim, self.num_heads, self.window_size, self.shift_size = dim, num_heads, window_size, shift_size
+            self.qkv = layers.Dense(dim * 3)
+            self.proj = layers.Dense(dim)
+            self.norm = layers.LayerNormalization(epsilon=1e-5)
+
+        def build(self, input_shape):
+            _, height, width, _ = input_shape
+            w = self.window_size
+            self.relative_position_bias_table = self.add_weight(
+                shape=((2 * w - 1) * (2 * w - 1), self.num_heads), initializer="random_normal", name="bias_table")
+            coords = np.stack(np.meshgrid(np.arange(w), np.arange(w), indexing="ij")).reshape(2, -1)
+            relative = (coords[:, :, None] - coords[:, None, :]).transpose(1, 2, 0) + (w - 1)
+            self.relative_position_index = (relative[..., 0] * (2 * w - 1) + relative[..., 1]).reshape(-1)
+            self.attn_mask = None
+            if self.shift_size:
+                img = np.zeros((1, height, width, 1), "float32")
+                cuts = (slice(0, -w), slice(-w, -self.shift_size), slice(-self.shift_size, None))
+                count = 0
+                for h in cuts:
+                    for v in cuts:
+                        img[:, h, v, :] = count
+                        count += 1
+                windows = window_partition(ops.convert_to_tensor(img), w)
+                windows = ops.convert_to_numpy(windows).reshape(-1, w * w)
+                diff = windows[:, None, :] - windows[:, :, None]
+                self.attn_mask = np.where(diff != 0, -100.0, 0.0).astype("float32")
+            self.qkv.build((None, self.dim))
+            self.proj.build((None, self.dim))
+            self.norm.build(input_shape)
+
+        def call(self, x):
+            _, height, width, channels = x.shape
+            w, heads = self.window_size, self.num_heads
+            shortcut = x
+            x = self.norm(x)
+            if self.shift_size:
+                x = ops.roll(x, shift=(-self.shift_size, -self.shift_size), axis=(1, 2))
+            windows = ops.reshape(window_partition(x, w), (-1, w * w, channels))
+            qkv = ops.transpose(ops.reshape(self.qkv(windows), (-1, w * w, 3, heads, channels // heads)),
+                                (2, 0, 3, 1, 4))
+            q, k, v = qkv[0] * (channels // heads) ** -0.5, qkv[1], qkv[2]
+            attn = q @ ops.transpose(k, (0, 1, 3, 2))
+            bias = ops.take(self.relative_position_bias_table, self.relative_position_index, axis=0)
+            attn = attn + ops.expand_dims(ops.transpose(ops.reshape(bias, (w * w, w * w, -1)), (2, 0, 1)), 0)
+            if self.attn_mask is not None:
+                n = self.attn_mask.shape[0]
+                attn = ops.reshape(attn, (-1, n, heads, w * w, w * w)) + self.attn_mask[None, :, None]
+                attn = ops.reshape(attn, (-1, heads, w * w, w * w))
+            out = ops.reshape(ops.transpose(ops.softmax(attn, axis=-1) @ v, (0, 2, 1, 3)), (-1, w * w, channels))
+            out = window_reverse(ops.reshape(self.proj(out), (-1, w, w, channels)), w, height, width, channels)
+            if self.shift_size:
+                out = ops.roll(out, shift=(self.shift_size, self.shift_size), axis=(1, 2))
+            return shortcut + out
+
+        def get_config(self):
+            return {**super().get_config(), "dim": self.dim, "num_heads": self.num_heads,
+                    "window_size": self.window_size, "shift_size": self.shift_size}
+
+
+    def build_model():
+        inputs = keras.Input((8, 12, 3))
+        x = layers.Dense(8, name="embed")(inputs)
+        x = SwinBlock(8, 2, 4, 0, name="swin_0")(x)
+        x = SwinBlock(8, 2, 4, 2, name="swin_1")(x)
+        x = layers.GlobalAveragePooling2D()(x)
+        return keras.Model(inputs, layers.Dense(3, name="head")(x))
+"""
+
+
+def test_swin_shifted_window_attention(tmp_path):
+    convert_with_custom_code(tmp_path, "corpus_swin", SWIN)
