@@ -147,7 +147,9 @@ class _TracedCall:
 
         flat_outputs = tf.nest.flatten(outputs)
         self.output_count = len(flat_outputs)
-        if previous is None or not getattr(self.layer, "supports_masking", False):
+        # Keras sets output masks whenever the layer supports masking (a layer defining
+        # compute_mask does), even without an input mask: an embedding-like layer makes one.
+        if not getattr(self.layer, "supports_masking", False):
             self.output_masks = [None] * len(flat_outputs) if previous is not None else None
             return flat_outputs
         computed = self.layer.compute_mask(args[0] if args else None, previous)
