@@ -214,6 +214,44 @@ def test_vae_encoder_with_sampling(tmp_path):
     assert first.shape == (5, 2) and not torch.equal(first, second)
 
 
+NOISY_BLOCK = """
+    import keras
+    from keras import layers
+
+
+    @keras.saving.register_keras_serializable(package="corpus_noise")
+    class NoisyProjection(layers.Layer):
+        '''Gaussian noise in training only (keras.random), then a Dense sub-layer.'''
+
+        def __init__(self, units, stddev=0.3, **kwargs):
+            super().__init__(**kwargs)
+            self.units, self.stddev = units, stddev
+            self.dense = layers.Dense(units, activation="tanh")
+            self.seed_generator = keras.random.SeedGenerator(7)
+
+        def call(self, x, training=False):
+            if training:
+                x = x + keras.random.normal(keras.ops.shape(x), stddev=self.stddev, seed=self.seed_generator)
+            return self.dense(x)
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units, "stddev": self.stddev}
+
+
+    def build_model():
+        inputs = keras.Input((7,))
+        x = NoisyProjection(5, name="noisy")(inputs)
+        return keras.Model(inputs, layers.Dense(3, name="head")(x))
+"""
+
+
+def test_random_only_in_training_is_exact_in_eval(tmp_path):
+    """keras.random in a training-only branch: the inference trace is deterministic, so the
+    module matches Keras exactly; model.py's notes say the training branch is not reproduced."""
+    code = convert_with_custom_code(tmp_path, "corpus_noise", NOISY_BLOCK)
+    assert "torch.randn(" not in code and "noisy (NoisyProjection) was traced in inference mode" in code
+
+
 NAME_CLASH = """
     import keras
     import tensorflow as tf
