@@ -41,8 +41,7 @@ class MaskedConv{rank}d(nn.Conv{rank}d):
         self.register_buffer("mask", torch.ones_like(self.weight))
 
     def forward(self, x):
-        return {F}.conv{rank}d(x, self.weight * self.mask, self.bias, self.stride, self.padding, self.dilation,
-                            self.groups)
+        return {F}.conv{rank}d(x, self.weight * self.mask, self.bias, self.stride, self.padding, self.dilation, self.groups)
 """
 
 
