@@ -107,28 +107,23 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     ruff = Path(sys.executable).with_name("ruff")
     if not ruff.exists():
         return
-    # The loader imports generated code from memory, registering its text with linecache.
+    # The loader imports generated sources from memory, registered with linecache.
+    sources = {name: "".join(linecache.getlines(module.__file__))
+               for name, module in list(sys.modules.items()) if name.startswith("tf2torch_generated_")}
     # Sources with verification taps (`_tap(...)`) are internal, never written for users.
-    sources = {
-        name: "".join(linecache.cache[module.__file__][2])
-        for name, module in list(sys.modules.items())
-        if name.startswith("tf2torch_generated_") and getattr(module, "__file__", None) in linecache.cache
-    }
-    sources = {name: text for name, text in sources.items() if "_tap(" not in text}
+    sources = {name: text for name, text in sources.items() if text and "_tap(" not in text}
     if not sources:
         return
-    directory = Path(tempfile.mkdtemp(prefix="tf2torch-lint-"))
-    files = []
-    for name, text in sorted(sources.items()):
-        (directory / f"{name}.py").write_text(text)
-        files.append(str(directory / f"{name}.py"))
-    done = subprocess.run([str(ruff), "check", "--isolated", "--line-length", "120", "--output-format", "concise",
-                           *files], capture_output=True, text=True, check=False)
+    with tempfile.TemporaryDirectory(prefix="tf2torch-lint-") as folder:
+        files = []
+        for name, text in sorted(sources.items()):
+            path = Path(folder) / f"{name}.py"
+            path.write_text(text)
+            files.append(str(path))
+        done = subprocess.run([str(ruff), "check", "--isolated", "--line-length", "120", "--output-format",
+                               "concise", *files], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             reporter.write_line(f"generated model.py not lint-clean ({len(files)} checked):\n{done.stdout}", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    for file in files:
-        Path(file).unlink()
-    directory.rmdir()

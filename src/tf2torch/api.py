@@ -17,12 +17,14 @@ from tf2torch.codegen.emit import STRUCTURES, GeneratedModule, emit_module
 from tf2torch.errors import BadModelFile, ConversionError, VerificationUnavailable, model_file_boundary
 from tf2torch.frontends.keras.archive import KerasSource, load_keras_file
 from tf2torch.frontends.keras.importer import import_keras_model
+from tf2torch.frontends.keras.layer_calls import has_layer_graph
 from tf2torch.frontends.keras.live import save_live_model
 from tf2torch.frontends.keras.user_code import user_code_session
 from tf2torch.ir import Graph
 from tf2torch.limits import DEFAULT_LIMITS, Limits
 from tf2torch.passes.pipeline import run_passes
 from tf2torch.verify.compare import DEFAULT_TOLERANCE, VerificationReport, compare_output
+from tf2torch.verify.random_draws import random_outputs
 
 if TYPE_CHECKING:
     import torch
@@ -149,8 +151,10 @@ class ConversionResult:
         actual = run_torch(module, self.graph, arrays, training)
         report = VerificationReport(self.source_path, "train" if training else "eval", int(arrays[0].shape[0]),
                                     reference=getattr(keras_model, "reference_name", "Keras"))
-        for name, ref, out in zip(self.graph.output_names or [v.name for v in self.graph.outputs], expected, actual):
-            report.outputs.append(compare_output(name, ref, out, tolerance))
+        names = self.graph.output_names or [v.name for v in self.graph.outputs]
+        drawn = random_outputs(self.graph)
+        for name, value, ref, out in zip(names, self.graph.outputs, expected, actual):
+            report.outputs.append(compare_output(name, ref, out, tolerance, random=any(value is d for d in drawn)))
         return report
 
     def _reference(
@@ -279,7 +283,7 @@ def convert(
             with model_file_boundary(path):
                 keras_source = load_keras_file(path, limits)
                 try:
-                    if is_subclassed_model(keras_source.model_config):
+                    if not has_layer_graph(keras_source.model_config):
                         result = _convert_subclassed(keras_source, model_name, structure)
                     else:
                         result = _convert_source(keras_source, model_name, structure)
@@ -301,15 +305,16 @@ def convert(
     return result
 
 
-def is_subclassed_model(config: dict) -> bool:
-    return config.get("class_name") not in ("Sequential", "Functional", "Model")
-
-
 def _convert_subclassed(source: KerasSource, model_name: str | None, structure: str) -> ConversionResult:
     """A model class whose config holds only constructor arguments (a subclassed keras.Model,
     a keras_hub backbone or task): with its code, Keras builds it; a functional one is walked
     layer by layer (its layers converted natively, else traced), another is traced whole."""
-    from tf2torch.frontends.keras.user_code import current_session, is_keras_hub_class
+    from tf2torch.frontends.keras.user_code import (
+        UnsavableLayers,
+        current_session,
+        has_functional_graph,
+        is_keras_hub_class,
+    )
     from tf2torch.frontends.tf.keras_layers import import_traced_model
 
     session = current_session()
@@ -322,10 +327,10 @@ def _convert_subclassed(source: KerasSource, model_name: str | None, structure: 
         )
     model = session.reference_model(source.path, source.keras_major)
     name = model_name or Path(source.path).stem
-    if getattr(model, "_inputs_struct", None) is not None and getattr(model, "_outputs_struct", None) is not None:
+    if has_functional_graph(model):
         try:
             return _convert_functional_copy(model, source, name, structure)
-        except _UnsavableLayers:
+        except UnsavableLayers:
             pass  # a layer's get_config() fails (a keras_hub bug): trace the model whole
     graph = import_traced_model(model, source.path, source.model_config)
     session.traced_layers.append(class_name)
@@ -336,24 +341,13 @@ def _convert_subclassed(source: KerasSource, model_name: str | None, structure: 
                             source_path=source.path, keras_major=source.keras_major)
 
 
-class _UnsavableLayers(Exception):
-    pass
-
-
 def _convert_functional_copy(model: Any, source: KerasSource, name: str, structure: str) -> ConversionResult:
     """The functional graph of a Functional subclass: a plain keras.Model over the same layers
     (its config lists them), saved and converted like any .keras file."""
-    import keras
+    from tf2torch.frontends.keras.user_code import current_session, save_functional_copy
 
-    from tf2torch.frontends.keras.user_code import current_session
-
-    copy = keras.Model(model._inputs_struct, model._outputs_struct, name=model.name)
     with tempfile.TemporaryDirectory(prefix="tf2torch-functional-") as directory:
-        path = os.path.join(directory, Path(source.path).stem + ".keras")
-        try:
-            copy.save(path)
-        except Exception as exc:  # Keras cannot serialize one of the layers
-            raise _UnsavableLayers(str(exc)) from exc
+        path, copy = save_functional_copy(model, directory, Path(source.path).stem)
         session = current_session()
         session.keras_model = copy  # layers are traced from, and checked against, this
         session.traced_layers.append(f"{model.name} (built by its code)")
@@ -374,7 +368,16 @@ def _check_against_keras(result: ConversionResult, keras_model: Any, traced: lis
     Keras on random inputs before it is returned: a wrong result is refused, never written."""
     from tf2torch.errors import SelfCheckFailed
 
-    report = result.verify(keras_model=keras_model, batch_size=2, seed=12345)
+    try:
+        report = result.verify(keras_model=keras_model, batch_size=2, seed=12345)
+    except ConversionError:
+        raise
+    except Exception as exc:  # running either side failed (e.g. random token ids out of range)
+        raise SelfCheckFailed(
+            f"{result.source_path}: the conversion ran user code, so it is checked against Keras on random "
+            f"inputs, and that check could not run ({type(exc).__name__}: {str(exc).strip()[:300]}); "
+            "nothing was written."
+        ) from exc
     if not report.ok:
         layers = f" (traced layers: {', '.join(traced)})" if traced else ""
         raise SelfCheckFailed(

@@ -221,8 +221,11 @@ def _run_verify(args: argparse.Namespace) -> int:
     report = result.verify(args.inputs, training=args.train, batch_size=args.batch_size, custom_objects=objects)
     progress.advance("outputs")
     layers = None
-    # A TF graph (SavedModel, .pb) has no Keras layers to compare one by one.
-    if not args.outputs_only and not getattr(result._keras_model, "inference_only", False):
+    # A TF graph (SavedModel, .pb) or a subclassed model traced whole has no Keras layers to
+    # compare one by one.
+    reference = result._keras_model
+    layered = not getattr(reference, "inference_only", False) and bool(getattr(reference, "inputs", None))
+    if not args.outputs_only and layered:
         # Same inputs as the output check; names the first layer that diverges.
         layers = result.verify_layers(args.inputs, training=args.train, batch_size=args.batch_size,
                                       custom_objects=objects, fp64=args.fp64, progress=progress)

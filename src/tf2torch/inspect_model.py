@@ -16,8 +16,15 @@ import numpy as np
 from tf2torch.errors import ConversionError
 from tf2torch.frontends.keras.archive import KerasSource, KerasV3WeightReader, WeightReader, load_keras_file
 from tf2torch.frontends.keras.importer import _ModelWalker, conversion_route, unsupported_reason
-from tf2torch.frontends.keras.layer_calls import LayerCall, LayerEntry, refs_from_spec
-from tf2torch.frontends.keras.user_code import user_code_session
+from tf2torch.frontends.keras.layer_calls import LayerCall, LayerEntry, has_layer_graph, refs_from_spec
+from tf2torch.frontends.keras.user_code import (
+    UnsavableLayers,
+    current_session,
+    has_functional_graph,
+    is_keras_hub_class,
+    save_functional_copy,
+    user_code_session,
+)
 from tf2torch.ir import Graph, TensorSpec, Value
 
 Shape = tuple[int | None, ...]
@@ -65,6 +72,8 @@ def inspect_model(path: str, custom_objects: dict | None = None, *, opted_in: bo
 def _inspect(path: str) -> list[LayerRow]:
     source = load_keras_file(str(path))
     try:
+        if not has_layer_graph(source.model_config):
+            return _inspect_built_model(source)
         walker = _InspectingWalker(Graph(name="inspect", source_format=f"keras{source.keras_major}"), source)
         try:
             walker.import_model(source.model_config, source.weights, prefix="", bound_inputs=None)
@@ -90,6 +99,30 @@ def failing_layers(source: KerasSource) -> list[tuple[str, str, str]]:
         for name, seen in walker.observed.items()
         if seen.shapes is None and seen.note and seen.note != "input shape unknown"
     ]
+
+
+def _inspect_built_model(source: KerasSource) -> list[LayerRow]:
+    """A model whose config has no layer graph (subclassed, keras_hub): with its code, Keras
+    builds it; a functional one is inspected layer by layer, another is traced whole."""
+    import tempfile
+
+    cfg = source.model_config
+    class_name = str(cfg.get("class_name"))
+    name = str((cfg.get("config") or {}).get("name") or class_name)
+    session = current_session()
+    if not session.opted_in and not is_keras_hub_class(cfg):
+        note = "a subclassed model: pass the module defining it with --custom-code to trace it"
+        return [LayerRow(name, class_name, None, 0, False, note, "")]
+    model = session.reference_model(source.path, source.keras_major)
+    if has_functional_graph(model):
+        with tempfile.TemporaryDirectory(prefix="tf2torch-inspect-") as directory:
+            try:
+                path, session.keras_model = save_functional_copy(model, directory, name)
+            except UnsavableLayers:
+                pass
+            else:
+                return _inspect(path)
+    return [LayerRow(name, class_name, None, int(model.count_params()), True, "traced whole", "traced")]
 
 
 @dataclass
@@ -145,7 +178,7 @@ class _InspectingWalker(_ModelWalker):
             outputs = super()._import_call(entry, call, call_index, inputs, tensor_kwargs, reader, prefix)
         except ConversionError as exc:
             self.errors.setdefault(name, str(exc))
-            self._record(name, None, params, _first_line(str(exc)), call_index)
+            self._record(name, None, params, _first_line(str(exc)).removeprefix(f"{self.source.path}: "), call_index)
             return self._placeholders(entry, name)
         self._record(name, [v.spec.shape for v in outputs], params, "", call_index)
         return outputs

@@ -68,7 +68,9 @@ def _trace(module: nn.Module) -> fx.GraphModule:
 
 def _folds_into(producer: nn.Module, bn: nn.Module) -> bool:
     if isinstance(producer, _CONVS):
-        return producer.out_channels == bn.num_features and producer.padding_mode == "zeros"
+        # A masked kernel (MaskedConv) is weight * mask on every call: not a plain convolution.
+        return (producer.out_channels == bn.num_features and producer.padding_mode == "zeros"
+                and "mask" not in producer._buffers)
     if isinstance(producer, nn.Linear):
         return isinstance(bn, nn.BatchNorm1d) and producer.out_features == bn.num_features
     return False

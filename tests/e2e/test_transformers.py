@@ -260,17 +260,36 @@ def test_keras_hub_resnet_backbone_walks_its_functional_graph(tmp_path):
     assert "nn.Conv2d(" in result.source_code and "traced call()" not in result.source_code  # all native
     report = result.verify(batch_size=2, keras_model=backbone)
     assert report.ok, report.table()
+    from tf2torch.inspect_model import inspect_model
+
+    rows = inspect_model(str(path))
+    assert any(r.class_name == "Conv2D" for r in rows) and all(r.supported for r in rows)
 
 
-def test_keras_hub_backbone_with_unconvertible_ops_is_refused_clearly(tmp_path):
-    backbone = keras_hub.models.ViTBackbone(image_shape=(28, 28, 3), patch_size=7, num_layers=1, num_heads=2,
+def test_keras_hub_vit_backbone_matches_tensorflow(tmp_path):
+    """Patches by a strided conv, a class token tiled to the run-time batch, position
+    embeddings: walked as a functional graph, keras_hub's layers traced where they must be."""
+    backbone = keras_hub.models.ViTBackbone(image_shape=(28, 28, 3), patch_size=7, num_layers=2, num_heads=2,
                                             hidden_dim=8, mlp_dim=16)
+    _perturb(backbone)
     path = tmp_path / "vit.keras"
     backbone.save(str(path))
-    try:
-        result = tf2torch.convert(str(path))
-    except tf2torch.ConversionError as exc:  # until the TF frontend has its run-time shapes
-        assert str(path) in str(exc) and "vit_patching_and_embedding" in str(exc)
-        return
-    report = result.verify(batch_size=2, keras_model=backbone)
-    assert report.ok, report.table()
+    result = tf2torch.convert(str(path))
+    images = np.random.default_rng(3).standard_normal((3, 28, 28, 3)).astype("float32")
+    report = result.verify([images], keras_model=backbone)
+    assert report.outputs and report.ok, report.table()
+
+
+def test_keras_hub_llama_backbone_matches_tensorflow(tmp_path):
+    """A small decoder-only LLM (grouped-query attention, rotary embeddings computed from a
+    float `arange` of the run-time sequence length, RMS norms, gated MLP)."""
+    backbone = keras_hub.models.LlamaBackbone(vocabulary_size=97, num_layers=2, num_query_heads=4,
+                                              num_key_value_heads=2, hidden_dim=32, intermediate_dim=64)
+    _perturb(backbone)
+    path = tmp_path / "llama.keras"
+    backbone.save(str(path))
+    result = tf2torch.convert(str(path))
+    for batch, steps, seed in ((3, 9, 0), (2, 5, 1)):  # another sequence length too
+        inputs = _token_inputs(batch, steps, seed=seed, segments=False)
+        inputs["token_ids"] %= 97
+        _verify(result, backbone, inputs)

@@ -86,7 +86,7 @@ def fold_into_producer(node: Node, b: ModuleBuilder, bn_module: str) -> bool:
     producer = value.producer
     if producer is None or not b.statements or not b.overwritable(value):
         return False
-    if producer.op == "conv" and value.rank == producer.attrs["rank"] + 2:
+    if producer.op == "conv" and value.rank == producer.attrs["rank"] + 2 and "kernel_mask" not in producer.params:
         name, helper = "conv_bn", CONV_BN_HELPER
     elif producer.op == "dense" and value.rank == 2:
         name, helper = "linear_bn", LINEAR_BN_HELPER

@@ -72,6 +72,20 @@ def symmetric_padding_with_crop(
     return tuple(padding), tuple(crop)
 
 
+MASKED_CONV_HELPER = """
+class MaskedConv{rank}d(nn.Conv{rank}d):
+    \"\"\"A convolution whose kernel is multiplied by a fixed mask on every call (the Keras layer
+    masked its kernel in call()): masked weights stay zero in training too.\"\"\"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.register_buffer("mask", torch.ones_like(self.weight))
+
+    def forward(self, x):
+        return {F}.conv{rank}d(x, self.weight * self.mask, self.bias, self.stride, self.padding, self.dilation, self.groups)
+"""
+
+
 @register_converter("conv")
 def convert_conv(node: Node, b: ModuleBuilder) -> None:
     a = node.attrs
@@ -81,6 +95,7 @@ def convert_conv(node: Node, b: ModuleBuilder) -> None:
     pads = a["pads"]
     comment = None
     cls = f"nn.Conv{rank}d"
+    masked = "kernel_mask" in node.params
     if pads == "same_dynamic":
         F = b.use_functional()
         b.helper("pad_same", SAME_PAD_HELPER)
@@ -90,10 +105,10 @@ def convert_conv(node: Node, b: ModuleBuilder) -> None:
     elif all(left == right for left, right in pads):
         if any(left for left, _ in pads):
             kwargs["padding"] = compact(tuple(left for left, _ in pads))
-    elif cropped := symmetric_padding_with_crop(
+    elif not masked and (cropped := symmetric_padding_with_crop(
         pads, a["stride"], tuple((k - 1) * d + 1 for k, d in zip(a["kernel_size"], a["dilation"])),
         node.inputs[0].torch_shape[2:], node.outputs[0].torch_shape[2:],
-    ):
+    )):
         kwargs["padding"] = compact(cropped[0])
         kwargs["crop"] = cropped[1]
         cls = b.helper(f"CroppedConv{rank}d", CROPPED_CONV_HELPER.format(n=rank))
@@ -110,8 +125,11 @@ def convert_conv(node: Node, b: ModuleBuilder) -> None:
         kwargs["groups"] = a["groups"]
     if "bias" not in node.params:
         kwargs["bias"] = False
-    ctor = call(cls, a["in_channels"], a["out_channels"], kernel_size=compact(a["kernel_size"]), **kwargs)
     state = {"weight": state_array(node.params["kernel"].array.transpose(KERNEL_TO_TORCH[rank]))}
+    if masked:
+        cls = b.helper(f"MaskedConv{rank}d", MASKED_CONV_HELPER.format(rank=rank, F=b.use_functional()))
+        state["mask"] = state_array(node.params["kernel_mask"].array.transpose(KERNEL_TO_TORCH[rank]))
+    ctor = call(cls, a["in_channels"], a["out_channels"], kernel_size=compact(a["kernel_size"]), **kwargs)
     if "bias" in node.params:
         state["bias"] = state_array(node.params["bias"].array)
     frozen = frozen_names(node, {"kernel": "weight", "bias": "bias"})

@@ -133,15 +133,15 @@ def sym_text(node: Node, sym: object, b: ModuleBuilder) -> str:
     if sym[0] == "dim":
         value = node.inputs[sym[1]]
         return f"{b.var(value)}.shape[{value.torch_axis(sym[2])}]"
+    if sym[0] == "item":
+        return f"int({b.var(node.inputs[sym[1]])})"
     fn, args = sym[1], [sym_text(node, a, b) for a in sym[2]]
     if fn in ("maximum", "minimum"):
         return f"{fn[:3]}({args[0]}, {args[1]})"
-    if fn == "int":
-        return f"int({args[0]})"
     parts = []
     for i, (arg, text) in enumerate(zip(sym[2], args)):
         same = isinstance(arg, tuple) and arg[0] == "fn" and arg[1] == fn and fn in ("add", "mul") and i == 0
-        nested = isinstance(arg, tuple) and arg[0] == "fn" and arg[1] not in ("maximum", "minimum", "int")
+        nested = isinstance(arg, tuple) and arg[0] == "fn" and arg[1] not in ("maximum", "minimum")
         negative = not isinstance(arg, tuple) and arg < 0
         parts.append(f"({text})" if (nested and not same) or negative else text)
     return f" {SYM_INFIX[fn]} ".join(parts)
@@ -516,3 +516,11 @@ def convert_tf_sdpa(node: Node, b: ModuleBuilder) -> None:
         args.append(f"scale={literal(a['scale'])}")
     expr = f"{F}.scaled_dot_product_attention({', '.join(args)})"
     b.emit(node.outputs[0], expr if a["heads_first"] else f"{expr}.transpose(1, 2)")
+
+
+@register_converter("tf_in_top_k")
+def convert_tf_in_top_k(node: Node, b: ModuleBuilder) -> None:
+    predictions, targets = (operand(node, op, b, broadcast=False) for op in node.attrs["operands"])
+    target = b.temp(f"{node.source.name}_target", f"{_paren(predictions)}.gather(1, {_paren(targets)}.long()[:, None])")
+    beaten = f"({_paren(predictions)} > {target}).sum(1) < {node.attrs['k']}"
+    b.emit(node.outputs[0], f"({beaten}) & torch.isfinite({target}[:, 0])")

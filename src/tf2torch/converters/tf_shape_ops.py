@@ -6,7 +6,7 @@ symbolic."""
 from __future__ import annotations
 
 from tf2torch.codegen.literals import literal
-from tf2torch.codegen.program import ModuleBuilder
+from tf2torch.codegen.program import ModuleBuilder, Statement
 from tf2torch.converters.registry import register_converter
 from tf2torch.converters.tf_ops import TORCH_DTYPES, _paren, operand, sym_text
 from tf2torch.ir import Node
@@ -87,6 +87,20 @@ def convert_tf_range(node: Node, b: ModuleBuilder) -> None:
     b.emit(node.outputs[0], f"torch.arange({', '.join(args)}, dtype={dtype}{_device(node, b)})")
 
 
+RANDOM_CALLS = {"normal": "torch.randn", "uniform": "torch.rand"}
+
+
+@register_converter("tf_random")
+def convert_tf_random(node: Node, b: ModuleBuilder) -> None:
+    a = node.attrs
+    shape = _shape_tuple(_sizes(node, a["shape"], b))
+    options = f"dtype={TORCH_DTYPES[a['dtype']]}{_device(node, b)}"
+    if a["distribution"] == "truncated_normal":  # TensorFlow redraws beyond two standard deviations
+        b.emit(node.outputs[0], f"nn.init.trunc_normal_(torch.empty({shape}, {options}), a=-2.0, b=2.0)")
+    else:
+        b.emit(node.outputs[0], f"{RANDOM_CALLS[a['distribution']]}({shape}, {options})")
+
+
 @register_converter("tf_shape_tensor")
 def convert_tf_shape_tensor(node: Node, b: ModuleBuilder) -> None:
     a = node.attrs
@@ -155,3 +169,26 @@ def convert_tf_diagonal(node: Node, b: ModuleBuilder) -> None:
     offset = node.attrs["offset"]
     extra = f"offset={offset}, " if offset else ""
     b.emit(node.outputs[0], f"torch.diagonal({b.var(node.inputs[0])}, {extra}dim1=-2, dim2=-1)")
+
+
+@register_converter("tf_scatter_nd")
+def convert_tf_scatter_nd(node: Node, b: ModuleBuilder) -> None:
+    a = node.attrs
+    if "zeros" in a:
+        dtype = TORCH_DTYPES[a["dtype"]]
+        target = f"torch.zeros({_shape_tuple(_sizes(node, a['zeros'], b))}, dtype={dtype}{_device(node, b)})"
+    else:
+        target = _source(node, b)
+    updates = operand(node, a["updates"], b, broadcast=False)
+    index = f"tuple({_index(node, a['indices'], b)}.unbind(-1))"
+    accumulate = ", accumulate=True" if a["accumulate"] else ""
+    b.emit(node.outputs[0], f"torch.index_put({target}, {index}, {updates}{accumulate})")
+
+
+@register_converter("tf_update_slice")
+def convert_tf_update_slice(node: Node, b: ModuleBuilder) -> None:
+    """A copy of the tensor with the block assigned: two statements, as a person writes it."""
+    out = node.outputs[0]
+    b.emit(out, f"{_source(node, b)}.clone()")
+    index = ", ".join(_index_entry(node, e, b) for e in node.attrs["index"])
+    b.statements.append(Statement([f"{b.var(out)}[{index}]"], operand(node, node.attrs["update"], b, broadcast=False)))

@@ -174,11 +174,15 @@ OPS: dict[str, OpDef] = _defs(
     OpDef("tf_pad", Layout.SOURCE),
     OpDef("tf_fill", Layout.SOURCE),
     OpDef("tf_range", Layout.SOURCE),
+    OpDef("tf_random", Layout.SOURCE),  # a draw from torch's generator (keras.random / tf.random)
     OpDef("tf_broadcast_to", Layout.SOURCE),
     OpDef("tf_shape_tensor", Layout.SOURCE),  # a run-time shape value used as a tensor
     OpDef("tf_flip", Layout.SOURCE),
     OpDef("tf_cross", Layout.SOURCE),
     OpDef("tf_search", Layout.SOURCE),
+    OpDef("tf_scatter_nd", Layout.SOURCE),
+    OpDef("tf_update_slice", Layout.SOURCE),
+    OpDef("tf_in_top_k", Layout.SOURCE),
     OpDef("tf_roll", Layout.SOURCE),
     OpDef("tf_band_part", Layout.SOURCE),
     OpDef("tf_diagonal", Layout.SOURCE),

@@ -255,14 +255,10 @@ SWEEP = {
 EXPECTED_UNSUPPORTED = {
     "affine_transform": "ImageProjectiveTransformV3: no converter yet (grid_sample with TF's fill modes)",
     "argmax_argmin": "Bitcast: Keras' NaN-aware argmax reads float bits as ints",
-    "average_weighted": "weights broadcast through a tensor of unknown rank",
     "extract_sequences": "frame(): a strided slice whose bounds are a run-time tensor, not a shape value",
     "fft_real": "RFFT: complex tensors are not supported",
-    "in_top_k": "InTopKV2: no converter yet",
     "median": "a reshape to a shape computed by tensor ops (not shape arithmetic)",
     "rgb_to_hsv": "RGBToHSV: no converter yet",
-    "scatter_update": "TensorScatterUpdate: no converter yet",
-    "slice_update": "XlaDynamicUpdateSlice: no converter yet",
 }
 
 

@@ -95,3 +95,20 @@ def test_bert_like_savedmodel_with_resource_gather_converts_exactly(saved_model)
         report = result.verify(_inputs(result.graph.input_names, batch, steps, seed), tolerance=1e-5)
         assert len(report.outputs) == 2
         assert report.ok, report.table()
+
+
+def test_bert_like_module_exports_with_dynamic_batch_and_steps(saved_model):
+    import torch
+
+    result = tf2torch.convert(str(saved_model))
+    names = result.graph.input_names
+    example = tuple(torch.from_numpy(a) for a in _inputs(names, 3, 11, 0))
+    batch, steps = torch.export.Dim("batch"), torch.export.Dim("steps", max=STEPS)
+    exported = torch.export.export(result.module, example, dynamic_shapes=tuple({0: batch, 1: steps} for _ in names))
+    arrays = _inputs(names, 2, 5, 1)
+    got = exported.module()(*(torch.from_numpy(a) for a in arrays))
+    expected = tf.saved_model.load(str(saved_model)).signatures["serving_default"](
+        **{n: tf.constant(a) for n, a in zip(names, arrays)})
+    for out, key in zip(got, sorted(expected)):
+        ref = expected[key].numpy()
+        np.testing.assert_allclose(out.detach().numpy(), ref, atol=1e-5 * np.abs(ref).max())

@@ -274,3 +274,50 @@ def test_keras_masks_into_and_out_of_traced_layers(tmp_path):
     ids[3, 4] = 0
     report = result.verify([ids], keras_model=model)
     assert report.ok, report.table()
+
+
+@keras.saving.register_keras_serializable(package="tf2torch_tf_tests")
+class DropoutSin(keras.layers.Layer):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dropout = keras.layers.Dropout(0.4)
+
+    def call(self, x, training=False):
+        return self.dropout(tf.sin(x), training=training)
+
+
+def test_layer_differing_in_training_is_noted_in_model_py(tmp_path):
+    model = _model(DropoutSin(name="noisy"))
+    result = tf2torch.convert(_save(model, tmp_path), custom_objects={"DropoutSin": DropoutSin})
+    assert "noisy (DropoutSin) was traced in inference mode" in result.source_code
+    report = result.verify(batch_size=3, keras_model=model)
+    assert report.ok, report.table()
+    plain = tf2torch.convert(_save(_model(SinLayer(name="sine")), tmp_path), custom_objects={"SinLayer": SinLayer})
+    assert "traced in inference mode" not in plain.source_code
+
+
+@keras.saving.register_keras_serializable(package="tf2torch_tf_tests")
+class SequenceProjection(keras.layers.Layer):
+    """A Dense on a rank-3 input: TF lowers it to Tensordot with run-time shape arithmetic."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(4)
+
+    def call(self, x):
+        return self.dense(x)
+
+
+def test_tracing_errors_name_the_layer_in_user_terms(tmp_path):
+    inputs = keras.Input((6, 5))
+    model = keras.Model(inputs, SequenceProjection(name="seq_proj")(inputs))
+    path = _save(model, tmp_path)
+    try:
+        result = tf2torch.convert(path, custom_objects={"SequenceProjection": SequenceProjection})
+    except tf2torch.ConversionError as exc:  # until the TF frontend computes run-time shapes
+        text = str(exc)
+        assert "layer 'seq_proj' (SequenceProjection), traced:" in text
+        assert not any(kind in text for kind in ("ShapeVec", "ParamExpr", "VarRef")), text
+        return
+    report = result.verify(batch_size=3, keras_model=model)
+    assert report.ok, report.table()

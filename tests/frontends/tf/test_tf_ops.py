@@ -133,6 +133,12 @@ CASES = {
     "band_part": ((None, 5, 5), lambda x: tf.linalg.band_part(x, 1, 2) + tf.linalg.band_part(x, -1, 0)),
     "bucketize_atan2": (VEC, lambda x: tf.cast(tf.raw_ops.Bucketize(input=x, boundaries=[-0.5, 0.0, 0.7]), tf.float32)
                         + tf.atan2(x, 1.0 - x)),
+    "tensor_scatter_add_duplicates": (VEC, lambda x: tf.tensor_scatter_nd_add(x, [[0, 1, 2], [0, 1, 2], [1, 2, 4]],
+                                                                               x[0, :3, 0] * 2.0)),
+    "scatter_nd_into_zeros": (VEC, lambda x: tf.scatter_nd([[1, 0], [3, 2], [1, 0]], x[0, :3, :2] + 1.0, [5, 4, 2])[None]
+                              + x[:, :1, :1, None] + x[:, :1, None, :2]),
+    "in_top_k": (VEC, lambda x: tf.cast(tf.math.in_top_k(tf.cast(tf.abs(x[:, 0, 0]) * 3, tf.int32) % 5, x[:, 0], 2),
+                                        tf.float32)),
     "image_pad_then_conv": (IMG, lambda x: tf.nn.conv2d(tf.pad(x, [[0, 0], [1, 1], [2, 0], [0, 0]]), K, 1, "VALID")),
     "channel_scale_broadcast": (IMG, lambda x: tf.nn.relu(x * _const(5) + _const(1, 1, 5))),
     "flatten_after_conv": (IMG, lambda x: tf.reshape(tf.nn.conv2d(x, K, 3, "VALID"), [-1, 3 * 3 * 7])),

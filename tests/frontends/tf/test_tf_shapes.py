@@ -54,12 +54,21 @@ def _causal(x):
 def _center_crop(x):
     """An augmentation-layer pattern: a size through float arithmetic and back to int."""
     steps = tf.shape(x)[1]
-    kept = tf.cast(tf.cast(steps, tf.float32) * 0.6, tf.int32)
+    kept = tf.cast(tf.cast(steps, tf.float32) * 0.7, tf.int32)
     start = (steps - kept) // 2
     return x[:, start:start + kept]
 
 
+def _cache_update(x):
+    """A KV-cache write (keras.ops.slice_update -> XlaDynamicUpdateSlice) at a run-time position."""
+    import keras
+
+    position = tf.shape(x)[1] - 3
+    return keras.ops.slice_update(tf.zeros([tf.shape(x)[0], 20, 6]), [0, position, 0], x[:, :2] * 2.0)
+
+
 CASES = {
+    "slice_update_runtime_position": _cache_update,
     "center_crop_float_size": _center_crop,
     "position_embedding_gather_range": lambda x: x + tf.gather(POS, tf.range(tf.shape(x)[1])),
     "position_table_sliced": lambda x: x + POS[: tf.shape(x)[1]],
@@ -137,7 +146,8 @@ def test_reshape_reads_runtime_sizes_not_constants():
 
 def test_keras_multi_head_attention_einsums_become_sdpa(tmp_path):
     """Keras' MultiHeadAttention lowers to einsum -> scale -> softmax -> einsum on (batch, steps,
-    heads, depth): one F.scaled_dot_product_attention, exact at two sizes; model.py lints clean."""
+    heads, depth): one F.scaled_dot_product_attention between four nn.Linear projections, exact
+    at two sizes; model.py lints clean."""
     import subprocess
     import sys
     from pathlib import Path
@@ -156,6 +166,7 @@ def test_keras_multi_head_attention_einsums_become_sdpa(tmp_path):
     result = tf2torch.convert(fn)
     body = forward_source(result.source_code)
     assert "F.scaled_dot_product_attention(" in body and "softmax" not in body
+    assert result.source_code.count("nn.Linear(") == 4 and "torch.einsum" not in body  # EinsumDense projections
     for batch, steps in SIZES:
         assert_matches(result, inputs=_inputs(batch, steps))
     result.save(tmp_path / "out")
@@ -164,3 +175,37 @@ def test_keras_multi_head_attention_einsums_become_sdpa(tmp_path):
         done = subprocess.run([str(ruff), "check", "--isolated", str(tmp_path / "out" / "model.py")],
                               capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stdout
+
+
+def test_vit_style_patch_embedding_with_runtime_batch():
+    """Patches (ExtractImagePatches) reshaped with tf.shape(images)[0], projected by a Keras Dense
+    (Tensordot), a class token broadcast to the batch and a position table indexed by a range."""
+    import keras
+
+    proj = keras.layers.Dense(8, name="projection")
+    proj.build((None, None, 36))
+    for w in proj.weights:
+        w.assign(RNG.standard_normal(w.shape).astype(np.float32) * 0.3)
+    cls_token = tf.Variable(RNG.standard_normal((1, 1, 8)).astype(np.float32), name="cls")
+    positions = tf.Variable(RNG.standard_normal((13, 8)).astype(np.float32), name="pos")
+
+    @tf.function(input_signature=[tf.TensorSpec((None, 9, 12, 4), tf.float32)])
+    def fn(images):
+        batch = tf.shape(images)[0]
+        patches = tf.image.extract_patches(images, [1, 3, 3, 1], [1, 3, 3, 1], [1, 1, 1, 1], "VALID")
+        tokens = proj(tf.reshape(patches, [batch, -1, patches.shape[-1]]))
+        tokens = tf.concat([tf.broadcast_to(cls_token, [batch, 1, 8]), tokens], axis=1)
+        return tokens + tf.gather(positions, tf.range(tf.shape(tokens)[1]))
+
+    result = tf2torch.convert(fn)
+    assert "nn.Linear(36, 8)" in result.source_code
+    for batch in (3, 2):
+        assert_matches(result, inputs=[RNG.standard_normal((batch, 9, 12, 4)).astype(np.float32)])
+
+
+def test_float_size_arithmetic_truncates_like_tensorflow():
+    """int(float32(90) * float32(0.7)) is 63 in TensorFlow but int(90 * 0.7) is 62 in Python's
+    float64: float arithmetic on sizes must run in float32, or the crop is off by one."""
+    result = _convert(_center_crop)
+    for steps in (90, 11):
+        assert_matches(result, inputs=_inputs(2, steps))

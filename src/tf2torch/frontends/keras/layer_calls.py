@@ -115,6 +115,12 @@ def _parse_call_v2(node: list) -> LayerCall:
     return LayerCall(inputs, kwargs, tensor_kwargs, args)
 
 
+def has_layer_graph(model_config: dict) -> bool:
+    """A Sequential or functional config; a subclassed model's (or a keras_hub backbone's)
+    holds only its constructor arguments."""
+    return model_config.get("class_name") in MODEL_CLASSES
+
+
 def entry_class_name(raw: dict) -> str:
     """The registry key of a config entry. Keras 3 op entries (`x + 3.0` on a KerasTensor)
     are keyed apart from layers: ops.numpy.Add is not the Add merge layer."""

@@ -115,3 +115,28 @@ def _class_in_module(raw: dict) -> type | None:
         return getattr(importlib.import_module(module), bare_class_name(str(raw.get("class_name"))), None)
     except ImportError:
         return None
+
+
+class UnsavableLayers(Exception):
+    """Keras cannot serialize a layer of the model (its get_config() fails)."""
+
+
+def has_functional_graph(model: Any) -> bool:
+    """A Functional model or subclass (keras_hub backbones and tasks), not a subclassed one."""
+    return getattr(model, "_inputs_struct", None) is not None and getattr(model, "_outputs_struct", None) is not None
+
+
+def save_functional_copy(model: Any, directory: str, stem: str) -> tuple[str, Any]:
+    """A plain keras.Model over the same layers (its config lists them, where a Functional
+    subclass's lists only constructor arguments), saved as `directory/stem.keras`."""
+    import os
+
+    import keras
+
+    copy = keras.Model(model._inputs_struct, model._outputs_struct, name=model.name)
+    path = os.path.join(directory, stem + ".keras")
+    try:
+        copy.save(path)
+    except Exception as exc:  # Keras cannot serialize one of the layers
+        raise UnsavableLayers(str(exc)) from exc
+    return path, copy

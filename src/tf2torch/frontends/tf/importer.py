@@ -60,6 +60,8 @@ class GraphImporter:
     tf_uses: dict[int, int] = field(default_factory=dict)  # id(Value) -> TF consumers of its tensor
     # BatchToSpaceND op name -> what its SpaceToBatchND left to finish (a dilated convolution)
     pending_dilations: dict[str, Any] = field(default_factory=dict)
+    # id(Value) -> the sizes a float cast of a shape value holds (Range reads them back)
+    cast_sizes: dict[int, ShapeVec] = field(default_factory=dict)
 
     # -- naming -------------------------------------------------------------------------
 
@@ -99,6 +101,7 @@ class GraphImporter:
         var_args = {arg_name: arg for arg_name, arg in zip(arg_names, args) if isinstance(arg, VarRef)}
         bindings: dict[str, TFVal] = {}
         _gathers_from_reads(graph_def, var_args)
+        _random_ops_unseeded(graph_def)
         assigns = {n.name: n for n in graph_def.node if n.op == "AssignVariableOp"}
         for node in graph_def.node:
             if node.op == "ReadVariableOp" and _read_after_assign(node, assigns):
@@ -229,6 +232,36 @@ def _read_after_assign(read: Any, assigns: dict[str, Any]) -> str | None:
         if control.startswith("^") and assign is not None and assign.input[0].split(":")[0] == resource:
             return assign.input[1]
     return None
+
+
+# Stateless random ops (keras.random with a SeedGenerator) -> their stateful forms, shape only.
+UNSEEDED_RANDOM = {
+    "StatelessRandomNormalV2": "RandomStandardNormal", "StatelessRandomNormal": "RandomStandardNormal",
+    "StatelessRandomUniformV2": "RandomUniform", "StatelessRandomUniform": "RandomUniform",
+    "StatelessTruncatedNormalV2": "TruncatedNormal", "StatelessTruncatedNormal": "TruncatedNormal",
+}
+
+
+def _random_ops_unseeded(graph_def: Any) -> None:
+    """A stateless random op keeps only its shape input: the converted module draws with
+    torch's generator, so the seed arithmetic (a SeedGenerator's state variable, read and
+    advanced in call()) is not needed, and is not imported."""
+    for node in graph_def.node:
+        target = UNSEEDED_RANDOM.get(node.op)
+        if target is None:
+            continue
+        dtype = node.attr["dtype"].type
+        shape_type = (node.attr["Tshape"] if "Tshape" in node.attr else node.attr["T"]).type
+        controls = [i for i in node.input if i.startswith("^")]
+        shape = node.input[0]
+        node.op = target
+        node.ClearField("attr")
+        node.attr["dtype"].type = dtype
+        node.attr["T"].type = shape_type
+        node.attr["seed"].i = 0
+        node.attr["seed2"].i = 0
+        del node.input[:]
+        node.input.extend([shape] + controls)
 
 
 def _topological(outputs: list, bound: set[str]) -> list:

@@ -66,12 +66,17 @@ def trace_layer(ctx: Any, layer: Any, class_name: str) -> list:
             f"{type(exc).__name__}: {_first_line(exc)}"
         ) from exc
     session.traced_layers.append(ctx.name)
+    if _differs_in_training(call, specs, fn):
+        ctx.graph.notes.append(
+            f"{ctx.name} ({ctx.class_name}) was traced in inference mode: what its call() does only in "
+            "training (Dropout, batch statistics, noise) is not reproduced in train()."
+        )
     views = [_view(w, layer.name) for w in _variables(layer)]
     try:
         imported = import_concrete_function(fn, ctx.file, ctx.name, variables=views)
     except ConversionError as exc:
         # Name the user's layer first: the op names alone do not say where it came from.
-        detail = str(exc).removeprefix(f"{ctx.file}: ")
+        detail = _in_user_terms(str(exc).removeprefix(f"{ctx.file}: "))
         raise UnsupportedFeature(f"{ctx.file}: layer {ctx.name!r} ({ctx.class_name}), traced: {detail}") from exc
     graph = imported.graph
     names = ["inputs"] if len(graph.inputs) == 1 else [f"inputs_{i}" for i in range(len(graph.inputs))]
@@ -109,9 +114,14 @@ class _TracedCall:
         implicit = ctx.input_masks[: self.first_count] if "mask" not in ctx.tensor_kwargs else []
         self.mask_values = [m for m in implicit if m is not None]
         self.mask_slots = [m is not None for m in implicit]
-        self.tensors += self.mask_values
+        # The other inputs' masks reach call() only as their tensors' `_keras_mask` (which
+        # Keras layers such as MultiHeadAttention read), as when Keras runs the model.
+        self.other_masks = [(i, m) for i, m in enumerate(ctx.input_masks[: len(ctx.inputs)])
+                            if i >= self.first_count and m is not None]
+        self.tensors += self.mask_values + [m for _, m in self.other_masks]
         self.output_count = 0
         self.output_masks: list | None = None  # per output: None, "traced" or a mask Value
+        self.training = False
 
     def __call__(self, *flat: Any) -> list:
         ctx = self.ctx
@@ -123,19 +133,29 @@ class _TracedCall:
         for key in self.kwarg_names:
             values = [next(rest) for _ in ctx.tensor_kwargs[key]]
             kwargs[key] = values[0] if len(values) == 1 else values
-        masks = iter(flat[count + sum(len(v) for v in ctx.tensor_kwargs.values()):])
+        masks_start = count + sum(len(v) for v in ctx.tensor_kwargs.values())
+        masks = iter(flat[masks_start:])
         slots = [next(masks) if present else None for present in self.mask_slots]
+        for (index, _), mask in zip(self.other_masks, masks):
+            _set_keras_mask(flat[index], mask)
+        for index, mask in enumerate(slots):
+            if mask is not None:
+                _set_keras_mask(flat[index], mask)
         previous = kwargs.get("mask")
         if previous is None and any(self.mask_slots):
             previous = slots[0] if self.first_count == 1 and not isinstance(self.positional[0], (list, tuple)) else slots
-            if "mask" in _call_parameters(self.layer):
+            # Keras fills `mask=` only for a call with one tensor argument (with several, each
+            # tensor carries its own `_keras_mask`, set above).
+            if "mask" in _call_parameters(self.layer) and len(self.positional) + len(self.kwarg_names) == 1:
                 kwargs["mask"] = previous
-        outputs = self.layer(*args, training=False, **kwargs)
+        outputs = self.layer(*args, training=self.training, **kwargs)
         import tensorflow as tf
 
         flat_outputs = tf.nest.flatten(outputs)
         self.output_count = len(flat_outputs)
-        if previous is None or not getattr(self.layer, "supports_masking", False):
+        # Keras sets output masks whenever the layer supports masking (a layer defining
+        # compute_mask does), even without an input mask: an embedding-like layer makes one.
+        if not getattr(self.layer, "supports_masking", False):
             self.output_masks = [None] * len(flat_outputs) if previous is not None else None
             return flat_outputs
         computed = self.layer.compute_mask(args[0] if args else None, previous)
@@ -144,7 +164,7 @@ class _TracedCall:
             flat_masks = flat_masks * len(flat_outputs)
         traced = []
         self.output_masks = []
-        by_id = {id(t): v for t, v in zip(flat[len(flat) - len(self.mask_values):], self.mask_values)}
+        by_id = {id(t): v for t, v in zip(flat[masks_start:], self.mask_values + [m for _, m in self.other_masks])}
         for mask in flat_masks:
             if mask is None:
                 self.output_masks.append(None)
@@ -154,6 +174,35 @@ class _TracedCall:
                 self.output_masks.append("traced")
                 traced.append(mask)
         return flat_outputs + traced
+
+
+def _set_keras_mask(tensor: Any, mask: Any) -> None:
+    try:
+        tensor._keras_mask = mask
+    except AttributeError:  # a tensor type that takes no attributes: Keras could not set it either
+        pass
+
+
+def _differs_in_training(call: Any, specs: list, inference: Any) -> bool:
+    """Whether the traced call computes something else with training=True."""
+    import copy
+
+    import tensorflow as tf
+
+    training_call = copy.copy(call)
+    training_call.training = True
+    try:
+        training = tf.function(training_call).get_concrete_function(*specs)
+    except Exception:  # noqa: BLE001  (a call failing in training mode: it differs)
+        return True
+    return _op_types(training.graph) != _op_types(inference.graph)
+
+
+def _op_types(graph: Any) -> list[str]:
+    types = [op.type for op in graph.get_operations()]
+    for function in graph._functions.values() if hasattr(graph, "_functions") else []:
+        types += [node.op for node in function.definition.node_def]
+    return sorted(types)
 
 
 class _Counter:
@@ -219,6 +268,17 @@ def _view(variable: Any, layer_name: str) -> _VariableView:
     else:
         parts = parts[-1:]
     return _VariableView("_".join(parts), var.handle, bool(variable.trainable), var)
+
+
+# The TF frontend's value kinds, as a user reads them.
+_VALUE_KINDS = {"a ShapeVec": "a shape value", "a ParamExpr": "a value computed from the layer's weights",
+                "a VarRef": "a variable"}
+
+
+def _in_user_terms(text: str) -> str:
+    for kind, words in _VALUE_KINDS.items():
+        text = text.replace(kind, words)
+    return text
 
 
 def _first_line(exc: Exception) -> str:

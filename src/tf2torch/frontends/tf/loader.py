@@ -212,7 +212,24 @@ def import_saved_model(path: str, signature: str = "serving_default", *, toleran
         available = ", ".join(sorted(signatures)) or "none"
         raise BadModelFile(f"{path}: no signature {signature!r} (available: {available}); pick one with signature=...")
     fn = signatures[signature]
-    return import_concrete_function(fn, path, Path(path).name, tolerant=tolerant, keep=loaded, by_name=True)
+    imported = import_concrete_function(fn, path, Path(path).name, tolerant=tolerant, keep=loaded, by_name=True)
+    _keras_input_order(loaded, imported.graph)
+    imported.runner.input_names = list(imported.graph.input_names)  # fed in the graph's order
+    return imported
+
+
+def _keras_input_order(loaded: Any, graph: Graph) -> None:
+    """A signature's inputs are keyword arguments, listed alphabetically; Keras' `model.export`
+    keeps the model's own input order in its `serve` endpoint: the module takes that order
+    (a positional call in Keras order would otherwise silently mix the inputs up)."""
+    tf = _tf()
+    signature = getattr(getattr(loaded, "serve", None), "input_signature", None)
+    names = [getattr(s, "name", None) for s in tf.nest.flatten(signature)] if signature else []
+    if sorted(names) != sorted(graph.input_names) or len(set(names)) != len(names):
+        return
+    by_name = dict(zip(graph.input_names, graph.inputs))
+    graph.inputs = [by_name[n] for n in names]
+    graph.input_names = names
 
 
 def import_function(fn: Any, *, tolerant: bool = False) -> TFImport:

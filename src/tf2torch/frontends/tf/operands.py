@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tf2torch.frontends.tf.values import Dim, DimExpr, ParamExpr, ShapeVec, Sym, TFVal, VarRef
+from tf2torch.frontends.tf.values import Dim, DimExpr, Item, ParamExpr, ShapeVec, Sym, TFVal, VarRef
 from tf2torch.ir import Node, Param, TensorSpec, Value
 
 if TYPE_CHECKING:
@@ -56,6 +56,8 @@ class OperandBuilder:
             if s.value not in self.shape_values:
                 self.shape_values.append(s.value)
             return ("dim", _Pending(s.value), s.axis)
+        if isinstance(s, Item):  # the tensor's data is read: a computed input
+            return ("item", self.value(s.value))
         if isinstance(s, DimExpr):
             return ("fn", s.fn, tuple(self.sym(a) for a in s.args))
         if isinstance(s, float):

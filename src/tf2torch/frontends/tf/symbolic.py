@@ -1,21 +1,24 @@
-"""Arithmetic on run-time dimensions (`Sym`: an int, a float, a `Dim` or a `DimExpr`).
+"""Arithmetic on run-time dimensions (`Sym`: an int, a `Dim`, an `Item` or a `DimExpr`).
 
-Shape values (`tf.shape(x)`, `tf.size(x)`, products, slices, sums and casts of them) stay
+Integer shape values (`tf.shape(x)`, `tf.size(x)`, products, slices, sums of them) stay
 symbolic through the import, simplified as they are built (`1 * d -> d`, `2 * 3 -> 6`), so
 that `forward` reads `x.shape[1]` and arithmetic on it, and a converted module keeps a
 dynamic batch and sequence length (`torch.export` with `Dim`s).
 
-In IR attributes a Sym is encoded as an int / float, `("dim", input_index, source_axis)` or
-`("fn", name, (args...))`; the converters render it with `converters.tf_shape_ops.sym_text`.
+Float arithmetic on sizes is not kept here: a size cast to float becomes a float32 tensor, so
+that it rounds as TensorFlow's float32 does.
+
+In IR attributes a Sym is encoded as an int / float, `("dim", input_index, source_axis)`,
+`("item", input_index)` (`int(t)`) or `("fn", name, (args...))`; the converters render it
+with `converters.tf_ops.sym_text`.
 """
 
 from __future__ import annotations
 
-import math
 import operator
 from collections.abc import Callable
 
-from tf2torch.frontends.tf.values import Dim, DimExpr, Sym
+from tf2torch.frontends.tf.values import Dim, DimExpr, Item, Sym
 
 PYTHON_FNS: dict[str, Callable] = {
     "add": operator.add, "sub": operator.sub, "mul": operator.mul, "floordiv": operator.floordiv,
@@ -70,6 +73,8 @@ def _factors(s: Sym) -> tuple[float, list[str]] | None:
         return float(s), []
     if isinstance(s, Dim):
         return 1.0, [f"{id(s.value)}:{s.axis}"]
+    if isinstance(s, Item):
+        return 1.0, [f"{id(s.value)}:item"]
     if s.fn != "mul":
         return None
     const, keys = 1.0, []
@@ -94,15 +99,6 @@ def static_size(s: Sym) -> int | None:
     return int(s) if is_number(s) and float(s).is_integer() else None
 
 
-def sym_dims(s: Sym) -> list[Dim]:
-    """The run-time dimensions `s` reads."""
-    if isinstance(s, Dim):
-        return [s]
-    if isinstance(s, DimExpr):
-        return [d for arg in s.args for d in sym_dims(arg)]
-    return []
-
-
 def broadcast_dims(a: list[Sym], b: list[Sym]) -> list[Sym]:
     """The broadcast shape of two shape vectors (TF BroadcastArgs), as far as it is known."""
     n = max(len(a), len(b))
@@ -117,10 +113,3 @@ def broadcast_dims(a: list[Sym], b: list[Sym]) -> list[Sym]:
         else:
             out.append(sym_binary("maximum", x, y))  # one of them is 1 at run time, or both agree
     return out
-
-
-def sym_int(s: Sym) -> Sym:
-    """A float size cast to an integer (TensorFlow truncates, as Python's int() does)."""
-    if is_number(s):
-        return math.trunc(s)
-    return DimExpr("int", (s,))

@@ -6,7 +6,8 @@
 - a `ParamExpr` (arithmetic on variables and constants only, e.g. Keras 3's BatchNorm
   `rsqrt(moving_variance + eps) * gamma`), kept symbolic so parameters keep training,
 - a `ShapeVec` (a shape vector, or one dimension, whose entries may be run-time
-  dimensions of a Value and arithmetic on them: `Dim` / `DimExpr`, see `tf/symbolic.py`).
+  dimensions of a Value, run-time int scalars and arithmetic on them: `Dim` / `Item` /
+  `DimExpr`, see `tf/symbolic.py`).
 """
 
 from __future__ import annotations
@@ -62,16 +63,28 @@ class Dim:
         return hash((id(self.value), self.axis))
 
 
+@dataclass(frozen=True, eq=False)
+class Item:
+    """The value of a 0-d integer tensor computed at run time, used as a size (`int(t)`)."""
+
+    value: Value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Item) and other.value is self.value
+
+    def __hash__(self) -> int:
+        return hash(id(self.value))
+
+
 @dataclass(frozen=True)
 class DimExpr:
-    """Arithmetic on dimensions: fn is add, sub, mul, floordiv, mod, div, maximum, minimum or
-    int (a float size truncated)."""
+    """Arithmetic on dimensions: fn is add, sub, mul, floordiv, mod, div, maximum or minimum."""
 
     fn: str
     args: tuple[Sym, ...]
 
 
-Sym = int | float | Dim | DimExpr  # one entry of a shape value
+Sym = int | float | Dim | Item | DimExpr  # one entry of a shape value
 
 
 @dataclass(eq=False)

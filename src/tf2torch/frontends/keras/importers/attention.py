@@ -558,7 +558,9 @@ def _expand_bert(cfg: dict) -> dict:
     layers = [_input("padding_mask"), _input("segment_ids"), _input("token_ids"),
               _entry("ReversibleEmbedding", "token_embedding", {}, ["token_ids"]),
               _entry("PositionEmbedding", "position_embedding", {}, ["token_embedding"]),
-              _entry("Embedding", "segment_embedding", {}, ["segment_ids"]),
+              # Its sizes, as a real Embedding entry has them (the file's weights are checked against them).
+              _entry("Embedding", "segment_embedding", {"input_dim": int(c.get("num_segments", 2)), "output_dim": hidden},
+                     ["segment_ids"]),
               _entry("Add", "embeddings_add", {}, ["token_embedding", "position_embedding", "segment_embedding"]),
               _entry("LayerNormalization", "embeddings_layer_norm", {"axis": -1, "epsilon": 1e-12}, ["embeddings_add"]),
               _entry("Dropout", "embeddings_dropout", {"rate": rate}, ["embeddings_layer_norm"])]

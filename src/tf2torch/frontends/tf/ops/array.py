@@ -1,6 +1,7 @@
 """Shape and indexing ops: Reshape, Transpose, ExpandDims, Squeeze, ConcatV2, Pack, Unpack,
 Split(V), Slice, StridedSlice, Gather(V2), GatherNd, Tile, Pad(V2), MirrorPad, OneHot, Where,
-ReverseV2, Roll, MatrixBandPart, MatrixDiagPartV3.
+ReverseV2, Roll, MatrixBandPart, MatrixDiagPartV3, TensorScatterUpdate / Add, ScatterNd,
+XlaDynamicUpdateSlice.
 Shape values (`tf.shape(x)[0]`, see shapes.py) stay symbolic through the ones that build
 them (Pack, ConcatV2, StridedSlice...) and become `x.shape[i]` in the ones that take them
 (Reshape, Slice, Tile...), so a dynamic batch and sequence length survive."""
@@ -16,7 +17,7 @@ from tf2torch.frontends.tf.operands import OperandBuilder
 from tf2torch.frontends.tf.ops.shapes import dims_of, shape_items, spec_from_items
 from tf2torch.frontends.tf.registry import register_tf_op
 from tf2torch.frontends.tf.symbolic import is_number, sym_binary, sym_equal, sym_product
-from tf2torch.frontends.tf.values import Dim, ShapeVec, Sym, TFVal, VarRef
+from tf2torch.frontends.tf.values import Dim, Item, ShapeVec, Sym, TFVal, VarRef
 from tf2torch.ir import Param, TensorSpec, Value
 
 
@@ -167,28 +168,49 @@ def import_concat(ctx: OpContext) -> list[TFVal]:
 
 
 def _is_shape_like(value: TFVal) -> bool:
-    """A shape value, or a constant that can take part in shape arithmetic."""
+    """A shape value, a constant that can take part in shape arithmetic, or a run-time int scalar."""
+    if isinstance(value, Value):
+        return value.rank == 0 and value.spec.dtype.startswith(("int", "uint"))
     return isinstance(value, ShapeVec) or (isinstance(value, np.ndarray) and value.dtype.kind in "iuf" and value.ndim <= 1)
 
 
 def _shape_like_items(value: TFVal) -> list[Sym]:
     if isinstance(value, ShapeVec):
         return list(value.items)
+    if isinstance(value, Value):
+        return [Item(value)]
     return [v.item() for v in np.asarray(value).reshape(-1)]
 
 
 def _shape_dtype(parts: list[TFVal]) -> str:
-    return next(p.dtype for p in parts if isinstance(p, ShapeVec))
+    return next(p.dtype if isinstance(p, ShapeVec) else p.spec.dtype for p in parts if isinstance(p, (ShapeVec, Value)))
+
+
+SIZE_CONSUMERS = {"StridedSlice", "Slice", "Reshape", "Fill", "Tile", "BroadcastTo", "Range"}
+
+
+def _feeds_sizes(ctx: OpContext) -> bool:
+    """Run-time int scalars packed for a slice bound or a shape (not a tensor computation)."""
+    return all(c.type in SIZE_CONSUMERS for c in ctx.op.outputs[0].consumers())
+
+
+def _packs_sizes(ctx: OpContext, parts: list[TFVal]) -> bool:
+    """Scalars packed into a shape vector: shape values with constants, or run-time int scalars
+    that feed only slice bounds and shapes."""
+    scalars = all(_is_shape_like(p) and (p.scalar if isinstance(p, ShapeVec) else np.ndim(p) == 0 if isinstance(
+        p, np.ndarray) else True) for p in parts)
+    if not scalars:
+        return False
+    if any(isinstance(p, ShapeVec) for p in parts):
+        return True
+    return any(isinstance(p, Value) for p in parts) and bool(ctx.op.outputs[0].consumers()) and _feeds_sizes(ctx)
 
 
 @register_tf_op("Pack")
 def import_pack(ctx: OpContext) -> list[TFVal]:
     parts = ctx.inputs
-    if any(isinstance(p, ShapeVec) for p in parts) and all(
-            _is_shape_like(p) and (not isinstance(p, ShapeVec) or p.scalar) for p in parts):
-        items = [i for p in parts for i in _shape_like_items(p)]
-        if len(items) == len(parts):  # scalars packed into a shape vector
-            return [ShapeVec(items, dtype=_shape_dtype(parts))]
+    if _packs_sizes(ctx, parts):
+        return [ShapeVec([i for p in parts for i in _shape_like_items(p)], dtype=_shape_dtype(parts))]
     values = [ctx.value(i) for i in range(len(parts))]
     axis = int(ctx.attr("axis")) % (values[0].rank + 1)
     return [ctx.add("tf_stack", values, attrs={"axis": axis}).outputs[0]]
@@ -405,3 +427,39 @@ def import_diag_part(ctx: OpContext) -> list[TFVal]:
     if k.size != 1:
         raise ctx.unsupported("several diagonals at once")
     return [ctx.add("tf_diagonal", [ctx.value(0)], attrs={"offset": int(k[0])}).outputs[0]]
+
+
+@register_tf_op("TensorScatterUpdate", "TensorScatterAdd", "ScatterNd")
+def import_scatter_nd(ctx: OpContext) -> list[TFVal]:
+    """x with x[indices] = updates (TensorScatterUpdate) or += (TensorScatterAdd, and ScatterNd
+    into zeros): torch.index_put, which returns a new tensor as TensorFlow does."""
+    ops = OperandBuilder(ctx)
+    if ctx.type == "ScatterNd":
+        indices, updates = ops.operand(ctx.inputs[0]), ops.operand(ctx.inputs[1])
+        attrs = {"indices": indices, "updates": updates, "zeros": ops.syms(shape_items(ctx, 2)),
+                 "dtype": ctx.attr("T").name, "accumulate": True}
+    else:
+        attrs = {"source": ops.operand(ctx.inputs[0]), "indices": ops.operand(ctx.inputs[1]),
+                 "updates": ops.operand(ctx.inputs[2]), "accumulate": ctx.type == "TensorScatterAdd"}
+    return [ops.add("tf_scatter_nd", attrs).outputs[0]]
+
+
+@register_tf_op("XlaDynamicUpdateSlice")
+def import_update_slice(ctx: OpContext) -> list[TFVal]:
+    """x with the block at `starts` replaced by `update` (Keras' slice_update, e.g. a KV cache);
+    TensorFlow clamps each start so that the block fits."""
+    ops = OperandBuilder(ctx)
+    source = ops.operand(ctx.inputs[0])
+    update = ops.operand(ctx.inputs[1])
+    starts = shape_items(ctx, 2)
+    index = []
+    for start, size, extent in zip(starts, dims_of(ctx, ctx.inputs[1]), dims_of(ctx, ctx.inputs[0])):
+        if is_number(size) and is_number(extent) and size == extent:
+            index.append(":")
+            continue
+        if start == 0:  # the block fits from 0 (an update is never larger than x)
+            fitted: Sym = 0
+        else:
+            fitted = sym_binary("minimum", sym_binary("maximum", start, 0), sym_binary("sub", extent, size))
+        index.append(_slice_entry(ops, fitted, sym_binary("add", fitted, size)))
+    return [ops.add("tf_update_slice", {"source": source, "update": update, "index": tuple(index)}).outputs[0]]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from tf2torch.frontends.tf.attention import fold_attention
-from tf2torch.frontends.tf.context import OpContext
-from tf2torch.frontends.tf.operands import OperandBuilder
+from tf2torch.frontends.tf.context import OpContext, dtype_name
+from tf2torch.frontends.tf.operands import OperandBuilder, materialize_shape
+from tf2torch.frontends.tf.ops.shapes import dims_of
 from tf2torch.frontends.tf.registry import register_tf_op
-from tf2torch.frontends.tf.symbolic import sym_binary, sym_int
-from tf2torch.frontends.tf.values import Dim, DimExpr, ParamExpr, ShapeVec, Sym, TFVal, VarRef, is_param
-from tf2torch.ir import Node, Param, Value
+from tf2torch.frontends.tf.symbolic import sym_binary
+from tf2torch.frontends.tf.values import Dim, DimExpr, Item, ParamExpr, ShapeVec, Sym, TFVal, VarRef, is_param
+from tf2torch.ir import Node, Param, TensorSpec, Value
 
 UNARY = {
     "Sin": "sin", "Cos": "cos", "Tan": "tan", "Asin": "asin", "Acos": "acos", "Atan": "atan",
@@ -107,11 +108,19 @@ def _bias_target(ctx: OpContext, x: TFVal, b: TFVal) -> Node | None:
     if not isinstance(x, Value) or x.producer is None or not isinstance(b, (VarRef, np.ndarray)):
         return None
     node = x.producer
+    arr = b.array if isinstance(b, VarRef) else b
+    graph = ctx.importer.graph
+    heads = node.attrs.get("unflattens_dense")
+    if node.op == "tf_reshape" and heads is not None and arr.shape == tuple(heads) and not graph.consumers(x):
+        # an EinsumDense bias of shape (heads, depth) after Linear + unflatten: the Linear's bias
+        inner = node.inputs[0]
+        if graph.consumers(inner) != [node] or ctx.importer.tf_uses.get(id(x)) != 1:
+            return None
+        node = inner.producer
     if node.op not in ("dense", "conv", "conv_transpose") or "bias" in node.params:
         return None
     units = node.attrs.get("units", node.attrs.get("out_channels"))
-    arr = b.array if isinstance(b, VarRef) else b
-    if arr.size != units or arr.shape[-1:] != (units,) or ctx.importer.graph.consumers(x):
+    if arr.size != units or (arr.shape[-1:] != (units,) and heads is None) or graph.consumers(x):
         return None
     # every other TF consumer of the tensor would see the bias too
     index = 0 if ctx.inputs[0] is x else 1
@@ -157,8 +166,30 @@ def import_binary(ctx: OpContext) -> list[TFVal]:
                 return [ctx.add("activation", [gelu[0]], attrs=attrs).outputs[0]]
     ops = OperandBuilder(ctx)
     operands = [ops.operand(a), ops.operand(b)]
-    node = ops.add("tf_binary", {"fn": fn, "operands": operands, "exprs": [a, b]})
+    node = ops.add("tf_binary", {"fn": fn, "operands": operands, "exprs": [a, b]}, _broadcast_spec(ctx, [a, b]))
     return [node.outputs[0]]
+
+
+def _broadcast_spec(ctx: OpContext, operands: list[TFVal]) -> TensorSpec | None:
+    """The output of an elementwise op whose rank TensorFlow lost (e.g. after a reshape to a
+    computed shape): the operands' shapes broadcast. None when TensorFlow knows it."""
+    if ctx.op.outputs[0].shape.rank is not None:
+        return None
+    shapes = []
+    for x in operands:
+        if isinstance(x, Value):
+            shapes.append(x.spec.shape)
+        elif isinstance(x, ShapeVec):
+            shapes.append(() if x.scalar else (len(x.items),))
+        else:
+            shapes.append(np.shape(x.array if isinstance(x, (VarRef, ParamExpr)) else x))
+    rank = max(len(s) for s in shapes)
+    out: list[int | None] = []
+    for axis in range(rank):
+        sizes = {s[axis - rank + len(s)] for s in shapes if axis - rank + len(s) >= 0} - {1}
+        known = {d for d in sizes if d is not None}
+        out.append(known.pop() if len(known) == 1 else (1 if not sizes else None))
+    return TensorSpec(tuple(out), dtype_name(ctx.op.outputs[0].dtype))
 
 
 def _shape_arithmetic(fn: str, a: TFVal, b: TFVal) -> ShapeVec | None:
@@ -334,10 +365,16 @@ def import_clip(ctx: OpContext) -> list[TFVal]:
 def import_cast(ctx: OpContext) -> list[TFVal]:
     x = ctx.inputs[0]
     dtype = ctx.attr("DstT").name
-    if isinstance(x, ShapeVec) and (dtype.startswith("float") or all(_whole(i) for i in x.items)):
+    if isinstance(x, ShapeVec) and dtype.startswith(("int", "uint")) and all(_whole(i) for i in x.items):
         return [ShapeVec(list(x.items), x.scalar, dtype)]  # a cast does not change a size's value
-    if isinstance(x, ShapeVec) and dtype.startswith(("int", "uint")):
-        return [ShapeVec([i if _whole(i) else sym_int(i) for i in x.items], x.scalar, dtype)]
+    if isinstance(x, ShapeVec):
+        # Float arithmetic on sizes runs in float32 tensors, as in TensorFlow (Python's float64
+        # would truncate differently near whole numbers: int(s * 0.6) is off by one for some s).
+        cast = ShapeVec(list(x.items), x.scalar, dtype)
+        value = materialize_shape(ctx, cast)
+        if all(_whole(i) for i in x.items):
+            ctx.importer.cast_sizes[id(value)] = cast
+        return [value]
     if isinstance(x, VarRef) and dtype == x.array.dtype.name:
         return [x]
     value = ctx.value(0)
@@ -349,8 +386,8 @@ def import_cast(ctx: OpContext) -> list[TFVal]:
 def _whole(s: Sym) -> bool:
     """True if a size is an integer whatever the inputs (no true division, no float constant)."""
     if isinstance(s, DimExpr):
-        return s.fn == "int" or s.fn != "div" and all(_whole(a) for a in s.args)
-    return isinstance(s, (int, Dim))
+        return s.fn != "div" and all(_whole(a) for a in s.args)
+    return isinstance(s, (int, Dim, Item))
 
 
 REDUCTIONS = {"Sum": "sum", "Mean": "mean", "Max": "amax", "Min": "amin", "Prod": "prod", "All": "all", "Any": "any"}
@@ -402,10 +439,63 @@ def import_matmul(ctx: OpContext) -> list[TFVal]:
 
 @register_tf_op("Einsum")
 def import_einsum(ctx: OpContext) -> list[TFVal]:
+    dense = _einsum_dense(ctx)
+    if dense is not None:
+        return [dense]
     ops = OperandBuilder(ctx)
     operands = [ops.operand(v) for v in ctx.inputs]
     node = ops.add("tf_einsum", {"operands": operands, "equation": ctx.attr("equation")})
     return [fold_attention(ctx, node) or node.outputs[0]]
+
+
+def _einsum_dense(ctx: OpContext) -> Value | None:
+    """einsum("...C,CO->...O", x, kernel) with a weight kernel (Keras EinsumDense, the
+    projections of MultiHeadAttention) -> nn.Linear on x with its C axes flattened, the output
+    unflattened to the O axes."""
+    if len(ctx.inputs) != 2 or not isinstance(ctx.inputs[0], Value) or not isinstance(ctx.inputs[1], (VarRef, np.ndarray)):
+        return None
+    equation = ctx.attr("equation").replace(" ", "")
+    if "." in equation or "->" not in equation:
+        return None
+    (sx, sk), out = equation.split("->")[0].split(","), equation.split("->")[1]
+    x, kernel = ctx.inputs
+    var = kernel if isinstance(kernel, VarRef) else None
+    weight = np.asarray(kernel.array if var is not None else kernel)
+    contracted = "".join(c for c in sx if c in sk and c not in out)
+    kept = sx[: len(sx) - len(contracted)]
+    if (not contracted or sx != kept + contracted or not sk.startswith(contracted) or out != kept + sk[len(contracted):]
+            or len(set(sx + sk)) != len(sx) + len(sk) - len(contracted) or weight.dtype.kind != "f"):
+        return None
+    in_axes, out_axes = weight.shape[: len(contracted)], weight.shape[len(contracted):]
+    if None in x.spec.shape[len(kept):]:
+        return None
+    lead = dims_of(ctx, x)[: len(kept)]
+    if len(contracted) > 1:  # (..., n, h) -> (..., n * h)
+        ops = OperandBuilder(ctx)
+        ops.value(x)
+        shape = _one_dynamic_as_minus_one(lead + [int(np.prod(in_axes))])
+        spec = TensorSpec(tuple(x.spec.shape[: len(kept)]) + (int(np.prod(in_axes)),), x.spec.dtype)
+        x = ops.add("tf_reshape", {"shape": ops.syms(shape)}, spec).outputs[0]
+    units = int(np.prod(out_axes))
+    param = Param(np.ascontiguousarray(weight.reshape(-1, units)), "IO",
+                  var.trainable if var is not None else ctx.importer.const_weights_trainable)
+    spec = TensorSpec(tuple(x.spec.shape[:-1]) + (units,), x.spec.dtype)
+    attrs = {"in_features": int(np.prod(in_axes)), "units": units}
+    y = ctx.add("dense", [x], [spec], attrs=attrs, params={"kernel": param}, name=ctx.layer_name(var)).outputs[0]
+    if len(out_axes) > 1:  # (..., n * h) -> (..., n, h)
+        ops = OperandBuilder(ctx)
+        ops.value(y)
+        shape = _one_dynamic_as_minus_one(lead + [int(d) for d in out_axes])
+        y = ops.add("tf_reshape", {"shape": ops.syms(shape), "unflattens_dense": tuple(int(d) for d in out_axes)}).outputs[0]
+    return y
+
+
+def _one_dynamic_as_minus_one(items: list) -> list:
+    dynamic = [i for i, s in enumerate(items) if not isinstance(s, int)]
+    if len(dynamic) == 1:
+        items = list(items)
+        items[dynamic[0]] = -1
+    return items
 
 
 @register_tf_op("ArgMax", "ArgMin")
@@ -463,3 +553,12 @@ def import_search_sorted(ctx: OpContext) -> list[TFVal]:
     attrs = {"operands": operands, "right": ctx.type == "UpperBound", "values_first": False,
              "int32": ctx.attr("out_type").name == "int32"}
     return [ops.add("tf_search", attrs).outputs[0]]
+
+
+@register_tf_op("InTopKV2")
+def import_in_top_k(ctx: OpContext) -> list[TFVal]:
+    """targets[i] is in the top k of predictions[i]: fewer than k predictions beat it, and it is
+    finite (TensorFlow's rule, ties included)."""
+    ops = OperandBuilder(ctx)
+    operands = [ops.operand(ctx.inputs[0]), ops.operand(ctx.inputs[1])]
+    return [ops.add("tf_in_top_k", {"operands": operands, "k": int(ctx.const(2))}).outputs[0]]

@@ -65,10 +65,25 @@ def _pads(ctx: OpContext, sizes, kernel, stride, dilation) -> list[tuple[int, in
     return pads
 
 
+def _masked_kernel(ctx: OpContext) -> tuple[np.ndarray, VarRef, np.ndarray] | None:
+    """`kernel * mask` with a constant mask (a masked convolution writing its kernel in call(),
+    as PixelCNN's): the variable, the mask broadcast to the kernel's shape."""
+    w = ctx.inputs[1]
+    if not (isinstance(w, ParamExpr) and w.fn == "mul" and len(w.args) == 2):
+        return None
+    var = next((a for a in w.args if isinstance(a, VarRef)), None)
+    mask = next((a for a in w.args if isinstance(a, np.ndarray)), None)
+    if var is None or mask is None:
+        return None
+    kernel = np.asarray(var.array)
+    return kernel, var, np.broadcast_to(mask, kernel.shape).astype(np.float32)
+
+
 @register_tf_op("Conv2D", "Conv3D", "DepthwiseConv2dNative")
 def import_conv(ctx: OpContext) -> list[TFVal]:
     x = ctx.value(0)
-    kernel, var = _weight(ctx, 1)
+    masked = _masked_kernel(ctx) if ctx.type != "DepthwiseConv2dNative" else None
+    kernel, var = masked[:2] if masked is not None else _weight(ctx, 1)
     rank = x.rank - 2
     stride = _spatial(ctx, ctx.attr("strides"), rank, "stride")
     dilation = _spatial(ctx, ctx.attr("dilations") or [1] * (rank + 2), rank, "dilation")
@@ -88,6 +103,8 @@ def import_conv(ctx: OpContext) -> list[TFVal]:
         "pads": _pads(ctx, x.spec.shape[1:-1], kernel_size, stride, dilation), "module_suffix": "",
     }
     params = {"kernel": _weight_param(ctx, kernel, var, KERNEL_LAYOUTS[rank])}
+    if masked is not None:
+        params["kernel_mask"] = Param(np.ascontiguousarray(masked[2]), KERNEL_LAYOUTS[rank], False)
     return [ctx.add("conv", [x], attrs=attrs, params=params, name=_layer_name(ctx, var)).outputs[0]]
 
 

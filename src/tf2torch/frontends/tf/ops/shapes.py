@@ -10,7 +10,7 @@ from tf2torch.frontends.tf.context import OpContext
 from tf2torch.frontends.tf.operands import OperandBuilder
 from tf2torch.frontends.tf.registry import register_tf_op
 from tf2torch.frontends.tf.symbolic import broadcast_dims, is_number, static_size, sym_product
-from tf2torch.frontends.tf.values import Dim, ShapeVec, Sym, TFVal, VarRef
+from tf2torch.frontends.tf.values import Dim, Item, ShapeVec, Sym, TFVal, VarRef
 from tf2torch.ir import TensorSpec, Value
 
 
@@ -34,6 +34,11 @@ def shape_items(ctx: OpContext, index: int) -> list[Sym]:
         return list(value.items)
     if isinstance(value, np.ndarray):
         return [v.item() for v in value.reshape(-1)]
+    if isinstance(value, Value) and value.rank == 0 and value.spec.dtype.startswith(("int", "uint")):
+        return [Item(value)]
+    cast = ctx.importer.cast_sizes.get(id(value)) if isinstance(value, Value) else None
+    if cast is not None:  # sizes cast to float (`ops.arange(seq_len, dtype="float32")`): whole, exact
+        return list(cast.items)
     raise ctx.unsupported(f"a run-time tensor as the shape argument (input {index})")
 
 
