@@ -97,31 +97,31 @@ def keras():
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Lint every model.py this session generated and imported (each passes through
-    tf2torch.codegen.loader), in one ruff run at the end: generated code is a product."""
+    """Lint every model.py the test session generated and imported (each passes through
+    tf2torch.codegen.loader), in one ruff run at the end: generated code is a product.
+
+    Under pytest-xdist each worker leaves its sources in the run's shared temporary folder and
+    the controller, which finishes last, lints them all (a worker's exit status is not the run's)."""
     import linecache
     import subprocess
     import sys
-    import tempfile
 
+    basetemp = session.config._tmp_path_factory.getbasetemp()
+    worker = hasattr(session.config, "workerinput")
+    folder = (basetemp.parent if worker else basetemp) / "generated-model-py"
+    folder.mkdir(exist_ok=True)
+    # The loader imports generated sources from memory, registered with linecache. Sources
+    # with verification taps (`_tap(...)`) are internal, never written for users.
+    for name, module in list(sys.modules.items()):
+        text = "".join(linecache.getlines(module.__file__)) if name.startswith("tf2torch_generated_") else ""
+        if text and "_tap(" not in text:
+            (folder / f"{name}.py").write_text(text)
     ruff = Path(sys.executable).with_name("ruff")
-    if not ruff.exists():
+    files = sorted(str(path) for path in folder.glob("*.py"))
+    if worker or not files or not ruff.exists():
         return
-    # The loader imports generated sources from memory, registered with linecache.
-    sources = {name: "".join(linecache.getlines(module.__file__))
-               for name, module in list(sys.modules.items()) if name.startswith("tf2torch_generated_")}
-    # Sources with verification taps (`_tap(...)`) are internal, never written for users.
-    sources = {name: text for name, text in sources.items() if text and "_tap(" not in text}
-    if not sources:
-        return
-    with tempfile.TemporaryDirectory(prefix="tf2torch-lint-") as folder:
-        files = []
-        for name, text in sorted(sources.items()):
-            path = Path(folder) / f"{name}.py"
-            path.write_text(text)
-            files.append(str(path))
-        done = subprocess.run([str(ruff), "check", "--isolated", "--line-length", "120", "--output-format",
-                               "concise", *files], capture_output=True, text=True, check=False)
+    done = subprocess.run([str(ruff), "check", "--isolated", "--line-length", "120", "--output-format", "concise",
+                           *files], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
