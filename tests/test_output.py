@@ -86,7 +86,7 @@ def test_files_of_an_earlier_conversion_not_written_again_are_removed(result, tm
     uncompiled = tf2torch.convert(EXAMPLE)
     uncompiled.compile_config = None
     uncompiled.save(out)
-    assert sorted(p.name for p in out.iterdir()) == ["model.py", "model.safetensors", "notes.txt"]
+    assert sorted(p.name for p in out.iterdir()) == ["model.py", "model.safetensors", "notes.txt", "weights_map.json"]
 
 
 def test_failed_replace_restores_the_previous_conversion(result, tmp_path, monkeypatch):

@@ -224,7 +224,8 @@ def _run_verify(args: argparse.Namespace) -> int:
     # A TF graph (SavedModel, .pb) or a subclassed model traced whole has no Keras layers to
     # compare one by one.
     reference = result._keras_model
-    layered = not getattr(reference, "inference_only", False) and bool(getattr(reference, "inputs", None))
+    layered = reference is None or (
+        not getattr(reference, "inference_only", False) and bool(getattr(reference, "inputs", None)))
     if not args.outputs_only and layered:
         # Same inputs as the output check; names the first layer that diverges.
         layers = result.verify_layers(args.inputs, training=args.train, batch_size=args.batch_size,

@@ -553,8 +553,13 @@ def input_special(rng, fx, d):
         out.symlink_to("/dev/zero")
     elif kind == "socket":
         server = socket.socket(socket.AF_UNIX)
-        server.bind(str(out))
-        server.close()
+        cwd = os.getcwd()
+        os.chdir(d)  # a socket path is limited to 108 bytes (deep pytest temp dirs): bind by its name
+        try:
+            server.bind(out.name)
+        finally:
+            os.chdir(cwd)
+            server.close()
     elif kind == "empty":
         out.write_bytes(b"")
     elif kind == "directory":
