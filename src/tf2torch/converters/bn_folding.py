@@ -97,7 +97,8 @@ def fold_into_producer(node: Node, b: ModuleBuilder, bn_module: str) -> bool:
     if call is None or layer_statement.values != (value,) or layer_statement.operator != "=":
         return False
     layer_module, x = call.groups()
-    b.use_functional()
+    if name == "linear_bn":
+        b.use_functional()  # F.linear; conv_bn calls the convolution's own _conv_forward
     b.helper("folds_batch_norm", FOLD_HELPERS)
     b.helper(name, helper)
     output = node.outputs[0]
