@@ -1066,3 +1066,54 @@ def test_corpus_as_savedmodel(tmp_path, name):
     takes its inputs in the Keras model's order (seq2seq: encoder_inputs, then decoder_inputs;
     the signature lists them alphabetically)."""
     convert_with_custom_code(tmp_path, f"corpus_sm_{name.lower()}", globals()[name], "_savedmodel")
+
+
+MASKED_CONV_BN = """
+    import keras
+    import numpy as np
+    from keras import layers
+
+
+    class MaskedConvBN(layers.Layer):
+        '''A kernel masked in call(), then a BatchNorm: the two must not be folded into one
+        convolution without the mask.'''
+
+        def __init__(self, filters, **kwargs):
+            super().__init__(**kwargs)
+            self.filters = filters
+            self.conv = layers.Conv2D(filters, 3, padding="same")
+            self.bn = layers.BatchNormalization()
+
+        def build(self, input_shape):
+            self.conv.build(input_shape)
+            self.bn.build(tuple(input_shape[:-1]) + (self.filters,))
+            self.mask = np.zeros(self.conv.kernel.shape, dtype="float32")
+            self.mask[:1] = 1.0
+
+        def call(self, inputs):
+            self.conv.kernel.assign(self.conv.kernel * self.mask)
+            return self.bn(self.conv(inputs))
+
+        def get_config(self):
+            return {**super().get_config(), "filters": self.filters}
+
+
+    def build_model():
+        inputs = keras.Input(shape=(9, 11, 2))
+        x = MaskedConvBN(4, name="masked_bn")(inputs)
+        return keras.Model(inputs, layers.Flatten()(x))
+"""
+
+
+def test_masked_kernel_is_never_folded_with_its_batch_norm(tmp_path):
+    """Eval-mode BatchNorm folding uses the convolution's weight: a masked kernel (weight *
+    mask on every call) stays unfolded, in model.py and in optimize_for_inference."""
+    from tf2torch import optimize_for_inference
+
+    code = convert_with_custom_code(tmp_path, "corpus_masked_bn", MASKED_CONV_BN)
+    assert "class MaskedConv2d(nn.Conv2d):" in code and "conv_bn(" not in code
+    module = _import(tmp_path / "out_keras" / "model.py").load_model().eval()
+    fast = optimize_for_inference(module)
+    x = torch.randn(3, 2, 9, 11)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), module(x), rtol=1e-5, atol=1e-5)
