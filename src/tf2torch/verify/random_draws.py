@@ -3,27 +3,21 @@ layer): those cannot match Keras value for value, only in shape."""
 
 from __future__ import annotations
 
-from tf2torch.ir import Graph, Value
+from tf2torch.ir import Graph, Node, Value
 
 
 def random_outputs(graph: Graph) -> list[Value]:
     """The graph's outputs computed, directly or through a traced sub-graph, from a `tf_random` node."""
-    drawn: dict[int, bool] = {}
-
-    def depends(value: Value) -> bool:
-        key = id(value)
-        if key not in drawn:
-            drawn[key] = False  # a cycle guard; graphs are acyclic
-            node = value.producer
-            if node is None:
-                return False
-            drawn[key] = _draws(node) or any(depends(v) for v in node.inputs)
-        return drawn[key]
-
-    return [v for v in graph.outputs if depends(v)]
+    # One pass in the graph's (topological) node order: no recursion, so a 1,000-layer network
+    # is no deeper to walk than a small one.
+    drawn: set[int] = set()
+    for node in graph.nodes:
+        if _draws(node) or any(id(v) in drawn for v in node.inputs):
+            drawn.update(id(v) for v in node.outputs)
+    return [v for v in graph.outputs if id(v) in drawn]
 
 
-def _draws(node) -> bool:
+def _draws(node: Node) -> bool:
     if node.op == "tf_random":
         return True
     inner = node.attrs.get("graph") if node.op == "tf_subgraph" else None
