@@ -91,3 +91,14 @@ class UnsupportedLayers(ConversionError):
             "my_layers.py; API: custom_objects={...}). See the README section 'Custom layers'."
         )
         super().__init__("\n".join(lines))
+
+
+def unsupported_ops_message(source: str, ops: dict[str, list[str]], kind: str, example: str = "") -> str:
+    """Every op type of a graph format without an importer, with its count and one example
+    (`example` prefixes the example's name, e.g. "output ")."""
+    lines = [f"{source}: {len(ops)} {kind} type(s) cannot be converted:"]
+    for op_type, names in sorted(ops.items()):
+        more = f" and {len(names) - 1} more" if len(names) > 1 else ""
+        lines.append(f"  - {op_type} (x{len(names)}, e.g. {example}{names[0]!r}{more})")
+    lines.append(f"Run `tf2torch inspect` on the model for the full {kind.split()[-1]} table.")
+    return "\n".join(lines)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from tf2torch.errors import ConversionError, UnsupportedFeature
+from tf2torch.errors import ConversionError, UnsupportedFeature, unsupported_ops_message
 from tf2torch.frontends.onnx.registry import ONNX_OP_IMPORTERS
 from tf2torch.ir import Graph, Node, Param, SourceRef, TensorSpec, Value
 
@@ -40,12 +40,7 @@ class UnsupportedOnnxOps(ConversionError):
 
     def __init__(self, source: str, ops: dict[str, list[str]]) -> None:
         self.ops = ops
-        lines = [f"{source}: {len(ops)} ONNX op type(s) cannot be converted:"]
-        for op_type, names in sorted(ops.items()):
-            more = f" and {len(names) - 1} more" if len(names) > 1 else ""
-            lines.append(f"  - {op_type} (x{len(names)}, e.g. {names[0]!r}{more})")
-        lines.append("Run `tf2torch inspect` on the model for the full op table.")
-        super().__init__("\n".join(lines))
+        super().__init__(unsupported_ops_message(source, ops, "ONNX op"))
 
 
 def symbols_of(type_proto: Any) -> tuple[str | None, ...]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tf2torch.errors import ConversionError
+from tf2torch.errors import ConversionError, unsupported_ops_message
 from tf2torch.frontends.tf.context import OpContext, static_array
 from tf2torch.frontends.tf.registry import TF_OP_IMPORTERS
 from tf2torch.frontends.tf.values import ShapeVec, TFVal, VarRef
@@ -36,12 +36,7 @@ class UnsupportedOps(ConversionError):
 
     def __init__(self, source: str, ops: dict[str, list[str]]) -> None:
         self.ops = ops
-        lines = [f"{source}: {len(ops)} TensorFlow op type(s) cannot be converted:"]
-        for op_type, names in sorted(ops.items()):
-            more = f" and {len(names) - 1} more" if len(names) > 1 else ""
-            lines.append(f"  - {op_type} (x{len(names)}, e.g. {names[0]!r}{more})")
-        lines.append("Run `tf2torch inspect` on the model for the full op table.")
-        super().__init__("\n".join(lines))
+        super().__init__(unsupported_ops_message(source, ops, "TensorFlow op"))
 
 
 @dataclass

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tf2torch.errors import ConversionError
+from tf2torch.errors import ConversionError, unsupported_ops_message
 from tf2torch.frontends.tf import ops  # noqa: F401  (fills TF_OP_IMPORTERS)
 from tf2torch.frontends.tf.context import OpContext
 from tf2torch.frontends.tf.importer import GraphImporter, _common_prefix
@@ -25,12 +25,7 @@ class UnsupportedTFLiteOps(ConversionError):
 
     def __init__(self, source: str, operators: dict[str, list[str]]) -> None:
         self.operators = operators
-        lines = [f"{source}: {len(operators)} TFLite operator type(s) cannot be converted:"]
-        for op_type, names in sorted(operators.items()):
-            more = f" and {len(names) - 1} more" if len(names) > 1 else ""
-            lines.append(f"  - {op_type} (x{len(names)}, e.g. output {names[0]!r}{more})")
-        lines.append("Run `tf2torch inspect` on the model for the full operator table.")
-        super().__init__("\n".join(lines))
+        super().__init__(unsupported_ops_message(source, operators, "TFLite operator", 'output '))
 
 
 def _hard_swish(ctx: OpContext) -> list[TFVal]:
