@@ -64,3 +64,23 @@ def test_fp64_rerun_tells_rounding_from_a_bug(converted):
     assert report.drift_is_rounding is True, report.table()
     assert all(c.cumulative_rel_error_fp64 < 1e-12 for c in report.layers)
     assert "(fp64: rounding)" in report.summary()
+
+
+def test_nested_model_with_its_own_input_is_probed_in_the_outer_graph(tmp_path):
+    # tf.keras gives a nested Sequential with an Input the nested graph's tensor as `.output`:
+    # a probe built on it was "disconnected" and the per-layer report was dropped.
+    import tf_keras
+
+    inner = tf_keras.Sequential(
+        [tf_keras.layers.InputLayer((6,)), tf_keras.layers.Dense(8, activation="relu"), tf_keras.layers.Dense(4)],
+        name="inner",
+    )
+    inp = tf_keras.Input((5,))
+    x = inner(tf_keras.layers.Dense(6, name="stem")(inp))
+    model = tf_keras.Model(inp, tf_keras.layers.Dense(3, name="head")(x))
+    perturb_weights(model)
+    path = tmp_path / "nested.h5"
+    model.save(path)
+    report = tf2torch.convert(str(path)).verify_layers(batch_size=3)
+    assert [c.name for c in report.layers] == ["stem", "head"]
+    assert report.first_divergence is None, report.table()

@@ -190,6 +190,20 @@ def _final_values(graph: Graph) -> dict[str, list[Value]]:
     return final
 
 
+def _output_in(model: Any, layer: Any) -> Any:
+    """The layer's output in `model`'s graph.
+
+    `layer.output` is the wrong tensor for a nested model that has its own Input: it is the
+    nested graph's output (tf.keras), so a probe built on it is "disconnected". The call node
+    that belongs to `model` is the one to use.
+    """
+    own_nodes = {id(node) for nodes in getattr(model, "_nodes_by_depth", {}).values() for node in nodes}
+    for node in getattr(layer, "_inbound_nodes", []):
+        if id(node) in own_nodes:
+            return node.output_tensors
+    return layer.output
+
+
 def _keras_probe(model: Any) -> tuple[Any, list[tuple[str, str, int]], list[str]]:
     """A Keras model returning every single-call layer's outputs, and what each output is."""
     outputs, keys, skipped = [], [], []
@@ -197,7 +211,7 @@ def _keras_probe(model: Any) -> tuple[Any, list[tuple[str, str, int]], list[str]
         if type(layer).__name__ == "InputLayer":
             continue
         try:
-            out = layer.output
+            out = _output_in(model, layer)
         except (AttributeError, ValueError, RuntimeError):
             skipped.append(layer.name)
             continue
