@@ -25,6 +25,7 @@ from tf2torch.limits import DEFAULT_LIMITS, Limits
 from tf2torch.passes.pipeline import run_passes
 from tf2torch.verify.compare import DEFAULT_TOLERANCE, VerificationReport, compare_output
 from tf2torch.verify.random_draws import random_outputs
+from tf2torch.verify.train_noise import silence_keras_noise, silence_torch_noise
 
 if TYPE_CHECKING:
     import torch
@@ -146,11 +147,16 @@ class ConversionResult:
         from tf2torch.verify.runner import run_keras, run_torch
 
         keras_model, arrays = self._reference(inputs, training, batch_size, custom_objects, seed, keras_model)
+        silenced = silence_keras_noise(keras_model) if training else []
         expected = run_keras(keras_model, arrays, training, names=self.graph.input_names)
-        module = copy.deepcopy(self.module) if training else self.module
+        module = self.module
+        if training:
+            module = copy.deepcopy(self.module)
+            silence_torch_noise(module)
         actual = run_torch(module, self.graph, arrays, training)
         report = VerificationReport(self.source_path, "train" if training else "eval", int(arrays[0].shape[0]),
                                     reference=getattr(keras_model, "reference_name", "Keras"))
+        report.silenced = silenced
         names = self.graph.output_names or [v.name for v in self.graph.outputs]
         drawn = random_outputs(self.graph)
         for name, value, ref, out in zip(names, self.graph.outputs, expected, actual):
@@ -192,6 +198,8 @@ class ConversionResult:
         from tf2torch.verify.layerwise import verify_layers
 
         keras_model, arrays = self._reference(inputs, training, batch_size, custom_objects, seed, keras_model)
+        if training:
+            silence_keras_noise(keras_model)
         report = verify_layers(self, keras_model, arrays, training, tolerance, fp64=fp64, progress=progress)
         report.attach(self, keras_model, arrays)
         return report

@@ -36,6 +36,7 @@ class VerificationReport:
     batch_size: int
     outputs: list[OutputCheck] = field(default_factory=list)
     reference: str = "Keras"  # what produced the expected outputs (e.g. "onnxruntime")
+    silenced: list[str] = field(default_factory=list)  # train mode: noise layers run with rate 0
 
     @property
     def ok(self) -> bool:
@@ -50,12 +51,15 @@ class VerificationReport:
             )
         if any(o.random for o in self.outputs):
             lines.append("RANDOM: computed from a random draw (torch's generator, not TensorFlow's): shape checked only")
+        if self.silenced:
+            lines.append(f"Dropout / noise off on both sides (random draws cannot match): {', '.join(self.silenced)}")
         lines.append("Result: " + ("OK" if self.ok else f"FAILED (tolerance {self.outputs[0].tolerance:g} relative to max |output|)"))
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
         return {
             "source": self.source, "mode": self.mode, "batch_size": self.batch_size, "ok": self.ok,
+            "noise_off": self.silenced,
             "outputs": [
                 {"name": o.name, "shape": list(o.shape), "max_abs_error": o.max_abs_error,
                  "max_rel_error": o.max_rel_error, "tolerance": o.tolerance, "status": o.status}

@@ -32,6 +32,7 @@ from tf2torch.ir import Graph, Value
 from tf2torch.verify.compare import DEFAULT_TOLERANCE, compare_output
 from tf2torch.verify.runner import run_keras, to_source_layout, to_torch_layout
 from tf2torch.verify.source_lines import layer_lines
+from tf2torch.verify.train_noise import silence_torch_noise
 
 if TYPE_CHECKING:
     from tf2torch.api import ConversionResult
@@ -294,6 +295,8 @@ def verify_layers(
     crosses `tolerance`, run both sides once more in float64 to tell rounding from a bug."""
     graph = result.graph
     tapped = _tapped_model(result)
+    if training:
+        silence_torch_noise(tapped.model)
     probe, keys, skipped = _keras_probe(keras_model)
     expected = run_keras(probe, inputs, training)
     _step(progress, "Keras")
