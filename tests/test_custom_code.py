@@ -81,3 +81,38 @@ def test_cli_missing_code_exits_2_without_traceback(tmp_path, capsys):
     assert "nope.py: no such file" in err and "Traceback" not in err
     assert cli.main(["inspect", str(model), "--custom-code", "no_such_module_tf2torch"]) == 2
     assert "cannot import it" in capsys.readouterr().err
+
+
+def test_a_lambda_function_saved_by_name_comes_from_the_custom_code(keras, tmp_path, capsys):
+    # Keras saves a named (not inline) Lambda function by its name only: the code defining it
+    # is what --custom-code passes (keras.io's diffusion examples embed noise levels this way).
+    path = _write(tmp_path, "cc_functions", """
+        from keras import ops
+
+
+        def sinusoidal_embedding(x):
+            frequencies = ops.exp(ops.linspace(0.0, ops.log(1000.0), 4))
+            return ops.concatenate([ops.sin(frequencies * x), ops.cos(frequencies * x)], axis=-1)
+    """)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import cc_functions
+    finally:
+        sys.path.remove(str(tmp_path))
+    inp = keras.Input((3, 5, 1))
+    embedded = keras.layers.Lambda(cc_functions.sinusoidal_embedding, output_shape=(3, 5, 8))(inp)
+    model = keras.Model(inp, keras.layers.Conv2D(2, 3, padding="same")(embedded))
+    saved = tmp_path / "embedding.keras"
+    model.save(saved)
+    sys.modules.pop("cc_functions", None)
+
+    assert cli.main(["convert", str(saved), "-o", str(tmp_path / "refused"), "--allow-lambda", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "its function 'sinusoidal_embedding' is saved by name only" in err and "--custom-code" in err
+    assert not (tmp_path / "refused").exists()
+
+    out = tmp_path / "out"
+    assert cli.main(["convert", str(saved), "-o", str(out), "--allow-lambda", "--custom-code", str(path), "--verify",
+                     "--quiet"]) == 0
+    assert "torch.sin" in (out / "model.py").read_text()
+    sys.modules.pop("cc_functions", None)

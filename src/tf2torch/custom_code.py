@@ -2,8 +2,9 @@
 
 Passing them is the explicit opt-in to run that code (tracing custom layers, Keras loading the
 model to verify it). A module contributes the classes it registers with Keras
-(`keras.saving.register_keras_serializable`), the Keras layers/models it defines, and the
-entries of a module-level `custom_objects` dict.
+(`keras.saving.register_keras_serializable`), the Keras layers/models it defines, its public
+functions (a `Lambda` saves a named function by its name only) and the entries of a
+module-level `custom_objects` dict.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def load_custom_code(sources: list[str]) -> dict[str, Any]:
         objects = module.__dict__.get("custom_objects", {})
         if not isinstance(objects, dict):
             raise BadModelFile(f"{source}: `custom_objects` must be a dict of name -> class, got {type(objects).__name__}")
+        custom_objects.update(_defined_functions(module))
         custom_objects.update(_defined_keras_classes(module))
         custom_objects.update({key: obj for key, obj in _registered().items() if before.get(key) is not obj})
         custom_objects.update(objects)
@@ -94,6 +96,15 @@ def _registered() -> dict[str, Any]:
         except AttributeError:
             continue
     return found
+
+
+def _defined_functions(module: Any) -> dict[str, Any]:
+    """The module's own public functions, by name (what a saved `Lambda` refers to)."""
+    return {
+        name: obj
+        for name, obj in vars(module).items()
+        if inspect.isfunction(obj) and obj.__module__ == module.__name__ and not name.startswith("_")
+    }
 
 
 def _defined_keras_classes(module: Any) -> dict[str, Any]:

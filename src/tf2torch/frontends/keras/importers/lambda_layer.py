@@ -9,6 +9,7 @@ a message naming the opt-in (frontends/keras/unsupported.py).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -98,6 +99,32 @@ def verify_lambdas(result: ConversionResult, custom_objects: dict | None) -> Non
 
 
 def _load_unsafe(path: str, keras_major: int, custom_objects: dict | None) -> Any:
+    try:
+        return _keras_load_unsafe(path, keras_major, custom_objects)
+    except (ImportError, AttributeError, TypeError, ValueError, NameError) as exc:
+        missing = _missing_function(exc)
+        what = f"its function {missing!r} is saved by name only" if missing else (
+            f"Keras cannot rebuild the model ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})"
+        )
+        raise ConversionError(
+            f"{path}: Lambda layer: {what}. Pass the code defining it: --custom-code my_functions.py "
+            "(API: custom_objects={...})."
+        ) from exc
+
+
+def _missing_function(exc: BaseException | None) -> str | None:
+    """The function name in Keras' "Could not locate function 'name'", anywhere in the chain."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        found = re.search(r"Could not locate function '([^']+)'", str(exc))
+        if found:
+            return found.group(1)
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _keras_load_unsafe(path: str, keras_major: int, custom_objects: dict | None) -> Any:
     if keras_major == 2:
         import tf_keras
         from tf_keras.src.saving.serialization_lib import SafeModeScope
