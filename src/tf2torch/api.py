@@ -157,6 +157,10 @@ class ConversionResult:
         report = VerificationReport(self.source_path, "train" if training else "eval", int(arrays[0].shape[0]),
                                     reference=getattr(keras_model, "reference_name", "Keras"))
         report.silenced = silenced
+        if training:
+            report.traced_for_inference = [
+                n.source.name for n in self.graph.nodes if n.op == "tf_subgraph" and n.attrs.get("differs_in_training")
+            ]
         names = self.graph.output_names or [v.name for v in self.graph.outputs]
         drawn = random_outputs(self.graph)
         for name, value, ref, out in zip(names, self.graph.outputs, expected, actual):

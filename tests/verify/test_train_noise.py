@@ -64,3 +64,19 @@ def test_train_mode_still_catches_a_wrong_batchnorm(keras, tmp_path):
     bn = next(m for m in result.module.modules() if isinstance(m, torch.nn.BatchNorm2d))
     bn.eps = 0.5
     assert not result.verify(keras_model=model, training=True, batch_size=3).ok
+
+
+def test_train_report_names_layers_traced_in_inference_mode(keras, tmp_path):
+    class HalfInTraining(keras.layers.Layer):
+        def call(self, x, training=None):
+            return x * 0.5 if training else x
+
+    inp = keras.Input((5,))
+    model = keras.Model(inp, keras.layers.Dense(3)(HalfInTraining(name="halves")(inp)))
+    path = tmp_path / "traced.keras"
+    model.save(path)
+    result = tf2torch.convert(str(path), custom_objects={"HalfInTraining": HalfInTraining})
+    report = result.verify(keras_model=model, training=True, batch_size=3)
+    assert report.traced_for_inference == ["halves"]
+    assert not report.ok and "Traced in inference mode" in report.table()
+    assert result.verify(keras_model=model, batch_size=3).ok

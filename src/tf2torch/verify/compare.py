@@ -37,6 +37,7 @@ class VerificationReport:
     outputs: list[OutputCheck] = field(default_factory=list)
     reference: str = "Keras"  # what produced the expected outputs (e.g. "onnxruntime")
     silenced: list[str] = field(default_factory=list)  # train mode: noise layers run with rate 0
+    traced_for_inference: list[str] = field(default_factory=list)  # train mode: training-only code not converted
 
     @property
     def ok(self) -> bool:
@@ -53,13 +54,16 @@ class VerificationReport:
             lines.append("RANDOM: computed from a random draw (torch's generator, not TensorFlow's): shape checked only")
         if self.silenced:
             lines.append(f"Dropout / noise off on both sides (random draws cannot match): {', '.join(self.silenced)}")
+        if self.traced_for_inference:
+            lines.append("Traced in inference mode (what their call() does only in training is not in train()): "
+                         + ", ".join(self.traced_for_inference))
         lines.append("Result: " + ("OK" if self.ok else f"FAILED (tolerance {self.outputs[0].tolerance:g} relative to max |output|)"))
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
         return {
             "source": self.source, "mode": self.mode, "batch_size": self.batch_size, "ok": self.ok,
-            "noise_off": self.silenced,
+            "noise_off": self.silenced, "traced_for_inference": self.traced_for_inference,
             "outputs": [
                 {"name": o.name, "shape": list(o.shape), "max_abs_error": o.max_abs_error,
                  "max_rel_error": o.max_rel_error, "tolerance": o.tolerance, "status": o.status}

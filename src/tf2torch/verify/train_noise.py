@@ -39,8 +39,9 @@ def silence_keras_noise(model: Any) -> list[str]:
             if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
                 setattr(layer, attr, 0.0)
                 changed = True
-        if changed:
-            silenced.append(layer.name)
+        name = getattr(layer, "path", None) or layer.name  # Keras 3's path tells apart sub-layers
+        if changed and name not in silenced:
+            silenced.append(name)
     return silenced
 
 

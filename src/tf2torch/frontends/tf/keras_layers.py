@@ -66,7 +66,8 @@ def trace_layer(ctx: Any, layer: Any, class_name: str) -> list:
             f"{type(exc).__name__}: {_first_line(exc)}"
         ) from exc
     session.traced_layers.append(ctx.name)
-    if _differs_in_training(call, specs, fn):
+    differs_in_training = _differs_in_training(call, specs, fn)
+    if differs_in_training:
         ctx.graph.notes.append(
             f"{ctx.name} ({ctx.class_name}) was traced in inference mode: what its call() does only in "
             "training (Dropout, batch statistics, noise) is not reproduced in train()."
@@ -85,7 +86,7 @@ def trace_layer(ctx: Any, layer: Any, class_name: str) -> list:
         value.name = name
     finish_subgraph(graph)
     specs_out = [v.spec for v in graph.outputs]
-    node = ctx.add("tf_subgraph", call.tensors, specs_out, {"graph": graph, "class_name": class_name})
+    node = ctx.add("tf_subgraph", call.tensors, specs_out, {"graph": graph, "class_name": class_name, "differs_in_training": differs_in_training})
     outputs = node.outputs[: call.output_count]
     if call.output_masks is not None:
         traced_masks = iter(node.outputs[call.output_count:])
