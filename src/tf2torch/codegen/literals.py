@@ -12,6 +12,8 @@ def literal(value: Any) -> str:
         value = value.item()  # numpy scalars would print as np.float64(...)
     if isinstance(value, float):
         return repr(value)  # shortest text that round-trips exactly
+    if isinstance(value, complex):  # repr's "(2+1j)" would be parenthesised twice in an expression
+        return repr(value.real) if value.imag == 0 else f"complex({value.real!r}, {value.imag!r})"
     if isinstance(value, tuple):
         if len(value) == 1:
             return f"({literal(value[0])},)"

@@ -18,6 +18,7 @@ from tf2torch.converters import (  # noqa: F401
     regularization,
     shape,
     spectral,
+    tf_fft,
     tf_image_ops,
     tf_ops,
     tf_shape_ops,

@@ -31,6 +31,7 @@ class Variable(nn.Module):
 TORCH_DTYPES = {
     "float32": "torch.float32", "float64": "torch.float64", "float16": "torch.float16", "int32": "torch.int32",
     "int64": "torch.int64", "int8": "torch.int8", "uint8": "torch.uint8", "bool": "torch.bool", "int16": "torch.int16",
+    "complex64": "torch.complex64", "complex128": "torch.complex128",
 }
 
 UNARY = {
@@ -43,6 +44,7 @@ UNARY = {
     "reciprocal": "torch.reciprocal({})", "erf": "torch.erf({})", "erfc": "torch.erfc({})", "erfinv": "torch.erfinv({})", "det": "torch.linalg.det({})",
     "logical_not": "torch.logical_not({})", "isnan": "torch.isnan({})", "isinf": "torch.isinf({})",
     "isfinite": "torch.isfinite({})", "sigmoid": "torch.sigmoid({})", "tanh": "torch.tanh({})", "relu": "torch.relu({})", "zeros_like": "torch.zeros_like({})", "ones_like": "torch.ones_like({})",
+    "real": "torch.real({})", "imag": "torch.imag({})", "angle": "torch.angle({})",
 }
 INFIX = {
     "add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "mod": "%", "pow": "**", "lt": "<",
@@ -190,7 +192,10 @@ def convert_tf_nary(node: Node, b: ModuleBuilder) -> None:
 
 @register_converter("tf_cast")
 def convert_tf_cast(node: Node, b: ModuleBuilder) -> None:
-    b.emit(node.outputs[0], f"{b.var(node.inputs[0])}.to({TORCH_DTYPES[node.attrs['dtype']]})")
+    x, dtype = b.var(node.inputs[0]), node.attrs["dtype"]
+    if node.inputs[0].spec.dtype.startswith("complex") and not dtype.startswith("complex"):
+        x = f"torch.real({x})"  # TF's cast keeps the real part (torch's would warn, then do the same)
+    b.emit(node.outputs[0], f"{x}.to({TORCH_DTYPES[dtype]})")
 
 
 def _dims(axes: tuple[int, ...]) -> str:

@@ -160,6 +160,8 @@ OPS: dict[str, OpDef] = _defs(
     OpDef("tf_argmax", Layout.SOURCE),
     OpDef("tf_topk", Layout.SOURCE),
     OpDef("tf_cumsum", Layout.SOURCE),
+    OpDef("tf_complex", Layout.ELEMENTWISE),
+    OpDef("tf_fft", Layout.SOURCE),  # transforms the innermost axes as the source orders them
     OpDef("tf_reshape", Layout.SOURCE),
     OpDef("tf_transpose", Layout.ANY_INPUT),
     OpDef("tf_unsqueeze", Layout.SOURCE),

@@ -249,6 +249,8 @@ SWEEP = {
     "stop_gradient": (SEQ, lambda x: ops.stop_gradient(x) * 2.0),
     "cast_saturate": (SEQ, lambda x: ops.cast(ops.saturate_cast(x * 300.0, "uint8"), "float32")),
     "fft_real": ((None, 8), lambda x: ops.rfft(x)[0]),
+    "fft2": ((None, 5, 6), lambda x: ops.fft2((x, ops.zeros_like(x)))[1]),
+    "irfft": ((None, 3, 7), lambda x: ops.irfft((x, x * 0.5), fft_length=11)),
     "in_top_k": (SEQ, lambda x: ops.cast(ops.in_top_k(_ints(x[:, 0, :1])[:, 0], x[:, 0], 2), "float32")),
 }
 
@@ -256,7 +258,6 @@ EXPECTED_UNSUPPORTED = {
     "affine_transform": "ImageProjectiveTransformV3: no converter yet (grid_sample with TF's fill modes)",
     "argmax_argmin": "Bitcast: Keras' NaN-aware argmax reads float bits as ints",
     "extract_sequences": "frame(): a strided slice whose bounds are a run-time tensor, not a shape value",
-    "fft_real": "RFFT: complex tensors are not supported",
     "median": "a reshape to a shape computed by tensor ops (not shape arithmetic)",
     "rgb_to_hsv": "RGBToHSV: no converter yet",
 }

@@ -1,3 +1,15 @@
 """TF op importers, one module per family. Imported explicitly to fill the registry."""
 
-from tf2torch.frontends.tf.ops import array, control, core, dilation, image, math, nn, random, segments, shapes  # noqa: F401
+from tf2torch.frontends.tf.ops import (  # noqa: F401
+    array,
+    control,
+    core,
+    dilation,
+    fft,
+    image,
+    math,
+    nn,
+    random,
+    segments,
+    shapes,
+)

@@ -225,7 +225,7 @@ def _identity_operand(ctx: OpContext, fn: str, a: TFVal, b: TFVal) -> Value | No
     neutral, commutes = IDENTITY_OPERANDS[fn]
     for x, c in ((a, b), (b, a)) if commutes else ((a, b),):
         if (isinstance(x, Value) and isinstance(c, np.ndarray) and c.size == 1 and c.ndim <= x.rank
-                and float(c.reshape(-1)[0]) == neutral and ctx.out_spec(0) == x.spec):
+                and c.reshape(-1)[0] == neutral and ctx.out_spec(0) == x.spec):
             return x
     return None
 
