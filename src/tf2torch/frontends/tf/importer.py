@@ -292,6 +292,8 @@ def _fold(op: Any, inputs: list[np.ndarray]) -> list[TFVal] | None:
     import tensorflow as tf
     from tensorflow.python.eager import context, execute
 
+    if any(t.dtype == tf.variant or t.dtype == tf.resource for t in op.outputs):
+        return None  # a TensorList / handle has no array value: left to the op's importer
     attrs: list[Any] = []
     for key in op.node_def.attr:
         if key.startswith("_"):
