@@ -20,6 +20,7 @@ from tf2torch.converters import (  # noqa: F401
     spectral,
     tf_fft,
     tf_image_ops,
+    tf_lists,
     tf_ops,
     tf_shape_ops,
 )

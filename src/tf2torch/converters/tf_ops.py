@@ -379,9 +379,15 @@ def convert_tf_resize(node: Node, b: ModuleBuilder) -> None:
 # -- sub-graphs: loops, branches, traced layers --------------------------------------------
 
 
-def _signature(method: str, args: list[str], returns: str | None) -> str:
+def _annotation(value: Value) -> str:
+    # A TensorList (frontends/tf/ops/lists.py) is the tensor it was made from, or a Python list.
+    return "torch.Tensor | list[torch.Tensor]" if value.spec.dtype == "variant" else "torch.Tensor"
+
+
+def _signature(method: str, args: list[str], returns: str | None, types: list[str] | None = None) -> str:
     """`def method(self, a: torch.Tensor, ...) -> returns:`, wrapped when longer than 120 characters."""
-    params = ", ".join(["self"] + [f"{a}: torch.Tensor" for a in args])
+    types = types or ["torch.Tensor"] * len(args)
+    params = ", ".join(["self"] + [f"{a}: {t}" for a, t in zip(args, types)])
     tail = f" -> {returns}:" if returns else ":"
     line = f"{INDENT}def {method}({params}){tail}"
     if len(line) <= 120:
@@ -405,8 +411,9 @@ def _class_for(node: Node, b: ModuleBuilder, kind: str, methods: list[tuple[str,
         for inner in g.nodes:
             CONVERTERS[inner.op](inner, builder)
         outs = [builder.var(v) for v in g.outputs]
-        returns = "torch.Tensor" if len(outs) == 1 else f"tuple[{', '.join(['torch.Tensor'] * len(outs))}]"
-        lines = [_signature(method, [builder.var(v) for v in g.inputs], returns)]
+        out_types = [_annotation(v) for v in g.outputs]
+        returns = out_types[0] if len(outs) == 1 else f"tuple[{', '.join(out_types)}]"
+        lines = [_signature(method, [builder.var(v) for v in g.inputs], returns, [_annotation(v) for v in g.inputs])]
         result = f"return {', '.join(outs)}"
         for i, st in enumerate(builder.statements):
             if st.comment:
@@ -437,7 +444,9 @@ def _class_for(node: Node, b: ModuleBuilder, kind: str, methods: list[tuple[str,
         state.update({f"{s.attr}.{k}": v for k, v in s.state.items()})
     source = "\n".join(lines) + "\n\n" + "\n\n".join(bodies)
     if forward is not None:
-        source += "\n\n" + _signature("forward", forward_args, None) + "\n"
+        carried = [_annotation(v) for v in methods[-1][1].inputs]
+        types = ["torch.Tensor"] * (len(forward_args) - len(carried)) + carried  # (pred,) + carried values
+        source += "\n\n" + _signature("forward", forward_args, None, types) + "\n"
         source += "\n".join(f"{INDENT * 2}{line}" for line in forward)
     base, n = cls_name, 1
     while cls_name in b.helpers and b.helpers[cls_name] != f"class {cls_name}(nn.Module):\n{source}\n":

@@ -161,7 +161,13 @@ OPS: dict[str, OpDef] = _defs(
     OpDef("tf_topk", Layout.SOURCE),
     OpDef("tf_cumsum", Layout.SOURCE),
     OpDef("tf_complex", Layout.ELEMENTWISE),
-    OpDef("tf_fft", Layout.SOURCE),  # transforms the innermost axes as the source orders them
+    OpDef("tf_fft", Layout.SOURCE),
+    # TensorLists: Python lists / tensors indexed on their first axis (frontends/tf/ops/lists.py)
+    OpDef("tf_list_reserve", Layout.SOURCE),
+    OpDef("tf_list_get", Layout.SOURCE),
+    OpDef("tf_list_set", Layout.SOURCE),
+    OpDef("tf_list_stack", Layout.SOURCE),
+    OpDef("tf_list_length", Layout.SOURCE),  # transforms the innermost axes as the source orders them
     OpDef("tf_reshape", Layout.SOURCE),
     OpDef("tf_transpose", Layout.ANY_INPUT),
     OpDef("tf_unsqueeze", Layout.SOURCE),

@@ -7,6 +7,7 @@ from tf2torch.frontends.tf.ops import (  # noqa: F401
     dilation,
     fft,
     image,
+    lists,
     math,
     nn,
     random,

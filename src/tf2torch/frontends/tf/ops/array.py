@@ -228,6 +228,9 @@ def import_unpack(ctx: OpContext) -> list[TFVal]:
 
 @register_tf_op("Split", "SplitV")
 def import_split(ctx: OpContext) -> list[TFVal]:
+    data = ctx.inputs[1 if ctx.type == "Split" else 0]
+    if isinstance(data, VarRef):  # e.g. a GRU cell's bias split into its input and recurrent parts
+        return _split_variable(ctx, data)
     if ctx.type == "Split":
         x, axis = ctx.value(1), int(ctx.const(0))
         n = int(ctx.attr("num_split"))
@@ -463,3 +466,16 @@ def import_update_slice(ctx: OpContext) -> list[TFVal]:
             fitted = sym_binary("minimum", sym_binary("maximum", start, 0), sym_binary("sub", extent, size))
         index.append(_slice_entry(ops, fitted, sym_binary("add", fitted, size)))
     return [ops.add("tf_update_slice", {"source": source, "update": update, "index": tuple(index)}).outputs[0]]
+
+
+def _split_variable(ctx: OpContext, var: VarRef) -> list[TFVal]:
+    """A variable split at conversion time: one parameter per part, named after the variable."""
+    if ctx.type == "Split":
+        axis = int(ctx.const(0))
+        parts = np.split(var.array, int(ctx.attr("num_split")), axis=axis)
+    else:
+        axis, sizes = int(ctx.const(2)), [int(n) for n in ctx.const(1)]
+        if -1 in sizes:
+            sizes[sizes.index(-1)] = var.array.shape[axis] - (sum(sizes) + 1)
+        parts = np.split(var.array, np.cumsum(sizes)[:-1], axis=axis)
+    return [VarRef(f"{var.name}_{i}", np.ascontiguousarray(p), var.trainable, var.ambiguous) for i, p in enumerate(parts)]

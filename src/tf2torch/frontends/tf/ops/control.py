@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from tf2torch.frontends.tf.context import OpContext, spec_of
+from tf2torch.frontends.tf.context import OpContext, spec_of, static_array
 from tf2torch.frontends.tf.registry import register_tf_op
 from tf2torch.frontends.tf.subgraph import building, finish_subgraph, new_subgraph
-from tf2torch.frontends.tf.values import TFVal, VarRef
+from tf2torch.frontends.tf.values import ShapeVec, TFVal, VarRef
 from tf2torch.ir import Graph, Value
 
 
@@ -32,7 +32,8 @@ def _body(ctx: OpContext, fname: str, args: list[TFVal], carried: list[int], spe
 
 @register_tf_op("While", "StatelessWhile")
 def import_while(ctx: OpContext) -> list[TFVal]:
-    args = list(ctx.inputs)
+    # A run-time size carried into the loop (a Keras RNN's step count) is a tensor there.
+    args = [_loop_operand(ctx, i, a) for i, a in enumerate(ctx.inputs)]
     carried = [i for i, a in enumerate(args) if not isinstance(a, VarRef)]
     specs = [spec_of(t) for t in ctx.op.outputs]
     cond = _body(ctx, ctx.op.get_attr("cond").name, args, carried, specs, "cond")
@@ -55,6 +56,12 @@ def import_while(ctx: OpContext) -> list[TFVal]:
     for out, i in zip(node.outputs, carried):
         results[i] = out
     return results
+
+
+def _loop_operand(ctx: OpContext, index: int, arg: TFVal) -> TFVal:
+    if isinstance(arg, ShapeVec):
+        return static_array(arg) if arg.static else ctx.value(index)
+    return arg
 
 
 @register_tf_op("If", "StatelessIf")
