@@ -558,38 +558,46 @@ BIGRU_PADDINGS = {  # batch 4, an odd length; every padding has a full-length ro
 }
 
 
-def _bigru_tagger(keras, reset_after: bool, return_sequences: bool = True, mask: bool = True):
+def _bigru_tagger(keras, reset_after: bool, mask: bool = True):
     inp = keras.Input((None,), dtype="int32")
     x = keras.layers.Embedding(BIGRU_VOCAB, 6, mask_zero=mask)(inp)
-    gru = keras.layers.GRU(5, reset_after=reset_after, return_sequences=return_sequences)
+    gru = keras.layers.GRU(5, reset_after=reset_after, return_sequences=True)
     x = keras.layers.Bidirectional(gru, name="bigru")(x)
     return keras.Model(inp, keras.layers.Dense(3)(x))
 
 
 @pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
-@pytest.mark.parametrize("padding", list(BIGRU_PADDINGS))
+@pytest.mark.parametrize("padding", [*BIGRU_PADDINGS, "unmasked"])
 @pytest.mark.parametrize("reset_after", [True, False], ids=["reset_after", "reset_before"])
 def test_masked_bidirectional_gru_matches_tensorflow(keras, tmp_path, reset_after, padding, training):
     """The BiGRU tagger shape: right-padded ids run packed sequences, holey ones the step loop,
-    unpadded ids (mask all True) packed sequences of full length; reset_after=False is the
-    KerasGRU loop."""
-    model = _bigru_tagger(keras, reset_after)
-    ids = np.asarray(BIGRU_PADDINGS[padding], dtype=np.int32)
+    unpadded ids (mask all True) packed sequences of full length; without mask_zero (zeros
+    are ordinary ids) a plain nn.GRU(bidirectional=True); reset_after=False is the KerasGRU
+    loop."""
+    model = _bigru_tagger(keras, reset_after, mask=padding != "unmasked")
+    ids = np.asarray(BIGRU_PADDINGS["right" if padding == "unmasked" else padding], dtype=np.int32)
     result = convert_and_compare(model, tmp_path, inputs=[ids], training=training)
     if reset_after:
-        assert "MaskedGRU(6, 5, batch_first=True, bidirectional=True, zero_output_for_mask=True)" in result.source_code
+        module = "nn.GRU" if padding == "unmasked" else "MaskedGRU"
+        expected = f"{module}(6, 5, batch_first=True, bidirectional=True"
+        assert expected in result.source_code, result.source_code
 
 
-def test_masked_bidirectional_gru_final_states_with_initial_states(keras, tmp_path):
-    inp = keras.Input((None,), dtype="int32")
-    states_in = [keras.Input((5,)), keras.Input((5,))]
-    x = keras.layers.Embedding(BIGRU_VOCAB, 6, mask_zero=True)(inp)
-    gru = keras.layers.GRU(5, return_state=True)
-    out, h_fwd, h_bwd = keras.layers.Bidirectional(gru, merge_mode="sum")(x, initial_state=states_in)
+def test_masked_bidirectional_gru_final_states_with_initial_states(tmp_path):
+    """tf.keras (Keras 3 drops the mask of a call with initial_state=): both directions'
+    final states come from each sequence's last real step."""
+    import tf_keras
+
+    inp = tf_keras.Input((None,), dtype="int32")
+    states_in = [tf_keras.Input((5,)), tf_keras.Input((5,))]
+    x = tf_keras.layers.Embedding(BIGRU_VOCAB, 6, mask_zero=True)(inp)
+    gru = tf_keras.layers.GRU(5, return_state=True)
+    out, h_fwd, h_bwd = tf_keras.layers.Bidirectional(gru, merge_mode="sum")(x, initial_state=states_in)
     rng = np.random.default_rng(3)
     states = [rng.standard_normal((4, 5)).astype(np.float32) for _ in states_in]
     ids = np.asarray(BIGRU_PADDINGS["right"], dtype=np.int32)
-    convert_and_compare(keras.Model([inp, *states_in], [out, h_fwd, h_bwd]), tmp_path, inputs=[ids, *states])
+    model = tf_keras.Model([inp, *states_in], [out, h_fwd, h_bwd])
+    convert_and_compare(model, tmp_path, suffix=".h5", inputs=[ids, *states])
 
 
 def test_masked_bidirectional_gru_gradients_match_gradient_tape(keras, tmp_path):
