@@ -500,7 +500,8 @@ def _convert_masked_bidirectional(node: Node, b: ModuleBuilder) -> None:
 
 def _convert_torch_rnn(node: Node, b: ModuleBuilder) -> None:
     a = node.attrs
-    kind = a["directions"][0]["kind"]
+    d = a["directions"][0]
+    kind, units = d["kind"], d["units"]
     # A masked bidirectional GRU is one module on packed sequences: torch's GRU has no
     # oneDNN kernel, and packing skips the padded steps (0.65x the time of one module per
     # direction at lengths 32..128 of 128). Unpacked LSTMs run oneDNN's kernel
@@ -509,8 +510,6 @@ def _convert_torch_rnn(node: Node, b: ModuleBuilder) -> None:
     if a["bidirectional"] and a["has_mask"] and kind != "gru":
         _convert_masked_bidirectional(node, b)
         return
-    d = a["directions"][0]
-    kind, units = d["kind"], d["units"]
     bidirectional = a["bidirectional"]
     kwargs = {"batch_first": True}
     if not d["use_bias"]:
