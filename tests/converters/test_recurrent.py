@@ -544,3 +544,83 @@ def test_conv_lstm_channels_first_is_unsupported(keras, tmp_path):
     keras.Model(inp, out).save(path)
     with pytest.raises(tf2torch.ConversionError, match="channels_first"):
         tf2torch.convert(str(path))
+
+
+# -- Bidirectional GRU with a Keras mask: one packed nn.GRU(bidirectional=True) --------------
+
+BIGRU_STEPS, BIGRU_VOCAB = 13, 31
+BIGRU_PADDINGS = {  # batch 4, an odd length; every padding has a full-length row
+    "right": [[5, 3, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], list(range(1, 14)), [7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+              [2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 0, 0]],
+    "holey": [[0, 3, 8, 0, 9, 0, 0, 1, 0, 0, 0, 0, 4], list(range(1, 14)), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7],
+              [2, 4, 0, 8, 10, 12, 14, 16, 18, 20, 22, 0, 0]],
+    "none": [list(range(1, 14)), list(range(13, 0, -1)), list(range(5, 18)), list(range(2, 28, 2))],
+}
+
+
+def _bigru_tagger(keras, reset_after: bool, mask: bool = True):
+    inp = keras.Input((None,), dtype="int32")
+    x = keras.layers.Embedding(BIGRU_VOCAB, 6, mask_zero=mask)(inp)
+    gru = keras.layers.GRU(5, reset_after=reset_after, return_sequences=True)
+    x = keras.layers.Bidirectional(gru, name="bigru")(x)
+    return keras.Model(inp, keras.layers.Dense(3)(x))
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+@pytest.mark.parametrize("padding", [*BIGRU_PADDINGS, "unmasked"])
+@pytest.mark.parametrize("reset_after", [True, False], ids=["reset_after", "reset_before"])
+def test_masked_bidirectional_gru_matches_tensorflow(keras, tmp_path, reset_after, padding, training):
+    """The BiGRU tagger shape: right-padded ids run packed sequences, holey ones the step loop,
+    unpadded ids (mask all True) packed sequences of full length; without mask_zero (zeros
+    are ordinary ids) a plain nn.GRU(bidirectional=True); reset_after=False is the KerasGRU
+    loop."""
+    model = _bigru_tagger(keras, reset_after, mask=padding != "unmasked")
+    ids = np.asarray(BIGRU_PADDINGS["right" if padding == "unmasked" else padding], dtype=np.int32)
+    result = convert_and_compare(model, tmp_path, inputs=[ids], training=training)
+    if reset_after:
+        module = "nn.GRU" if padding == "unmasked" else "MaskedGRU"
+        expected = f"{module}(6, 5, batch_first=True, bidirectional=True"
+        assert expected in result.source_code, result.source_code
+
+
+def test_masked_bidirectional_gru_final_states_with_initial_states(tmp_path):
+    """tf.keras (Keras 3 drops the mask of a call with initial_state=): both directions'
+    final states come from each sequence's last real step."""
+    import tf_keras
+
+    inp = tf_keras.Input((None,), dtype="int32")
+    states_in = [tf_keras.Input((5,)), tf_keras.Input((5,))]
+    x = tf_keras.layers.Embedding(BIGRU_VOCAB, 6, mask_zero=True)(inp)
+    gru = tf_keras.layers.GRU(5, return_state=True)
+    out, h_fwd, h_bwd = tf_keras.layers.Bidirectional(gru, merge_mode="sum")(x, initial_state=states_in)
+    rng = np.random.default_rng(3)
+    states = [rng.standard_normal((4, 5)).astype(np.float32) for _ in states_in]
+    ids = np.asarray(BIGRU_PADDINGS["right"], dtype=np.int32)
+    model = tf_keras.Model([inp, *states_in], [out, h_fwd, h_bwd])
+    convert_and_compare(model, tmp_path, suffix=".h5", inputs=[ids, *states])
+
+
+def test_masked_bidirectional_gru_gradients_match_gradient_tape(keras, tmp_path):
+    """Training through the packed kernel: the gradients of both directions' kernels equal
+    TensorFlow's (right-padded ids, so the packed path runs)."""
+    import tensorflow as tf
+
+    model = _bigru_tagger(keras, reset_after=True)
+    ids = np.asarray(BIGRU_PADDINGS["right"], dtype=np.int32)
+    result = convert_and_compare(model, tmp_path, inputs=[ids])
+    weight = np.random.default_rng(2).standard_normal((4, BIGRU_STEPS, 3)).astype(np.float32)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(model(ids, training=True) * weight)
+    layer = model.get_layer("bigru")
+    kernels = [layer.forward_layer.cell.kernel, layer.backward_layer.cell.kernel]
+    keras_grads = tape.gradient(loss, kernels)
+
+    module = result.module.train()
+    loss = (module(torch.from_numpy(ids)) * torch.from_numpy(weight)).sum()
+    loss.backward()
+    params = dict(module.named_parameters())
+    for suffix, keras_grad in zip(["weight_ih_l0", "weight_ih_l0_reverse"], keras_grads, strict=True):
+        z, r, h = np.split(np.asarray(keras_grad), 3, axis=-1)  # Keras gates z, r, h -> torch r, z, n
+        expected = np.concatenate([r, z, h], axis=-1).T
+        got = next(p.grad for n, p in params.items() if n.endswith("bigru." + suffix)).numpy()
+        assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max(), suffix
