@@ -186,7 +186,13 @@ def load_keras_file(path: str, limits: Limits = DEFAULT_LIMITS) -> KerasSource:
 
     The file is validated as it is read: its type before it is opened, archive member names,
     sizes (real, not declared), JSON nesting, and every HDF5 link and dataset (nothing stored
-    outside the file is ever read)."""
+    outside the file is ever read). A TF.js layers-model (model.json) is read as one too."""
+    from tf2torch.frontends.tfjs.model_json import is_tfjs_path
+
+    if is_tfjs_path(path):
+        from tf2torch.frontends.tfjs.layers_model import load_layers_model
+
+        return load_layers_model(path, limits)
     check_model_path(path)
     fd = open_regular(path)
     with os.fdopen(fd, "rb") as handle:

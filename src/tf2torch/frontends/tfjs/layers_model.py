@@ -1,0 +1,160 @@
+"""A TF.js layers-model as a KerasSource: its topology is a Keras model config, its weights
+are named by Keras weight path (`conv/kernel`, `lstm/lstm_cell/bias`), so the Keras frontend
+imports it like an .h5 file (same importers, weight checks and training side).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from typing import Any
+
+import numpy as np
+
+from tf2torch.errors import BadModelFile
+from tf2torch.frontends.keras.archive import KerasSource, WeightReader, layer_name_of
+from tf2torch.frontends.keras.config_check import check_model_config
+from tf2torch.frontends.tfjs.model_json import TfjsModel, read_model_json
+from tf2torch.frontends.tfjs.shards import read_weights
+from tf2torch.limits import DEFAULT_LIMITS, Limits
+
+MODEL_CLASSES = ("Sequential", "Functional", "Model")
+
+
+class TfjsWeightReader(WeightReader):
+    """Weights of the manifest by layer: a layer's are those whose path starts with its name
+    (inside a nested model, with the nested model's name first where the writer kept it), in
+    manifest order, which is the layer's variable order."""
+
+    def __init__(self, weights: dict[str, np.ndarray], scope: tuple[str, ...] = ()) -> None:
+        self._weights = weights
+        self._scope = scope
+
+    def read(self, layer_name: str) -> list[np.ndarray]:
+        for prefix in (self._scope + (layer_name,), (layer_name,)):
+            names = [n for n in self._weights if tuple(weight_path(n)[:len(prefix)]) == prefix
+                     and len(weight_path(n)) > len(prefix)]
+            if names:
+                return [self._weights[n] for n in _variable_order(names)]
+        return []
+
+    def nested(self, layer_name: str, layer_configs: list[dict], sequential: bool) -> WeightReader:
+        return TfjsWeightReader(self._weights, self._scope + (layer_name,))
+
+    def by_path(self) -> dict[str, np.ndarray]:
+        """Every weight by its normalized path (`dense/kernel`)."""
+        return {"/".join(weight_path(n)): a for n, a in self._weights.items()}
+
+
+def weight_path(name: str) -> list[str]:
+    """`dense/kernel:0` -> ['dense', 'kernel'] (TF variable names keep an output index)."""
+    return name.removesuffix(":0").split("/")
+
+
+def _variable_order(names: list[str]) -> list[str]:
+    """Manifest order, except Keras 3 `layer/0`, `layer/1`, ... names (written in HDF5 key
+    order, where 10 sorts before 2): by their number."""
+    if all(re.fullmatch(r"\d+", weight_path(n)[-1]) for n in names):
+        return sorted(names, key=lambda n: int(weight_path(n)[-1]))
+    return names
+
+
+def keras_config(model: TfjsModel) -> tuple[dict, str]:
+    """The Keras model config in the topology and the Keras version that wrote it. The
+    Python converter wraps it ({keras_version, backend, model_config}); TF.js itself writes
+    it bare, with keras_version 'tfjs-layers x.y.z' (Keras 2 semantics)."""
+    topology = model.topology
+    config = topology.get("model_config", topology)
+    if not isinstance(config, dict) or config.get("class_name") not in MODEL_CLASSES:
+        found = config.get("class_name") if isinstance(config, dict) else type(config).__name__
+        raise BadModelFile(f"{model.path}: modelTopology holds no Keras model config (a Sequential or functional "
+                           f"model; found class_name {found!r})")
+    version = topology.get("keras_version", config.get("keras_version", "2"))
+    return config, str(version)
+
+
+def load_layers_model(path: str, limits: Limits = DEFAULT_LIMITS) -> KerasSource:
+    """model.json of a layers-model (and its shards) as a KerasSource."""
+    model = read_model_json(path, limits)
+    if model.format != "layers-model":
+        raise BadModelFile(f"{path}: a TF.js {model.format}, not a layers-model (convert() dispatches it itself)")
+    config, version = keras_config(model)
+    check_model_config(config, path, limits)
+    _check_weight_owners(model, config)
+    weights = read_weights(model)
+    training = model.topology.get("training_config")
+    return KerasSource(path=path, keras_major=3 if version.startswith("3") else 2, model_config=config,
+                       weights=TfjsWeightReader(weights), compile_config=training if isinstance(training, dict) else None,
+                       keras_version=version)
+
+
+def layer_names(config: dict) -> set[str]:
+    """Names of every layer of the model, nested models' layers (and the models) included."""
+    names: set[str] = set()
+    for raw in config.get("config", {}).get("layers", []):
+        if not isinstance(raw, dict):
+            continue
+        names.add(layer_name_of(raw))
+        if raw.get("class_name") in MODEL_CLASSES:
+            names |= layer_names(raw)
+    return names
+
+
+def _check_weight_owners(model: TfjsModel, config: dict) -> None:
+    """A weight whose path names no layer of the topology is an error (the manifest and the
+    topology belong to different models), not a weight silently left out."""
+    names = layer_names(config)
+    orphans = [w.name for w in model.weights if weight_path(w.name)[0] not in names]
+    if orphans:
+        listed = ", ".join(repr(n) for n in orphans[:5]) + (", ..." if len(orphans) > 5 else "")
+        raise BadModelFile(f"{model.path}: {len(orphans)} weights in weightsManifest belong to no layer of the "
+                           f"topology: {listed}; the manifest and the topology do not describe the same model")
+
+
+def reference_keras_model(path: str, custom_objects: dict | None = None) -> Any:
+    """The layers-model as Keras builds it from the same topology and weights, for
+    verification. Weights are assigned by variable name (not by the order the converter
+    relies on), so a mix-up in either is caught by the comparison."""
+    model = read_model_json(path)
+    config, version = keras_config(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the conversion already warned about quantized weights
+        reader = TfjsWeightReader(read_weights(model))
+    if version.startswith("3"):
+        import keras
+
+        built = keras.models.model_from_json(json.dumps(config), custom_objects=custom_objects)
+    else:
+        import tf_keras
+
+        built = tf_keras.models.model_from_json(json.dumps(config), custom_objects=custom_objects)
+    _assign_weights(built, reader, path)
+    return built
+
+
+def _assign_weights(model: Any, reader: TfjsWeightReader, path: str) -> None:
+    by_name = reader.by_path()
+    for layer in _leaf_layers(model):
+        variables = layer.weights
+        if not variables:
+            continue
+        names = ["/".join(weight_path(getattr(v, "path", None) or v.name)) for v in variables]
+        if all(n in by_name for n in names):
+            layer.set_weights([by_name[n] for n in names])
+        else:  # a writer that names variables differently: the layer's weights in manifest order
+            values = reader.read(layer.name)
+            if len(values) != len(variables):
+                raise BadModelFile(f"{path}: layer {layer.name!r} has {len(values)} weights in the manifest, "
+                                   f"Keras builds {len(variables)}")
+            layer.set_weights(values)
+
+
+def _leaf_layers(model: Any) -> list[Any]:
+    layers = []
+    for layer in model.layers:
+        if hasattr(layer, "layers") and type(layer).__name__ in MODEL_CLASSES:
+            layers.extend(_leaf_layers(layer))
+        else:
+            layers.append(layer)
+    return layers

@@ -1,0 +1,90 @@
+"""TF.js layers-models (model.json + shards written by the tensorflowjs converter) through the
+Keras frontend, compared with TensorFlow's output on the source Keras model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tfjs_fixtures import LAYERS, LAYERS_UINT8, copy_fixture, edit_model_json, expected, run_nchw
+
+import tf2torch
+from tf2torch.errors import BadModelFile
+
+TOLERANCE = 1e-5
+
+
+def _assert_matches_tf(result, fixture) -> None:
+    x, y = expected(fixture)
+    out = run_nchw(result.module, x)
+    assert out.shape == y.shape
+    assert np.abs(out - y).max() <= TOLERANCE * np.abs(y).max()
+
+
+def test_layers_model_matches_tensorflow():
+    result = tf2torch.convert(str(LAYERS / "model.json"))
+    _assert_matches_tf(result, LAYERS)
+    import torch
+
+    module = result.module
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in module.modules()), "BatchNorm must be kept"
+    assert all(p.requires_grad for p in module.parameters())
+    assert result.keras_major == 2
+
+
+def test_uint8_layers_model_is_dequantized_with_a_warning():
+    with pytest.warns(UserWarning, match=r"10 weights are stored quantized \(uint8\): bn/gamma.*dequantized"):
+        result = tf2torch.convert(str(LAYERS_UINT8 / "model.json"))
+    # Expected: TF on the source model carrying the weights as tensorflowjs' own reader dequantizes them.
+    _assert_matches_tf(result, LAYERS_UINT8)
+
+
+def test_verify_against_keras_built_from_the_same_files_in_both_modes():
+    pytest.importorskip("tf_keras")
+    result = tf2torch.convert(str(LAYERS / "model.json"))
+    assert result.verify(batch_size=3).ok
+    assert result.verify(batch_size=3, training=True).ok  # BatchNorm on batch statistics
+
+
+def test_weight_names_with_output_index_and_a_bare_tfjs_topology(tmp_path):
+    """TF.js itself writes the Keras config bare (keras_version 'tfjs-layers ...'); other
+    writers keep TF's ':0' on weight names."""
+    model_json = copy_fixture(LAYERS, tmp_path / "m")
+
+    def edit(document):
+        topology = document["modelTopology"]
+        document["modelTopology"] = {**topology["model_config"], "keras_version": "tfjs-layers 4.22.0",
+                                     "backend": "tensor_flow.js"}
+        for weight in document["weightsManifest"][0]["weights"]:
+            weight["name"] += ":0"
+
+    edit_model_json(model_json, edit)
+    _assert_matches_tf(tf2torch.convert(str(model_json)), LAYERS)
+
+
+def test_a_layer_without_its_weights_is_named(tmp_path):
+    model_json = copy_fixture(LAYERS, tmp_path / "m")
+    shard = model_json.parent / "group1-shard1of1.bin"
+
+    def edit(document):
+        weights = document["weightsManifest"][0]["weights"]
+        bias = next(w for w in weights if w["name"] == "logits/bias")
+        weights.remove(bias)
+
+    edit_model_json(model_json, edit)
+    shard.write_bytes(shard.read_bytes()[:-5 * 4])  # logits/bias is stored last
+    with pytest.raises(BadModelFile, match=r"model.json: layer 'logits' \(Dense\): the file holds 1 weights .*, its config implies 2"):
+        tf2torch.convert(str(model_json))
+
+
+def test_weights_of_no_layer_are_an_error(tmp_path):
+    model_json = copy_fixture(LAYERS, tmp_path / "m")
+    edit_model_json(model_json, lambda d: d["weightsManifest"][0]["weights"][0].update(name="head/gamma"))
+    with pytest.raises(BadModelFile, match=r"1 weights in weightsManifest belong to no layer .*'head/gamma'"):
+        tf2torch.convert(str(model_json))
+
+
+def test_a_graph_topology_is_not_a_keras_config(tmp_path):
+    model_json = copy_fixture(LAYERS, tmp_path / "m")
+    edit_model_json(model_json, lambda d: d.update(modelTopology={"model_config": {"class_name": "Dense"}}))
+    with pytest.raises(BadModelFile, match=r"modelTopology holds no Keras model config .*'Dense'"):
+        tf2torch.convert(str(model_json))
