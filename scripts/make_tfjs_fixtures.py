@@ -17,6 +17,7 @@ dequantizes them, read back with tensorflowjs' own reader).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -27,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-import tensorflow as tf  # noqa: E402
-import tf_keras  # noqa: E402
+import tensorflow as tf
+import tf_keras
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "tfjs"
 
@@ -85,8 +86,6 @@ def main() -> None:
 
     quantized_dir = OUT / "small_cnn_layers_uint8"
     keras_h5_conversion.save_keras_model(model, str(quantized_dir), quantization_dtype_map={"uint8": "*"})
-    import json
-
     manifest = json.loads((quantized_dir / "model.json").read_text())["weightsManifest"]
     dequantized = {entry["name"]: entry["data"] for group in read_weights(manifest, str(quantized_dir))
                    for entry in group}
