@@ -211,7 +211,7 @@ def signature_names(model: TfjsModel) -> tuple[list[str] | None, list[str] | Non
     return inputs, outputs, keys
 
 
-def import_graph_model(model: TfjsModel, name: str) -> Any:
+def import_graph_model(model: TfjsModel, name: str, *, tolerant: bool = False) -> Any:
     """The graph-model through the TF frontend: a TFImport whose runner executes TensorFlow on
     the GraphDef as written (with its fused ops), unless TensorFlow lacks one of its ops."""
     from tf2torch.frontends.tf.loader import import_graph_def
@@ -228,7 +228,7 @@ def import_graph_model(model: TfjsModel, name: str) -> Any:
         return op_def_registry.get(node.op) is None or "Prelu" in fused
 
     reference = unfuse(graph_def, model.path, only=foreign) if any(map(foreign, graph_def.node)) else graph_def
-    imported = import_graph_def(plain, model.path, name, inputs, outputs, reference=reference)
+    imported = import_graph_def(plain, model.path, name, inputs, outputs, tolerant=tolerant, reference=reference)
     graph = imported.graph
     if keys is not None and len(keys) == len(graph.outputs):
         graph.output_names = keys
