@@ -66,6 +66,25 @@ def small_cnn() -> tf_keras.Model:
     return model
 
 
+def sequence_model() -> tf_keras.Model:
+    """LSTM, bidirectional GRU and a nested Sequential: weights named by sub-scopes
+    (`lstm/lstm_cell/kernel`, `bi/forward_gru/gru_cell/bias`) and inside a nested model."""
+    tf_keras.utils.set_random_seed(11)
+    layers = tf_keras.layers
+    block = tf_keras.Sequential([layers.Dense(6, activation="tanh", name="inner_dense"),
+                                 layers.LayerNormalization(epsilon=1e-4, name="ln")], name="block")
+    sequence = layers.Input((7, 4), name="sequence")
+    x = layers.LSTM(5, return_sequences=True, name="lstm")(sequence)
+    x = layers.Bidirectional(layers.GRU(3, return_sequences=True), merge_mode="sum", name="bi")(x)
+    x = block(x)
+    x = layers.GlobalAveragePooling1D(name="pool")(x)
+    model = tf_keras.Model(sequence, layers.Dense(2, name="head")(x), name="sequence_model")
+    rng = np.random.default_rng(11)
+    for weight in model.weights:
+        weight.assign(weight + rng.normal(0, 0.2, weight.shape).astype(np.float32))
+    return model
+
+
 def _save_expected(directory: Path, x: np.ndarray, y: np.ndarray) -> None:
     np.savez(directory / "expected.npz", x=x, y=np.asarray(y, np.float32))
 
@@ -100,7 +119,21 @@ def main() -> None:
         tf.saved_model.save(model, saved)
         tf_saved_model_conversion_v2.convert_tf_saved_model(saved, str(graph_dir))
     _save_expected(graph_dir, x, y)
-    for directory in (layers_dir, quantized_dir, graph_dir):
+
+    # float16 weights: expected is the float32 source's output (the test allows the rounding).
+    float16_dir = OUT / "small_cnn_graph_float16"
+    with tempfile.TemporaryDirectory() as saved:
+        tf.saved_model.save(model, saved)
+        tf_saved_model_conversion_v2.convert_tf_saved_model(saved, str(float16_dir),
+                                                            quantization_dtype_map={"float16": "*"})
+    _save_expected(float16_dir, x, y)
+
+    sequence_dir = OUT / "sequence_layers"
+    model = sequence_model()
+    keras_h5_conversion.save_keras_model(model, str(sequence_dir))
+    x = np.random.default_rng(2).normal(size=(3, 7, 4)).astype(np.float32)
+    _save_expected(sequence_dir, x, model(x, training=False).numpy())
+    for directory in (layers_dir, quantized_dir, graph_dir, float16_dir, sequence_dir):
         total = sum(f.stat().st_size for f in directory.iterdir())
         print(f"{directory.relative_to(OUT.parent.parent.parent)}: {total} bytes")
 

@@ -8,7 +8,7 @@ import base64
 
 import numpy as np
 import pytest
-from tfjs_fixtures import GRAPH, copy_fixture, edit_model_json, expected, run_nchw
+from tfjs_fixtures import GRAPH, GRAPH_FLOAT16, copy_fixture, edit_model_json, expected, run_nchw
 
 import tf2torch
 from tf2torch.errors import BadModelFile, VerificationUnavailable
@@ -50,6 +50,14 @@ def test_graph_model_matches_tensorflow():
     assert result.verify(batch_size=3).ok  # TensorFlow running the GraphDef
     with pytest.raises(VerificationUnavailable):
         result.verify(training=True)
+
+
+def test_float16_graph_model_is_dequantized_with_a_warning():
+    with pytest.warns(UserWarning, match=r"weights are stored quantized \(float16\)"):
+        result = tf2torch.convert(str(GRAPH_FLOAT16 / "model.json"))
+    assert result.verify(batch_size=3).ok  # TensorFlow on the GraphDef with the float16 weights widened
+    x, y = expected(GRAPH_FLOAT16)  # the float32 source: float16 weights round at ~5e-4 relative
+    assert np.abs(run_nchw(result.module, x) - y).max() <= 1e-2 * np.abs(y).max()
 
 
 FUSIONS = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tfjs_fixtures import LAYERS, LAYERS_UINT8, copy_fixture, edit_model_json, expected, run_nchw
+from tfjs_fixtures import LAYERS, LAYERS_UINT8, SEQUENCE, copy_fixture, edit_model_json, expected, run_nchw
 
 import tf2torch
 from tf2torch.errors import BadModelFile
@@ -43,6 +43,15 @@ def test_verify_against_keras_built_from_the_same_files_in_both_modes():
     result = tf2torch.convert(str(LAYERS / "model.json"))
     assert result.verify(batch_size=3).ok
     assert result.verify(batch_size=3, training=True).ok  # BatchNorm on batch statistics
+
+
+def test_recurrent_layers_and_a_nested_model_match_tensorflow():
+    """Weights in sub-scopes (`lstm/lstm_cell/kernel`, `bi/backward_gru/gru_cell/bias`) and in
+    a nested Sequential."""
+    result = tf2torch.convert(str(SEQUENCE / "model.json"))
+    _assert_matches_tf(result, SEQUENCE)
+    frozen = [n for n, p in result.module.named_parameters() if not p.requires_grad]
+    assert frozen == ["lstm.bias_hh_l0"]  # Keras' LSTM has one bias: torch's second is zero and frozen
 
 
 def test_weight_names_with_output_index_and_a_bare_tfjs_topology(tmp_path):

@@ -13,6 +13,8 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "tfjs"
 LAYERS = FIXTURES / "small_cnn_layers"
 LAYERS_UINT8 = FIXTURES / "small_cnn_layers_uint8"
 GRAPH = FIXTURES / "small_cnn_graph"
+GRAPH_FLOAT16 = FIXTURES / "small_cnn_graph_float16"
+SEQUENCE = FIXTURES / "sequence_layers"
 
 
 def copy_fixture(fixture: Path, destination: Path) -> Path:
@@ -34,7 +36,9 @@ def expected(fixture: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run_nchw(module, x_nhwc: np.ndarray) -> np.ndarray:
+    """The module on a Keras-layout batch (images are fed NCHW; sequences keep their layout)."""
     import torch
 
+    x = x_nhwc.transpose(0, 3, 1, 2) if x_nhwc.ndim == 4 else x_nhwc
     with torch.no_grad():
-        return module(torch.from_numpy(np.ascontiguousarray(x_nhwc.transpose(0, 3, 1, 2)))).numpy()
+        return module(torch.from_numpy(np.ascontiguousarray(x))).numpy()
