@@ -97,3 +97,17 @@ def test_a_graph_topology_is_not_a_keras_config(tmp_path):
     edit_model_json(model_json, lambda d: d.update(modelTopology={"model_config": {"class_name": "Dense"}}))
     with pytest.raises(BadModelFile, match=r"modelTopology holds no Keras model config .*'Dense'"):
         tf2torch.convert(str(model_json))
+
+
+def test_training_config_of_a_compiled_model_gives_train_py(tmp_path):
+    """tf.keras writes `training_config` (as in an .h5) into a compiled model's topology."""
+    model_json = copy_fixture(LAYERS, tmp_path / "m")
+    training_config = {
+        "loss": "categorical_crossentropy", "metrics": None, "weighted_metrics": None, "loss_weights": None,
+        "optimizer_config": {"class_name": "Custom>Adam", "config": {
+            "name": "Adam", "learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-07,
+            "amsgrad": False, "is_legacy_optimizer": False}}}
+    edit_model_json(model_json, lambda d: d["modelTopology"].update(training_config=training_config))
+    result = tf2torch.convert(str(model_json))
+    out = result.save(tmp_path / "out")
+    assert "Adam(params=params, learning_rate=0.01)" in (out / "train.py").read_text()
