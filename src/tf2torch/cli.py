@@ -281,7 +281,9 @@ def _run_inspect(args: argparse.Namespace) -> int:
 
         print(format_tflite_ops(args.source))
         return EXIT_OK
-    if Path(args.source).suffix.lower() == ".json":  # TF.js: a graph-model's ops; a layers-model is Keras
+    from tf2torch.frontends.tfjs.model_json import is_tfjs_path
+
+    if is_tfjs_path(args.source):  # TF.js: a graph-model's ops; a layers-model is a Keras model
         from tf2torch.frontends.tfjs.inspect_ops import inspect_graph_model
 
         with model_file_boundary(args.source):

@@ -145,3 +145,9 @@ def test_graph_model_damage_is_named_too(tmp_path):
     (model_json.parent / SHARD).write_bytes(b"\0" * 10)
     with pytest.raises(BadModelFile, match=r"the shards hold 10 bytes"):
         tf2torch.convert(str(model_json))
+
+
+def test_model_json_is_recognised_by_content_under_any_name(tmp_path):
+    model_json = copy_fixture(LAYERS, tmp_path / "m")
+    renamed = model_json.rename(model_json.with_name("web_model.txt"))
+    assert tf2torch.convert(str(renamed)).graph.output_names == ["logits"]

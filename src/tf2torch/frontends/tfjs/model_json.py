@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,8 +62,20 @@ class TfjsModel:
 
 
 def is_tfjs_path(source: Any) -> bool:
-    """A path ending in .json: model.json of a TF.js model (what else it is, reading tells)."""
-    return isinstance(source, (str, os.PathLike)) and str(source).lower().endswith(".json")
+    """A .json path, or a regular file that starts with '{' (JSON, not a zip or HDF5 file):
+    model.json of a TF.js model, which reading it confirms or refutes with a clear error."""
+    if not isinstance(source, (str, os.PathLike)):
+        return False
+    if str(source).lower().endswith(".json"):
+        return True
+    try:
+        if not stat.S_ISREG(os.stat(source).st_mode):
+            return False  # a directory (SavedModel), FIFO, device: never opened here
+        with os.fdopen(open_regular(str(source)), "rb") as handle:
+            head = handle.read(64)
+    except (OSError, BadModelFile):
+        return False
+    return head.lstrip().startswith(b"{")
 
 
 def read_model_json(path: str, limits: Limits = DEFAULT_LIMITS) -> TfjsModel:
