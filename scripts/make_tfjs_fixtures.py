@@ -85,6 +85,27 @@ def sequence_model() -> tf_keras.Model:
     return model
 
 
+def keras3_model():
+    """A Keras 3 model: TF.js names its weights by attribute path (`layers/dense_1/vars/0`,
+    `layers/lstm/cell/vars/1`, `layers/block/layers/dense/vars/0`)."""
+    import keras
+
+    keras.utils.set_random_seed(5)
+    layers = keras.layers
+    block = keras.Sequential([layers.Dense(6, activation="gelu"), layers.Dense(6)], name="block")
+    sequence = keras.Input((9, 4), name="sequence")
+    x = layers.Conv1D(5, 3, padding="causal", name="conv")(sequence)
+    x = layers.BatchNormalization(epsilon=1e-3, name="bn")(x)
+    x = layers.LSTM(6, return_sequences=True, name="lstm")(x)
+    x = block(x)
+    x = layers.GlobalAveragePooling1D(name="pool")(x)
+    model = keras.Model(sequence, layers.Dense(3, name="head")(x), name="keras3_model")
+    rng = np.random.default_rng(5)
+    for weight in model.weights:
+        weight.assign(weight + rng.uniform(0.1, 0.3, weight.shape).astype(np.float32))
+    return model
+
+
 def _save_expected(directory: Path, x: np.ndarray, y: np.ndarray) -> None:
     np.savez(directory / "expected.npz", x=x, y=np.asarray(y, np.float32))
 
@@ -133,7 +154,17 @@ def main() -> None:
     keras_h5_conversion.save_keras_model(model, str(sequence_dir))
     x = np.random.default_rng(2).normal(size=(3, 7, 4)).astype(np.float32)
     _save_expected(sequence_dir, x, model(x, training=False).numpy())
-    for directory in (layers_dir, quantized_dir, graph_dir, float16_dir, sequence_dir):
+    keras3_dir = OUT / "keras3_layers"
+    model = keras3_model()
+    with tempfile.TemporaryDirectory() as saved:
+        model.save(os.path.join(saved, "model.keras"))
+        from tensorflowjs.converters import converter
+
+        converter.dispatch_keras_keras_to_tfjs_layers_model_conversion(os.path.join(saved, "model.keras"),
+                                                                       str(keras3_dir))
+    x = np.random.default_rng(3).normal(size=(3, 9, 4)).astype(np.float32)
+    _save_expected(keras3_dir, x, np.asarray(model(x, training=False)))
+    for directory in (layers_dir, quantized_dir, graph_dir, float16_dir, sequence_dir, keras3_dir):
         total = sum(f.stat().st_size for f in directory.iterdir())
         print(f"{directory.relative_to(OUT.parent.parent.parent)}: {total} bytes")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tfjs_fixtures import LAYERS, LAYERS_UINT8, SEQUENCE, copy_fixture, edit_model_json, expected, run_nchw
+from tfjs_fixtures import KERAS3, LAYERS, LAYERS_UINT8, SEQUENCE, copy_fixture, edit_model_json, expected, run_nchw
 
 import tf2torch
-from tf2torch.errors import BadModelFile
+from tf2torch.errors import BadModelFile, UnsupportedFeature
 
 TOLERANCE = 1e-5
 
@@ -52,6 +52,27 @@ def test_recurrent_layers_and_a_nested_model_match_tensorflow():
     _assert_matches_tf(result, SEQUENCE)
     frozen = [n for n, p in result.module.named_parameters() if not p.requires_grad]
     assert frozen == ["lstm.bias_hh_l0"]  # Keras' LSTM has one bias: torch's second is zero and frozen
+
+
+def test_keras3_model_with_attribute_path_weight_names_matches_tensorflow():
+    """`layers/conv1d/vars/0`, `layers/lstm/cell/vars/2`, `layers/sequential/layers/dense_1/vars/0`."""
+    result = tf2torch.convert(str(KERAS3 / "model.json"))
+    assert result.keras_major == 3
+    _assert_matches_tf(result, KERAS3)
+    assert result.verify(batch_size=3).ok  # against Keras 3 built from the same files
+
+
+def test_keras3_layer_with_two_weighted_sub_objects_is_refused(tmp_path):
+    model_json = copy_fixture(KERAS3, tmp_path / "m")
+
+    def edit(document):
+        for weight in document["weightsManifest"][0]["weights"]:
+            if weight["name"] == "layers/lstm/cell/vars/2":
+                weight["name"] = "layers/lstm/other_cell/vars/0"
+
+    edit_model_json(model_json, edit)
+    with pytest.raises(UnsupportedFeature, match=r"layer 'lstm': its weights sit in 2 sub-objects \(cell, other_cell\)"):
+        tf2torch.convert(str(model_json))
 
 
 def test_weight_names_with_output_index_and_a_bare_tfjs_topology(tmp_path):

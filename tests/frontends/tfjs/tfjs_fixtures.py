@@ -15,6 +15,7 @@ LAYERS_UINT8 = FIXTURES / "small_cnn_layers_uint8"
 GRAPH = FIXTURES / "small_cnn_graph"
 GRAPH_FLOAT16 = FIXTURES / "small_cnn_graph_float16"
 SEQUENCE = FIXTURES / "sequence_layers"
+KERAS3 = FIXTURES / "keras3_layers"
 
 
 def copy_fixture(fixture: Path, destination: Path) -> Path:

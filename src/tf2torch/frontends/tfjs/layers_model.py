@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from tf2torch.errors import BadModelFile
-from tf2torch.frontends.keras.archive import KerasSource, WeightReader, layer_name_of
+from tf2torch.errors import BadModelFile, UnsupportedFeature
+from tf2torch.frontends.keras.archive import KerasSource, WeightReader, layer_name_of, v3_layer_paths
 from tf2torch.frontends.keras.config_check import check_model_config
 from tf2torch.frontends.tfjs.model_json import TfjsModel, read_model_json
 from tf2torch.frontends.tfjs.shards import read_weights
@@ -45,6 +45,48 @@ class TfjsWeightReader(WeightReader):
     def by_path(self) -> dict[str, np.ndarray]:
         """Every weight by its normalized path (`dense/kernel`)."""
         return {"/".join(weight_path(n)): a for n, a in self._weights.items()}
+
+
+class Keras3TfjsWeightReader(WeightReader):
+    """Weights of a Keras 3 model converted to TF.js: named by attribute path as in the
+    .keras archive (`layers/conv2d_1/vars/0`, an LSTM's `layers/lstm/cell/vars/0`, a nested
+    model's `layers/functional/layers/dense/vars/0`), not by layer name."""
+
+    def __init__(self, weights: dict[str, np.ndarray], layer_configs: list[dict], sequential: bool,
+                 path: str, prefix: str = "layers/") -> None:
+        self._weights = weights
+        self._paths = v3_layer_paths(layer_configs, sequential)
+        self._file = path
+        self._prefix = prefix
+
+    def read(self, layer_name: str) -> list[np.ndarray]:
+        """The layer's own variables, then those of the one sub-object holding any (an RNN's
+        cell). With several such sub-objects the names do not give their order: refused."""
+        if layer_name not in self._paths:
+            return []
+        base = f"{self._prefix}{self._paths[layer_name]}/"
+        owners: dict[str, list[str]] = {}
+        for name in self._weights:
+            if name.startswith(base) and not name.startswith(base + "layers/"):
+                owner, _, index = name[len(base):].rpartition("vars/")
+                if index.isdigit():
+                    owners.setdefault(owner, []).append(name)
+        children = [o for o in owners if o]
+        if len(children) > 1:
+            raise UnsupportedFeature(
+                f"{self._file}: layer {layer_name!r}: its weights sit in {len(children)} sub-objects "
+                f"({', '.join(o.rstrip('/') for o in children)}) whose order Keras 3 weight paths do not give; "
+                "convert the .keras file instead")
+        ordered = [n for owner in ([""] if "" in owners else []) + children
+                   for n in sorted(owners[owner], key=lambda n: int(n.rpartition("/")[2]))]
+        return [self._weights[n] for n in ordered]
+
+    def nested(self, layer_name: str, layer_configs: list[dict], sequential: bool) -> WeightReader:
+        return Keras3TfjsWeightReader(self._weights, layer_configs, sequential, self._file,
+                                      f"{self._prefix}{self._paths.get(layer_name, layer_name)}/layers/")
+
+    def top_level_paths(self) -> set[str]:
+        return set(self._paths.values())
 
 
 def weight_path(name: str) -> list[str]:
@@ -81,12 +123,29 @@ def load_layers_model(path: str, limits: Limits = DEFAULT_LIMITS) -> KerasSource
         raise BadModelFile(f"{path}: a TF.js {model.format}, not a layers-model (convert() dispatches it itself)")
     config, version = keras_config(model)
     check_model_config(config, path, limits)
-    _check_weight_owners(model, config)
-    weights = read_weights(model)
+    reader = weight_reader(model, config, read_weights(model))
     training = model.topology.get("training_config")
     return KerasSource(path=path, keras_major=3 if version.startswith("3") else 2, model_config=config,
-                       weights=TfjsWeightReader(weights), compile_config=training if isinstance(training, dict) else None,
+                       weights=reader, compile_config=training if isinstance(training, dict) else None,
                        keras_version=version)
+
+
+def weight_reader(model: TfjsModel, config: dict, weights: dict[str, np.ndarray]) -> WeightReader:
+    """Keras 3 attribute paths (every name under `layers/`) or Keras 2 weight names; a weight
+    that belongs to no layer is an error either way."""
+    reader: WeightReader
+    if model.weights and all(w.name.startswith("layers/") for w in model.weights) and "layers" not in layer_names(config):
+        keras3 = Keras3TfjsWeightReader(weights, config.get("config", {}).get("layers", []),
+                                        config.get("class_name") == "Sequential", model.path)
+        known, position, reader = keras3.top_level_paths(), 1, keras3
+    else:
+        known, position, reader = layer_names(config), 0, TfjsWeightReader(weights)
+    orphans = [w.name for w in model.weights if weight_path(w.name)[position] not in known]
+    if orphans:
+        listed = ", ".join(repr(n) for n in orphans[:5]) + (", ..." if len(orphans) > 5 else "")
+        raise BadModelFile(f"{model.path}: {len(orphans)} weights in weightsManifest belong to no layer of the "
+                           f"topology: {listed}; the manifest and the topology do not describe the same model")
+    return reader
 
 
 def layer_names(config: dict) -> set[str]:
@@ -101,30 +160,22 @@ def layer_names(config: dict) -> set[str]:
     return names
 
 
-def _check_weight_owners(model: TfjsModel, config: dict) -> None:
-    """A weight whose path names no layer of the topology is an error (the manifest and the
-    topology belong to different models), not a weight silently left out."""
-    names = layer_names(config)
-    orphans = [w.name for w in model.weights if weight_path(w.name)[0] not in names]
-    if orphans:
-        listed = ", ".join(repr(n) for n in orphans[:5]) + (", ..." if len(orphans) > 5 else "")
-        raise BadModelFile(f"{model.path}: {len(orphans)} weights in weightsManifest belong to no layer of the "
-                           f"topology: {listed}; the manifest and the topology do not describe the same model")
-
-
 def reference_keras_model(path: str, custom_objects: dict | None = None) -> Any:
     """The layers-model as Keras builds it from the same topology and weights, for
-    verification. Weights are assigned by variable name (not by the order the converter
-    relies on), so a mix-up in either is caught by the comparison."""
+    verification. Keras 2 weights are assigned by variable name (not by the order the
+    converter relies on), so a mix-up in either is caught by the comparison."""
     model = read_model_json(path)
     config, version = keras_config(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the conversion already warned about quantized weights
-        reader = TfjsWeightReader(read_weights(model))
+        reader = weight_reader(model, config, read_weights(model))
     if version.startswith("3"):
         import keras
 
-        built = keras.models.model_from_json(json.dumps(config), custom_objects=custom_objects)
+        # The TF.js converter drops Keras 3's `module` keys, without which Keras finds no
+        # 'Functional' class: name it.
+        known = {"Functional": keras.Model, **(custom_objects or {})}
+        built = keras.models.model_from_json(json.dumps(config), custom_objects=known)
     else:
         import tf_keras
 
@@ -133,28 +184,22 @@ def reference_keras_model(path: str, custom_objects: dict | None = None) -> Any:
     return built
 
 
-def _assign_weights(model: Any, reader: TfjsWeightReader, path: str) -> None:
-    by_name = reader.by_path()
-    for layer in _leaf_layers(model):
+def _assign_weights(model: Any, reader: WeightReader, path: str) -> None:
+    by_name = reader.by_path() if isinstance(reader, TfjsWeightReader) else {}
+    for layer in model.layers:
+        if type(layer).__name__ in MODEL_CLASSES and hasattr(layer, "layers"):
+            configs = [{"class_name": type(sub).__name__, "config": {"name": sub.name}} for sub in layer.layers]
+            _assign_weights(layer, reader.nested(layer.name, configs, type(layer).__name__ == "Sequential"), path)
+            continue
         variables = layer.weights
         if not variables:
             continue
         names = ["/".join(weight_path(getattr(v, "path", None) or v.name)) for v in variables]
-        if all(n in by_name for n in names):
+        if by_name and all(n in by_name for n in names):
             layer.set_weights([by_name[n] for n in names])
-        else:  # a writer that names variables differently: the layer's weights in manifest order
-            values = reader.read(layer.name)
-            if len(values) != len(variables):
-                raise BadModelFile(f"{path}: layer {layer.name!r} has {len(values)} weights in the manifest, "
-                                   f"Keras builds {len(variables)}")
-            layer.set_weights(values)
-
-
-def _leaf_layers(model: Any) -> list[Any]:
-    layers = []
-    for layer in model.layers:
-        if hasattr(layer, "layers") and type(layer).__name__ in MODEL_CLASSES:
-            layers.extend(_leaf_layers(layer))
-        else:
-            layers.append(layer)
-    return layers
+            continue
+        values = reader.read(layer.name)  # a writer that names variables otherwise: manifest order
+        if len(values) != len(variables):
+            raise BadModelFile(f"{path}: layer {layer.name!r} has {len(values)} weights in the manifest, "
+                               f"Keras builds {len(variables)}")
+        layer.set_weights(values)
