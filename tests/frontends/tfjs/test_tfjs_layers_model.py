@@ -3,6 +3,11 @@ Keras frontend, compared with TensorFlow's output on the source Keras model."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from tfjs_fixtures import KERAS3, LAYERS, LAYERS_UINT8, SEQUENCE, copy_fixture, edit_model_json, expected, run_nchw
@@ -132,3 +137,43 @@ def test_training_config_of_a_compiled_model_gives_train_py(tmp_path):
     result = tf2torch.convert(str(model_json))
     out = result.save(tmp_path / "out")
     assert "Adam(params=params, learning_rate=0.01)" in (out / "train.py").read_text()
+
+
+HIDE_TENSORFLOW = """
+import importlib.abc
+import sys
+
+HIDDEN = ("tensorflow", "tensorflowjs", "keras", "tf_keras")
+
+
+class HideTensorFlow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in HIDDEN:
+            raise ImportError(f"{name} is hidden for this test")
+        return None
+
+
+sys.meta_path.insert(0, HideTensorFlow())
+import tf2torch
+
+source, out = sys.argv[1:]
+tf2torch.convert(source).save(out)
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in HIDDEN)
+assert not loaded, loaded
+"""
+
+
+def test_layers_model_converts_without_tensorflow(tmp_path):
+    """A subprocess whose imports of TensorFlow, tensorflowjs and Keras fail; its output is
+    compared with TensorFlow's here."""
+    src = Path(tf2torch.__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    done = subprocess.run([sys.executable, "-c", HIDE_TENSORFLOW, str(LAYERS_UINT8 / "model.json"), str(tmp_path)],
+                          check=False, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    from safetensors.torch import load_file
+
+    result = tf2torch.convert(str(LAYERS_UINT8 / "model.json"))
+    module = result.module
+    module.load_state_dict(load_file(tmp_path / "model.safetensors"), strict=True)
+    _assert_matches_tf(result, LAYERS_UINT8)
