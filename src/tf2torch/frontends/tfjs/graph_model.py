@@ -27,6 +27,7 @@ FUSED_ACTIVATIONS = {"Relu", "Relu6", "Elu", "Sigmoid", "Tanh", "LeakyRelu", "Pr
 
 def build_graph_def(model: TfjsModel) -> Any:
     """The GraphDef of the topology with every manifest weight in its Const node."""
+    weights = read_weights(model)  # before TensorFlow loads: a damaged shard is reported at once
     from google.protobuf import json_format
     from tensorflow.core.framework import graph_pb2
 
@@ -40,7 +41,6 @@ def build_graph_def(model: TfjsModel) -> Any:
     except (json_format.ParseError, TypeError, ValueError) as exc:
         raise BadModelFile(f"{model.path}: modelTopology is not a GraphDef in JSON ({_first_line(exc)})") from None
     nodes = {node.name: node for node in graph_def.node}
-    weights = read_weights(model)
     for name, array in weights.items():
         node = nodes.get(name)
         if node is None or node.op != "Const":
