@@ -252,7 +252,7 @@ def convert(
 
         with model_file_boundary(str(source)):
             if tfjs_format(str(source), limits) == "graph-model":
-                return convert_tfjs_graph_model(str(source), model_name, limits)
+                return convert_tfjs_graph_model(str(source), model_name, limits, inputs=inputs, outputs=outputs)
         # A layers-model is a Keras model: load_keras_file reads it below.
     if frontend == "keras" and isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
         with model_file_boundary(str(source)):

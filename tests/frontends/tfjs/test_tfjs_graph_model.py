@@ -140,3 +140,11 @@ def test_const_without_value_or_weight_is_named(tmp_path):
     edit_model_json(model_json, edit)
     with pytest.raises(BadModelFile, match=r"Const node '.*' has no value in modelTopology and no weight"):
         tf2torch.convert(str(model_json))
+
+
+def test_output_names_replace_the_signature():
+    """--output-names: a fused node's name (kept by its last part) as the output."""
+    result = tf2torch.convert(str(GRAPH / "model.json"), outputs=[CONV])
+    assert result.graph.output_names == [CONV]
+    assert [tuple(v.spec.shape) for v in result.graph.outputs] == [(None, 8, 7, 8)]  # the conv output, NHWC
+    assert result.verify(batch_size=3).ok

@@ -15,14 +15,18 @@ def tfjs_format(path: str, limits: Limits = DEFAULT_LIMITS) -> str:
     return read_model_json(path, limits).format
 
 
-def convert_tfjs_graph_model(path: str, model_name: str | None = None, limits: Limits = DEFAULT_LIMITS) -> Any:
+def convert_tfjs_graph_model(
+    path: str, model_name: str | None = None, limits: Limits = DEFAULT_LIMITS, *,
+    inputs: list[str] | None = None, outputs: list[str] | None = None,
+) -> Any:
+    """`inputs` / `outputs` (node or tensor names) replace those of the file's signature."""
     from tf2torch.api import ConversionResult
     from tf2torch.codegen.emit import emit_module
     from tf2torch.frontends.tfjs.graph_model import import_graph_model
     from tf2torch.passes.pipeline import run_passes
 
     name = Path(path).stem
-    imported = import_graph_model(read_model_json(path, limits), name)
+    imported = import_graph_model(read_model_json(path, limits), name, inputs=inputs, outputs=outputs)
     graph = run_passes(imported.graph)
     generated = emit_module(graph, Path(path).name, model_name or name)
     compile(generated.source, "model.py", "exec")  # a syntax check; the module is built on first use

@@ -211,14 +211,20 @@ def signature_names(model: TfjsModel) -> tuple[list[str] | None, list[str] | Non
     return inputs, outputs, keys
 
 
-def import_graph_model(model: TfjsModel, name: str, *, tolerant: bool = False) -> Any:
+def import_graph_model(
+    model: TfjsModel, name: str, *, tolerant: bool = False, inputs: list[str] | None = None,
+    outputs: list[str] | None = None,
+) -> Any:
     """The graph-model through the TF frontend: a TFImport whose runner executes TensorFlow on
     the GraphDef as written (with its fused ops), unless TensorFlow lacks one of its ops."""
     from tf2torch.frontends.tf.loader import import_graph_def
 
     graph_def = build_graph_def(model)
     plain = unfuse(graph_def, model.path)
-    inputs, outputs, keys = signature_names(model)
+    signed_inputs, signed_outputs, keys = signature_names(model)
+    if outputs is not None:
+        keys = None  # the signature's output keys name other tensors
+    inputs, outputs = inputs or signed_inputs, outputs or signed_outputs
     # TensorFlow runs grappler's fused ops as they are; TF.js' own (FusedDepthwiseConv2dNative,
     # Prelu, a fused Prelu) it cannot run: the reference splits only those.
     from tensorflow.python.framework import op_def_registry
