@@ -151,3 +151,11 @@ def test_model_json_is_recognised_by_content_under_any_name(tmp_path):
     model_json = copy_fixture(LAYERS, tmp_path / "m")
     renamed = model_json.rename(model_json.with_name("web_model.txt"))
     assert tf2torch.convert(str(renamed)).graph.output_names == ["logits"]
+
+
+def test_shard_of_a_group_without_weights_must_be_empty(tmp_path):
+    model_json = copy_fixture(LAYERS, tmp_path / "m")
+    (model_json.parent / "extra.bin").write_bytes(b"\0" * 16)
+    edit_model_json(model_json, lambda d: d["weightsManifest"].append({"paths": ["extra.bin"], "weights": []}))
+    with pytest.raises(BadModelFile, match=r"weightsManifest\[1\]: the shards hold more bytes than the weights"):
+        tf2torch.convert(str(model_json))

@@ -27,20 +27,21 @@ class TfjsWeightReader(WeightReader):
     (inside a nested model, with the nested model's name first where the writer kept it), in
     manifest order, which is the layer's variable order."""
 
-    def __init__(self, weights: dict[str, np.ndarray], scope: tuple[str, ...] = ()) -> None:
+    def __init__(self, weights: dict[str, np.ndarray], scope: tuple[str, ...] = (),
+                 paths: dict[str, tuple[str, ...]] | None = None) -> None:
         self._weights = weights
         self._scope = scope
+        self._paths = paths if paths is not None else {n: tuple(weight_path(n)) for n in weights}
 
     def read(self, layer_name: str) -> list[np.ndarray]:
         for prefix in (self._scope + (layer_name,), (layer_name,)):
-            names = [n for n in self._weights if tuple(weight_path(n)[:len(prefix)]) == prefix
-                     and len(weight_path(n)) > len(prefix)]
+            names = [n for n, path in self._paths.items() if path[:len(prefix)] == prefix and len(path) > len(prefix)]
             if names:
                 return [self._weights[n] for n in _variable_order(names)]
         return []
 
     def nested(self, layer_name: str, layer_configs: list[dict], sequential: bool) -> WeightReader:
-        return TfjsWeightReader(self._weights, self._scope + (layer_name,))
+        return TfjsWeightReader(self._weights, self._scope + (layer_name,), self._paths)
 
     def by_path(self) -> dict[str, np.ndarray]:
         """Every weight by its normalized path (`dense/kernel`)."""

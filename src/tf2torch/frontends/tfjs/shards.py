@@ -30,8 +30,6 @@ def read_weights(model: TfjsModel) -> dict[str, np.ndarray]:
     arrays: dict[str, np.ndarray] = {}
     for index, paths in enumerate(model.groups):
         entries = [w for w in model.weights if w.group == index]
-        if not entries:
-            continue
         data = _read_group(model, index, paths, sum(w.stored_bytes for w in entries))
         offset = 0
         for entry in entries:
