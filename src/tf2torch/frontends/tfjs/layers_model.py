@@ -121,7 +121,8 @@ def load_layers_model(path: str, limits: Limits = DEFAULT_LIMITS) -> KerasSource
     """model.json of a layers-model (and its shards) as a KerasSource."""
     model = read_model_json(path, limits)
     if model.format != "layers-model":
-        raise BadModelFile(f"{path}: a TF.js {model.format}, not a layers-model (convert() dispatches it itself)")
+        raise BadModelFile(f"{path}: is a TF.js {model.format}, which converts through the TF frontend "
+                           "(frontend='auto', the default), not the Keras one")
     config, version = keras_config(model)
     check_model_config(config, path, limits)
     reader = weight_reader(model, config, read_weights(model))
