@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 from tfjs_fixtures import GRAPH, LAYERS, copy_fixture, edit_model_json
 
@@ -159,3 +160,17 @@ def test_shard_of_a_group_without_weights_must_be_empty(tmp_path):
     edit_model_json(model_json, lambda d: d["weightsManifest"].append({"paths": ["extra.bin"], "weights": []}))
     with pytest.raises(BadModelFile, match=r"weightsManifest\[1\]: the shards hold more bytes than the weights"):
         tf2torch.convert(str(model_json))
+
+
+def test_uint16_weights_dequantize_as_tfjs_specifies(tmp_path):
+    """TF.js' affine quantization: value = q * scale + min (logits/bias is stored last)."""
+    model_json = copy_fixture(LAYERS, tmp_path / "m")
+    shard = model_json.parent / SHARD
+    q = np.array([0, 1, 300, 65535, 7], "<u2")
+    shard.write_bytes(shard.read_bytes()[:-5 * 4] + q.tobytes())
+    quantization = {"dtype": "uint16", "scale": 0.001, "min": -2.0, "original_dtype": "float32"}
+    edit_model_json(model_json, lambda d: _weights(d)[-1].update(quantization=quantization))
+    with pytest.warns(UserWarning, match=r"1 weights are stored quantized \(uint16\): logits/bias"):
+        weights = read_weights(read_model_json(str(model_json)))
+    np.testing.assert_allclose(weights["logits/bias"], [-2.0, -1.999, -1.7, 63.535, -1.993], rtol=1e-6)
+    assert weights["logits/bias"].dtype == np.float32
