@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tf2torch.frontends.tf.inspect_ops import OpRow, format_tf_ops
+from tf2torch.frontends.tf.inspect_ops import format_tf_ops, op_rows
 from tf2torch.frontends.tfjs.model_json import read_model_json
 
 
@@ -17,13 +17,4 @@ def inspect_graph_model(path: str) -> str | None:
     if model.format != "graph-model":
         return None
     importer = import_graph_model(model, Path(path).stem, tolerant=True).importer
-    rows = []
-    for op_type, count in sorted(importer.op_counts.items()):
-        if op_type in importer.unsupported:
-            status = "NO"
-        elif op_type in importer.failures:
-            status = f"NO ({importer.failures[op_type]})"
-        else:
-            status = "yes"
-        rows.append(OpRow(op_type, count, status))
-    return format_tf_ops(path, rows)
+    return format_tf_ops(path, op_rows(importer))
