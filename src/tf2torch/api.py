@@ -226,7 +226,8 @@ def convert(
     """Convert a .keras / .h5 file or a live keras.Model into a PyTorch module.
 
     A float32 .tflite file (by suffix or its 'TFL3' identifier) goes through the TFLite frontend,
-    an .onnx file through the ONNX frontend (verified against onnxruntime).
+    an .onnx file through the ONNX frontend (verified against onnxruntime). A TF.js model.json:
+    a layers-model through the Keras frontend, a graph-model through the TF frontend.
     Also (TF frontend): a SavedModel directory (`signature`), a frozen GraphDef .pb
     (`inputs` / `outputs` node names when they cannot be inferred) or a tf.function /
     ConcreteFunction. `frontend` forces "tf" or "keras". Custom Keras layers without a
@@ -243,6 +244,7 @@ def convert(
     """
     from tf2torch.frontends.onnx.dispatch import convert_onnx, is_onnx_source
     from tf2torch.frontends.tf.dispatch import FRONTENDS, convert_tf, is_tf_source, saved_model_to_keras_file
+    from tf2torch.frontends.tfjs.model_json import is_tfjs_path
     from tf2torch.frontends.tflite.reader import is_tflite_file
 
     if is_onnx_source(source):
@@ -257,6 +259,13 @@ def convert(
 
         with model_file_boundary(str(source)):
             return convert_tflite(str(source), model_name)
+    if frontend == "auto" and is_tfjs_path(source):
+        from tf2torch.frontends.tfjs.dispatch import convert_tfjs_graph_model, tfjs_format
+
+        with model_file_boundary(str(source)):
+            if tfjs_format(str(source), limits) == "graph-model":
+                return convert_tfjs_graph_model(str(source), model_name, limits, inputs=inputs, outputs=outputs)
+        # A layers-model is a Keras model: load_keras_file reads it below.
     if frontend == "keras" and isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
         with model_file_boundary(str(source)):
             saved_dir, model = saved_model_to_keras_file(str(source), custom_objects)

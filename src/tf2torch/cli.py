@@ -68,7 +68,7 @@ def _build_parser(version: str) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     convert = commands.add_parser("convert", help="write OUTDIR/model.py and OUTDIR/model.safetensors")
-    convert.add_argument("source", metavar="SRC", help="a .keras, .h5 or .tflite file")
+    convert.add_argument("source", metavar="SRC", help="a .keras, .h5, .tflite, .onnx file or a TF.js model.json")
     convert.add_argument("-o", "--output", metavar="OUTDIR", required=True, help="directory to write into")
     convert.add_argument("--name", metavar="ClassName", help="class name of the generated module")
     convert.add_argument("--verify", action="store_true", help="compare against Keras (needs TensorFlow)")
@@ -83,13 +83,13 @@ def _build_parser(version: str) -> argparse.ArgumentParser:
     convert.set_defaults(handler=_run_convert)
 
     inspect = commands.add_parser("inspect", help="list the layers, their shapes and whether they convert")
-    inspect.add_argument("source", metavar="SRC", help="a .keras, .h5 or .tflite file")
+    inspect.add_argument("source", metavar="SRC", help="a .keras, .h5, .tflite, .onnx file or a TF.js model.json")
     _add_tf_options(inspect)
     _add_custom_code_option(inspect)
     inspect.set_defaults(handler=_run_inspect)
 
     verify = commands.add_parser("verify", help="convert in memory and compare with Keras (needs TensorFlow)")
-    verify.add_argument("source", metavar="SRC", help="a .keras, .h5 or .tflite file")
+    verify.add_argument("source", metavar="SRC", help="a .keras, .h5, .tflite, .onnx file or a TF.js model.json")
     verify.add_argument("--train", action="store_true", help="compare in training mode (Dropout off, batch statistics)")
     verify.add_argument("--outputs-only", action="store_true", help="skip the layer-by-layer comparison")
     verify.add_argument("--html", metavar="FILE", default="verification.html",
@@ -281,6 +281,16 @@ def _run_inspect(args: argparse.Namespace) -> int:
 
         print(format_tflite_ops(args.source))
         return EXIT_OK
+    from tf2torch.frontends.tfjs.model_json import is_tfjs_path
+
+    if is_tfjs_path(args.source):  # TF.js: a graph-model's ops; a layers-model is a Keras model
+        from tf2torch.frontends.tfjs.inspect_ops import inspect_graph_model
+
+        with model_file_boundary(args.source):
+            table = inspect_graph_model(args.source)
+        if table is not None:
+            print(table)
+            return EXIT_OK
     if is_tf_source(args.source) and args.frontend != "keras":
         from tf2torch.frontends.tf.inspect_ops import format_tf_ops, inspect_tf_ops
 

@@ -648,6 +648,12 @@ FAMILIES: dict[str, Callable[[random.Random, Fixtures, Path], Case]] = {
     "frozen_graph_broken": frozen_graph_broken,
 }
 
+from fuzz_tfjs import TFJS_FAMILIES  # (it builds on the helpers above)
+
+FAMILIES.update(TFJS_FAMILIES)
+# Families whose default run (not the slow sweep) takes 2 seeds: keeps the default run short.
+QUICK_FAMILIES = set(TFJS_FAMILIES)
+
 # Families whose cases need TensorFlow in the converting process (slow to start): fewer cases.
 TF_FAMILIES = {"saved_model_broken", "frozen_graph_broken"}
 # Families with few distinct cases, or expensive ones.

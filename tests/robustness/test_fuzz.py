@@ -12,7 +12,7 @@ seeds through a fork server (fuzz_worker.py). `-m slow`: many more seeds per fam
 from __future__ import annotations
 
 import pytest
-from fuzz_cases import FAMILIES, SLOW_FAMILIES, SMALL_FAMILIES, TF_FAMILIES
+from fuzz_cases import FAMILIES, QUICK_FAMILIES, SLOW_FAMILIES, SMALL_FAMILIES, TF_FAMILIES
 from fuzz_runner import OK, ForkServer, build_fixtures, run_cases, run_family
 
 DEFAULT_FAMILIES = [f for f in FAMILIES if f not in SLOW_FAMILIES]
@@ -54,7 +54,7 @@ def test_every_family_through_the_command_line(fixtures, tmp_path):
 
 @pytest.mark.parametrize("family", KERAS_FAMILIES)
 def test_family(family, fixtures, servers, tmp_path):
-    seeds = range(1, min(DEFAULT_SEEDS, SMALL_FAMILIES.get(family, DEFAULT_SEEDS) + 1))
+    seeds = range(1, min(3 if family in QUICK_FAMILIES else DEFAULT_SEEDS, SMALL_FAMILIES.get(family, DEFAULT_SEEDS) + 1))
     runs = run_family(family, seeds, fixtures, tmp_path, servers)
     assert not _failures(runs)
 

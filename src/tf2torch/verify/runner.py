@@ -15,6 +15,12 @@ from tf2torch.ir import Graph, Value
 def load_keras_model(path: str, keras_major: int, custom_objects: dict | None = None) -> Any:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
+        from tf2torch.frontends.tfjs.model_json import is_tfjs_path
+
+        if is_tfjs_path(path):  # a TF.js layers-model: Keras builds it from the same files
+            from tf2torch.frontends.tfjs.layers_model import reference_keras_model
+
+            return reference_keras_model(path, custom_objects)
         if keras_major == 2:
             import tf_keras
 

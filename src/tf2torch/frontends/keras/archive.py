@@ -56,6 +56,21 @@ class WeightReader:
         return self.read(layer_name), True
 
 
+def v3_layer_paths(layer_configs: list[dict], sequential: bool) -> dict[str, str]:
+    """Layer name -> its Keras 3 attribute path (`conv2d`, `conv2d_1`, ...) in `model.layers`
+    order (Sequential leaves its InputLayer out)."""
+    paths: dict[str, str] = {}
+    used: dict[str, int] = {}
+    for cfg in layer_configs:
+        if sequential and cfg["class_name"] == "InputLayer":
+            continue
+        base = to_snake_case(SAVED_CLASS_NAMES.get(cfg["class_name"], cfg["class_name"]))
+        count = used.get(base, 0)
+        used[base] = count + 1
+        paths[layer_name_of(cfg)] = base if count == 0 else f"{base}_{count}"
+    return paths
+
+
 class KerasV3WeightReader(WeightReader):
     """model.weights.h5 of a .keras archive: groups named by attribute path, not layer name.
 
@@ -68,15 +83,7 @@ class KerasV3WeightReader(WeightReader):
         self._group = group
         self._assets = assets or {}  # archive members under assets/ (lookup vocabularies)
         self._prefix = prefix  # this model's path in the archive ("" or "layers/<model>/")
-        self._paths: dict[str, str] = {}
-        used: dict[str, int] = {}
-        for cfg in layer_configs:
-            if sequential and cfg["class_name"] == "InputLayer":
-                continue
-            base = to_snake_case(SAVED_CLASS_NAMES.get(cfg["class_name"], cfg["class_name"]))
-            count = used.get(base, 0)
-            used[base] = count + 1
-            self._paths[layer_name_of(cfg)] = base if count == 0 else f"{base}_{count}"
+        self._paths = v3_layer_paths(layer_configs, sequential)
 
     def _layer_group(self, layer_name: str) -> h5py.Group | None:
         path = self._paths.get(layer_name)
@@ -186,7 +193,13 @@ def load_keras_file(path: str, limits: Limits = DEFAULT_LIMITS) -> KerasSource:
 
     The file is validated as it is read: its type before it is opened, archive member names,
     sizes (real, not declared), JSON nesting, and every HDF5 link and dataset (nothing stored
-    outside the file is ever read)."""
+    outside the file is ever read). A TF.js layers-model (model.json) is read as one too."""
+    from tf2torch.frontends.tfjs.model_json import is_tfjs_path
+
+    if is_tfjs_path(path):
+        from tf2torch.frontends.tfjs.layers_model import load_layers_model
+
+        return load_layers_model(path, limits)
     check_model_path(path)
     fd = open_regular(path)
     with os.fdopen(fd, "rb") as handle:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tf2torch.frontends.tf.registry import TF_OP_IMPORTERS
 
@@ -29,7 +30,11 @@ def inspect_tf_ops(path: str, signature: str = "serving_default", inputs: list[s
         imported = import_saved_model(path, signature, tolerant=True)
     else:
         imported = import_graph_def_file(path, inputs, outputs, tolerant=True)
-    importer = imported.importer
+    return op_rows(imported.importer)
+
+
+def op_rows(importer: Any) -> list[OpRow]:
+    """One row per op type a tolerant GraphImporter met, sorted by name."""
     rows = []
     for op_type, count in sorted(importer.op_counts.items()):
         if op_type in importer.unsupported:

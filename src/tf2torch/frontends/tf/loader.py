@@ -263,6 +263,16 @@ def import_graph_def_file(
         graph_def.ParseFromString(Path(path).read_bytes())
     except Exception as exc:
         raise BadModelFile(f"{path}: not a binary GraphDef (.pb): {describe_tf_error(exc)}") from exc
+    return import_graph_def(graph_def, path, Path(path).stem, inputs, outputs, tolerant=tolerant)
+
+
+def import_graph_def(
+    graph_def: Any, path: str, name: str, inputs: list[str] | None = None, outputs: list[str] | None = None, *,
+    tolerant: bool = False, reference: Any = None,
+) -> TFImport:
+    """A parsed GraphDef (`path` names its file in messages); the runner executes `reference`
+    (default: the same GraphDef), e.g. the original of a graph rewritten before import."""
+    tf = _tf()
     tf_graph = tf.Graph()
     try:
         with tf_graph.as_default():
@@ -282,23 +292,23 @@ def import_graph_def_file(
             raise BadModelFile(f"{path}: cannot infer the outputs; pass outputs=[...] (--outputs)")
     else:
         output_tensors = [tf_graph.get_tensor_by_name(n if ":" in n else n + ":0") for n in outputs]
-    graph = Graph(name=Path(path).stem, source_format="tf")
+    graph = Graph(name=name, source_format="tf")
     importer = GraphImporter(graph, {f.signature.name: f for f in graph_def.library.function}, path,
                              tolerant=tolerant, const_weights_trainable=True)
     bindings: dict[str, TFVal] = {}
     names = []
     for tensor in input_tensors:
-        name = tensor.name.split(":")[0]
-        value = Value(name, spec_of(tensor))
+        input_name = tensor.name.split(":")[0]
+        value = Value(input_name, spec_of(tensor))
         graph.inputs.append(value)
-        graph.input_names.append(name)
+        graph.input_names.append(input_name)
         bindings[tensor.name] = value
-        names.append(name)
+        names.append(input_name)
     results = importer.import_graph(tf_graph, bindings, output_tensors)
     _finish(graph, importer, results, [t.name.split(":")[0] if t.name.endswith(":0") else t.name for t in output_tensors])
 
     def _import() -> None:
-        tf.graph_util.import_graph_def(graph_def, name="")
+        tf.graph_util.import_graph_def(graph_def if reference is None else reference, name="")
 
     wrapped = tf.compat.v1.wrap_function(_import, [])
     pruned = wrapped.prune([wrapped.graph.get_tensor_by_name(t.name) for t in input_tensors],

@@ -1,0 +1,1 @@
+"""TF.js models (model.json + weight shards): layers-models through the Keras frontend, graph-models through the TF frontend."""
