@@ -15,7 +15,7 @@ import numpy as np
 
 from tf2torch.errors import ConversionError
 from tf2torch.frontends.keras.archive import KerasSource, KerasV3WeightReader, WeightReader, load_keras_file
-from tf2torch.frontends.keras.importer import _ModelWalker, conversion_route, unsupported_reason
+from tf2torch.frontends.keras.importer import _ModelWalker, conversion_route, is_traced_tf_function, unsupported_reason
 from tf2torch.frontends.keras.layer_calls import LayerCall, LayerEntry, has_layer_graph, refs_from_spec
 from tf2torch.frontends.keras.user_code import (
     UnsavableLayers,
@@ -259,6 +259,8 @@ def _rows_in_config_order(model_config: dict, prefix: str, walker: _InspectingWa
             rows.extend(nested)
             continue
         route = conversion_route(raw)
+        if route == "native" and is_traced_tf_function(raw):
+            route = "traced"  # shown as such; its importer does the tracing
         supported = route is not None
         if observed is None:
             if not supported:

@@ -488,7 +488,8 @@ def convert_tf_if(node: Node, b: ModuleBuilder) -> None:
 def convert_tf_subgraph(node: Node, b: ModuleBuilder) -> None:
     graph = node.attrs["graph"]
     mod = _class_for(node, b, "", [("forward", graph)], None, [],
-                     f"The custom Keras layer {node.attrs['class_name']}, converted from its traced call().",
+                     node.attrs.get("description")
+                     or f"The custom Keras layer {node.attrs['class_name']}, converted from its traced call().",
                      cls_name=node.attrs["class_name"])
     b.emit(node.outputs, f"{mod}({', '.join(b.var(v) for v in node.inputs)})")
 

@@ -32,6 +32,7 @@ from tf2torch.frontends.keras.layer_calls import (
 from tf2torch.frontends.keras.masking import record_output_masks
 from tf2torch.frontends.keras.op_calls import TF_OP_LAYERS, display_name, op_spec
 from tf2torch.frontends.keras.registry import LAYER_IMPORTERS
+from tf2torch.frontends.keras.tf_available import TF_OP_WITHOUT_TENSORFLOW, tensorflow_available
 from tf2torch.frontends.keras.unsupported import unsupported_reason as layer_reason
 from tf2torch.frontends.keras.user_code import bare_class_name, current_session
 from tf2torch.frontends.keras.weight_check import check_layer_weights
@@ -50,11 +51,18 @@ def conversion_route(raw: dict) -> str | None:
         return "registered"
     if class_name == "Lambda" and not is_user_class(raw):
         return "native" if lambda_allowed() else None  # runs code from the file
+    if is_traced_tf_function(raw):  # its importer traces TensorFlow's own function
+        return "native" if tensorflow_available() else None
     if class_name in LAYER_IMPORTERS and not is_user_class(raw):
         return "native"
     if current_session().keras_class(class_name, raw) is not None:
         return "traced"
     return None
+
+
+def is_traced_tf_function(raw: dict) -> bool:
+    """A tf.keras raw TF call outside the op table (traced when TensorFlow is installed)."""
+    return raw.get("class_name") in TF_OP_LAYERS and op_spec(parse_layer(raw, "")) is None
 
 
 def is_supported(class_name: str) -> bool:
@@ -72,7 +80,9 @@ def find_unsupported(model_config: dict) -> list[UnsupportedLayer]:
             found.extend(find_unsupported(raw))
         elif class_name in TF_OP_LAYERS or class_name.startswith("ops."):
             entry = parse_layer(raw, "")
-            if op_spec(entry) is None and (class_name in TF_OP_LAYERS or class_name not in LAYER_IMPORTERS):
+            if class_name in TF_OP_LAYERS and op_spec(entry) is None and not tensorflow_available():
+                found.append(UnsupportedLayer(entry.name, display_name(entry), TF_OP_WITHOUT_TENSORFLOW))
+            elif op_spec(entry) is None and class_name not in TF_OP_LAYERS and class_name not in LAYER_IMPORTERS:
                 found.append(UnsupportedLayer(entry.name, display_name(entry), "this op is not supported yet"))
         elif conversion_route(raw) is None:
             found.append(UnsupportedLayer(layer_name_of(raw), class_name, unsupported_reason(raw)))

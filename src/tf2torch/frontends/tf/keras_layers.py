@@ -48,8 +48,9 @@ def import_traced_layer(ctx: Any) -> list:
     return trace_layer(ctx, layer, cls.__name__)
 
 
-def trace_layer(ctx: Any, layer: Any, class_name: str) -> list:
-    """Trace the live Keras `layer` as the model calls it into a generated class `class_name`."""
+def trace_layer(ctx: Any, layer: Any, class_name: str, description: str | None = None) -> list:
+    """Trace the live Keras `layer` as the model calls it into a generated class `class_name`
+    (`description`: what the class's docstring says it was converted from)."""
     import tensorflow as tf
 
     from tf2torch.frontends.tf.loader import import_concrete_function
@@ -86,7 +87,9 @@ def trace_layer(ctx: Any, layer: Any, class_name: str) -> list:
         value.name = name
     finish_subgraph(graph)
     specs_out = [v.spec for v in graph.outputs]
-    node = ctx.add("tf_subgraph", call.tensors, specs_out, {"graph": graph, "class_name": class_name, "differs_in_training": differs_in_training})
+    attrs = {"graph": graph, "class_name": class_name, "differs_in_training": differs_in_training,
+             "description": description}
+    node = ctx.add("tf_subgraph", call.tensors, specs_out, attrs)
     outputs = node.outputs[: call.output_count]
     if call.output_masks is not None:
         traced_masks = iter(node.outputs[call.output_count:])

@@ -25,6 +25,7 @@ from tf2torch.frontends.keras.op_calls import (
     op_spec,
 )
 from tf2torch.frontends.keras.registry import register_importer
+from tf2torch.frontends.keras.tf_available import tensorflow_available
 from tf2torch.ir import Param, TensorSpec, Value
 
 OpBuilder = Callable[[LayerContext, OpCall], list[Value]]
@@ -45,6 +46,10 @@ def _builds(*ops: str) -> Callable[[OpBuilder], OpBuilder]:
 @register_importer(*TF_OP_LAYERS, *KERAS_OPS)
 def import_op_node(ctx: LayerContext) -> list[Value]:
     spec = op_spec(ctx.entry)
+    if spec is None and ctx.class_name in TF_OP_LAYERS and tensorflow_available():
+        from tf2torch.frontends.tf.tf_op_layers import trace_tf_op_layer
+
+        return trace_tf_op_layer(ctx)  # a tf.<function> outside the table: TensorFlow's own code
     if spec is None:  # find_unsupported lists these before the import starts
         raise ctx.unsupported(f"the op {display_name(ctx.entry)}")
     call = bind_op_call(ctx.entry, spec, ctx.call, ctx.inputs, ctx.tensor_kwargs)
