@@ -61,9 +61,10 @@ def _returns(count: int) -> str:
 def _block_class(kind: BlockKind, builder: ModuleBuilder) -> list[str]:
     template = kind.template
     names = ", ".join(i.block for i in kind.instances)
-    doc = f'{INDENT}"""Keras blocks {names}."""'
+    what = f"Keras {template.source_class}" if template.source_class else "Keras blocks"
+    doc = f'{INDENT}"""{what} {names}."""'
     if len(doc) > LINE_LENGTH:
-        doc = f'{INDENT}"""Keras blocks {kind.instances[0].block} ... {kind.instances[-1].block} ({len(kind.instances)})."""'
+        doc = f'{INDENT}"""{what} {kind.instances[0].block} ... {kind.instances[-1].block} ({len(kind.instances)})."""'
     params = ""
     for p in kind.parameters:
         annotation = f": {p.annotation}" if p.annotation else ""
