@@ -59,6 +59,13 @@ def nested(tmp_path_factory):
     return path, model, batch, tf2torch.convert(path)
 
 
+def test_made_up_input_names_are_x():
+    from tf2torch.codegen.program import made_up_input_name
+
+    assert made_up_input_name("input_layer_3") and made_up_input_name("keras_tensor") and made_up_input_name("input_1")
+    assert not made_up_input_name("image") and not made_up_input_name("token_ids")
+
+
 def _count(module: torch.nn.Module, class_name: str) -> int:
     return sum(type(m).__name__ == class_name for m in module.modules())
 
@@ -71,6 +78,9 @@ def test_nested_models_become_classes(nested):
     assert re.search(r"^class Head\(nn\.Module\):", code, re.MULTILINE)
     assert _count(result.module, "Res") == 3 and _count(result.module, "Res2") == 1 and _count(result.module, "Head") == 1
     assert "self.conv1 = nn.Conv2d(" in code and "self.shortcut = nn.Conv2d(" in code
+    # Named as in Keras: the input `image`, the output of the nested `head` model `head`.
+    assert "def forward(self, image: torch.Tensor) -> torch.Tensor:" in code
+    assert "head = self.head(x)" in code and "return head" in code
     keys = set(result.state_dict)
     # The four residual models chain: one nn.Sequential, the projecting one first.
     assert "self.res = nn.Sequential(Res2(), *(Res() for _ in range(3)))" in code

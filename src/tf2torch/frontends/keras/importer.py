@@ -108,7 +108,21 @@ def import_keras_model(source: KerasSource) -> Graph:
     if isinstance(output_spec, dict) and len(output_spec) == len(outputs):
         graph.output_names = [str(k) for k in output_spec]  # Keras returns a dict with these keys
         graph.named_outputs = True
+    _name_nested_outputs(outputs, output_spec)
     return graph
+
+
+def _name_nested_outputs(outputs: list[Value], output_spec: Any) -> None:
+    """An output computed by a nested model is named after it, as Keras names it (`head`,
+    not `head/logits`)."""
+    refs = output_spec if isinstance(output_spec, list) and output_spec and isinstance(output_spec[0], list) else [
+        output_spec]
+    if len(refs) != len(outputs):
+        return
+    for value, ref in zip(outputs, refs):
+        layer = ref[0] if isinstance(ref, list) and ref and isinstance(ref[0], str) else None
+        if layer is not None and value.name.startswith(f"{layer}/"):
+            value.name = layer
 
 
 def _all_blockers(source: KerasSource) -> list[UnsupportedLayer]:
