@@ -285,9 +285,10 @@ def find_blocks(graph: Graph, builder: ModuleBuilder, reserved: set[str]) -> Str
     for instance in named:
         groups.setdefault(instance.signature, []).append(instance)
     repeated = [i for group in groups.values() if len(group) >= 2 for i in group]
-    # A nested model holding repeated blocks (an application used as a backbone) keeps them:
-    # one level of block classes only, and the repeated ones say more.
-    scoped = [s for s in scoped if not any(_strictly_inside(n, s) for n in repeated)]
+    # A nested model holding repeated blocks of its own layers (an application used as a
+    # backbone: `resnet50/conv2_block1_...`) keeps them: one level of block classes only, and
+    # the repeated ones say more. (Op-name fragments of a TF graph do not count.)
+    scoped = [s for s in scoped if not any(_strictly_inside(n, s) and n.block.startswith(f"{s.block}/") for n in repeated)]
     for instance in scoped:
         instance.source_class = source_classes[instance.block]
     kinds_by_stage: dict[str, list[list[Instance]]] = {}

@@ -61,7 +61,7 @@ def _returns(count: int) -> str:
 def _block_class(kind: BlockKind, builder: ModuleBuilder) -> list[str]:
     template = kind.template
     names = ", ".join(i.block for i in kind.instances)
-    what = f"Keras {template.source_class}" if template.source_class else "Keras blocks"
+    what = template.source_class if template.source_class else "Keras blocks"  # `TransformerEncoder transformer_layer_0`
     doc = f'{INDENT}"""{what} {names}."""'
     if len(doc) > LINE_LENGTH:
         doc = f'{INDENT}"""{what} {kind.instances[0].block} ... {kind.instances[-1].block} ({len(kind.instances)})."""'

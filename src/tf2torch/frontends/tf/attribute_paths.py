@@ -92,3 +92,41 @@ def _auto_named(layer: Any) -> bool:
 def _short_name(variable: Any) -> str:
     name = str(getattr(variable, "name", "") or "variable")
     return name.rsplit("/", 1)[-1].removesuffix(":0")
+
+
+# Children of a tf.Module / Keras object that list variables or bookkeeping, not attributes
+# the author wrote: a variable reached through them is named by its attribute path instead.
+_BOOKKEEPING = frozenset({
+    "variables", "trainable_variables", "non_trainable_variables", "_all_variables", "_variables",
+    "_trainable_variables", "_non_trainable_variables", "weights", "trainable_weights", "non_trainable_weights",
+    "keras_api", "signatures", "_default_save_signature", "_self_saveable_object_factories", "_tracked",
+    "_layers", "_inbound_nodes", "_outbound_nodes", "_losses", "_loss_ids", "_losses_override",
+    "_seed_generators", "_metrics", "_trackable_saver",
+})
+
+
+def object_graph_paths(root: Any) -> dict[int, str]:
+    """id(variable handle) -> the variable's attribute path in a loaded SavedModel's object
+    graph (`blocks/0/d1/kernel`: the SavedObjectGraph children names, Keras' private `_kernel`
+    without its underscore), breadth first so that each variable gets its shortest path."""
+    paths: dict[int, str] = {}
+    seen = {id(root)}
+    queue: list[tuple[Any, str]] = [(root, "")]
+    while queue:
+        obj, prefix = queue.pop(0)
+        children = getattr(obj, "_trackable_children", None)
+        try:
+            items = list(children().items()) if callable(children) else []
+        except Exception:  # noqa: BLE001  (a restored object that cannot list its children: not named by path)
+            items = []
+        for name, child in items:
+            if name in _BOOKKEEPING or id(child) in seen:
+                continue
+            seen.add(id(child))
+            path = f"{prefix}{name.lstrip('_') or name}"
+            handle = getattr(child, "handle", None)
+            if handle is not None and hasattr(child, "trainable"):
+                paths.setdefault(id(handle), path)
+            else:
+                queue.append((child, path + "/"))
+    return paths

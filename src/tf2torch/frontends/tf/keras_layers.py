@@ -20,7 +20,7 @@ from tf2torch.frontends.tf.attribute_paths import attribute_paths
 
 
 @dataclass
-class _VariableView:
+class VariableView:
     """A Keras variable seen as the tf.Variable the traced graph captures, with its Keras path."""
 
     path: str
@@ -261,12 +261,12 @@ def _variables(layer: Any) -> list[Any]:
     return weights + [v for v in getattr(layer, "variables", []) if id(v) not in seen]
 
 
-def _view(variable: Any, layer_name: str, paths: dict[int, str]) -> _VariableView:
+def _view(variable: Any, layer_name: str, paths: dict[int, str]) -> VariableView:
     import tensorflow as tf
 
     var = variable if isinstance(variable, tf.Variable) else getattr(variable, "value", variable)
     if id(variable) in paths:  # named by the attributes holding it: `self.att_query`, `self.ffn_0`
-        return _VariableView(paths[id(variable)], var.handle, bool(variable.trainable), var)
+        return VariableView(paths[id(variable)], var.handle, bool(variable.trainable), var)
     path = (getattr(variable, "path", None) or variable.name).removesuffix(":0")
     # Named inside the generated class, relative to the layer: `self.gate`, `self.inner_kernel`.
     parts = path.split("/")
@@ -274,7 +274,7 @@ def _view(variable: Any, layer_name: str, paths: dict[int, str]) -> _VariableVie
         parts = parts[parts.index(layer_name) + 1:]
     else:
         parts = parts[-1:]
-    return _VariableView("_".join(parts), var.handle, bool(variable.trainable), var)
+    return VariableView("_".join(parts), var.handle, bool(variable.trainable), var)
 
 
 # The TF frontend's value kinds, as a user reads them.
