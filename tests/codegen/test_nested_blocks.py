@@ -42,6 +42,7 @@ def _nested_model(path: Path):
     head = keras.Sequential([
         keras.layers.GlobalAveragePooling2D(name="pool"),
         keras.layers.Dense(7, activation="relu", name="hidden"),
+        keras.layers.Dense(7, activation="tanh", name="hidden2"),
         keras.layers.Dense(5, name="logits"),
     ], name="head")
     model = keras.Model(inputs, head(x), name="nested_net")

@@ -71,6 +71,8 @@ def local_name(name: str, block: str) -> str:
     rest = [w for w in words[shared:] if w]
     if shared == 0 or not rest:
         return name
+    if len(rest) > len(block_words) and rest[:len(block_words)] == block_words:
+        rest = rest[len(block_words):]  # a nested model's layer named after it: `stem/stem_conv` -> `conv`
     if len(rest) > 1 and rest[-1] == block_words[-1]:
         rest = rest[:-1]  # the block's own index repeated at the end
     if len(rest) > 1 and rest[0].isdigit() and not rest[1][0].isdigit():
@@ -289,17 +291,20 @@ def find_blocks(graph: Graph, builder: ModuleBuilder, reserved: set[str]) -> Str
     # backbone: `resnet50/conv2_block1_...`) keeps them: one level of block classes only, and
     # the repeated ones say more. (Op-name fragments of a TF graph do not count.)
     scoped = [s for s in scoped if not any(_strictly_inside(n, s) and n.block.startswith(f"{s.block}/") for n in repeated)]
-    for instance in scoped:
+    source_groups: dict[tuple, list[Instance]] = {}
+    for instance in scoped:  # every source block is a class, one class per class and structure
         instance.source_class = source_classes[instance.block]
+        source_groups.setdefault((instance.source_class, instance.signature), []).append(instance)
+    # A class around the two layers of a model nested once (ConvNeXt's stem) adds lines and
+    # says little: such a model stays inline.
+    source_kinds = [g for g in source_groups.values() if len(g) >= 2 or len(g[0].subs) >= 3]
+    scoped = [i for g in source_kinds for i in g]
     kinds_by_stage: dict[str, list[list[Instance]]] = {}
     for group in groups.values():
         group = [i for i in group if not any(_overlap(i, s) for s in scoped)]
         if len(group) >= 2:
             kinds_by_stage.setdefault(_class_base(group[0].stage), []).append(group)
-    source_groups: dict[tuple, list[Instance]] = {}
-    for instance in scoped:  # every source block is a class, one class per class and structure
-        source_groups.setdefault((instance.source_class, instance.signature), []).append(instance)
-    for group in source_groups.values():
+    for group in source_kinds:
         kinds_by_stage.setdefault(_source_class_base(group[0]), []).append(group)
     instances = [i for group in kinds_by_stage.values() for g in group for i in g]
     kinds = []
@@ -549,8 +554,10 @@ def _source_class_base(instance: Instance) -> str:
     class says nothing, by its name without the index (`res_2` -> `Res`)."""
     if instance.source_class not in _CONTAINERS:
         return identifier(instance.source_class)
-    words = [w for w in re.split(r"[_/\W]+", instance.stage) if w]
-    return "".join(w[:1].upper() + w[1:] for w in words) or "Block"
+    tokens = [t for t in re.split(r"[_/]", instance.stage) if t]
+    if any(t.lower() in BLOCK_WORDS for t in tokens):
+        return _class_base(instance.stage)  # `convnext_tiny_downsampling_block_0` -> `DownsamplingBlock`
+    return identifier(tokens[-1][:1].upper() + tokens[-1][1:]) if tokens else "Block"  # `convnext_tiny_stem` -> `Stem`
 
 
 def _parameters(group: list[Instance]) -> list[Parameter]:
