@@ -69,9 +69,10 @@ def test_bert_backbone_matches_tensorflow(bert):
     backbone, result = bert
     _verify(result, backbone, _token_inputs(3, 11))
     code = result.source_code
-    # One class for the repeated TransformerEncoder layers, called in a loop (issue 14).
-    assert "class TransformerLayer(nn.Module):" in code and "self.self_attention_layer = MultiHeadAttention(" in code
-    assert "self.transformer_layers = nn.ModuleList([TransformerLayer(), TransformerLayer()])" in code
+    # One class named after the keras_hub TransformerEncoder layers, called in a loop (issue 14).
+    assert "class TransformerEncoder(nn.Module):" in code and "self.self_attention_layer = MultiHeadAttention(" in code
+    assert "self.transformer_layers = nn.ModuleList([TransformerEncoder(), TransformerEncoder()])" in code
+    assert "def forward(self, inputs: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:" in code
     assert "transformer_layers.1.feedforward_output_dense.weight" in result.state_dict
     assert "F.scaled_dot_product_attention" in code
 

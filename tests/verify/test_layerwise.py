@@ -82,5 +82,5 @@ def test_nested_model_with_its_own_input_is_probed_in_the_outer_graph(tmp_path):
     path = tmp_path / "nested.h5"
     model.save(path)
     report = tf2torch.convert(str(path)).verify_layers(batch_size=3)
-    assert [c.name for c in report.layers] == ["stem", "head"]
+    assert [c.name for c in report.layers] == ["stem", "inner", "head"]
     assert report.first_divergence is None, report.table()

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from tf2torch.codegen.code_names import free_names, number_callers, numbers, rename, replace_numbers, self_attributes
 from tf2torch.codegen.naming import MODULE_RESERVED, NameScope, identifier
 from tf2torch.codegen.program import ModuleBuilder, Statement, Submodule
-from tf2torch.ir import Graph
+from tf2torch.ir import Graph, SourceRef
 
 BLOCK_WORDS = ("block", "layer", "stage", "unit", "cell")
 # `conv2_block1_...`, `block_3_...`, `block2a_...`, `..._stage_0_block_2_...`: the last block
@@ -70,6 +71,8 @@ def local_name(name: str, block: str) -> str:
     rest = [w for w in words[shared:] if w]
     if shared == 0 or not rest:
         return name
+    if len(rest) > len(block_words) and rest[:len(block_words)] == block_words:
+        rest = rest[len(block_words):]  # a nested model's layer named after it: `stem/stem_conv` -> `conv`
     if len(rest) > 1 and rest[-1] == block_words[-1]:
         rest = rest[:-1]  # the block's own index repeated at the end
     if len(rest) > 1 and rest[0].isdigit() and not rest[1][0].isdigit():
@@ -156,6 +159,7 @@ class Instance:
     signature: tuple = ()
     path: str = ""  # attribute path in the structured module: "conv2.0" or "conv2_block1"
     kind: BlockKind | None = None
+    source_class: str = ""  # the Keras class of a block the source nests (SourceRef.scope)
 
 
 @dataclass
@@ -244,10 +248,11 @@ class Structure:
 
 
 def find_blocks(graph: Graph, builder: ModuleBuilder, reserved: set[str]) -> Structure:
-    """The blocks of `builder`'s forward() that repeat; `reserved` are module-level names."""
+    """The blocks of `builder`'s forward(): the source's own (nested models, keras_hub layers:
+    SourceRef.scope), and those that repeat (proposed by the Keras layer names). `reserved` are
+    module-level names."""
     statements = builder.statements
     variables = _variables(graph, builder)
-    candidates = [c for c in _candidate_runs(statements, variables) if c[3] - c[2] >= 2]
     attr_uses: dict[str, int] = {}
     for st in statements:
         for attr in self_attributes(st.expr):
@@ -255,20 +260,53 @@ def find_blocks(graph: Graph, builder: ModuleBuilder, reserved: set[str]) -> Str
     pinned = {a for method in builder.methods.values() for a in self_attributes(method)}
     subs_by_attr = {sub.attr: sub for sub in builder.submodules}
     returned = [builder.var(v) for v in graph.outputs]
+    source_classes: dict[str, str] = {}
 
-    instances = []
-    for block, stage, start, stop in candidates:
-        instance = _instance(block, stage, start, stop, statements, variables, attr_uses, pinned, subs_by_attr, returned,
-                             reserved)
-        if instance is not None:
-            instances.append(instance)
+    def source_block(ref: SourceRef) -> tuple[str, str] | None:
+        if not ref.scope:
+            return None
+        name, class_name = ref.scope[0]
+        source_classes[name] = class_name
+        return name, re.sub(r"_?\d+$", "", name) or name
+
+    def instances_of(propose: Callable[[SourceRef], tuple[str, str] | None]) -> list[Instance]:
+        found = []
+        for block, stage, start, stop in _candidate_runs(statements, variables, propose):
+            if stop - start < 2:
+                continue
+            instance = _instance(block, stage, start, stop, statements, variables, attr_uses, pinned, subs_by_attr,
+                                 returned, reserved)
+            if instance is not None:
+                found.append(instance)
+        return found
+
+    named = instances_of(lambda ref: block_of(ref.name))
+    # A class around one submodule (a keras_hub Dense with its activation) says nothing.
+    scoped = [i for i in instances_of(source_block) if len(i.subs) >= 2]
     groups: dict[tuple, list[Instance]] = {}
-    for instance in instances:
+    for instance in named:
         groups.setdefault(instance.signature, []).append(instance)
+    repeated = [i for group in groups.values() if len(group) >= 2 for i in group]
+    # A nested model holding repeated blocks of its own layers (an application used as a
+    # backbone: `resnet50/conv2_block1_...`) keeps them: one level of block classes only, and
+    # the repeated ones say more. (Op-name fragments of a TF graph do not count.)
+    scoped = [s for s in scoped if not any(_strictly_inside(n, s) and n.block.startswith(f"{s.block}/") for n in repeated)]
+    source_groups: dict[tuple, list[Instance]] = {}
+    for instance in scoped:  # every source block is a class, one class per class and structure
+        instance.source_class = source_classes[instance.block]
+        source_groups.setdefault((instance.source_class, instance.signature), []).append(instance)
+    # A class around the two layers of a model nested once (ConvNeXt's stem) adds lines and
+    # says little: such a model stays inline.
+    source_kinds = [g for g in source_groups.values() if len(g) >= 2 or len(g[0].subs) >= 3]
+    scoped = [i for g in source_kinds for i in g]
     kinds_by_stage: dict[str, list[list[Instance]]] = {}
     for group in groups.values():
+        group = [i for i in group if not any(_overlap(i, s) for s in scoped)]
         if len(group) >= 2:
             kinds_by_stage.setdefault(_class_base(group[0].stage), []).append(group)
+    for group in source_kinds:
+        kinds_by_stage.setdefault(_source_class_base(group[0]), []).append(group)
+    instances = [i for group in kinds_by_stage.values() for g in group for i in g]
     kinds = []
     class_scope = NameScope(reserved)
     for base, groups_of_base in kinds_by_stage.items():
@@ -301,13 +339,23 @@ def find_blocks(graph: Graph, builder: ModuleBuilder, reserved: set[str]) -> Str
     return Structure(kinds, extracted, sequences)
 
 
-def _candidate_runs(statements: list[Statement], variables: set[str]) -> list[tuple[str, str, int, int]]:
+def _strictly_inside(inner: Instance, outer: Instance) -> bool:
+    return outer.start <= inner.start and inner.stop <= outer.stop and (inner.start, inner.stop) != (outer.start, outer.stop)
+
+
+def _overlap(a: Instance, b: Instance) -> bool:
+    return a.start < b.stop and b.start < a.stop
+
+
+def _candidate_runs(
+    statements: list[Statement], variables: set[str], propose: Callable[[SourceRef], tuple[str, str] | None],
+) -> list[tuple[str, str, int, int]]:
     """Maximal runs of statements computing values of one proposed block; a block whose
     statements are not contiguous is left out. An unnamed residual add right after a block
     (`x = inputs + layer_scale(x)` in a Keras application) is part of it."""
     owners: list[tuple[str, str] | None] = []
     for st in statements:
-        blocks = {block_of(v.producer.source.name) if v.producer is not None else None for v in st.values}
+        blocks = {propose(v.producer.source) if v.producer is not None else None for v in st.values}
         owners.append(blocks.pop() if len(blocks) == 1 else (None if blocks else ("", "")))
     # A statement with no IR value (an intermediate step) belongs to the statement it feeds.
     for i in range(len(owners) - 1, -1, -1):
@@ -449,9 +497,11 @@ def _local_names(instance: Instance, own: list[Statement], variables: set[str], 
     scope = NameScope(reserved | {"x"})
     single = len(instance.inputs) == 1
     writes = {t for st in own for t in st.targets}
-    for name in instance.inputs:
+    for n, name in enumerate(instance.inputs):
         if name == "x" or (single and "x" not in writes):
             instance.local_vars[name] = "x"
+        elif n == 0 and "x" not in instance.inputs:  # the block's main input; the others (a mask) keep their names
+            instance.local_vars[name] = scope.unique("inputs")
         else:
             instance.local_vars[name] = scope.unique("inputs" if single else local_name(name, instance.block))
     for st in own:
@@ -494,6 +544,20 @@ def _class_base(stage: str) -> str:
     if len(tokens) >= 2 and tokens[-2].isalpha() and tokens[-2].lower() not in BLOCK_WORDS:
         words.insert(0, tokens[-2])
     return "".join(w[:1].upper() + w[1:] for w in words if w) or "Block"
+
+
+_CONTAINERS = ("Functional", "Sequential", "Model")
+
+
+def _source_class_base(instance: Instance) -> str:
+    """The Keras class (`TransformerEncoder`); a nested functional or Sequential model, whose
+    class says nothing, by its name without the index (`res_2` -> `Res`)."""
+    if instance.source_class not in _CONTAINERS:
+        return identifier(instance.source_class)
+    tokens = [t for t in re.split(r"[_/]", instance.stage) if t]
+    if any(t.lower() in BLOCK_WORDS for t in tokens):
+        return _class_base(instance.stage)  # `convnext_tiny_downsampling_block_0` -> `DownsamplingBlock`
+    return identifier(tokens[-1][:1].upper() + tokens[-1][1:]) if tokens else "Block"  # `convnext_tiny_stem` -> `Stem`
 
 
 def _parameters(group: list[Instance]) -> list[Parameter]:
@@ -561,7 +625,10 @@ def _sequences(
 
     def close() -> None:
         if len(run) >= 2:
-            sequences.append(Sequence(_sequence_attr(run[0].stage), list(run)))
+            attr = _sequence_attr(run[0].stage)
+            if run[0].source_class and attr == identifier(run[0].stage) and not attr.endswith("s"):
+                attr += "s"  # nested `encoder_0`, `encoder_1`, ... -> self.encoders
+            sequences.append(Sequence(attr, list(run)))
         run.clear()
 
     for instance in extracted:

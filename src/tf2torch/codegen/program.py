@@ -7,6 +7,7 @@ is decided here, once: Keras layer names become attribute names, a linear chain 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -129,6 +130,15 @@ class ModuleBuilder:
         return name
 
 
+_MADE_UP_INPUT = re.compile(r"(input|input_layer|keras_tensor|inputs|args|x)(_\d+)?")
+
+
+def made_up_input_name(name: str) -> bool:
+    """Did Keras (or TensorFlow) make the input's name up? Then `x` says as much; a name the
+    author gave (`image`, `tokens`) is the forward()'s parameter."""
+    return _MADE_UP_INPUT.fullmatch(name) is not None
+
+
 def assign_variable_names(graph: Graph) -> tuple[dict[int, str], NameScope]:
     """`x` for a value consumed once, by the very next statement; else the layer's name."""
     scope = NameScope({"x"})
@@ -138,7 +148,7 @@ def assign_variable_names(graph: Graph) -> tuple[dict[int, str], NameScope]:
     for value, name in zip(graph.inputs, graph.input_names):
         consumers = graph.consumers(value)
         chain = single_input and len(consumers) == 1 and consumers[0] is first and value not in graph.outputs
-        names[id(value)] = "x" if chain else scope.unique(name)
+        names[id(value)] = "x" if chain and made_up_input_name(name) else scope.unique(name)
     # Outputs of a dict-returning source are named by their keys (`sequence_output`).
     for value, name in zip(graph.outputs, graph.output_names if graph.named_outputs else []):
         if id(value) not in names:

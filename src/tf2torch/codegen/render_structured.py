@@ -61,9 +61,10 @@ def _returns(count: int) -> str:
 def _block_class(kind: BlockKind, builder: ModuleBuilder) -> list[str]:
     template = kind.template
     names = ", ".join(i.block for i in kind.instances)
-    doc = f'{INDENT}"""Keras blocks {names}."""'
+    what = template.source_class if template.source_class else "Keras blocks"  # `TransformerEncoder transformer_layer_0`
+    doc = f'{INDENT}"""{what} {names}."""'
     if len(doc) > LINE_LENGTH:
-        doc = f'{INDENT}"""Keras blocks {kind.instances[0].block} ... {kind.instances[-1].block} ({len(kind.instances)})."""'
+        doc = f'{INDENT}"""{what} {kind.instances[0].block} ... {kind.instances[-1].block} ({len(kind.instances)})."""'
     params = ""
     for p in kind.parameters:
         annotation = f": {p.annotation}" if p.annotation else ""
@@ -81,7 +82,8 @@ def _block_class(kind: BlockKind, builder: ModuleBuilder) -> list[str]:
     returned = [template.local_vars[n] for n in template.outputs]
     for position, st in enumerate(own):
         expr = kind.statement(position, rename(st.expr, template.local_vars, template.local_attrs))
-        targets = [template.local_vars[t] for t in st.targets]
+        kept = blank_unread_targets(st.targets, own[position + 1:], f"return {', '.join(template.outputs)}")
+        targets = ["_" if k == "_" else template.local_vars[t] for k, t in zip(kept, st.targets)]
         if position == len(own) - 1 and st.operator == "=" and targets == returned and len(targets) == 1:
             out += _statement_lines(st, ["return"], expr, INDENT * 2)[:-1] + [f"{INDENT * 2}return {expr}"]
             return out  # `return F.relu(x)` rather than `out = F.relu(x)` + `return out`

@@ -35,6 +35,10 @@ class SourceRef:
     kind: str  # the layer class name
     name: str  # the layer name ("outer/inner" inside nested models)
     call_index: int = 0  # which call of a shared layer
+    # The source objects the node is part of, outermost first, as (name, class): a nested
+    # model ("encoder", "Functional"), a keras_hub layer ("transformer_layer_0",
+    # "TransformerEncoder"). Codegen makes each one a submodule of its own class.
+    scope: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass

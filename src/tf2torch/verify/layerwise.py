@@ -28,7 +28,7 @@ import torch
 
 from tf2torch.codegen.loader import import_source
 from tf2torch.codegen.render import render_module
-from tf2torch.ir import Graph, Value
+from tf2torch.ir import Graph, Node, Value
 from tf2torch.verify.compare import DEFAULT_TOLERANCE, compare_output
 from tf2torch.verify.runner import run_keras, to_source_layout, to_torch_layout
 from tf2torch.verify.source_lines import layer_lines
@@ -191,18 +191,14 @@ def _final_values(graph: Graph) -> dict[str, list[Value]]:
     return final
 
 
-def _output_in(model: Any, layer: Any) -> Any:
-    """The layer's output in `model`'s graph.
-
-    `layer.output` is the wrong tensor for a nested model that has its own Input: it is the
-    nested graph's output (tf.keras), so a probe built on it is "disconnected". The call node
-    that belongs to `model` is the one to use.
-    """
-    own_nodes = {id(node) for nodes in getattr(model, "_nodes_by_depth", {}).values() for node in nodes}
-    for node in getattr(layer, "_inbound_nodes", []):
-        if id(node) in own_nodes:
-            return node.output_tensors
-    return layer.output
+def _nested_outputs(graph: Graph) -> dict[str, str]:
+    """Nested model name -> the layer whose output is the model's: its last node's (models
+    with one output only, as Keras gives the probe one tensor for them; see _called_output)."""
+    last: dict[str, Node] = {}
+    for node in graph.nodes:
+        if node.source.kind != "layout" and node.source.call_index == 0:
+            last.update({name: node for name, kind in node.source.scope if kind in ("Functional", "Sequential")})
+    return {name: node.source.name for name, node in last.items() if len(node.outputs) == 1}
 
 
 def _keras_probe(model: Any) -> tuple[Any, list[tuple[str, str, int]], list[str]]:
@@ -212,7 +208,7 @@ def _keras_probe(model: Any) -> tuple[Any, list[tuple[str, str, int]], list[str]
         if type(layer).__name__ == "InputLayer":
             continue
         try:
-            out = _output_in(model, layer)
+            out = _called_output(model, layer)
         except (AttributeError, ValueError, RuntimeError):
             skipped.append(layer.name)
             continue
@@ -223,6 +219,19 @@ def _keras_probe(model: Any) -> tuple[Any, list[tuple[str, str, int]], list[str]
     model_class = type(model).__mro__[[c.__name__ for c in type(model).__mro__].index("Model")]
     inputs = model.inputs if len(model.inputs) > 1 else model.inputs[0]
     return model_class(inputs, outputs), keys, skipped
+
+
+def _called_output(model: Any, layer: Any) -> Any:
+    """What `model`'s call of `layer` returned. A nested model's `output` is that of its own
+    graph (tf.keras, with its own Input): a probe asking for it would be "disconnected", or take
+    in the nested layers, whose names may repeat. The call node belonging to `model` is used."""
+    own_nodes = {id(node) for nodes in getattr(model, "_nodes_by_depth", {}).values() for node in nodes}
+    for node in getattr(layer, "_inbound_nodes", None) or []:
+        if id(node) in own_nodes:
+            out = node.output_tensors
+            tensors = list(out) if isinstance(out, (list, tuple)) else [out]
+            return tensors[0] if len(tensors) == 1 else tensors
+    return layer.output
 
 
 def _source_layout(tensor: torch.Tensor, value: Value) -> np.ndarray:
@@ -252,17 +261,20 @@ class _Tapped:
     model: torch.nn.Module
     final: dict[str, list[Value]]
     code: dict[str, list[tuple[int, str]]]
+    aliases: dict[str, str]  # nested model -> the layer computing its output (the tap's name)
 
 
 def _tapped_model(result: ConversionResult) -> _Tapped:
     graph, generated = result.graph, result.generated
     final = _final_values(graph)
     taps = {id(v): f"{name}:{i}" for name, values in final.items() for i, v in enumerate(values)}
+    aliases = {name: layer for name, layer in _nested_outputs(graph).items() if layer in final}
     source = render_module(graph, generated.builder, generated.class_name, result.source_path, taps=taps)
     tapped_module = import_source(source)
     model = getattr(tapped_module, generated.class_name)()
     model.load_state_dict(generated.flat_state(result.module.state_dict()), strict=True)
-    return _Tapped(tapped_module, model, final, layer_lines(source, result.source_code))
+    final.update({name: final[layer] for name, layer in aliases.items()})
+    return _Tapped(tapped_module, model, final, layer_lines(source, result.source_code), aliases)
 
 
 def _run_tapped(
@@ -271,7 +283,7 @@ def _run_tapped(
 ) -> dict[str, torch.Tensor]:
     tapped.module.TAPS.clear()
     tapped.module.SUBSTITUTES.clear()
-    tapped.module.SUBSTITUTES.update(substitutes)
+    tapped.module.SUBSTITUTES.update({_tap_key(tapped, key): value for key, value in substitutes.items()})
     model = tapped.model.to(dtype)
     # Training mode updates BatchNorm statistics: each run starts from the converted ones.
     state = {k: v.clone() for k, v in model.state_dict().items()}
@@ -284,7 +296,16 @@ def _run_tapped(
         model.load_state_dict(state)
         model.eval()
         tapped.module.SUBSTITUTES.clear()
-    return dict(tapped.module.TAPS)
+    taps = dict(tapped.module.TAPS)
+    for name, layer in tapped.aliases.items():
+        taps.update({f"{name}:{key.rsplit(':', 1)[1]}": value for key, value in taps.items()
+                     if key.rsplit(":", 1)[0] == layer})
+    return taps
+
+
+def _tap_key(tapped: _Tapped, key: str) -> str:
+    name, index = key.rsplit(":", 1)
+    return f"{tapped.aliases.get(name, name)}:{index}"
 
 
 def verify_layers(

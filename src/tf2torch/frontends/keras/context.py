@@ -33,6 +33,7 @@ class LayerContext:
     reader: Any = None
     # Keras masks of the tensor keyword arguments (MultiHeadAttention(query=, value=)).
     kwarg_masks: dict[str, list[Value | None]] = field(default_factory=dict)
+    scope: tuple[tuple[str, str], ...] = ()  # see SourceRef.scope
 
     @property
     def config(self) -> dict[str, Any]:
@@ -44,7 +45,7 @@ class LayerContext:
 
     @property
     def source(self) -> SourceRef:
-        return SourceRef(f"keras{self.keras_major}", self.class_name, self.name, self.call_index)
+        return SourceRef(f"keras{self.keras_major}", self.class_name, self.name, self.call_index, self.scope)
 
     @property
     def trainable(self) -> bool:

@@ -34,7 +34,7 @@ from tf2torch.frontends.keras.op_calls import TF_OP_LAYERS, display_name, op_spe
 from tf2torch.frontends.keras.registry import LAYER_IMPORTERS
 from tf2torch.frontends.keras.tf_available import TF_OP_WITHOUT_TENSORFLOW, tensorflow_available
 from tf2torch.frontends.keras.unsupported import unsupported_reason as layer_reason
-from tf2torch.frontends.keras.user_code import bare_class_name, current_session
+from tf2torch.frontends.keras.user_code import bare_class_name, current_session, is_keras_hub_class
 from tf2torch.frontends.keras.weight_check import check_layer_weights
 from tf2torch.ir import Graph, TensorSpec, Value
 
@@ -118,7 +118,21 @@ def import_keras_model(source: KerasSource) -> Graph:
     if isinstance(output_spec, dict) and len(output_spec) == len(outputs):
         graph.output_names = [str(k) for k in output_spec]  # Keras returns a dict with these keys
         graph.named_outputs = True
+    _name_nested_outputs(outputs, output_spec)
     return graph
+
+
+def _name_nested_outputs(outputs: list[Value], output_spec: Any) -> None:
+    """An output computed by a nested model is named after it, as Keras names it (`head`,
+    not `head/logits`)."""
+    refs = output_spec if isinstance(output_spec, list) and output_spec and isinstance(output_spec[0], list) else [
+        output_spec]
+    if len(refs) != len(outputs):
+        return
+    for value, ref in zip(outputs, refs):
+        layer = ref[0] if isinstance(ref, list) and ref and isinstance(ref[0], str) else None
+        if layer is not None and value.name.startswith(f"{layer}/"):
+            value.name = layer
 
 
 def _all_blockers(source: KerasSource) -> list[UnsupportedLayer]:
@@ -135,6 +149,7 @@ class _ModelWalker:
     _input_count: int = field(default=0)
     # Keras mask of each tensor, keyed by id(Value); see frontends/keras/masking.py.
     masks: dict[int, Value | None] = field(default_factory=dict)
+    scope: tuple[tuple[str, str], ...] = ()  # the nested models being imported (SourceRef.scope)
 
     def import_model(
         self, cfg: dict, reader: WeightReader, prefix: str, bound_inputs: list[Value] | None
@@ -301,7 +316,14 @@ class _ModelWalker:
         if entry.is_model:
             inner_layers = entry.config.get("layers", [])
             nested_reader = reader.nested(entry.name, inner_layers, entry.class_name == "Sequential")
-            return self.import_model(entry.raw, nested_reader, prefix=name + "/", bound_inputs=inputs)
+            outer = self.scope
+            self.scope = (*outer, (name, bare_class_name(entry.class_name)))
+            try:
+                return self.import_model(entry.raw, nested_reader, prefix=name + "/", bound_inputs=inputs)
+            finally:
+                self.scope = outer
+        # A keras_hub layer is a block of its own (its importer writes several submodules).
+        own = ((name, bare_class_name(entry.class_name)),) if is_keras_hub_class(entry.raw) else ()
         ctx = LayerContext(
             graph=self.graph,
             entry=entry,
@@ -316,6 +338,7 @@ class _ModelWalker:
             input_masks=[self.masks.get(id(v)) for v in inputs],
             reader=reader,
             kwarg_masks={k: [self.masks.get(id(v)) for v in vs] for k, vs in tensor_kwargs.items()},
+            scope=self.scope + own,
         )
         route = conversion_route(entry.raw)
         if route == "registered":

@@ -45,7 +45,7 @@ def saved_model_to_keras_file(path: str, custom_objects: dict | None = None) -> 
 
 def convert_tf(
     source: Any, *, model_name: str | None = None, signature: str = "serving_default",
-    inputs: list[str] | None = None, outputs: list[str] | None = None,
+    inputs: list[str] | None = None, outputs: list[str] | None = None, structure: str = "flat",
 ) -> Any:
     from tf2torch.api import ConversionResult
     from tf2torch.codegen.emit import emit_module
@@ -64,7 +64,7 @@ def convert_tf(
         path = imported.graph.name
         source_name = path
     graph = run_passes(imported.graph)
-    generated = emit_module(graph, source_name, model_name or graph.name)
+    generated = emit_module(graph, source_name, model_name or graph.name, structure)
     result = ConversionResult(
         source_code=generated.source, graph=graph, generated=generated, source_path=path, keras_major=0,
     )

@@ -16,10 +16,11 @@ import numpy as np
 from tf2torch.errors import ConversionError, UnsupportedFeature, VerificationUnavailable
 from tf2torch.frontends.keras.layer_calls import TensorRef
 from tf2torch.frontends.keras.user_code import current_session
+from tf2torch.frontends.tf.attribute_paths import attribute_paths
 
 
 @dataclass
-class _VariableView:
+class VariableView:
     """A Keras variable seen as the tf.Variable the traced graph captures, with its Keras path."""
 
     path: str
@@ -73,7 +74,8 @@ def trace_layer(ctx: Any, layer: Any, class_name: str, description: str | None =
             f"{ctx.name} ({ctx.class_name}) was traced in inference mode: what its call() does only in "
             "training (Dropout, batch statistics, noise) is not reproduced in train()."
         )
-    views = [_view(w, layer.name) for w in _variables(layer)]
+    held_by = attribute_paths(layer)
+    views = [_view(w, layer.name, held_by.variables) for w in _variables(layer)]
     try:
         imported = import_concrete_function(fn, ctx.file, ctx.name, variables=views)
     except ConversionError as exc:
@@ -81,6 +83,9 @@ def trace_layer(ctx: Any, layer: Any, class_name: str, description: str | None =
         detail = _in_user_terms(str(exc).removeprefix(f"{ctx.file}: "))
         raise UnsupportedFeature(f"{ctx.file}: layer {ctx.name!r} ({ctx.class_name}), traced: {detail}") from exc
     graph = imported.graph
+    for inner in graph.nodes:  # names that are the same in every instance of the class
+        for value in inner.outputs:
+            value.name = held_by.readable(value.name)
     names = ["inputs"] if len(graph.inputs) == 1 else [f"inputs_{i}" for i in range(len(graph.inputs))]
     graph.input_names = names
     for value, name in zip(graph.inputs, names):
@@ -260,10 +265,12 @@ def _variables(layer: Any) -> list[Any]:
     return weights + [v for v in getattr(layer, "variables", []) if id(v) not in seen]
 
 
-def _view(variable: Any, layer_name: str) -> _VariableView:
+def _view(variable: Any, layer_name: str, paths: dict[int, str]) -> VariableView:
     import tensorflow as tf
 
     var = variable if isinstance(variable, tf.Variable) else getattr(variable, "value", variable)
+    if id(variable) in paths:  # named by the attributes holding it: `self.att_query`, `self.ffn_0`
+        return VariableView(paths[id(variable)], var.handle, bool(variable.trainable), var)
     path = (getattr(variable, "path", None) or variable.name).removesuffix(":0")
     # Named inside the generated class, relative to the layer: `self.gate`, `self.inner_kernel`.
     parts = path.split("/")
@@ -271,7 +278,7 @@ def _view(variable: Any, layer_name: str) -> _VariableView:
         parts = parts[parts.index(layer_name) + 1:]
     else:
         parts = parts[-1:]
-    return _VariableView("_".join(parts), var.handle, bool(variable.trainable), var)
+    return VariableView("_".join(parts), var.handle, bool(variable.trainable), var)
 
 
 # The TF frontend's value kinds, as a user reads them.
@@ -314,8 +321,12 @@ def import_traced_model(model: Any, file: str, config: dict) -> Any:
             f"{file}: tracing the call() of the model {config.get('class_name')!r} failed: "
             f"{type(exc).__name__}: {_first_line(exc)}"
         ) from exc
-    views = [_view(w, model.name) for w in _variables(model)]
+    held_by = attribute_paths(model)
+    views = [_view(w, model.name, held_by.variables) for w in _variables(model)]
     graph = import_concrete_function(fn, file, model.name, variables=views).graph
+    for node in graph.nodes:
+        for value in node.outputs:
+            value.name = held_by.readable(value.name)
     graph.input_names = list(names)
     for value, name in zip(graph.inputs, names):
         value.name = name

@@ -7,6 +7,7 @@ or the function) on the same inputs.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import stat
@@ -200,6 +201,8 @@ def _check_asset_paths(path: str) -> None:
 
 
 def import_saved_model(path: str, signature: str = "serving_default", *, tolerant: bool = False) -> TFImport:
+    from tf2torch.frontends.tf.keras_layers import VariableView
+
     check_saved_model_dir(path)
     tf = _tf()
     _check_asset_paths(path)
@@ -212,10 +215,45 @@ def import_saved_model(path: str, signature: str = "serving_default", *, toleran
         available = ", ".join(sorted(signatures)) or "none"
         raise BadModelFile(f"{path}: no signature {signature!r} (available: {available}); pick one with signature=...")
     fn = signatures[signature]
-    imported = import_concrete_function(fn, path, Path(path).name, tolerant=tolerant, keep=loaded, by_name=True)
+    variables = _by_object_path(loaded, list(fn.variables))
+    imported = import_concrete_function(fn, path, Path(path).name, tolerant=tolerant, keep=loaded, by_name=True,
+                                        variables=variables)
+    _scope_by_object_path(imported.graph, {v.path.rsplit("/", 1)[0] for v in variables if isinstance(v, VariableView)})
     _keras_input_order(loaded, imported.graph)
     imported.runner.input_names = list(imported.graph.input_names)  # fed in the graph's order
     return imported
+
+
+def _by_object_path(loaded: Any, variables: list[Any]) -> list[Any]:
+    """The signature's variables, those the object graph reaches named by their attribute path
+    (`blocks/0/d1/kernel` rather than Keras 3's `net/kernel` for every layer of a subclassed
+    model): the generated submodules follow the author's attributes."""
+    from tf2torch.frontends.tf.attribute_paths import object_graph_paths
+    from tf2torch.frontends.tf.keras_layers import VariableView
+
+    paths = object_graph_paths(loaded)
+    named = [paths.get(id(v.handle)) for v in variables]
+    if len({p for p in named if p}) != sum(1 for p in named if p):
+        return variables  # two variables on one path: keep TensorFlow's names
+    return [v if p is None else VariableView(p, v.handle, bool(v.trainable), v) for v, p in zip(variables, named)]
+
+
+def _scope_by_object_path(graph: Graph, layers: set[str]) -> None:
+    """A node computing with the weights of `blocks/0/d1` is part of the object `blocks/0` (an
+    attribute, or an element of a list attribute): SourceRef.scope, which codegen makes a
+    submodule of a class named after the attribute (`Block`; the object graph keeps no class)."""
+    for node in graph.nodes:
+        parts = node.source.name.split("/")
+        if node.source.name not in layers or len(parts) < 2:
+            continue
+        if parts[1].isdigit() and len(parts) == 2:
+            continue  # a list of layers (`dense_layers/3`): no object around them
+        owner = parts[:2] if parts[1].isdigit() else parts[:1]
+        words = [w for w in re.split(r"[_\W]+", owner[0]) if w]
+        if len(owner) == 2 and words and words[-1].endswith("s"):
+            words[-1] = words[-1][:-1]  # `blocks/0` is a Block
+        class_name = "".join(w[:1].upper() + w[1:] for w in words) or "Block"
+        node.source = dataclasses.replace(node.source, scope=(("/".join(owner), class_name),))
 
 
 def _keras_input_order(loaded: Any, graph: Graph) -> None:

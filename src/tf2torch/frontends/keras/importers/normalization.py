@@ -136,6 +136,7 @@ def import_spectral_norm(ctx: LayerContext) -> list[Value]:
     inner_ctx = LayerContext(
         graph=ctx.graph, entry=entry, call=LayerCall([]), call_index=ctx.call_index, inputs=list(ctx.inputs),
         tensor_kwargs={}, keras_major=ctx.keras_major, name=ctx.name, file=ctx.file, _weights=layer_weights,
+        scope=ctx.scope,
     )
     first = len(ctx.graph.nodes)
     outputs = LAYER_IMPORTERS[class_name](inner_ctx)

@@ -195,6 +195,7 @@ def import_pipeline(ctx: LayerContext) -> list[Value]:
         inner_ctx = LayerContext(
             graph=ctx.graph, entry=entry, call=LayerCall([]), call_index=ctx.call_index, inputs=values,
             tensor_kwargs={}, keras_major=ctx.keras_major, name=name, file=ctx.file, _weights=[],
+            scope=ctx.scope,
         )
         values = LAYER_IMPORTERS[class_name](inner_ctx)
     return values

@@ -462,6 +462,7 @@ def import_time_distributed(ctx: LayerContext) -> list[Value]:
     inner_ctx = LayerContext(
         graph=ctx.graph, entry=entry, call=LayerCall([]), call_index=ctx.call_index, inputs=[folded],
         tensor_kwargs={}, keras_major=ctx.keras_major, name=ctx.name, file=ctx.file, _weights=weights,
+        scope=ctx.scope,
     )
     outputs = LAYER_IMPORTERS[class_name](inner_ctx)
     if len(outputs) != 1:
