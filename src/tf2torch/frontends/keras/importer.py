@@ -111,6 +111,16 @@ def import_keras_model(source: KerasSource) -> Graph:
     return graph
 
 
+def _in_call_order(outputs: list[Value], output_spec: Any) -> list[Value]:
+    """A nested model's outputs as its callers index them: Keras flattens a dict of outputs
+    in sorted key order (a task model reads a backbone's `pooled_output` as output 0), while
+    the config lists the dict in the order it was built."""
+    if not isinstance(output_spec, dict) or len(output_spec) != len(outputs):
+        return outputs
+    by_key = dict(zip(output_spec, outputs))
+    return [by_key[key] for key in sorted(by_key)]
+
+
 def _all_blockers(source: KerasSource) -> list[UnsupportedLayer]:
     """Every layer that fails to import, found by `inspect`'s tolerant walk of the model."""
     from tf2torch.inspect_model import failing_layers
@@ -291,7 +301,8 @@ class _ModelWalker:
         if entry.is_model:
             inner_layers = entry.config.get("layers", [])
             nested_reader = reader.nested(entry.name, inner_layers, entry.class_name == "Sequential")
-            return self.import_model(entry.raw, nested_reader, prefix=name + "/", bound_inputs=inputs)
+            outputs = self.import_model(entry.raw, nested_reader, prefix=name + "/", bound_inputs=inputs)
+            return _in_call_order(outputs, entry.config.get("output_layers"))
         ctx = LayerContext(
             graph=self.graph,
             entry=entry,
