@@ -46,6 +46,9 @@ class LayoutPass:
             # Images and volumes come in NCHW / NCDHW; sequences keep (batch, steps, features).
             # A channels_first Keras input (every use a view to channels-last) is already NCHW.
             value.perm = channels_first(value.rank) if value.rank in (4, 5) and not self._viewed_as_channels_last(value) else None
+        # A Keras model whose image inputs are channels-last (or that has none) has
+        # channels-last image tensors: also those a traced custom layer computes.
+        self._images_channels_last = all(v.perm is not None for v in self.graph.inputs if v.rank in (4, 5))
         for node in list(self.graph.nodes):
             self._visit(node)
         self._fix_outputs()
@@ -79,6 +82,31 @@ class LayoutPass:
                 self._require(node, i, None)
             for out in node.outputs:
                 out.perm = None
+            if node.op == "tf_subgraph" and self._images_channels_last:
+                self._traced_images_to_channels_first(node)
+
+    def _traced_images_to_channels_first(self, node: Node) -> None:
+        """A traced custom layer computes in the Keras layout; its rank-4/5 outputs are images
+        like any other from then on: NCHW for the layers after it and as model outputs.
+
+        before:  sin = Sin(x)            consumers(sin) ...
+        after:   sin = Sin(x); sin_cf = sin.permute(0, 3, 1, 2); consumers(sin_cf) ...
+        """
+        position = self.graph.nodes.index(node) + 1
+        for out in node.outputs:
+            if out.rank not in (4, 5) or out.spec.dtype == "bool":
+                continue
+            target = channels_first(out.rank)
+            name = out.name
+            out.name = f"{name}_keras_layout"  # the permuted tensor is the one users see, by the layer's name
+            permute = Node("transpose", [out], [], SourceRef(node.source.framework, "layout", name), {"dims": target})
+            converted = Value(name, out.spec, permute, perm=target)
+            permute.outputs.append(converted)
+            self.graph.nodes.insert(position, permute)
+            self.graph.replace_uses(out, converted, after=permute)
+            self._converted[(id(out), target)] = converted
+            self.graph.notes.append(f"runtime permute of '{name}' after it ({node.source.kind}): a traced layer "
+                                    "computes in the Keras layout, the layers after it in the channels-first one")
 
     def _visit_elementwise(self, node: Node) -> None:
         inputs = _computed(node)
