@@ -42,6 +42,7 @@ def test_matches_the_outputs_tensorflow_computed_for_the_fixture(bert):
     assert bert.graph.output_names == ["last_hidden_state", "pooler_output"]
     with torch.no_grad():
         outputs = bert.module(*[torch.from_numpy(expected[n]) for n in bert.graph.input_names])
+    assert outputs._fields == ("last_hidden_state", "pooler_output")  # a NamedTuple with TF's output names
     for name, output in zip(bert.graph.output_names, outputs):
         reference = expected[name]
         assert output.shape == reference.shape
@@ -58,5 +59,6 @@ def test_matches_tensorflow_at_other_batch_and_sequence_sizes(bert, batch, steps
 
 def test_embeddings_and_dense_layers_come_back_as_modules(bert):
     source = bert.source_code
+    assert "last_hidden_state  float32[N, ?, 32]" in source and "pooler_output  float32[N, 32]" in source
     assert source.count("nn.Embedding(") == 3  # word, position, token type
     assert source.count("nn.Linear(") == 2 * 6 + 1  # q, k, v, out, ffn in, ffn out per layer; the pooler
