@@ -46,9 +46,6 @@ class LayoutPass:
             # Images and volumes come in NCHW / NCDHW; sequences keep (batch, steps, features).
             # A channels_first Keras input (every use a view to channels-last) is already NCHW.
             value.perm = channels_first(value.rank) if value.rank in (4, 5) and not self._viewed_as_channels_last(value) else None
-        # A Keras model whose image inputs are channels-last (or that has none) has
-        # channels-last image tensors: also those a traced custom layer computes.
-        self._images_channels_last = all(v.perm is not None for v in self.graph.inputs if v.rank in (4, 5))
         for node in list(self.graph.nodes):
             self._visit(node)
         self._fix_outputs()
@@ -76,18 +73,23 @@ class LayoutPass:
             for out in node.outputs:
                 out.perm = None
         else:
+            # A traced layer taking an NCHW image computes images: its outputs are NCHW after it.
+            takes_images = node.op == "tf_subgraph" and any(
+                v.rank in (4, 5) and v.perm == channels_first(v.rank) for v in _computed(node))
             for i, value in enumerate(_computed(node)):
                 if node.op == "dense" and value.feature_order is not None:
                     continue  # the dense converter reorders its weight rows instead
                 self._require(node, i, None)
             for out in node.outputs:
                 out.perm = None
-            if node.op == "tf_subgraph" and self._images_channels_last:
+            if takes_images:
                 self._traced_images_to_channels_first(node)
 
     def _traced_images_to_channels_first(self, node: Node) -> None:
-        """A traced custom layer computes in the Keras layout; its rank-4/5 outputs are images
-        like any other from then on: NCHW for the layers after it and as model outputs.
+        """A traced custom layer computes in the Keras layout; the rank-4/5 outputs of one that
+        takes an image are images like any other from then on: NCHW for the layers after it and
+        as model outputs. (Those of a layer on sequences, e.g. attention scores, keep the Keras
+        layout, as a native layer's do.)
 
         before:  sin = Sin(x)            consumers(sin) ...
         after:   sin = Sin(x); sin_cf = sin.permute(0, 3, 1, 2); consumers(sin_cf) ...

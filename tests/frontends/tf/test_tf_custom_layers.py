@@ -366,3 +366,23 @@ def _matches_keras(result, model) -> bool:
     report = result.verify(batch_size=2, keras_model=model)
     assert report.outputs, "verification compared nothing"
     return report.ok
+
+
+class PairScores(keras.layers.Layer):
+    """Attention-like scores (batch, heads, steps, steps) from a sequence: not an image."""
+
+    def call(self, x):
+        heads = tf.stack([x, -x], axis=1)  # (batch, 2, steps, features)
+        return tf.nn.softmax(tf.matmul(heads, heads, transpose_b=True), axis=-1)
+
+
+def test_rank_4_output_of_a_traced_layer_on_sequences_keeps_the_keras_layout(tmp_path):
+    inputs = keras.Input((None, 6))
+    model = keras.Model(inputs, PairScores(name="scores")(keras.layers.Dense(4, name="proj")(inputs)))
+    result = tf2torch.convert(_save(model, tmp_path), custom_objects={"PairScores": PairScores})
+    sequences = np.random.default_rng(1).standard_normal((3, 5, 6)).astype("float32")
+    with torch.no_grad():
+        scores = result.module(torch.from_numpy(sequences))
+    assert tuple(scores.shape) == (3, 2, 5, 5)  # (batch, heads, steps, steps), as Keras
+    np.testing.assert_allclose(scores.numpy(), np.asarray(model(sequences)), rtol=0, atol=1e-6)
+    assert ".permute(" not in result.source_code
