@@ -62,3 +62,5 @@ def test_embeddings_and_dense_layers_come_back_as_modules(bert):
     assert "last_hidden_state  float32[N, ?, 32]" in source and "pooler_output  float32[N, 32]" in source
     assert source.count("nn.Embedding(") == 3  # word, position, token type
     assert source.count("nn.Linear(") == 2 * 6 + 1  # q, k, v, out, ffn in, ffn out per layer; the pooler
+    # tf_keras' LayerNormalization (tf.nn.batch_normalization's `x * m + (beta - mean * m)`)
+    assert source.count("nn.LayerNorm(32, eps=1e-12)") == 1 + 2 * 2 and "Variable(" not in source
