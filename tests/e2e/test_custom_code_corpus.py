@@ -1200,10 +1200,11 @@ NER = """
 
 def test_subclassed_ner_model_traced_whole(tmp_path):
     """A subclassed tagger (custom embedding and encoder block inside): traced as a whole, on
-    the shape it was built with (Keras records no dtype for it: the ids arrive as float32 and
-    are cast back, as TensorFlow's Embedding does)."""
+    the shape it was built with. Keras records no dtype for its input; as its first step casts
+    it to integers, it takes int32 token ids."""
     code = convert_with_custom_code(tmp_path, "corpus_ner", NER)
     assert "nn.Embedding(30, 8)" in code and "F.scaled_dot_product_attention(" in code
+    assert "int32[N, 11]" in code and "x.to(torch.int32)" not in code
 
 
 @pytest.mark.parametrize("name", ["VIT_PATCHES", "PIXEL_CNN"] + [pytest.param(name, marks=pytest.mark.slow)
