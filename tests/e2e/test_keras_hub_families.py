@@ -9,7 +9,8 @@ Keras at two batch / sequence sizes with one converted module:
 - T5: encoder-decoder with relative position buckets;
 - Whisper: a convolutional audio front-end, encoder and decoder;
 - task models: a `BertTextClassifier` and a `ResNetImageClassifier` (a backbone nested in a
-  task), and a functional model reading a nested backbone's dict output by key.
+  task: its layers are inlined and walked), and a functional model reading a nested
+  backbone's dict output by key.
 """
 
 from __future__ import annotations
@@ -148,8 +149,9 @@ def test_resnet_image_classifier_task_matches_keras(tmp_path):
     path = tmp_path / "classifier.keras"
     classifier.save(str(path))
     result = tf2torch.convert(str(path))
-    # The nested backbone is traced (its config has no layer graph); its convolutions come back as modules.
+    # The nested backbone's layers are inlined into the task's graph and walked: all native.
     assert "nn.Conv2d(3, 64, kernel_size=3, stride=2" in result.source_code
+    assert "traced call()" not in result.source_code
     images = np.random.default_rng(1).standard_normal((3, 33, 35, 3)).astype("float32")
     report = result.verify([images], keras_model=classifier)
     assert report.outputs and report.ok, report.table()
