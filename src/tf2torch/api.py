@@ -384,6 +384,7 @@ def _convert_functional_copy(model: Any, source: KerasSource, name: str, structu
             raise
         finally:
             copied.close()
+    session.keras_model = model  # the result is checked against the model itself, not the copy
     result.source_path = source.path
     return result
 

@@ -156,11 +156,15 @@ def convert_tf_roll(node: Node, b: ModuleBuilder) -> None:
 
 @register_converter("tf_band_part")
 def convert_tf_band_part(node: Node, b: ModuleBuilder) -> None:
+    """A run-time bound (a tuple) is non-negative (checked on import); a negative constant keeps all."""
     expr = b.var(node.inputs[0])
-    if node.attrs["upper"] >= 0:
-        expr = f"torch.tril({expr}, {node.attrs['upper']})"
-    if node.attrs["lower"] >= 0:
-        expr = f"torch.triu({expr}, {-node.attrs['lower']})"
+    upper, lower = node.attrs["upper"], node.attrs["lower"]
+    if isinstance(upper, tuple) or upper >= 0:
+        expr = f"torch.tril({expr}, {sym_text(node, upper, b)})"
+    if isinstance(lower, tuple):
+        expr = f"torch.triu({expr}, -{_paren(sym_text(node, lower, b))})"
+    elif lower >= 0:
+        expr = f"torch.triu({expr}, {-lower})"
     b.emit(node.outputs[0], expr)
 
 

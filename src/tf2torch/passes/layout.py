@@ -73,12 +73,42 @@ class LayoutPass:
             for out in node.outputs:
                 out.perm = None
         else:
+            # A traced layer taking an NCHW image computes images: its outputs are NCHW after it.
+            takes_images = node.op == "tf_subgraph" and any(
+                v.rank in (4, 5) and v.perm == channels_first(v.rank) for v in _computed(node))
             for i, value in enumerate(_computed(node)):
                 if node.op == "dense" and value.feature_order is not None:
                     continue  # the dense converter reorders its weight rows instead
                 self._require(node, i, None)
             for out in node.outputs:
                 out.perm = None
+            if takes_images:
+                self._traced_images_to_channels_first(node)
+
+    def _traced_images_to_channels_first(self, node: Node) -> None:
+        """A traced custom layer computes in the Keras layout; the rank-4/5 outputs of one that
+        takes an image are images like any other from then on: NCHW for the layers after it and
+        as model outputs. (Those of a layer on sequences, e.g. attention scores, keep the Keras
+        layout, as a native layer's do.)
+
+        before:  sin = Sin(x)            consumers(sin) ...
+        after:   sin = Sin(x); sin_cf = sin.permute(0, 3, 1, 2); consumers(sin_cf) ...
+        """
+        position = self.graph.nodes.index(node) + 1
+        for out in node.outputs:
+            if out.rank not in (4, 5) or out.spec.dtype == "bool":
+                continue
+            target = channels_first(out.rank)
+            name = out.name
+            out.name = f"{name}_keras_layout"  # the permuted tensor is the one users see, by the layer's name
+            permute = Node("transpose", [out], [], SourceRef(node.source.framework, "layout", name), {"dims": target})
+            converted = Value(name, out.spec, permute, perm=target)
+            permute.outputs.append(converted)
+            self.graph.nodes.insert(position, permute)
+            self.graph.replace_uses(out, converted, after=permute)
+            self._converted[(id(out), target)] = converted
+            self.graph.notes.append(f"runtime permute of '{name}' after it ({node.source.kind}): a traced layer "
+                                    "computes in the Keras layout, the layers after it in the channels-first one")
 
     def _visit_elementwise(self, node: Node) -> None:
         inputs = _computed(node)

@@ -321,3 +321,68 @@ def test_tracing_errors_name_the_layer_in_user_terms(tmp_path):
         return
     report = result.verify(batch_size=3, keras_model=model)
     assert report.ok, report.table()
+
+
+class ImageWave(keras.layers.Layer):
+    """Channel-sensitive image math (the first channel is added to every channel)."""
+
+    def call(self, x):
+        return tf.sin(x) * 2.0 + x[:, :, :, :1]
+
+
+def _image_model(*traced):
+    inputs = keras.Input((9, 11, 3))
+    x = keras.layers.Conv2D(4, 3, name="conv_in")(inputs)
+    for layer in traced:
+        x = layer(x)
+    return keras.Model(inputs, [x, keras.layers.Conv2D(5, 3, strides=2, name="conv_out")(x)])
+
+
+def test_rank_4_output_of_a_traced_layer_is_nchw_as_model_output_and_for_the_next_layer(tmp_path):
+    model = _image_model(ImageWave(name="wave"))
+    result = tf2torch.convert(_save(model, tmp_path), custom_objects={"ImageWave": ImageWave})
+    report = result.verify(batch_size=3, keras_model=model)
+    assert report.ok, report.table()
+    images = np.random.default_rng(0).standard_normal((2, 9, 11, 3)).astype("float32")
+    with torch.no_grad():
+        wave, conv_out = result.module(torch.from_numpy(images.transpose(0, 3, 1, 2).copy()))
+    keras_wave, keras_conv_out = (np.asarray(t) for t in model(images))
+    assert tuple(wave.shape) == (2, 4, 7, 9) and tuple(conv_out.shape) == (2, 5, 3, 4)  # NCHW, as documented
+    np.testing.assert_allclose(wave.numpy().transpose(0, 2, 3, 1), keras_wave, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(conv_out.numpy().transpose(0, 2, 3, 1), keras_conv_out, rtol=0,
+                               atol=1e-5 * np.abs(keras_conv_out).max())
+    assert "wave  float32[N, 4, 7, 9]  (NCHW" in result.source_code
+
+
+def test_traced_layers_in_a_row_share_the_keras_layout_without_permutes_between_them(tmp_path):
+    model = _image_model(ImageWave(name="wave_a"), ImageWave(name="wave_b"))
+    result = tf2torch.convert(_save(model, tmp_path), custom_objects={"ImageWave": ImageWave})
+    assert _matches_keras(result, model)
+    forward = result.source_code[result.source_code.index("    def forward(self, x"):]
+    assert forward.count(".permute(") == 2  # into the Keras layout before wave_a, back after wave_b
+
+
+def _matches_keras(result, model) -> bool:
+    report = result.verify(batch_size=2, keras_model=model)
+    assert report.outputs, "verification compared nothing"
+    return report.ok
+
+
+class PairScores(keras.layers.Layer):
+    """Attention-like scores (batch, heads, steps, steps) from a sequence: not an image."""
+
+    def call(self, x):
+        heads = tf.stack([x, -x], axis=1)  # (batch, 2, steps, features)
+        return tf.nn.softmax(tf.matmul(heads, heads, transpose_b=True), axis=-1)
+
+
+def test_rank_4_output_of_a_traced_layer_on_sequences_keeps_the_keras_layout(tmp_path):
+    inputs = keras.Input((None, 6))
+    model = keras.Model(inputs, PairScores(name="scores")(keras.layers.Dense(4, name="proj")(inputs)))
+    result = tf2torch.convert(_save(model, tmp_path), custom_objects={"PairScores": PairScores})
+    sequences = np.random.default_rng(1).standard_normal((3, 5, 6)).astype("float32")
+    with torch.no_grad():
+        scores = result.module(torch.from_numpy(sequences))
+    assert tuple(scores.shape) == (3, 2, 5, 5)  # (batch, heads, steps, steps), as Keras
+    np.testing.assert_allclose(scores.numpy(), np.asarray(model(sequences)), rtol=0, atol=1e-6)
+    assert ".permute(" not in result.source_code

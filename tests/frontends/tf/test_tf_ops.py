@@ -14,6 +14,7 @@ from tf_frontend_helpers import assert_matches, forward_source
 tf = pytest.importorskip("tensorflow")
 
 import tf2torch
+from tf2torch.errors import ConversionError
 from tf2torch.frontends.tf.importer import UnsupportedOps
 
 RNG = np.random.default_rng(0)
@@ -232,3 +233,25 @@ def test_dilated_keras_convolution_is_one_convolution(case):
     if len(shape) == 4:
         assert "permute" not in forward_source(result.source_code)
     assert_matches(result, batch_sizes=(3, 2))
+
+
+def _sliding_window(x):
+    """Gemma's sliding-window mask: a band as wide as `min(steps, window - 1)`, known at run time."""
+    band = tf.minimum(tf.shape(x)[1], 2)
+    return tf.linalg.band_part(x, band, tf.shape(x)[2] // 2)
+
+
+def test_band_part_with_run_time_bounds_matches_at_several_sizes():
+    fn = tf.function(_sliding_window, input_signature=[tf.TensorSpec((None, None, None), tf.float32)])
+    result = tf2torch.convert(fn)
+    assert "torch.tril(" in result.source_code and "torch.triu(" in result.source_code
+    rng = np.random.default_rng(0)
+    for shape in ((3, 7, 9), (2, 1, 3), (2, 5, 4)):  # the band narrower and wider than the matrix
+        assert_matches(result, inputs=[rng.standard_normal(shape).astype("float32")])
+
+
+def test_band_part_with_a_run_time_bound_that_may_be_negative_is_refused():
+    fn = tf.function(lambda x: tf.linalg.band_part(x, tf.shape(x)[1] - 3, 0),
+                     input_signature=[tf.TensorSpec((None, None, None), tf.float32)])
+    with pytest.raises(ConversionError, match="MatrixBandPart.*may be negative"):
+        tf2torch.convert(fn)

@@ -64,7 +64,8 @@ def v3_layer_paths(layer_configs: list[dict], sequential: bool) -> dict[str, str
     for cfg in layer_configs:
         if sequential and cfg["class_name"] == "InputLayer":
             continue
-        base = to_snake_case(SAVED_CLASS_NAMES.get(cfg["class_name"], cfg["class_name"]))
+        class_name = cfg.get("saved_class_name", cfg["class_name"])
+        base = to_snake_case(SAVED_CLASS_NAMES.get(class_name, class_name))
         count = used.get(base, 0)
         used[base] = count + 1
         paths[layer_name_of(cfg)] = base if count == 0 else f"{base}_{count}"

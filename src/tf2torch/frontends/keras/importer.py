@@ -135,6 +135,16 @@ def _name_nested_outputs(outputs: list[Value], output_spec: Any) -> None:
             value.name = layer
 
 
+def _in_call_order(outputs: list[Value], output_spec: Any) -> list[Value]:
+    """A nested model's outputs as its callers index them: Keras flattens a dict of outputs
+    in sorted key order (a task model reads a backbone's `pooled_output` as output 0), while
+    the config lists the dict in the order it was built."""
+    if not isinstance(output_spec, dict) or len(output_spec) != len(outputs):
+        return outputs
+    by_key = dict(zip(output_spec, outputs))
+    return [by_key[key] for key in sorted(by_key)]
+
+
 def _all_blockers(source: KerasSource) -> list[UnsupportedLayer]:
     """Every layer that fails to import, found by `inspect`'s tolerant walk of the model."""
     from tf2torch.inspect_model import failing_layers
@@ -319,9 +329,10 @@ class _ModelWalker:
             outer = self.scope
             self.scope = (*outer, (name, bare_class_name(entry.class_name)))
             try:
-                return self.import_model(entry.raw, nested_reader, prefix=name + "/", bound_inputs=inputs)
+                outputs = self.import_model(entry.raw, nested_reader, prefix=name + "/", bound_inputs=inputs)
             finally:
                 self.scope = outer
+            return _in_call_order(outputs, entry.config.get("output_layers"))
         # A keras_hub layer is a block of its own (its importer writes several submodules).
         own = ((name, bare_class_name(entry.class_name)),) if is_keras_hub_class(entry.raw) else ()
         ctx = LayerContext(

@@ -133,10 +133,46 @@ def save_functional_copy(model: Any, directory: str, stem: str) -> tuple[str, An
 
     import keras
 
-    copy = keras.Model(model._inputs_struct, model._outputs_struct, name=model.name)
     path = os.path.join(directory, stem + ".keras")
+    try:
+        # A backbone nested in a task model is a Functional subclass too: its layers are
+        # called on the copy's graph directly, so they are walked rather than traced.
+        copy = _inlined_copy(model)
+        copy.save(path)
+    except Exception:  # noqa: BLE001 -- Keras refuses the inlined graph (two layers of one name ...): keep the nesting
+        copy = None
+    if copy is not None:
+        return path, copy
+    copy = keras.Model(model._inputs_struct, model._outputs_struct, name=model.name)
     try:
         copy.save(path)
     except Exception as exc:  # Keras cannot serialize one of the layers
         raise UnsavableLayers(str(exc)) from exc
     return path, copy
+
+
+def _inlined_copy(model: Any) -> Any:
+    """A plain keras.Model computing `model` from new inputs (same names, shapes, dtypes), with
+    every nested Functional subclass replaced by its own layers."""
+    import keras
+
+    def new_input(tensor: Any) -> Any:  # named after its InputLayer, as the model's inputs are
+        return keras.Input(batch_shape=tensor.shape, dtype=tensor.dtype, name=tensor._keras_history[0].name)
+
+    inputs = keras.tree.map_structure(new_input, model._inputs_struct)
+    return keras.Model(inputs, _run_inlined(model, inputs), name=model.name)
+
+
+def _run_inlined(model: Any, inputs: Any) -> Any:
+    import keras
+
+    def operation(op: Any) -> Any:
+        if has_functional_graph(op) and type(op) not in (keras.Model, keras.Sequential) and not _is_plain_functional(op):
+            return lambda *args, **kwargs: _run_inlined(op, args[0] if len(args) == 1 else list(args))
+        return op
+
+    return model._run_through_graph(inputs, operation_fn=operation)
+
+
+def _is_plain_functional(model: Any) -> bool:
+    return type(model).__name__ in ("Functional", "Sequential")

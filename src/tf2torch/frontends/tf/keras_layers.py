@@ -299,7 +299,8 @@ def _first_line(exc: Exception) -> str:
 
 def import_traced_model(model: Any, file: str, config: dict) -> Any:
     """A model traced whole, in inference mode: a subclassed keras.Model (no layer graph in its
-    config: on the input shape its build_config records, one float32 input) or a functional
+    config: on the input shape its build_config records, one float32 input, or int32 if it
+    casts it to integers first) or a functional
     one whose layers cannot be saved apart (on its own inputs, in their order)."""
     import tensorflow as tf
 
@@ -314,13 +315,12 @@ def import_traced_model(model: Any, file: str, config: dict) -> Any:
         # Flat, in the model's own output order (a dict would come out sorted by key).
         return [result[k] for k in output_names] if output_names else tf.nest.flatten(result)
 
-    try:
-        fn = tf.function(call).get_concrete_function(*specs)
-    except Exception as exc:  # the user's call() failed under tf.function
-        raise UnsupportedFeature(
-            f"{file}: tracing the call() of the model {config.get('class_name')!r} failed: "
-            f"{type(exc).__name__}: {_first_line(exc)}"
-        ) from exc
+    fn = _trace_model(call, specs, file, config)
+    if getattr(model, "_inputs_struct", None) is None and _casts_input_to_integers(fn):
+        # Keras records no dtype for a subclassed model's input: one whose first step casts it
+        # to integers (token ids into an Embedding) takes int32 ids, as its users pass them.
+        specs = [tf.TensorSpec(specs[0].shape, tf.int32)]
+        fn = _trace_model(call, specs, file, config)
     held_by = attribute_paths(model)
     views = [_view(w, model.name, held_by.variables) for w in _variables(model)]
     graph = import_concrete_function(fn, file, model.name, variables=views).graph
@@ -334,6 +334,24 @@ def import_traced_model(model: Any, file: str, config: dict) -> Any:
         graph.output_names = output_names
         graph.named_outputs = True
     return graph
+
+
+def _trace_model(call: Any, specs: list[Any], file: str, config: dict) -> Any:
+    import tensorflow as tf
+
+    try:
+        return tf.function(call).get_concrete_function(*specs)
+    except Exception as exc:  # the user's call() failed under tf.function
+        raise UnsupportedFeature(
+            f"{file}: tracing the call() of the model {config.get('class_name')!r} failed: "
+            f"{type(exc).__name__}: {_first_line(exc)}"
+        ) from exc
+
+
+def _casts_input_to_integers(fn: Any) -> bool:
+    """The input's values are only read through a cast to integers (its shape may be read too)."""
+    consumers = [op for op in fn.graph.inputs[0].consumers() if op.type not in ("Shape", "ShapeN", "Size", "Rank")]
+    return bool(consumers) and all(op.type == "Cast" and op.get_attr("DstT").is_integer for op in consumers)
 
 
 def _model_inputs(model: Any, file: str, config: dict) -> tuple[list[str], list[Any], Any]:

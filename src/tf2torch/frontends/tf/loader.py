@@ -149,6 +149,9 @@ def import_concrete_function(
     else:
         output_names = [f"output_{i}" for i in range(len(results))] if len(results) > 1 else ["output"]
     _finish(graph, importer, results, output_names)
+    # A dict of named outputs (an HF model's `last_hidden_state`, `pooler_output`) is returned
+    # as a NamedTuple with those names; TensorFlow's own `output_0`, ... name nothing.
+    graph.named_outputs = isinstance(structured, dict) and not all(re.fullmatch(r"output_\d+", k) for k in structured)
     return TFImport(graph, TFRunner(fn, names, by_name, keep), importer)
 
 

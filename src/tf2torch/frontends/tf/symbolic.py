@@ -95,6 +95,18 @@ def sym_equal(a: Sym, b: Sym) -> bool:
     return fa is not None and fa == fb
 
 
+def is_nonnegative(s: Sym) -> bool:
+    """Whether `s` is >= 0 whatever the run-time sizes (False where that is not provable)."""
+    if is_number(s):
+        return s >= 0
+    if isinstance(s, Dim):
+        return True
+    if isinstance(s, DimExpr):
+        signs = [is_nonnegative(a) for a in s.args]
+        return any(signs) if s.fn == "maximum" else s.fn in ("add", "mul", "floordiv", "minimum") and all(signs)
+    return False
+
+
 def static_size(s: Sym) -> int | None:
     return int(s) if is_number(s) and float(s).is_integer() else None
 

@@ -619,6 +619,9 @@ def expand_keras_hub_models(cfg: dict) -> dict:
         for key in ("name", "inbound_nodes"):
             if key in cfg:
                 expanded[key] = cfg[key]
+        # A nested backbone's weights are stored under its class's name (a task model's
+        # `layers/bert_backbone`), not under the expansion's `functional`.
+        expanded["saved_class_name"] = name
         return expanded
     inner = cfg.get("config")
     if isinstance(inner, dict) and isinstance(inner.get("layers"), list):

@@ -16,7 +16,7 @@ from tf2torch.frontends.tf.context import OpContext
 from tf2torch.frontends.tf.operands import OperandBuilder
 from tf2torch.frontends.tf.ops.shapes import dims_of, shape_items, spec_from_items
 from tf2torch.frontends.tf.registry import register_tf_op
-from tf2torch.frontends.tf.symbolic import is_number, sym_binary, sym_equal, sym_product
+from tf2torch.frontends.tf.symbolic import is_nonnegative, is_number, sym_binary, sym_equal, sym_product
 from tf2torch.frontends.tf.values import Dim, Item, ShapeVec, Sym, TFVal, VarRef
 from tf2torch.ir import Param, TensorSpec, Value
 
@@ -419,9 +419,19 @@ def import_roll(ctx: OpContext) -> list[TFVal]:
 
 @register_tf_op("MatrixBandPart")
 def import_band_part(ctx: OpContext) -> list[TFVal]:
-    """Keep the band lower <= j - i <= upper (a negative bound keeps that whole triangle)."""
-    lower, upper = int(ctx.const(1)), int(ctx.const(2))
-    return [ctx.add("tf_band_part", [ctx.value(0)], attrs={"lower": lower, "upper": upper}).outputs[0]]
+    """Keep the band -lower <= j - i <= upper (a negative bound keeps that whole triangle).
+
+    A run-time bound (Gemma's sliding window: `min(steps, window - 1)`) must be provably
+    non-negative: `torch.tril` / `triu` cannot express "keep all" for a value known only later."""
+    ops = OperandBuilder(ctx)
+    ops.value(ctx.value(0))
+    bounds = {}
+    for name, index in (("lower", 1), ("upper", 2)):
+        (bound,) = shape_items(ctx, index)
+        if not is_number(bound) and not is_nonnegative(bound):
+            raise ctx.unsupported(f"a run-time {name} bound that may be negative")
+        bounds[name] = int(bound) if is_number(bound) else ops.sym(bound)
+    return [ops.add("tf_band_part", bounds).outputs[0]]
 
 
 @register_tf_op("MatrixDiagPartV3")

@@ -320,13 +320,8 @@ def _fold_layer_norm(ctx: OpContext, p: Value, q: Value) -> Value | None:
         last = (x.rank - 1,)
         if mean is None or mean.inputs[0] is not x or mean.attrs["axes"] != last or var.attrs["axes"] != last:
             continue
-        shift = _producer(q, "tf_binary", "add")
-        beta = _param_operand(shift) if shift is not None and len(shift.inputs) == 1 else None
-        centered = _producer(shift.inputs[0], "tf_binary", "mul") if beta else None
-        if centered is None or m not in centered.inputs:
-            continue
-        neg = centered.inputs[0] if centered.inputs[1] is m else centered.inputs[1]
-        if _unary_of(neg, "neg") is not sq.inputs[1]:
+        beta = _layer_norm_shift(q, m, sq.inputs[1])
+        if beta is None:
             continue
         (gname, gamma), (_, bparam) = _param_operand(gm), beta
         channels = int(x.spec.shape[-1])
@@ -338,6 +333,22 @@ def _fold_layer_norm(ctx: OpContext, p: Value, q: Value) -> Value | None:
         name = ctx.importer.claim_name(gname.rsplit("/", 1)[0] if "/" in gname else gname, gname)
         return ctx.add("layer_norm", [x], [x.spec], attrs, params, name=name).outputs[0]
     return None
+
+
+def _layer_norm_shift(q: Value, m: Value, mean: Value) -> tuple[str, Param] | None:
+    """beta's operand if `q` is `beta + (-mean) * m` (Keras 3) or `beta - mean * m`
+    (`tf.nn.batch_normalization`, which tf_keras' LayerNormalization and HF models call)."""
+    shift = _producer(q, "tf_binary", "add") or _producer(q, "tf_binary", "sub")
+    if shift is None or len(shift.inputs) != 1:
+        return None
+    beta = _param_operand(shift)
+    centered = _producer(shift.inputs[0], "tf_binary", "mul") if beta else None
+    if centered is None or m not in centered.inputs:
+        return None
+    other = centered.inputs[0] if centered.inputs[1] is m else centered.inputs[1]
+    if shift.attrs["fn"] == "add":
+        return beta if _unary_of(other, "neg") is mean else None
+    return beta if other is mean and shift.attrs["operands"][1] == ("value", 0) else None
 
 
 @register_tf_op("AddN")
