@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from tf2torch.errors import BadModelFile
 from tf2torch.frontends.keras.archive import read_vars_group, to_snake_case
 from tf2torch.frontends.keras.context import LayerContext
 from tf2torch.frontends.keras.importers.activations import activation_name
@@ -428,6 +429,9 @@ def import_rnn_wrapper(ctx: LayerContext) -> list[Value]:
         outputs = _add_rnn_node(sub, [cell], params, this_layer, None)
         states += outputs[1:]
         x = outputs[0]
+    if flat:
+        raise BadModelFile(f"{ctx.file}: layer {ctx.name!r} ({ctx.class_name}): the file holds {len(flat)} more "
+                           "weights than its cells' configs imply")
     result = [x] + states
     out_mask = call_mask(ctx) if layer["return_sequences"] else None
     ctx.set_output_masks([out_mask] + [None] * len(states))
