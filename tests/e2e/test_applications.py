@@ -77,6 +77,8 @@ def check_application(name: str, tmp_path, suffix: str = ".keras", size: int | N
     x = sample(batch, 1)
     report = result.verify([x], keras_model=model, tolerance=BOUND)
     assert report.outputs, "verification compared nothing"
+    # One line per model for the zoo summary (`pytest -m zoo -rP` lists it).
+    print(f"{name}{suffix}: max rel error {max(o.max_rel_error for o in report.outputs):.3e}")
     if rounding_ok and not report.ok:
         reference = np.asarray(model(x, training=False), np.float64)
         exact = exact_logits(name, size, model, x)

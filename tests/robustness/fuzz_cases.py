@@ -272,7 +272,12 @@ def config_structure_wrong(rng, fx, d):
                (layer, "config"), (layer, "inbound_nodes"), (layer["config"], "name"), (config["config"], "input_layers"),
                (config["config"], "output_layers")]
     target, key = rng.choice([(holder, key) for holder, key in targets if key in holder])
-    target[key] = rng.choice([None, 17, "abc", [], {}, [[1, 2]], {"x": []}, True])
+    values = [None, 17, "abc", [], {}, [[1, 2]], {"x": []}, True]
+    if target is layer["config"]:
+        values.remove("abc")  # another name in the config is valid: Keras names the layer by it
+    if target is layer and key == "config":
+        values.remove({})  # no arguments is valid for a layer whose arguments all have defaults
+    target[key] = rng.choice(values)
     if use_h5:
         return _h5_with_config(fx, d, "config structure wrong", config)
     return _with_config(fx, d, "config structure wrong", config)

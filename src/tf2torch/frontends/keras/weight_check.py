@@ -8,6 +8,10 @@ Per layer class, an expected-shapes rule (registered here, explicitly, like impo
 the shapes Keras' `build()` creates from the config and the input shape, in variable order.
 A mismatch in count or shape is an error naming the layer and both shapes. A rule returns
 None when it cannot tell (e.g. a quantized layer), and None dimensions match anything.
+
+Layers whose .keras variables sit in sub-objects (recurrent cells, attention projections)
+have no flat weights to check before their importer runs: the importer gathers them and
+calls `check_weights` with the shapes the functions at the end of this module compute.
 """
 
 from __future__ import annotations
@@ -44,21 +48,43 @@ def register_weight_shapes(*class_names: str) -> Callable[[ShapeRule], ShapeRule
 
 def check_layer_weights(ctx: LayerContext) -> None:
     """Validate (and where needed convert) `ctx`'s weights in place."""
-    label = f"{ctx.file}: layer {ctx.name!r} ({ctx.class_name})"
+    label = _label(ctx)
     ctx._weights = [_checked_dtype(w, i, label) for i, w in enumerate(ctx._weights)]
     rule = WEIGHT_SHAPES.get(ctx.class_name)
     if rule is None or not ctx.inputs or _quantized(ctx.config):
         return
     try:
         expected = rule(ctx.config, tuple(ctx.inputs[0].spec.shape))
-    except (KeyError, TypeError, ValueError):
-        return  # a config of another shape (e.g. a library subclass): the importer judges it
-    if expected is None:
-        return
-    for i, weight in enumerate(ctx._weights):
+    except KeyError as exc:
+        # A key Keras' constructor requires (importers may read e.g. filters off the kernel,
+        # so without this check a config Keras cannot load would convert).
+        raise BadModelFile(f"{label}: the config has no {exc.args[0]!r}, which the layer requires") from None
+    except (TypeError, ValueError):
+        return  # a value config_check.py does not know: the importer judges it
+    if expected is not None:
+        _check_shapes(ctx._weights, expected, label)
+
+
+def check_weights(ctx: LayerContext, weights: list[np.ndarray], expected: list[Shape], part: str = "") -> list[np.ndarray]:
+    """`weights` gathered by an importer (e.g. from sub-objects), checked like a layer's own
+    against `expected`; `part` names where they belong ("backward layer"). Returns them with
+    other float widths converted to float32."""
+    label = _label(ctx) + (f", {part}" if part else "")
+    checked = [_checked_dtype(w, i, label) for i, w in enumerate(weights)]
+    if not _quantized(ctx.config):
+        _check_shapes(checked, expected, label)
+    return checked
+
+
+def _label(ctx: LayerContext) -> str:
+    return f"{ctx.file}: layer {ctx.name!r} ({ctx.class_name})"
+
+
+def _check_shapes(weights: list[np.ndarray], expected: list[Shape], label: str) -> None:
+    for i, weight in enumerate(weights):
         if weight.dtype.kind != "f":
             raise BadModelFile(f"{label}: weight #{i} is stored as {weight.dtype}; the layer's weights are floats")
-    actual = [tuple(w.shape) for w in ctx._weights]
+    actual = [tuple(w.shape) for w in weights]
     if len(actual) != len(expected):
         raise BadModelFile(
             f"{label}: the file holds {len(actual)} weights {_shapes(actual)}, its config implies "
@@ -201,3 +227,41 @@ def layer_norm_shapes(config: dict, input_shape: tuple) -> list[Shape] | None:
         return None
     shape = tuple(input_shape[a] for a in axes)  # in the config's order, as Keras builds it
     return [shape] * (int(bool(config.get("scale", True))) + int(bool(config.get("center", True))))
+
+
+# -- rules called by importers that gather their weights -----------------------------------
+
+RECURRENT_GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
+
+
+def recurrent_cell_shapes(kind: str, units: int, input_size: int | None, use_bias: bool, reset_after: bool) -> list[Shape]:
+    """kernel, recurrent_kernel, bias of a SimpleRNN/LSTM/GRU cell. A reset_after GRU keeps
+    separate input and recurrent biases: a (2, 3 * units) bias."""
+    width = RECURRENT_GATES[kind] * units
+    shapes: list[Shape] = [(input_size, width), (units, width)]
+    if use_bias:
+        shapes.append((2, width) if kind == "gru" and reset_after else (width,))
+    return shapes
+
+
+def conv_lstm_shapes(kernel_size: tuple[int, ...], channels: int | None, filters: int, use_bias: bool) -> list[Shape]:
+    """kernel, recurrent_kernel, bias of ConvLSTM1D/2D/3D (channels last)."""
+    width = 4 * filters
+    return [kernel_size + (channels, width), kernel_size + (filters, width)] + ([(width,)] if use_bias else [])
+
+
+def projection_shapes(kernel_in: tuple[int | None, ...], out_dims: tuple[int | None, ...], use_bias: bool) -> list[Shape]:
+    """An attention projection (EinsumDense): kernel kernel_in + out_dims, bias out_dims;
+    e.g. MultiHeadAttention's query (features, num_heads, key_dim) and (num_heads, key_dim)."""
+    return [kernel_in + out_dims] + ([out_dims] if use_bias else [])
+
+
+@register_weight_shapes("Attention")
+def dot_attention_shapes(config: dict, input_shape: tuple) -> list[Shape]:
+    # Scalars: the learned scale (use_scale) and the concat score weight (score_mode="concat").
+    return [()] * (int(bool(config.get("use_scale", False))) + int(config.get("score_mode", "dot") == "concat"))
+
+
+@register_weight_shapes("AdditiveAttention")
+def additive_attention_shapes(config: dict, input_shape: tuple) -> list[Shape]:
+    return [(input_shape[-1],)] if config.get("use_scale", True) else []

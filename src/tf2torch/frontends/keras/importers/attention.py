@@ -17,11 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from tf2torch.errors import BadModelFile
 from tf2torch.frontends.keras.archive import read_vars_group
 from tf2torch.frontends.keras.context import LayerContext
 from tf2torch.frontends.keras.importers.activations import apply_activation
 from tf2torch.frontends.keras.masking import combine_masks, tokens_mask
 from tf2torch.frontends.keras.registry import register_importer
+from tf2torch.frontends.keras.weight_check import Shape, check_weights, projection_shapes
 from tf2torch.ir import TensorSpec, Value
 
 # Keras 3 on the TensorFlow backend, dot-product path: where(mask, logits, -0.7 * f32 max).
@@ -47,27 +49,49 @@ def _vars(ctx: LayerContext, group: Any, path: str) -> list[np.ndarray]:
     return read_vars_group(node["vars"]) if "vars" in node else []
 
 
-def _mha_weights(ctx: LayerContext, prefix: str, use_bias: bool, use_gate: bool = False) -> dict[str, np.ndarray]:
+def _mha_weights(ctx: LayerContext, prefix: str, use_bias: bool, use_gate: bool = False,
+                 expected: dict[str, list[Shape]] | None = None) -> dict[str, np.ndarray]:
     """query/key/value/output kernels (and biases) of a MultiHeadAttention; with use_gate
-    also the gate's (an EinsumDense like the value projection, applied to the query)."""
+    also the gate's (an EinsumDense like the value projection, applied to the query).
+    `expected`: each projection's weight shapes (weight_check.projection_shapes), checked."""
     names = ("query", "key", "value", "output") + (("gate",) if use_gate else ())
+    step = 2 if use_bias else 1
     group = _group(ctx)
     if group is not None:
         # Keras 3 stores the gate as `_gate_dense` (the other projections without underscore).
-        arrays = [_vars(ctx, group, f"{prefix}_{n}_dense" if f"{prefix}_{n}_dense" in group else f"{prefix}{n}_dense")
-                  for n in names]
+        order = names
+        flat = [w for n in names
+                for w in _vars(ctx, group, f"{prefix}_{n}_dense" if f"{prefix}_{n}_dense" in group else f"{prefix}{n}_dense")]
     else:  # legacy HDF5: weight_names in the order query, key, (gate,) value, attention_output
         order = ("query", "key", "gate", "value", "output") if use_gate else names
-        flat = ctx.weights(len(order) * (2 if use_bias else 1))
-        step = 2 if use_bias else 1
-        by_name = {n: flat[i * step:(i + 1) * step] for i, n in enumerate(order)}
-        arrays = [by_name[n] for n in names]
+        flat = ctx.weights()
+    if expected is not None:
+        flat = check_weights(ctx, flat, [shape for n in order for shape in expected[n]])
+    elif len(flat) != len(order) * step:
+        raise BadModelFile(f"{ctx.file}: layer {ctx.name!r} ({ctx.class_name}): the file holds {len(flat)} "
+                           f"attention weights, its config implies {len(order) * step}")
     out = {}
-    for name, pair in zip(names, arrays):
-        out[f"{name}_kernel"] = pair[0]
+    for i, name in enumerate(order):
+        out[f"{name}_kernel"] = flat[i * step]
         if use_bias:
-            out[f"{name}_bias"] = pair[1]
-    return out
+            out[f"{name}_bias"] = flat[i * step + 1]
+    return {key: out[key] for key in (f"{n}_{w}" for n in names for w in ("kernel", "bias")) if key in out}
+
+
+def _mha_shapes(cfg: dict, query: Value, value: Value, key: Value | None, key_dim: int, value_dim: int,
+                use_bias: bool) -> dict[str, list[Shape]]:
+    """The projections' weight shapes MultiHeadAttention.build() creates from the inputs."""
+    heads = int(cfg["num_heads"])
+    features = query.spec.shape[-1]
+    out = cfg.get("output_shape")
+    out_dims = (features,) if not out else ((int(out),) if isinstance(out, int) else tuple(int(d) for d in out))
+    return {
+        "query": projection_shapes((features,), (heads, key_dim), use_bias),
+        "key": projection_shapes(((key or value).spec.shape[-1],), (heads, key_dim), use_bias),
+        "value": projection_shapes((value.spec.shape[-1],), (heads, value_dim), use_bias),
+        "output": projection_shapes((heads, value_dim), out_dims, use_bias),
+        "gate": projection_shapes((features,), (heads, value_dim), use_bias),
+    }
 
 
 def _sub(ctx: LayerContext, suffix: str) -> LayerContext:
@@ -153,9 +177,10 @@ def import_multi_head_attention(ctx: LayerContext) -> list[Value]:
     query, value = t["query"], t["value"]
     key = t.get("key")
     use_bias = cfg.get("use_bias", True)
-    weights = _mha_weights(ctx, "", use_bias, bool(cfg.get("use_gate", False)))
     key_dim = int(cfg["key_dim"])
     value_dim = int(cfg.get("value_dim") or key_dim)
+    expected = _mha_shapes(cfg, query, value, key, key_dim, value_dim, use_bias)
+    weights = _mha_weights(ctx, "", use_bias, bool(cfg.get("use_gate", False)), expected)
     query_mask = t.get("query_mask") or _mask_of(ctx, query)
     value_mask = t.get("value_mask") or _mask_of(ctx, value)
     key_mask = t.get("key_mask") or (_mask_of(ctx, key) if key is not None else None)
@@ -190,11 +215,22 @@ def import_grouped_query_attention(ctx: LayerContext) -> list[Value]:
         raise ctx.unsupported("GroupedQueryAttention from a legacy HDF5 file")
     names = ("query", "key", "value", "output") + (("gate",) if cfg.get("use_gate") else ())
     arrays = [_vars(ctx, group, f"_{n}_dense" if f"_{n}_dense" in group else f"{n}_dense") for n in names]
+    features = query.spec.shape[-1]
+    kv_features = (t.get("key") or value).spec.shape[-1]
+    expected = {
+        "query": projection_shapes((features,), (heads, head_dim), use_bias),
+        "key": projection_shapes((kv_features,), (kv_heads, head_dim), use_bias),
+        "value": projection_shapes((value.spec.shape[-1],), (kv_heads, head_dim), use_bias),
+        "output": projection_shapes((heads, head_dim), (features,), use_bias),
+        "gate": projection_shapes((features,), (heads, head_dim), use_bias),
+    }
+    step = 2 if use_bias else 1
+    flat = check_weights(ctx, [w for pair in arrays for w in pair], [shape for n in names for shape in expected[n]])
     weights: dict[str, np.ndarray] = {}
     repeat = heads // kv_heads
-    for name, pair in zip(names, arrays):
-        kernel = pair[0]
-        bias = pair[1] if use_bias else None
+    for i, name in enumerate(names):
+        kernel = flat[i * step]
+        bias = flat[i * step + 1] if use_bias else None
         if name in ("key", "value"):
             # Each key/value head serves `repeat` query heads (keras repeats along the heads).
             kernel = np.repeat(kernel, repeat, axis=1)

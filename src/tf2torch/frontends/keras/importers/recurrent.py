@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from tf2torch.errors import BadModelFile
 from tf2torch.frontends.keras.archive import read_vars_group, to_snake_case
 from tf2torch.frontends.keras.context import LayerContext
 from tf2torch.frontends.keras.importers.activations import activation_name
@@ -23,13 +24,13 @@ from tf2torch.frontends.keras.importers.op_nodes import import_op_node
 from tf2torch.frontends.keras.masking import call_mask, mask_spec
 from tf2torch.frontends.keras.op_calls import KERAS_OPS_REGISTERED_ELSEWHERE
 from tf2torch.frontends.keras.registry import register_importer
+from tf2torch.frontends.keras.weight_check import check_weights, conv_lstm_shapes, recurrent_cell_shapes
 from tf2torch.ir import Param, TensorSpec, Value
 
 CELL_KINDS = {
     "LSTM": "lstm", "GRU": "gru", "SimpleRNN": "simple_rnn",
     "LSTMCell": "lstm", "GRUCell": "gru", "SimpleRNNCell": "simple_rnn",
 }
-GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 STATES = {"lstm": 2, "gru": 1, "simple_rnn": 1}
 # Activations a recurrent cell may use (IR activation names; see converters/recurrent.py).
 RNN_ACTIVATIONS = {
@@ -94,14 +95,11 @@ def _weights(ctx: LayerContext, path: list[str]) -> list[np.ndarray]:
     return []
 
 
-def _cell_params(ctx: LayerContext, cell: dict, weights: list[np.ndarray], input_size: int, prefix: str) -> dict[str, Param]:
-    expected = 3 if cell["use_bias"] else 2
-    if len(weights) != expected:
-        raise ctx.unsupported(f"{len(weights)} weights for a {cell['kind']} cell (expected {expected})")
-    units, gates = cell["units"], GATES[cell["kind"]]
+def _cell_params(ctx: LayerContext, cell: dict, weights: list[np.ndarray], input_size: int, prefix: str,
+                 part: str = "") -> dict[str, Param]:
+    expected = recurrent_cell_shapes(cell["kind"], cell["units"], input_size, cell["use_bias"], cell["reset_after"])
+    weights = check_weights(ctx, weights, expected, part)
     kernel, recurrent = weights[0], weights[1]
-    if kernel.shape != (input_size, gates * units) or recurrent.shape != (units, gates * units):
-        raise ctx.unsupported(f"recurrent kernels of shapes {kernel.shape} and {recurrent.shape}")
     params = {
         f"{prefix}/kernel": ctx.param(kernel, "IO"),
         f"{prefix}/recurrent_kernel": ctx.param(recurrent, "IO"),
@@ -233,8 +231,8 @@ def import_bidirectional(ctx: LayerContext) -> list[Value]:
     else:
         fw = _weights(ctx, ["forward_layer", "cell", "vars"])
         bw = _weights(ctx, ["backward_layer", "cell", "vars"])
-    params = _cell_params(ctx, fwd, fw, input_size, "forward")
-    params.update(_cell_params(ctx, bwd, bw, input_size, "backward"))
+    params = _cell_params(ctx, fwd, fw, input_size, "forward", "forward layer")
+    params.update(_cell_params(ctx, bwd, bw, input_size, "backward", "backward layer"))
     return _add_rnn_node(ctx, [fwd, bwd], params, layer, merge_mode)
 
 
@@ -410,7 +408,8 @@ def import_rnn_wrapper(ctx: LayerContext) -> list[Value]:
         else:
             weights = _cell_weight_groups(ctx.reader.group(ctx.entry.name) if ctx.reader is not None and hasattr(ctx.reader, "group") else None, path)
         input_size = int(x.spec.shape[-1])
-        params = _cell_params(ctx, cell, weights, input_size, "forward")
+        part = f"cell {cells[i]['config'].get('name', i)!r}" if len(cells) > 1 else ""
+        params = _cell_params(ctx, cell, weights, input_size, "forward", part)
         cell["go_backwards"] = layer["go_backwards"] and i == 0
         last = i == len(cells) - 1
         this_layer = dict(layer, return_sequences=layer["return_sequences"] or not last, go_backwards=cell["go_backwards"])
@@ -430,6 +429,9 @@ def import_rnn_wrapper(ctx: LayerContext) -> list[Value]:
         outputs = _add_rnn_node(sub, [cell], params, this_layer, None)
         states += outputs[1:]
         x = outputs[0]
+    if flat:
+        raise BadModelFile(f"{ctx.file}: layer {ctx.name!r} ({ctx.class_name}): the file holds {len(flat)} more "
+                           "weights than its cells' configs imply")
     result = [x] + states
     out_mask = call_mask(ctx) if layer["return_sequences"] else None
     ctx.set_output_masks([out_mask] + [None] * len(states))
@@ -509,9 +511,8 @@ def import_conv_lstm(ctx: LayerContext) -> list[Value]:
         pads = tuple(same_padding(n, k, s, d) for n, k, s, d in zip(in_spatial, kernel_size, strides, dilation))
     filters = int(cfg["filters"])
     use_bias = bool(cfg.get("use_bias", True))
-    weights = _weights(ctx, ["cell", "vars"])
-    if len(weights) != (3 if use_bias else 2):
-        raise ctx.unsupported(f"{len(weights)} {ctx.class_name} weights")
+    weights = check_weights(ctx, _weights(ctx, ["cell", "vars"]),
+                            conv_lstm_shapes(kernel_size, x.spec.shape[-1], filters, use_bias))
     layout = "DHW"[3 - rank:] + "IO"
     params = {"kernel": ctx.param(weights[0], layout), "recurrent_kernel": ctx.param(weights[1], layout)}
     if use_bias:
