@@ -7,9 +7,12 @@ import numpy as np
 from tf2torch.frontends.onnx.importer import OnnxContext, OnnxVal, ShapeVec
 from tf2torch.frontends.onnx.operands import Operands, scalar
 from tf2torch.frontends.onnx.registry import register_onnx_op
+from tf2torch.frontends.onnx.shape_ops import shape_extreme
 from tf2torch.ir import Value
 
-BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Pow": "pow", "Max": "maximum", "Min": "minimum"}
+BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Pow": "pow", "Max": "maximum", "Min": "minimum",
+          "Less": "lt", "LessOrEqual": "le", "Greater": "gt", "GreaterOrEqual": "ge", "Equal": "eq",
+          "And": "logical_and", "Or": "logical_or"}
 
 
 @register_onnx_op(*BINARY)
@@ -20,6 +23,10 @@ def import_binary(ctx: OnnxContext) -> list[OnnxVal]:
         raise ctx.unsupported(f"{ctx.type} with {len(ctx.inputs)} inputs")
     if all(isinstance(v, np.ndarray) for v in ctx.inputs):
         raise ctx.unsupported("arithmetic on constants only")
+    if ctx.type in ("Max", "Min") and all(isinstance(v, ShapeVec) for v in ctx.inputs):
+        fn = "maximum" if ctx.type == "Max" else "minimum"
+        a, b = ctx.inputs
+        return [ShapeVec([shape_extreme(fn, i, j) for i, j in zip(a.items, b.items)], a.scalar and b.scalar)]
     if any(isinstance(v, ShapeVec) for v in ctx.inputs):
         raise ctx.unsupported("arithmetic on a run-time shape")
     if ctx.type == "Div" and any(isinstance(v, Value) and v.spec.dtype.startswith(("int", "uint")) for v in ctx.inputs):
@@ -46,19 +53,36 @@ def _scalar_operand(value: OnnxVal, fn: str) -> tuple[Value, float] | None:
 
 
 def _erf_gate(value: OnnxVal) -> Value | None:
-    """x if `value` is 1 + erf(x / sqrt(2)) (or erf(x * 1/sqrt(2)))."""
+    """x if `value` is 1 + erf(x / sqrt(2)) (or erf(x * 1/sqrt(2))), or TF's erfc(-x / sqrt(2))
+    read as 1 - erf(-x * 1/sqrt(2)) (the loader's form of tf2onnx's Erfc)."""
     one = _scalar_operand(value, "add")
+    negated = one is None
+    if negated:
+        one = _one_minus(value)
     if one is None or one[1] != 1.0 or one[0].producer is None:
         return None
     erf = one[0].producer
     if erf.op != "tf_unary" or erf.attrs["fn"] != "erf":
         return None
     div, mul = _scalar_operand(erf.inputs[0], "div"), _scalar_operand(erf.inputs[0], "mul")
+    x = None
     if div is not None and abs(div[1] - 2**0.5) < 1e-6:
-        return div[0]
+        x = div[0]
     if mul is not None and abs(mul[1] - 0.5**0.5) < 1e-6:
-        return mul[0]
-    return None
+        x = mul[0]
+    if x is None or not negated:
+        return x
+    neg = x.producer
+    return neg.inputs[0] if neg is not None and neg.op == "tf_unary" and neg.attrs["fn"] == "neg" else None
+
+
+def _one_minus(value: OnnxVal) -> tuple[Value, float] | None:
+    """(x, c) if `value` is c - x with a scalar c."""
+    node = value.producer if isinstance(value, Value) else None
+    if node is None or node.op != "tf_binary" or node.attrs["fn"] != "sub" or len(node.inputs) != 1:
+        return None
+    first, second = node.attrs["operands"]
+    return (node.inputs[0], float(first[1])) if first[0] == "scalar" and second[0] == "value" else None
 
 
 def _match_erf_gelu(a: OnnxVal, b: OnnxVal) -> Value | None:
@@ -79,7 +103,8 @@ def _match_erf_gelu(a: OnnxVal, b: OnnxVal) -> Value | None:
 ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Softplus": "softplus", "Softsign": "softsign",
                "Selu": "selu", "Mish": "mish", "HardSwish": "hard_silu"}
 UNARY = {"Erf": "erf", "Exp": "exp", "Log": "log", "Sqrt": "sqrt", "Abs": "abs", "Neg": "neg", "Reciprocal": "reciprocal",
-         "Floor": "floor", "Ceil": "ceil", "Sin": "sin", "Cos": "cos"}
+         "Floor": "floor", "Ceil": "ceil", "Sin": "sin", "Cos": "cos", "Tan": "tan", "Sign": "sign", "Round": "round",
+         "Not": "logical_not"}
 
 
 @register_onnx_op(*ACTIVATIONS)
@@ -128,3 +153,12 @@ def import_clip(ctx: OnnxContext) -> list[OnnxVal]:
         return [ops.add("tf_binary", {"fn": fn, "operands": [ops.operand(x), ("scalar", bound)], "exprs": []}).outputs[0]]
     operands = [ops.operand(x), ("scalar", low), ("scalar", high)]
     return [ops.add("tf_nary", {"fn": "clamp", "operands": operands}).outputs[0]]
+
+
+@register_onnx_op("Where")
+def import_where(ctx: OnnxContext) -> list[OnnxVal]:
+    if not isinstance(ctx.inputs[0], Value):
+        raise ctx.unsupported("Where on a constant condition")
+    ops = Operands(ctx)
+    operands = [ops.operand(v) for v in ctx.inputs]
+    return [ops.add("tf_nary", {"fn": "where", "operands": operands}).outputs[0]]

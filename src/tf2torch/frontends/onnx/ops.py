@@ -5,6 +5,7 @@ from tf2torch.frontends.onnx import (  # noqa: F401
     elementwise,
     linear,
     pool,
+    recurrent,
     reduction,
     shape_ops,
     spatial,

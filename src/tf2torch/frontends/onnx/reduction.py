@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from tf2torch.frontends.onnx.importer import OnnxContext, OnnxVal
+from tf2torch.frontends.onnx.importer import OnnxContext, OnnxVal, ShapeVec
 from tf2torch.frontends.onnx.registry import register_onnx_op
+from tf2torch.frontends.onnx.shape_ops import shape_product
 
 
 @register_onnx_op("Softmax", "LogSoftmax")
@@ -27,3 +28,12 @@ def import_reduce(ctx: OnnxContext) -> list[OnnxVal]:
     fn = {"ReduceMean": "mean", "ReduceSum": "sum", "ReduceMax": "amax", "ReduceMin": "amin"}[ctx.type]
     keep = bool(ctx.attr("keepdims", 1))
     return [ctx.add("tf_reduce", [x], {"axes": axes, "keepdims": keep, "fn": fn}).outputs[0]]
+
+
+@register_onnx_op("ReduceProd")
+def import_reduce_prod(ctx: OnnxContext) -> list[OnnxVal]:
+    """Only of a run-time shape (tf2onnx's batch-matmul reshapes multiply batch dims)."""
+    shape = ctx.inputs[0]
+    if not isinstance(shape, ShapeVec) or (len(ctx.inputs) > 1 and ctx.node.input[1]) or ctx.attr("axes"):
+        raise ctx.unsupported("ReduceProd other than of a whole shape")
+    return [ShapeVec([shape_product(shape.items)], scalar=not int(ctx.attr("keepdims", 1)))]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tf2torch.frontends.onnx.importer import OnnxContext, OnnxVal, ShapeVec
+from tf2torch.frontends.onnx.importer import ONNX_DTYPES, Filled, OnnxContext, OnnxVal, ShapeVec
 from tf2torch.frontends.onnx.operands import Operands
 from tf2torch.frontends.onnx.registry import register_onnx_op
 from tf2torch.ir import Node, TensorSpec, Value
@@ -23,7 +23,12 @@ def import_flatten(ctx: OnnxContext) -> list[OnnxVal]:
 def import_reshape(ctx: OnnxContext) -> list[OnnxVal]:
     x = ctx.value(0)
     if isinstance(ctx.inputs[1], ShapeVec) and not all(isinstance(i, int) for i in ctx.inputs[1].items):
-        items = [_own_dim(ctx, x, item) for item in ctx.inputs[1].items]
+        items = _run_time_shape(ctx, x, ctx.inputs[1].items)
+        # Sizes ONNX's shape inference could not know (a reshape to computed sizes) but we do: later
+        # `Shape`s of tensors with the same symbolic dim see the number.
+        for symbol, item in zip(ctx.importer.symbols.get(ctx.node.output[0], ()), items):
+            if symbol is not None and isinstance(item, int) and item >= 0:
+                ctx.importer.symbol_sizes[symbol] = item
         return [ctx.add("tf_reshape", [x], {"shape": items}).outputs[0]]
     shape = [int(d) for d in ctx.const(1)]
     if int(ctx.attr("allowzero", 0)) and 0 in shape:
@@ -33,12 +38,34 @@ def import_reshape(ctx: OnnxContext) -> list[OnnxVal]:
     return [ctx.add("tf_reshape", [x], {"shape": items}).outputs[0]]
 
 
+class _NotOwnDim(Exception):
+    pass
+
+
+def _run_time_shape(ctx: OnnxContext, x: Value, items: list) -> list:
+    """The target sizes in terms of `x`'s own dims. One size that cannot be (e.g. the larger of two
+    tensors' batch sizes) is left to torch as -1: the element count fixes it, as ONNX requires."""
+    resolved: list = []
+    for item in items:
+        try:
+            resolved.append(_own_dim(ctx, x, item))
+        except _NotOwnDim:
+            resolved.append(None)
+    if resolved.count(None) == 1 and -1 not in resolved:
+        return [-1 if item is None else item for item in resolved]
+    if None in resolved:
+        raise ctx.unsupported("a Reshape to a run-time size not found among its input's dims")
+    return resolved
+
+
 def _own_dim(ctx: OnnxContext, x: Value, item: int | tuple) -> int | tuple:
-    """A run-time size ("dim", input index, axis: the TF frontend's symbolic sizes) as an axis of
-    the reshaped tensor `x` itself (input 0): that axis, or one ONNX's shape
-    inference gave the same symbolic name (equal names are equal sizes)."""
+    """A run-time size ("dim", input index, axis: the TF frontend's symbolic sizes, or ("fn", op,
+    args) of them) as an axis of the reshaped tensor `x` itself (input 0): that axis, or one ONNX's
+    shape inference gave the same symbolic name (equal names are equal sizes)."""
     if isinstance(item, int):
         return item
+    if item[0] == "fn":
+        return ("fn", item[1], tuple(_own_dim(ctx, x, arg) for arg in item[2]))
     _, value, axis = item
     if value is x:
         return ("dim", 0, axis)
@@ -46,13 +73,36 @@ def _own_dim(ctx: OnnxContext, x: Value, item: int | tuple) -> int | tuple:
     own = ctx.importer.value_symbols.get(id(x), ())
     if symbol and symbol[0] is not None and symbol[0] in own:
         return ("dim", 0, own.index(symbol[0]))
-    raise ctx.unsupported("a Reshape to a run-time size not found among its input's dims")
+    raise _NotOwnDim
+
+
+def shape_product(items: list) -> int | tuple:
+    """The product of sizes; run-time ones as the symbolic ("fn", "mul", (a, b))."""
+    static = int(np.prod([i for i in items if isinstance(i, int)], dtype=np.int64))
+    result: int | tuple = static
+    for item in (i for i in items if not isinstance(i, int)):
+        result = item if result == 1 else ("fn", "mul", (result, item))
+    return result
+
+
+def shape_extreme(fn: str, a: int | tuple, b: int | tuple) -> int | tuple:
+    """max / min of two sizes ("maximum" / "minimum"): equal ones are themselves."""
+    if a == b or (isinstance(a, tuple) and isinstance(b, tuple) and a[0] == b[0] == "dim" and a[1] is b[1]
+                  and a[2] == b[2]):
+        return a
+    if isinstance(a, int) and isinstance(b, int):
+        return max(a, b) if fn == "maximum" else min(a, b)
+    return ("fn", fn, (a, b))
 
 
 @register_onnx_op("Shape")
 def import_shape(ctx: OnnxContext) -> list[OnnxVal]:
     x = ctx.value(0)
-    items = [d if d is not None else ("dim", x, i) for i, d in enumerate(x.spec.shape)]
+    symbols = ctx.importer.value_symbols.get(id(x), ())
+    known = [ctx.importer.symbol_sizes.get(symbols[i]) if i < len(symbols) and symbols[i] else None
+             for i in range(x.rank)]
+    items = [d if d is not None else known[i] if known[i] is not None else ("dim", x, i)
+             for i, d in enumerate(x.spec.shape)]
     start, end = ctx.attr("start", 0), ctx.attr("end")
     return [ShapeVec(items[start:end])]
 
@@ -102,6 +152,13 @@ def _through_pointwise(ctx: OnnxContext, x: Value, dims: tuple[int, ...]) -> Val
 
 @register_onnx_op("Concat")
 def import_concat(ctx: OnnxContext) -> list[OnnxVal]:
+    if all(isinstance(v, Filled) for v in ctx.inputs) and len({v.value for v in ctx.inputs}) == 1:
+        axis = int(ctx.attr("axis"))
+        sizes = [v.shape.items[axis] for v in ctx.inputs]
+        if all(isinstance(n, int) for n in sizes):
+            items = list(ctx.inputs[0].shape.items)
+            items[axis] = sum(sizes)
+            return [Filled(ctx.inputs[0].value, ShapeVec(items))]
     if any(isinstance(v, ShapeVec) for v in ctx.inputs):
         items: list = []
         for v in ctx.inputs:
@@ -143,6 +200,9 @@ def _axes(ctx: OnnxContext, rank: int) -> list[int] | None:
 def import_squeeze(ctx: OnnxContext) -> list[OnnxVal]:
     x = ctx.value(0)
     axes = _axes(ctx, x.rank)
+    inner = x.producer
+    if axes is not None and inner is not None and inner.op == "tf_unsqueeze" and [inner.attrs["axis"]] == axes:
+        return [inner.inputs[0]]  # undoes an axis an importer added (a recurrent op's direction axis)
     if axes is None:
         axes = [i for i, d in enumerate(x.spec.shape) if d == 1]
         if len(axes) != sum(d in (1, None) for d in x.spec.shape):
@@ -152,6 +212,11 @@ def import_squeeze(ctx: OnnxContext) -> list[OnnxVal]:
 
 @register_onnx_op("Unsqueeze")
 def import_unsqueeze(ctx: OnnxContext) -> list[OnnxVal]:
+    if isinstance(ctx.inputs[0], Filled):
+        items = list(ctx.inputs[0].shape.items)
+        for axis in sorted(_axes(ctx, len(items) + len(ctx.attr("axes") or ctx.const(1)))):
+            items.insert(axis, 1)
+        return [Filled(ctx.inputs[0].value, ShapeVec(items))]
     if isinstance(ctx.inputs[0], ShapeVec) and ctx.inputs[0].scalar:
         return [ShapeVec(ctx.inputs[0].items)]  # a 0-d size -> a 1-item shape
     if isinstance(ctx.inputs[0], np.ndarray):
@@ -174,6 +239,10 @@ def _unsqueezed(x: Value, axis: int) -> TensorSpec:
 
 @register_onnx_op("Slice")
 def import_slice(ctx: OnnxContext) -> list[OnnxVal]:
+    if isinstance(ctx.inputs[0], ShapeVec):  # part of a run-time shape
+        start, end = int(ctx.const(1)[0]), int(ctx.const(2)[0])
+        step = 1 if ctx.const(4) is None else int(ctx.const(4)[0])
+        return [ShapeVec(ctx.inputs[0].items[start:min(end, 2**31 - 1):step])]
     x = ctx.value(0)
     starts, ends = ctx.const(1), ctx.const(2)
     axes = ctx.const(3)
@@ -210,3 +279,26 @@ def import_gather(ctx: OnnxContext) -> list[OnnxVal]:
     ops = Operands(ctx)
     operands = [ops.operand(data), ops.operand(indices)]
     return [ops.add("tf_gather", {"operands": operands, "axis": axis % data.rank}).outputs[0]]
+
+
+@register_onnx_op("Expand")
+def import_expand(ctx: OnnxContext) -> list[OnnxVal]:
+    value, shape = ctx.inputs[0], ctx.inputs[1]
+    if not isinstance(value, np.ndarray) or value.size != 1:
+        raise ctx.unsupported("Expand of a run-time tensor or of a non-scalar constant")
+    if isinstance(shape, ShapeVec):
+        return [Filled(value.reshape(()).item(), shape)]
+    return [np.array(np.broadcast_to(value.reshape(()), tuple(int(d) for d in ctx.const(1))))]
+
+
+@register_onnx_op("Cast")
+def import_cast(ctx: OnnxContext) -> list[OnnxVal]:
+    x = ctx.inputs[0]
+    dtype = ONNX_DTYPES.get(int(ctx.attr("to")))
+    if dtype is None:
+        raise ctx.unsupported(f"a Cast to ONNX type {ctx.attr('to')}")
+    if isinstance(x, (ShapeVec, Filled)):
+        return [x]  # sizes (and fill values) are kept as Python numbers
+    if isinstance(x, np.ndarray):
+        return [x.astype(dtype)]
+    return [ctx.add("tf_cast", [ctx.value(0)], {"dtype": dtype}).outputs[0]]
