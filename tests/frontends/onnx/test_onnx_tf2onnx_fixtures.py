@@ -57,3 +57,20 @@ def test_transformer_encoder_matches_with_tf2onnx_erfc_read_as_gelu():
         out = result.module.eval()(torch.from_numpy(x)).numpy()
     expected = result._keras_model(x)[0]  # onnxruntime on the file with Erfc read as 1 - Erf
     assert np.max(np.abs(out - expected)) <= 1e-5 * np.max(np.abs(expected))
+
+
+def test_nhwc_decoder_with_transposed_convs_and_upsampling_matches():
+    import torch
+
+    result = tf2torch.convert(FIXTURES / "keras_upsampling_decoder.onnx")
+    code = result.source_code
+    assert code.count("nn.ConvTranspose2d(") == 3 and ".repeat(" in code
+    assert code.count(".permute(") == 2  # the NHWC input, and UpSampling2D's own Transpose; the rest cancel
+    x = np.random.default_rng(2).normal(size=(3, 11, 13, 3)).astype(np.float32)
+    report = result.verify(inputs=[x])
+    assert report.ok and report.reference == "onnxruntime"
+    with torch.no_grad():
+        out = result.module.eval()(torch.from_numpy(x)).numpy()
+    expected = result._keras_model(x)[0]
+    assert np.max(np.abs(out - expected)) <= 1e-5 * np.max(np.abs(expected))
+    assert _trainable_fraction(result.module) == 1.0

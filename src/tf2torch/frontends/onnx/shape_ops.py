@@ -302,3 +302,10 @@ def import_cast(ctx: OnnxContext) -> list[OnnxVal]:
     if isinstance(x, np.ndarray):
         return [x.astype(dtype)]
     return [ctx.add("tf_cast", [ctx.value(0)], {"dtype": dtype}).outputs[0]]
+
+
+@register_onnx_op("Tile")
+def import_tile(ctx: OnnxContext) -> list[OnnxVal]:
+    x = ctx.value(0)
+    repeats = [int(r) for r in ctx.const(1)]
+    return [ctx.add("tf_tile", [x], {"source": ("value", 0), "multiples": repeats}).outputs[0]]
