@@ -492,6 +492,12 @@ def main(argv: list[str] | None = None) -> int:
                 done.append(run_worker(kind, config, args.threads, **extra))
     tf, pt, kt = (median_merge(runs[kind]) for kind in ("tf", "torch", "keras_torch"))
     text, raw = report(args, info, conv, onnx, tf, pt, kt)
+    if "onnx" not in args.skip and "ResNet50" in args.models:  # the ONNX-input row (bench/bench_onnx.py)
+        import bench_onnx
+
+        raw["onnx_input"] = bench_onnx.measure(args.threads, args.repeats, tuple(args.batches), args.warmup, args.runs,
+                                               worker_env)
+        text += "\n" + "\n".join(bench_onnx.table(raw["onnx_input"], tuple(args.batches)))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.results_name}.md").write_text(text)
     (RESULTS / f"{args.results_name}.json").write_text(json.dumps(raw, indent=2) + "\n")

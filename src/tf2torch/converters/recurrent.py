@@ -396,6 +396,9 @@ def _torch_rnn_state(node: Node, direction: str, suffix: str) -> tuple[dict[str,
         if kind == "gru":  # reset_after=True: Keras has an input and a recurrent bias too
             state[f"bias_ih_l0{suffix}"] = state_array(bias[0])
             state[f"bias_hh_l0{suffix}"] = state_array(bias[1])
+        elif f"{direction}/recurrent_bias" in node.params:  # ONNX LSTM / RNN have both biases: both train
+            state[f"bias_ih_l0{suffix}"] = state_array(bias)
+            state[f"bias_hh_l0{suffix}"] = state_array(node.params[f"{direction}/recurrent_bias"].array)
         else:
             state[f"bias_ih_l0{suffix}"] = state_array(bias)
             state[f"bias_hh_l0{suffix}"] = np.zeros_like(state_array(bias))
@@ -630,6 +633,8 @@ def reset_states(self) -> None:
 
 def _convert_loop_rnn(node: Node, b: ModuleBuilder) -> None:
     a = node.attrs
+    if any(name.endswith("/recurrent_bias") for name in node.params):
+        raise ValueError(f"{node.source.name}: the explicit loop has one bias; a second (recurrent) bias would be lost")
     if a["stateful"]:
         b.methods.setdefault("reset_states", RESET_STATES_METHOD)
     x, mask, states = _inputs(node, b)

@@ -208,3 +208,63 @@ def pointwise_ops(path: Path) -> Path:
     parts.append(g.op("Add", [x, g.op("GlobalMaxPool", [x])]))
     out = g.op("Concat", parts, axis=1)
     return g.model([("values", ["batch", 2, 5, 3])], (out, ["batch", 55, 5, 3]), path, opset=20)
+
+
+def _recurrent(g: GraphBuilder, op_type: str, inputs: list[str], n_outputs: int, name: str, **attrs) -> list[str]:
+    outputs = [g.tensor() for _ in range(n_outputs)]
+    g.nodes.append(helper.make_node(op_type, inputs, outputs, name=name, **attrs))
+    return outputs
+
+
+def time_major_recurrent(path: Path) -> Path:
+    """What tf2onnx / PyTorch write (layout 0): Transpose to time-major, a reverse LSTM with
+    run-time initial states, Squeeze of its direction axis, a bidirectional GRU
+    (linear_before_reset=1, a full-length constant sequence_lens) and their final states."""
+    g = GraphBuilder(6)
+    steps, features = 7, 5
+    x = g.op("Transpose", ["sequence"], perm=[1, 0, 2])
+    summary = g.op("ReduceMean", ["sequence"], axes=[1], keepdims=0)
+    axis0 = g.constant("axis0", np.array([0], np.int64))
+    h0 = g.op("Unsqueeze", [g.op("MatMul", [summary, g.weight("h0.weight", (features, 4))]), axis0])
+    c0 = g.op("Unsqueeze", [g.op("Tanh", [g.op("MatMul", [summary, g.weight("c0.weight", (features, 4))])]), axis0])
+    y, _, y_c = _recurrent(g, "LSTM", [x, g.weight("lstm.W", (1, 16, features)), g.weight("lstm.R", (1, 16, 4)),
+                                       g.weight("lstm.B", (1, 32)), "", h0, c0], 3, "lstm", hidden_size=4,
+                           direction="reverse")
+    y = g.op("Squeeze", [y, g.constant("axis1", np.array([1], np.int64))])
+    lengths = g.constant("lengths", np.full((3,), steps, np.int32))
+    gru_y, gru_h = _recurrent(g, "GRU", [y, g.weight("gru.W", (2, 9, 4)), g.weight("gru.R", (2, 9, 3)),
+                                         g.weight("gru.B", (2, 18)), lengths], 2, "gru", hidden_size=3,
+                              direction="bidirectional", linear_before_reset=1)
+    both = g.op("Reshape", [g.op("Transpose", [gru_y], perm=[2, 0, 1, 3]), g.constant("bt6", np.array([0, 0, 6], np.int64))])
+    final = g.op("Reshape", [g.op("Transpose", [gru_h], perm=[1, 0, 2]), g.constant("b6", np.array([0, 6], np.int64))])
+    out = g.op("Concat", [g.op("ReduceMean", [both], axes=[1], keepdims=0), g.op("Squeeze", [y_c, axis0]), final],
+               axis=1)
+    return g.model([("sequence", [3, steps, features])], (out, [3, 16]), path)
+
+
+def gru_rnn_recurrent(path: Path) -> Path:
+    """A GRU with linear_before_reset=0 (Keras' reset_after=False), then a bias-free bidirectional
+    RNN with Relu: its sequence and final states."""
+    g = GraphBuilder(7)
+    x = g.op("Transpose", ["sequence"], perm=[1, 0, 2])
+    y, _ = _recurrent(g, "GRU", [x, g.weight("gru.W", (1, 12, 5)), g.weight("gru.R", (1, 12, 4)),
+                                 g.weight("gru.B", (1, 24))], 2, "gru", hidden_size=4)
+    y = g.op("Squeeze", [y, g.constant("axis1", np.array([1], np.int64))])
+    rnn_y, rnn_h = _recurrent(g, "RNN", [y, g.weight("rnn.W", (2, 3, 4)), g.weight("rnn.R", (2, 3, 3))], 2, "rnn",
+                              hidden_size=3, direction="bidirectional", activations=["Relu", "Relu"])
+    seq = g.op("ReduceMean", [rnn_y], axes=[0], keepdims=0)
+    seq = g.op("Reshape", [g.op("Transpose", [seq], perm=[1, 0, 2]), g.constant("b6", np.array([0, 6], np.int64))])
+    final = g.op("Reshape", [g.op("Transpose", [rnn_h], perm=[1, 0, 2]), g.constant("b6_", np.array([0, 6], np.int64))])
+    out = g.op("Concat", [seq, final], axis=1)
+    return g.model([("sequence", ["batch", 9, 5])], (out, ["batch", 12]), path)
+
+
+def batch_major_lstm(path: Path) -> Path:
+    """A bidirectional LSTM with layout=1 (batch-major; onnxruntime cannot run it) and its final cell state."""
+    g = GraphBuilder(8)
+    y, _, c = _recurrent(g, "LSTM", ["sequence", g.weight("lstm.W", (2, 12, 5)), g.weight("lstm.R", (2, 12, 3)),
+                                     g.weight("lstm.B", (2, 24))], 3, "lstm", hidden_size=3, layout=1,
+                         direction="bidirectional")
+    seq = g.op("Reshape", [g.op("ReduceMean", [y], axes=[1], keepdims=0), g.constant("b6", np.array([0, 6], np.int64))])
+    out = g.op("Concat", [seq, g.op("Reshape", [c, g.constant("b6_", np.array([0, 6], np.int64))])], axis=1)
+    return g.model([("sequence", ["batch", 6, 5])], (out, ["batch", 12]), path)

@@ -20,11 +20,14 @@ def convert_onnx(path: str | os.PathLike, *, model_name: str | None = None) -> A
     from tf2torch.passes.pipeline import run_passes
 
     path = str(path)
-    graph = import_onnx_model(load_onnx_file(path), path)
+    rewrites: list[str] = []
+    model = load_onnx_file(path, rewrites)
+    graph = import_onnx_model(model, path)
+    graph.notes.extend(f"{Path(path).name}: {note}" for note in rewrites)
     graph = run_passes(graph)
     generated = emit_module(graph, Path(path).name, model_name or Path(path).stem)
     compile(generated.source, "model.py", "exec")
     result = ConversionResult(source_code=generated.source, graph=graph, generated=generated, source_path=path,
                               keras_major=0)
-    result._keras_model = OnnxRuntimeRunner(path, list(graph.input_names))
+    result._keras_model = OnnxRuntimeRunner(path, list(graph.input_names), model.SerializeToString() if rewrites else None)
     return result

@@ -32,7 +32,16 @@ class ShapeVec:
     scalar: bool = False
 
 
-OnnxVal = Value | np.ndarray | ShapeVec | None
+@dataclass
+class Filled:
+    """A tensor of one repeated constant whose shape is known only at run time (`Expand` of a
+    scalar to a `Shape`-derived size): tf2onnx's zero initial states of recurrent ops."""
+
+    value: float
+    shape: ShapeVec
+
+
+OnnxVal = Value | np.ndarray | ShapeVec | Filled | None
 
 
 class UnsupportedOnnxOps(ConversionError):
@@ -40,7 +49,13 @@ class UnsupportedOnnxOps(ConversionError):
 
     def __init__(self, source: str, ops: dict[str, list[str]]) -> None:
         self.ops = ops
-        super().__init__(unsupported_ops_message(source, ops, "ONNX op"))
+        message = unsupported_ops_message(source, ops, "ONNX op")
+        if "Loop" in ops or "If" in ops:
+            message += ("\nLoop / If are control flow; tf2onnx writes them for a Keras RNN it could not rewrite "
+                        "into an ONNX LSTM / GRU / RNN op (SimpleRNN, Keras 3 GRU, masked layers). Convert the "
+                        "Keras model itself (tf2torch convert model.keras), or export it with tf_keras, whose "
+                        "LSTM / GRU tf2onnx rewrites.")
+        super().__init__(message)
 
 
 def symbols_of(type_proto: Any) -> tuple[str | None, ...]:
@@ -132,6 +147,7 @@ class OnnxImporter:
     absorbed: set[int] = field(default_factory=set)  # id()s of nodes folded into an earlier module
     symbols: dict[str, tuple[str | None, ...]] = field(default_factory=dict)  # tensor name -> dim_params
     value_symbols: dict[int, tuple[str | None, ...]] = field(default_factory=dict)  # id(Value) -> dim_params
+    symbol_sizes: dict[str, int] = field(default_factory=dict)  # dim_params a Reshape showed to be static
     _names: set[str] = field(default_factory=set)
 
     def node_name(self, node: Any) -> str:
@@ -191,6 +207,8 @@ class OnnxImporter:
                 # Inputs of a form no importer expects (a shape where a tensor goes...): a clear error.
                 raise ctx.unsupported(f"this form of the op ({type(exc).__name__}: {exc})") from None
             for name, out in zip(node.output, outputs):
+                if not name:
+                    continue  # an optional output left out
                 if isinstance(out, Value) and name in self.specs:
                     out.spec = self.specs[name]
                     self.value_symbols.setdefault(id(out), self.symbols[name])

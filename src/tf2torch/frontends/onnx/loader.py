@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tf2torch.errors import BadModelFile, ConversionError
 
 MAX_FILE_BYTES = 2 * 1024**3  # protobuf's own limit for a single message
@@ -19,9 +21,11 @@ def onnx_module() -> Any:
     return onnx
 
 
-def load_onnx_file(path: str | os.PathLike) -> Any:
+def load_onnx_file(path: str | os.PathLike, rewrites: list[str] | None = None) -> Any:
     """The ModelProto of `path`, with external tensors loaded (only from its own directory),
-    shapes inferred, and checked by onnx.checker. Any defect is a BadModelFile."""
+    shapes inferred, and checked by onnx.checker. Any defect is a BadModelFile. Nodes of the
+    non-ONNX op types tf2onnx writes unconverted are rewritten into ONNX ops (`rewrites` gets a
+    note per kind), so that the reference runtime gets the same graph."""
     onnx = onnx_module()
     file = Path(path)
     if not file.is_file():
@@ -35,6 +39,8 @@ def load_onnx_file(path: str | os.PathLike) -> Any:
     if not model.graph.node and not model.graph.output:
         raise BadModelFile(f"{file}: not an ONNX model (no graph nodes or outputs)")
     _load_external_data(onnx, model, file)
+    if _rewrite_erfc(onnx, model) and rewrites is not None:
+        rewrites.append("Erfc (written by tf2onnx, not an ONNX op) read as 1 - Erf")
     try:
         onnx.checker.check_model(model)
         model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
@@ -74,3 +80,25 @@ def _all_tensors(graph: Any) -> list:
             for sub in list(attr.graphs) + ([attr.g] if attr.HasField("g") else []):
                 tensors += _all_tensors(sub)
     return tensors
+
+
+def _rewrite_erfc(onnx: Any, model: Any) -> int:
+    """tf2onnx leaves TF's Erfc (its exact GELU is 0.5 x erfc(-x / sqrt 2)) as an `Erfc` node in the
+    ONNX domain, which no runtime has: each becomes Sub(1, Erf(x)), the same function."""
+    nodes = list(model.graph.node)
+    erfc = [n for n in nodes if n.op_type == "Erfc" and n.domain in ("", "ai.onnx")]
+    if not erfc:
+        return 0
+    one = "tf2torch_erfc_one"
+    model.graph.initializer.append(onnx.numpy_helper.from_array(np.array(1.0, np.float32), one))
+    rewritten = []
+    for node in nodes:
+        if node not in erfc:
+            rewritten.append(node)
+            continue
+        erf_out = f"{node.output[0]}_erf"
+        rewritten.append(onnx.helper.make_node("Erf", list(node.input), [erf_out], name=f"{node.name}_erf"))
+        rewritten.append(onnx.helper.make_node("Sub", [one, erf_out], list(node.output), name=node.name))
+    del model.graph.node[:]
+    model.graph.node.extend(rewritten)
+    return len(erfc)

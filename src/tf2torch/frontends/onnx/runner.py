@@ -15,9 +15,10 @@ class OnnxRuntimeRunner:
     inference_only = True
     reference_name = "onnxruntime"
 
-    def __init__(self, path: str, input_names: list[str]) -> None:
+    def __init__(self, path: str, input_names: list[str], model_bytes: bytes | None = None) -> None:
         self.path = path
         self.input_names = input_names
+        self.model_bytes = model_bytes  # the file as rewritten by the loader, if it was
         self._session: Any = None
 
     def __call__(self, inputs: Any, training: bool = False) -> list[np.ndarray]:
@@ -30,7 +31,7 @@ class OnnxRuntimeRunner:
                 raise VerificationUnavailable("verifying an ONNX model needs onnxruntime: pip install 'tf2torch[onnx]'") from exc
             options = onnxruntime.SessionOptions()
             options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL  # reference numerics
-            self._session = onnxruntime.InferenceSession(self.path, options, providers=["CPUExecutionProvider"])
+            self._session = onnxruntime.InferenceSession(self.model_bytes or self.path, options, providers=["CPUExecutionProvider"])
         arrays = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         try:
             results = self._session.run(None, dict(zip(self.input_names, arrays)))
