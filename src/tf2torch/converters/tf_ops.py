@@ -486,10 +486,17 @@ def convert_tf_if(node: Node, b: ModuleBuilder) -> None:
 
 @register_converter("tf_subgraph")
 def convert_tf_subgraph(node: Node, b: ModuleBuilder) -> None:
-    graph = node.attrs["graph"]
-    mod = _class_for(node, b, "", [("forward", graph)], None, [],
-                     f"The custom Keras layer {node.attrs['class_name']}, converted from its traced call().",
-                     cls_name=node.attrs["class_name"])
+    graph, train_graph = node.attrs["graph"], node.attrs.get("train_graph")
+    doc = f"The custom Keras layer {node.attrs['class_name']}, converted from its traced call()"
+    if train_graph is None:
+        mod = _class_for(node, b, "", [("forward", graph)], None, [], doc + ".", cls_name=node.attrs["class_name"])
+    else:
+        # Both methods share the layer's parameters: training updates what inference uses.
+        args = ", ".join(graph.input_names)
+        forward = ["if self.training:", f"{INDENT}return self.forward_train({args})", f"return self.forward_eval({args})"]
+        mod = _class_for(node, b, "", [("forward_eval", graph), ("forward_train", train_graph)], forward,
+                         list(graph.input_names), doc + " in inference (`forward_eval`) and in training (`forward_train`).",
+                         cls_name=node.attrs["class_name"])
     b.emit(node.outputs, f"{mod}({', '.join(b.var(v) for v in node.inputs)})")
 
 
