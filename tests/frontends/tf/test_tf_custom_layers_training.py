@@ -33,17 +33,17 @@ class HalfInTraining(keras.layers.Layer):
 class ProjectThenDrop(keras.layers.Layer):
     """A Dense sub-layer, then a Keras Dropout: the dropout exists only in training."""
 
-    def __init__(self, rate=0.3, **kwargs):
+    def __init__(self, rate=0.3, noise_shape=None, **kwargs):
         super().__init__(**kwargs)
-        self.rate = rate
+        self.rate, self.noise_shape = rate, noise_shape
         self.dense = keras.layers.Dense(6)
-        self.dropout = keras.layers.Dropout(rate)
+        self.dropout = keras.layers.Dropout(rate, noise_shape=noise_shape)
 
     def call(self, x, training=None):
         return self.dropout(self.dense(x), training=training)
 
     def get_config(self):
-        return {**super().get_config(), "rate": self.rate}
+        return {**super().get_config(), "rate": self.rate, "noise_shape": self.noise_shape}
 
 
 @register
@@ -112,25 +112,28 @@ def test_deterministic_training_branch_matches_keras_training_exactly(tmp_path):
     assert all(o.status == "OK" for o in report.outputs)
 
 
-def _dropout_model():
-    inp = keras.Input((9,))
-    x = ProjectThenDrop(0.3, name="proj_drop")(inp)
+def _dropout_model(noise_shape=None):
+    inp = keras.Input((5, 9))
+    x = ProjectThenDrop(0.3, noise_shape, name="proj_drop")(inp)
     model = keras.Model(inp, keras.layers.Dense(2, name="head")(x))
     perturb_weights(model)
     return model
 
 
-def test_inner_dropout_is_random_in_training_exact_in_inference(tmp_path):
+def test_inner_dropout_becomes_nn_dropout_in_training_exact_in_inference(tmp_path):
     model = _dropout_model()
     result = _convert(model, tmp_path)
+    assert "nn.Dropout(0.3)" in result.source_code and "torch.rand(" not in result.source_code
     assert result.verify(keras_model=model, batch_size=3).ok
 
+    # Dropout off on both sides (verification's copies): the rest of the training path is exact.
     report = result.verify(keras_model=model, training=True, batch_size=3)
     assert report.ok and not report.traced_for_inference, report.table()
+    assert [o.status for o in report.outputs] == ["OK"] and report.silenced
 
     # The traced layer alone: about `rate` of its outputs dropped, the others scaled by 1/(1-rate).
     layer = result.module.proj_drop
-    x = torch.from_numpy(_inputs((9,), batch=2000, seed=1))
+    x = torch.from_numpy(_inputs((5, 9), batch=400, seed=1))
     layer.eval()
     reference = layer(x)
     layer.train()
@@ -141,18 +144,30 @@ def test_inner_dropout_is_random_in_training_exact_in_inference(tmp_path):
     torch.testing.assert_close(dropped[~zero], (reference / 0.7)[~zero], rtol=1e-5, atol=1e-6)
 
 
+def test_dropout_with_a_noise_shape_keeps_its_draw_and_is_random(tmp_path):
+    model = _dropout_model(noise_shape=(None, 1, 6))
+    result = _convert(model, tmp_path)
+    assert "nn.Dropout" not in result.source_code and "torch.rand(" in result.source_code
+    report = result.verify(keras_model=model, training=True, batch_size=3)
+    assert report.ok and [o.status for o in report.outputs] == ["RANDOM"], report.table()
+    layer = result.module.proj_drop.train()
+    dropped = layer(torch.from_numpy(_inputs((5, 9), batch=50, seed=1)))
+    # One draw per (sample, feature), shared by the 5 steps.
+    assert torch.equal(dropped == 0, (dropped == 0)[:, :1].expand_as(dropped))
+
+
 def test_training_path_shares_and_trains_the_layer_parameters(tmp_path):
     model = _dropout_model()
     result = _convert(model, tmp_path)
     module = result.module
     assert trainable_count(module) == tf_trainable_count(model.trainable_weights)
     module.train()
-    loss = module(torch.from_numpy(_inputs((9,), batch=6))).square().mean()
+    loss = module(torch.from_numpy(_inputs((5, 9), batch=6))).square().mean()
     loss.backward()
     grads = {name: p.grad for name, p in module.named_parameters()}
     assert all(g is not None and g.abs().sum() > 0 for g in grads.values()), grads
     # A step taken in train() changes what inference computes.
-    x = torch.from_numpy(_inputs((9,), batch=3, seed=2))
+    x = torch.from_numpy(_inputs((5, 9), batch=3, seed=2))
     module.eval()
     before = module(x).detach()
     with torch.no_grad():

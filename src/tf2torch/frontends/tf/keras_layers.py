@@ -221,8 +221,9 @@ def _written_weights(fn: Any, weights: list) -> set[str]:
     return written
 
 
-def _import_trace(ctx: Any, fn: Any, views: list) -> Any:
+def _import_trace(ctx: Any, fn: Any, views: list, training: bool = False) -> Any:
     """The traced function as a finished sub-graph whose inputs are named like forward()'s."""
+    from tf2torch.frontends.tf.dropout import fold_dropout
     from tf2torch.frontends.tf.loader import import_concrete_function
     from tf2torch.frontends.tf.subgraph import finish_subgraph
 
@@ -237,6 +238,8 @@ def _import_trace(ctx: Any, fn: Any, views: list) -> Any:
     graph.input_names = names
     for value, name in zip(graph.inputs, names):
         value.name = name
+    if training:  # only here: in forward_eval, an nn.Dropout would not drop where the user's call() does
+        fold_dropout(graph)
     return finish_subgraph(graph)
 
 
@@ -251,12 +254,22 @@ def _training_graph(
         # a silently different training. Not converted, and said.
         return None, "its call() updates its variables in training (e.g. BatchNorm moving statistics)"
     try:
-        graph = _import_trace(ctx, training, views)
+        graph = _import_trace(ctx, training, views, training=True)
     except UnsupportedFeature as exc:
         return None, f"its training-mode computation does not convert ({_first_line(exc).split(', traced: ')[-1]})"
-    if [v.spec for v in graph.outputs] != [v.spec for v in eval_graph.outputs]:
+    if len(graph.outputs) != len(eval_graph.outputs) or not all(
+        _compatible(a.spec, b.spec) for a, b in zip(graph.outputs, eval_graph.outputs)
+    ):
         return None, "its outputs differ in shape or type between training and inference"
     return graph, ""
+
+
+def _compatible(a: Any, b: Any) -> bool:
+    """Same dtype and rank, sizes equal where both traces know them (TensorFlow's shape
+    inference may know less through the training path's random ops)."""
+    return a.dtype == b.dtype and len(a.shape) == len(b.shape) and all(
+        x is None or y is None or x == y for x, y in zip(a.shape, b.shape)
+    )
 
 
 def _op_types(graph: Any) -> list[str]:
