@@ -79,7 +79,20 @@ class NormalizedSin(keras.layers.Layer):
         return tf.sin(self.norm(x, training=training))
 
 
-CUSTOM = {c.__name__: c for c in (HalfInTraining, ProjectThenDrop, StochasticDepth, NormalizedSin)}
+@register
+class FrozenNormThenDrop(keras.layers.Layer):
+    """A BatchNormalization always called in inference mode, then a Dropout."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.norm = keras.layers.BatchNormalization()
+        self.dropout = keras.layers.Dropout(0.2)
+
+    def call(self, x, training=None):
+        return self.dropout(self.norm(x, training=False), training=training)
+
+
+CUSTOM = {c.__name__: c for c in (HalfInTraining, ProjectThenDrop, StochasticDepth, NormalizedSin, FrozenNormThenDrop)}
 
 
 def _convert(model, tmp_path):
@@ -227,3 +240,14 @@ def test_inner_batchnorm_is_inference_only_but_trains_its_statistics_like_keras(
     bn = next(m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm))
     np.testing.assert_allclose(bn.running_mean.numpy(), norm.moving_mean.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(bn.running_var.numpy(), norm.moving_variance.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_batchnorm_in_inference_mode_within_training_is_not_converted_for_training(tmp_path):
+    inp = keras.Input((7,))
+    model = keras.Model(inp, FrozenNormThenDrop(name="frozen_drop")(keras.layers.Dense(4, name="proj")(inp)))
+    perturb_weights(model)
+    result = _convert(model, tmp_path)
+    assert "frozen_drop (FrozenNormThenDrop) was traced in inference mode only: it normalizes with moving " \
+        "statistics in training" in result.source_code
+    assert result.verify(keras_model=model, batch_size=3).ok
+    assert result.verify(keras_model=model, training=True, batch_size=3).traced_for_inference == ["frozen_drop"]

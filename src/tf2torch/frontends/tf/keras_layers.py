@@ -260,6 +260,10 @@ def _training_graph(
         graph = _import_trace(ctx, training, views, training=True)
     except UnsupportedFeature as exc:
         return None, f"its training-mode computation does not convert ({_first_line(exc).split(', traced: ')[-1]})"
+    if any(node.op == "batch_norm" for node in graph.nodes):
+        # Keras normalizes with the moving statistics here (a BatchNormalization called with
+        # training=False); a torch BatchNorm in train() would use the batch's.
+        return None, "it normalizes with moving statistics in training, which train() cannot reproduce yet"
     if len(graph.outputs) != len(eval_graph.outputs) or not all(
         _compatible(a.spec, b.spec) for a, b in zip(graph.outputs, eval_graph.outputs)
     ):
