@@ -251,3 +251,43 @@ def test_batchnorm_in_inference_mode_within_training_is_not_converted_for_traini
         "statistics in training" in result.source_code
     assert result.verify(keras_model=model, batch_size=3).ok
     assert result.verify(keras_model=model, training=True, batch_size=3).traced_for_inference == ["frozen_drop"]
+
+
+CLI_LAYERS = '''
+import keras
+
+
+@keras.saving.register_keras_serializable(package="tf2torch_cli_train_trace")
+class DenseDropHalf(keras.layers.Layer):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(5)
+        self.dropout = keras.layers.Dropout(0.4)
+
+    def call(self, x, training=None):
+        y = self.dropout(self.dense(x), training=training)
+        return y * 0.5 if training else y
+'''
+
+
+def test_cli_verify_train_passes_for_a_layer_converted_in_both_modes(tmp_path, capsys):
+    import importlib.util
+    import sys
+
+    from tf2torch import cli
+
+    code = tmp_path / "train_trace_layers.py"
+    code.write_text(CLI_LAYERS)
+    spec = importlib.util.spec_from_file_location("train_trace_layers", code)
+    layers = importlib.util.module_from_spec(spec)
+    sys.modules["train_trace_layers"] = layers
+    spec.loader.exec_module(layers)
+    inp = keras.Input((3, 7))
+    model = keras.Model(inp, layers.DenseDropHalf(name="dense_drop")(inp))
+    perturb_weights(model)
+    path = tmp_path / "model.keras"
+    model.save(str(path))
+    status = cli.main(["verify", str(path), "--train", "--custom-code", str(code), "--html", str(tmp_path / "v.html")])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "Result: OK" in out and "Traced in inference mode" not in out
