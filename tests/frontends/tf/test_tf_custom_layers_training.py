@@ -101,6 +101,20 @@ def _convert(model, tmp_path):
     return tf2torch.convert(str(path), custom_objects=CUSTOM)
 
 
+def _assert_ruff_clean(source: str, tmp_path) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ruff = Path(sys.executable).with_name("ruff")
+    if ruff.exists():
+        path = tmp_path / "generated_model.py"
+        path.write_text(source)
+        done = subprocess.run([str(ruff), "check", "--isolated", "--line-length", "120", "--select", "E,F,W", str(path)],
+                              check=False, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout
+
+
 def _inputs(shape, batch=4, seed=0):
     return np.random.default_rng(seed).standard_normal((batch, *shape)).astype(np.float32)
 
@@ -137,6 +151,7 @@ def test_inner_dropout_becomes_nn_dropout_in_training_exact_in_inference(tmp_pat
     model = _dropout_model()
     result = _convert(model, tmp_path)
     assert "nn.Dropout(0.3)" in result.source_code and "torch.rand(" not in result.source_code
+    _assert_ruff_clean(result.source_code, tmp_path)
     assert result.verify(keras_model=model, batch_size=3).ok
 
     # Dropout off on both sides (verification's copies): the rest of the training path is exact.
