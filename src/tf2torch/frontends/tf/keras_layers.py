@@ -74,7 +74,7 @@ def trace_layer(ctx: Any, layer: Any, class_name: str) -> list:
             ctx.graph.notes.append(
                 f"{ctx.name} ({ctx.class_name}) was traced in inference mode only: {why_not}; train() runs "
                 "its inference computation" + (
-                    f" (its BatchNormalization sub-layers {', '.join(norms)} use batch statistics there and update "
+                    f" (its BatchNormalization sub-layers ({', '.join(norms)}) use batch statistics there and update "
                     "their moving statistics as in Keras)." if norms else ".")
             )
     specs_out = [v.spec for v in graph.outputs]
@@ -274,17 +274,17 @@ def _training_graph(
 def _keras_batch_norm_momenta(graph: Any, layer: Any) -> list[str]:
     """Give each BatchNorm recognised in the traced graph the momentum of the Keras
     BatchNormalization sub-layer it comes from (the trace alone does not show it, and torch's
-    BatchNorm updates its running statistics with it in train()); the names matched."""
+    BatchNorm updates its running statistics with it in train()); the Keras names of those matched."""
     momenta = {}
     flatten = getattr(layer, "_flatten_layers", None)
     for sub in flatten(include_self=False, recursive=True) if flatten is not None else []:
         if "BatchNormalization" in {cls.__name__ for cls in type(sub).__mro__}:
-            momenta.update({_view(w, layer.name).path: float(sub.momentum) for w in sub.weights})
+            momenta.update({_view(w, layer.name).path: (float(sub.momentum), sub.name) for w in sub.weights})
     matched = []
     for node in graph.nodes:
         if node.op == "batch_norm" and node.source.name in momenta:
-            node.attrs["momentum"] = momenta[node.source.name]
-            matched.append(node.source.name)
+            node.attrs["momentum"], name = momenta[node.source.name]
+            matched += [name] if name not in matched else []
     return matched
 
 
