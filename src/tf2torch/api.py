@@ -160,9 +160,10 @@ class ConversionResult:
         if training:
             report.traced_for_inference = [
                 n.source.name for n in self.graph.nodes if n.op == "tf_subgraph" and n.attrs.get("differs_in_training")
+                and n.attrs.get("train_graph") is None
             ]
         names = self.graph.output_names or [v.name for v in self.graph.outputs]
-        drawn = random_outputs(self.graph)
+        drawn = random_outputs(self.graph, training)
         for name, value, ref, out in zip(names, self.graph.outputs, expected, actual):
             report.outputs.append(compare_output(name, ref, out, tolerance, random=any(value is d for d in drawn)))
         return report
@@ -410,6 +411,15 @@ def _check_against_keras(result: ConversionResult, keras_model: Any, traced: lis
             f"{result.source_path}: the converted model does not match Keras on random inputs{layers}; "
             f"nothing was written.\n{report.table()}"
         )
+    trained = [n.source.name for n in result.graph.nodes if n.op == "tf_subgraph" and n.attrs.get("train_graph")]
+    if trained:  # their training-mode paths were traced too: checked in train mode the same way
+        report = result.verify(keras_model=keras_model, training=True, batch_size=2, seed=12345)
+        if not report.ok:
+            raise SelfCheckFailed(
+                f"{result.source_path}: in training mode, the converted model does not match Keras on random "
+                f"inputs (layers traced with training=True: {', '.join(trained)}); nothing was written.\n"
+                f"{report.table()}"
+            )
 
 
 def _convert_source(source: KerasSource, model_name: str | None, structure: str) -> ConversionResult:

@@ -66,17 +66,35 @@ def test_train_mode_still_catches_a_wrong_batchnorm(keras, tmp_path):
     assert not result.verify(keras_model=model, training=True, batch_size=3).ok
 
 
-def test_train_report_names_layers_traced_in_inference_mode(keras, tmp_path):
+def test_train_report_checks_the_training_path_of_traced_layers(keras, tmp_path):
     class HalfInTraining(keras.layers.Layer):
         def call(self, x, training=None):
             return x * 0.5 if training else x
 
+    class NormInTraining(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.norm = keras.layers.BatchNormalization()
+
+        def call(self, x, training=None):
+            return self.norm(x, training=training)
+
     inp = keras.Input((5,))
-    model = keras.Model(inp, keras.layers.Dense(3)(HalfInTraining(name="halves")(inp)))
+    x = keras.layers.Dense(3)(HalfInTraining(name="halves")(inp))
+    model = keras.Model(inp, NormInTraining(name="normed")(x))
     path = tmp_path / "traced.keras"
     model.save(path)
-    result = tf2torch.convert(str(path), custom_objects={"HalfInTraining": HalfInTraining})
+    custom = {"HalfInTraining": HalfInTraining, "NormInTraining": NormInTraining}
+    result = tf2torch.convert(str(path), custom_objects=custom)
     report = result.verify(keras_model=model, training=True, batch_size=3)
-    assert report.traced_for_inference == ["halves"]
-    assert not report.ok and "Traced in inference mode" in report.table()
+    # `halves` is converted in both modes; `normed` (moving statistics updated in call()) is
+    # converted for inference only, and the report names it.
+    assert report.traced_for_inference == ["normed"]
+    assert "Traced in inference mode" in report.table() and "halves" not in report.table()
     assert result.verify(keras_model=model, batch_size=3).ok
+
+    only_halves = keras.Model(inp, keras.layers.Dense(3)(HalfInTraining(name="halves")(inp)))
+    only_halves.save(path)
+    result = tf2torch.convert(str(path), custom_objects=custom)
+    report = result.verify(keras_model=only_halves, training=True, batch_size=3)
+    assert report.ok and not report.traced_for_inference, report.table()

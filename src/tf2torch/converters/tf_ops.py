@@ -396,7 +396,7 @@ def _signature(method: str, args: list[str], returns: str | None, types: list[st
 
 
 def _class_for(node: Node, b: ModuleBuilder, kind: str, methods: list[tuple[str, Graph]], forward: list[str] | None,
-               forward_args: list[str], doc: str, cls_name: str | None = None) -> str:
+               forward_args: list[str], doc: str, cls_name: str | None = None, forward_returns: str | None = None) -> str:
     """Write a helper class whose methods are the converted sub-graphs; return its ctor call."""
     sub: ModuleBuilder | None = None
     bodies: list[str] = []
@@ -446,7 +446,7 @@ def _class_for(node: Node, b: ModuleBuilder, kind: str, methods: list[tuple[str,
     if forward is not None:
         carried = [_annotation(v) for v in methods[-1][1].inputs]
         types = ["torch.Tensor"] * (len(forward_args) - len(carried)) + carried  # (pred,) + carried values
-        source += "\n\n" + _signature("forward", forward_args, None, types) + "\n"
+        source += "\n\n" + _signature("forward", forward_args, forward_returns, types) + "\n"
         source += "\n".join(f"{INDENT * 2}{line}" for line in forward)
     base, n = cls_name, 1
     while cls_name in b.helpers and b.helpers[cls_name] != f"class {cls_name}(nn.Module):\n{source}\n":
@@ -486,11 +486,20 @@ def convert_tf_if(node: Node, b: ModuleBuilder) -> None:
 
 @register_converter("tf_subgraph")
 def convert_tf_subgraph(node: Node, b: ModuleBuilder) -> None:
-    graph = node.attrs["graph"]
-    mod = _class_for(node, b, "", [("forward", graph)], None, [],
-                     node.attrs.get("description")
-                     or f"The custom Keras layer {node.attrs['class_name']}, converted from its traced call().",
-                     cls_name=node.attrs["class_name"])
+    graph, train_graph = node.attrs["graph"], node.attrs.get("train_graph")
+    doc = (node.attrs.get("description") or "").removesuffix(".") or (
+        f"The custom Keras layer {node.attrs['class_name']}, converted from its traced call()")
+    if train_graph is None:
+        mod = _class_for(node, b, "", [("forward", graph)], None, [], doc + ".", cls_name=node.attrs["class_name"])
+    else:
+        # Both methods share the layer's parameters: training updates what inference uses.
+        args = ", ".join(graph.input_names)
+        forward = ["if self.training:", f"{INDENT}return self.forward_train({args})", f"return self.forward_eval({args})"]
+        outs = [_annotation(v) for v in graph.outputs]
+        returns = outs[0] if len(outs) == 1 else f"tuple[{', '.join(outs)}]"
+        mod = _class_for(node, b, "", [("forward_eval", graph), ("forward_train", train_graph)], forward,
+                         list(graph.input_names), doc + f",\n{INDENT}for inference (`forward_eval`) and for training (`forward_train`).",
+                         cls_name=node.attrs["class_name"], forward_returns=returns)
     b.emit(node.outputs, f"{mod}({', '.join(b.var(v) for v in node.inputs)})")
 
 

@@ -54,9 +54,6 @@ def trace_layer(ctx: Any, layer: Any, class_name: str, description: str | None =
     (`description`: what the class's docstring says it was converted from)."""
     import tensorflow as tf
 
-    from tf2torch.frontends.tf.loader import import_concrete_function
-    from tf2torch.frontends.tf.subgraph import finish_subgraph
-
     session = current_session()
     call = _TracedCall(layer, ctx)
     specs = [tf.TensorSpec(v.spec.shape, v.spec.dtype) for v in call.tensors]
@@ -68,32 +65,24 @@ def trace_layer(ctx: Any, layer: Any, class_name: str, description: str | None =
             f"{type(exc).__name__}: {_first_line(exc)}"
         ) from exc
     session.traced_layers.append(ctx.name)
-    differs_in_training = _differs_in_training(call, specs, fn)
-    if differs_in_training:
-        ctx.graph.notes.append(
-            f"{ctx.name} ({ctx.class_name}) was traced in inference mode: what its call() does only in "
-            "training (Dropout, batch statistics, noise) is not reproduced in train()."
-        )
+    training_fn = _training_trace(call, specs, fn)
     held_by = attribute_paths(layer)
     views = [_view(w, layer.name, held_by.variables) for w in _variables(layer)]
-    try:
-        imported = import_concrete_function(fn, ctx.file, ctx.name, variables=views)
-    except ConversionError as exc:
-        # Name the user's layer first: the op names alone do not say where it came from.
-        detail = _in_user_terms(str(exc).removeprefix(f"{ctx.file}: "))
-        raise UnsupportedFeature(f"{ctx.file}: layer {ctx.name!r} ({ctx.class_name}), traced: {detail}") from exc
-    graph = imported.graph
-    for inner in graph.nodes:  # names that are the same in every instance of the class
-        for value in inner.outputs:
-            value.name = held_by.readable(value.name)
-    names = ["inputs"] if len(graph.inputs) == 1 else [f"inputs_{i}" for i in range(len(graph.inputs))]
-    graph.input_names = names
-    for value, name in zip(graph.inputs, names):
-        value.name = name
-    finish_subgraph(graph)
+    graph = _import_trace(ctx, fn, views, held_by)
+    train_graph = None
+    if training_fn is not None:
+        train_graph, why_not = _training_graph(ctx, training_fn, fn, list(layer.weights), views, graph, held_by)
+        if train_graph is None:
+            norms = _keras_batch_norm_momenta(graph, layer, held_by)
+            ctx.graph.notes.append(
+                f"{ctx.name} ({ctx.class_name}) was traced in inference mode only: {why_not}; train() runs "
+                "its inference computation" + (
+                    f" (its BatchNormalization sub-layers ({', '.join(norms)}) use batch statistics there and update "
+                    "their moving statistics as in Keras)." if norms else ".")
+            )
     specs_out = [v.spec for v in graph.outputs]
-    attrs = {"graph": graph, "class_name": class_name, "differs_in_training": differs_in_training,
-             "description": description}
+    attrs = {"graph": graph, "train_graph": train_graph, "class_name": class_name,
+             "differs_in_training": training_fn is not None, "description": description}
     node = ctx.add("tf_subgraph", call.tensors, specs_out, attrs)
     outputs = node.outputs[: call.output_count]
     if call.output_masks is not None:
@@ -192,8 +181,9 @@ def _set_keras_mask(tensor: Any, mask: Any) -> None:
         pass
 
 
-def _differs_in_training(call: Any, specs: list, inference: Any) -> bool:
-    """Whether the traced call computes something else with training=True."""
+def _training_trace(call: Any, specs: list, inference: Any) -> Any:
+    """The call traced with training=True when it computes something else than in inference
+    (same op types: the same computation), else None."""
     import copy
 
     import tensorflow as tf
@@ -202,9 +192,115 @@ def _differs_in_training(call: Any, specs: list, inference: Any) -> bool:
     training_call.training = True
     try:
         training = tf.function(training_call).get_concrete_function(*specs)
-    except Exception:  # noqa: BLE001  (a call failing in training mode: it differs)
-        return True
-    return _op_types(training.graph) != _op_types(inference.graph)
+    except Exception as exc:  # noqa: BLE001  (a call failing in training mode: it differs, unconverted)
+        return _FailedTrace(f"tracing its call() with training=True failed: {type(exc).__name__}: {_first_line(exc)}")
+    return training if _op_types(training.graph) != _op_types(inference.graph) else None
+
+
+@dataclass
+class _FailedTrace:
+    """A training-mode trace that could not be made, and why."""
+
+    reason: str
+
+
+# Ops writing a variable: in training, BatchNorm's moving statistics (Keras updates them as a
+# side effect of call()).
+_ASSIGN_OPS = {"AssignVariableOp", "AssignAddVariableOp", "AssignSubVariableOp"}
+
+
+def _written_weights(fn: Any, weights: list) -> set[str]:
+    """Paths of the layer weights the traced function writes (random seed states are not
+    weights: a Dropout advancing its seed writes none); '?' for a write inside a nested
+    function, whose target is not followed."""
+    internal = {id(inner): outer for outer, inner in fn.graph.captures}
+    by_handle = {id(getattr(w, "value", w).handle): w.path if hasattr(w, "path") else w.name for w in weights}
+    written: set[str] = set()
+    for op in fn.graph.get_operations():
+        if op.type in _ASSIGN_OPS:
+            outer = internal.get(id(op.inputs[0]))
+            if outer is not None and id(outer) in by_handle:
+                written.add(by_handle[id(outer)])
+    nested = [n.op for f in getattr(fn.graph, "_functions", {}).values() for n in f.definition.node_def]
+    if any(t in _ASSIGN_OPS for t in nested):
+        written.add("?")
+    return written
+
+
+def _import_trace(ctx: Any, fn: Any, views: list, held_by: Any, training: bool = False) -> Any:
+    """The traced function as a finished sub-graph whose inputs are named like forward()'s."""
+    from tf2torch.frontends.tf.dropout import fold_dropout
+    from tf2torch.frontends.tf.loader import import_concrete_function
+    from tf2torch.frontends.tf.subgraph import finish_subgraph
+
+    try:
+        imported = import_concrete_function(fn, ctx.file, ctx.name, variables=views)
+    except ConversionError as exc:
+        # Name the user's layer first: the op names alone do not say where it came from.
+        detail = _in_user_terms(str(exc).removeprefix(f"{ctx.file}: "))
+        raise UnsupportedFeature(f"{ctx.file}: layer {ctx.name!r} ({ctx.class_name}), traced: {detail}") from exc
+    graph = imported.graph
+    for inner in graph.nodes:  # names that are the same in every instance of the class
+        for value in inner.outputs:
+            value.name = held_by.readable(value.name)
+    names = ["inputs"] if len(graph.inputs) == 1 else [f"inputs_{i}" for i in range(len(graph.inputs))]
+    graph.input_names = names
+    for value, name in zip(graph.inputs, names):
+        value.name = name
+    if training:  # only here: in forward_eval, an nn.Dropout would not drop where the user's call() does
+        fold_dropout(graph)
+    return finish_subgraph(graph)
+
+
+def _training_graph(
+    ctx: Any, training: Any, inference: Any, weights: list, views: list, eval_graph: Any, held_by: Any
+) -> tuple[Any, str]:
+    """The training-mode sub-graph, or None and why it is not converted."""
+    if isinstance(training, _FailedTrace):
+        return None, training.reason
+    if _written_weights(training, weights) - _written_weights(inference, weights):
+        # Dropping the writes would leave moving statistics frozen while the weights train:
+        # a silently different training. Not converted, and said.
+        return None, "its call() updates its variables in training (e.g. BatchNorm moving statistics)"
+    try:
+        graph = _import_trace(ctx, training, views, held_by, training=True)
+    except UnsupportedFeature as exc:
+        return None, f"its training-mode computation does not convert ({_first_line(exc).split(', traced: ')[-1]})"
+    if any(node.op == "batch_norm" for node in graph.nodes):
+        # Keras normalizes with the moving statistics here (a BatchNormalization called with
+        # training=False); a torch BatchNorm in train() would use the batch's.
+        return None, "it normalizes with moving statistics in training, which train() cannot reproduce yet"
+    if len(graph.outputs) != len(eval_graph.outputs) or not all(
+        _compatible(a.spec, b.spec) for a, b in zip(graph.outputs, eval_graph.outputs)
+    ):
+        return None, "its outputs differ in shape or type between training and inference"
+    return graph, ""
+
+
+def _keras_batch_norm_momenta(graph: Any, layer: Any, held_by: Any) -> list[str]:
+    """Give each BatchNorm recognised in the traced graph the momentum of the Keras
+    BatchNormalization sub-layer it comes from (the trace alone does not show it, and torch's
+    BatchNorm updates its running statistics with it in train()); the Keras names of those matched."""
+    momenta = {}
+    flatten = getattr(layer, "_flatten_layers", None)
+    for sub in flatten(include_self=False, recursive=True) if flatten is not None else []:
+        if "BatchNormalization" in {cls.__name__ for cls in type(sub).__mro__}:
+            momenta.update({_view(w, layer.name, held_by.variables).path: (float(sub.momentum), sub.name)
+                            for w in sub.weights})
+    matched = []
+    for node in graph.nodes:
+        if node.op == "batch_norm" and node.source.name in momenta:
+            node.attrs["momentum"], name = momenta[node.source.name]
+            matched += [name] if name not in matched else []
+    return matched
+
+
+def _compatible(a: Any, b: Any) -> bool:
+    """Same dtype and rank, sizes equal where both traces know them (TensorFlow's shape
+    inference may know less through the training path's random ops)."""
+    return a.dtype == b.dtype and len(a.shape) == len(b.shape) and all(
+        x is None or y is None or x == y for x, y in zip(a.shape, b.shape)
+    )
 
 
 def _op_types(graph: Any) -> list[str]:
