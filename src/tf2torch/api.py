@@ -210,6 +210,7 @@ def convert(
     limits: Limits = DEFAULT_LIMITS,
     allow_lambda: bool = False,
     structure: str = "blocks",
+    keep_quantization: bool = False,
 ) -> ConversionResult:
     """Convert a .keras / .h5 file or a live keras.Model into a PyTorch module.
 
@@ -228,6 +229,9 @@ def convert(
     the place in it; `limits` bounds the work a file may ask for (tf2torch.limits).
     `structure="blocks"` writes each kind of repeated Keras block as a class; "flat" puts
     every layer in one class.
+    `keep_quantization` (quantized .tflite files): round weights and int8 activations to the
+    file's grid with torch fake-quant, matching the interpreter's integer arithmetic; by default
+    they are dequantized into plain float parameters.
     """
     from tf2torch.frontends.onnx.dispatch import convert_onnx, is_onnx_source
     from tf2torch.frontends.tf.dispatch import FRONTENDS, convert_tf, is_tf_source, saved_model_to_keras_file
@@ -244,7 +248,9 @@ def convert(
         from tf2torch.frontends.tflite.convert import convert_tflite
 
         with model_file_boundary(str(source)):
-            return convert_tflite(str(source), model_name)
+            return convert_tflite(str(source), model_name, keep_quantization)
+    if keep_quantization:
+        raise ValueError("keep_quantization applies to quantized .tflite files only")
     if frontend == "keras" and isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
         with model_file_boundary(str(source)):
             saved_dir, model = saved_model_to_keras_file(str(source), custom_objects)

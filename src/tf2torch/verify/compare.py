@@ -19,6 +19,11 @@ class OutputCheck:
     # Computed from a random draw (keras.random): torch's generator is not TensorFlow's, so
     # only the shape and finiteness can be compared.
     random: bool = False
+    # An absolute bound replacing the relative one (e.g. one quantization step of the output).
+    abs_tolerance: float | None = None
+    # A dequantized model against integer arithmetic: the error is reported, not judged at
+    # float tolerance; only a relative error above this bound fails.
+    dequantized: float | None = None
 
     @property
     def status(self) -> str:
@@ -26,6 +31,10 @@ class OutputCheck:
             return "FAILED"
         if self.random:
             return "RANDOM"
+        if self.dequantized is not None:
+            return "DEQUANTIZED" if self.max_rel_error <= self.dequantized else "FAILED"
+        if self.abs_tolerance is not None:
+            return "OK" if self.max_abs_error <= self.abs_tolerance else "FAILED"
         return "OK" if self.max_rel_error <= self.tolerance else "FAILED"
 
 
@@ -36,10 +45,11 @@ class VerificationReport:
     batch_size: int
     outputs: list[OutputCheck] = field(default_factory=list)
     reference: str = "Keras"  # what produced the expected outputs (e.g. "onnxruntime")
+    note: str = ""  # how to read the numbers (e.g. a dequantized quantized model)
 
     @property
     def ok(self) -> bool:
-        return all(o.status in ("OK", "RANDOM") for o in self.outputs)
+        return all(o.status in ("OK", "RANDOM", "DEQUANTIZED") for o in self.outputs)
 
     def table(self) -> str:
         header = f"{'output':<24} {'shape':<20} {'max abs err':>12} {'rel to max':>12}  status"
@@ -50,17 +60,31 @@ class VerificationReport:
             )
         if any(o.random for o in self.outputs):
             lines.append("RANDOM: computed from a random draw (torch's generator, not TensorFlow's): shape checked only")
-        lines.append("Result: " + ("OK" if self.ok else f"FAILED (tolerance {self.outputs[0].tolerance:g} relative to max |output|)"))
+        if self.note:
+            lines.append(self.note)
+        lines.append("Result: " + self._result())
         return "\n".join(lines)
+
+    def _result(self) -> str:
+        if not self.ok:
+            bounds = ", ".join(f"{o.abs_tolerance:g} absolute" if o.abs_tolerance is not None else
+                               f"{o.dequantized:g} relative (dequantized)" if o.dequantized is not None else
+                               f"{o.tolerance:g} relative to max |output|" for o in self.outputs)
+            return f"FAILED (tolerance {bounds})"
+        if any(o.status == "DEQUANTIZED" for o in self.outputs):
+            return f"DEQUANTIZED, max abs error {max(o.max_abs_error for o in self.outputs):.3e} (not exact)"
+        return "OK"
 
     def to_dict(self) -> dict:
         return {
             "source": self.source, "mode": self.mode, "batch_size": self.batch_size, "ok": self.ok,
             "outputs": [
                 {"name": o.name, "shape": list(o.shape), "max_abs_error": o.max_abs_error,
-                 "max_rel_error": o.max_rel_error, "tolerance": o.tolerance, "status": o.status}
+                 "max_rel_error": o.max_rel_error, "tolerance": o.tolerance, "status": o.status,
+                 **({"abs_tolerance": o.abs_tolerance} if o.abs_tolerance is not None else {})}
                 for o in self.outputs
             ],
+            **({"note": self.note} if self.note else {}),
         }
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from tf2torch.errors import UnsupportedFeature
 from tf2torch.frontends.tflite import tf_graph
+from tf2torch.frontends.tflite.quantization import Grid, QuantizedModel
 from tf2torch.frontends.tflite.reader import TFLiteModel, TFLiteOperator, TFLiteTensor
 from tf2torch.frontends.tflite.shapes import NotStatic, reshape_target, shape_entries
 
@@ -37,6 +38,12 @@ REDUCERS = {"MEAN": "Mean", "SUM": "Sum", "REDUCE_MAX": "Max"}
 UNREAD_INPUTS = {"TRANSPOSE_CONV": {0}, "RESHAPE": {1}, "UNIDIRECTIONAL_SEQUENCE_LSTM": {18, 19}}
 # UNIDIRECTIONAL_SEQUENCE_LSTM inputs: weights per gate (i, f, c, o), then the optional ones.
 LSTM_INPUT_WEIGHTS, LSTM_RECURRENT_WEIGHTS, LSTM_BIASES = (1, 2, 3, 4), (5, 6, 7, 8), (12, 13, 14, 15)
+# Operators that only move or select int8 values: their output is on their input's grid already,
+# so --keep-quantization adds no rounding after them when the two grids are the same.
+MOVES = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "TRANSPOSE", "PAD", "PADV2", "MAX_POOL_2D", "STRIDED_SLICE",
+         "GATHER", "CONCATENATION", "RELU", "RELU6"}
+# The filter dimension of each weighted operator that indexes output channels (per-channel scales).
+OUTPUT_CHANNEL_AXIS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 0, "TRANSPOSE_CONV": 0}
 LSTM_UNSUPPORTED = {9: "peephole", 10: "peephole", 11: "peephole", 16: "projection", 17: "projection",
                     20: "layer norm", 21: "layer norm", 22: "layer norm", 23: "layer norm"}
 
@@ -44,8 +51,15 @@ LSTM_UNSUPPORTED = {9: "peephole", 10: "peephole", 11: "peephole", 16: "projecti
 class Lowering:
     """Builds the stand-in TF graph of one TFLite subgraph, operator by operator."""
 
-    def __init__(self, model: TFLiteModel) -> None:
+    def __init__(self, model: TFLiteModel, quantized: QuantizedModel | None = None,
+                 keep_quantization: bool = False) -> None:
         self.model = model
+        self.quantized = quantized or QuantizedModel("")
+        self.keep_quantization = keep_quantization
+        # --keep-quantization: each integer kernel's float array (as lowered) and its grid.
+        self.weight_grids: list[tuple[np.ndarray, Grid]] = []
+        # Graph inputs rounded to the file's grid: input index -> the tensor before rounding.
+        self.raw_inputs: dict[int, tf_graph.Tensor] = {}
         self.ops: list[tf_graph.Op] = []
         self.tensors: dict[int, tf_graph.Tensor] = {}
         self.unsupported: dict[str, list[str]] = {}
@@ -108,7 +122,13 @@ class Lowering:
         """A weight, named after the layer its kernel tensor belongs to ('model/dense/MatMul' -> 'model/dense')."""
         kernel = _clean(self.source(kernel_position).name)
         scope = kernel.rsplit("/", 1)[0] if "/" in kernel else self._scope()
-        return tf_graph.const(f"{scope}/{suffix}", np.ascontiguousarray(array, np.float32), "float32")
+        const = tf_graph.const(f"{scope}/{suffix}", np.ascontiguousarray(array, np.float32), "float32")
+        grid = self.quantized.weight_grids.get(self._op.inputs[kernel_position])
+        if self.keep_quantization and suffix == "kernel" and grid is not None:
+            if len(grid.scale) > 1 and grid.axis != OUTPUT_CHANNEL_AXIS.get(self._op.op_type):
+                raise self.fail(f"per-channel weight scales along filter dimension {grid.axis}")
+            self.weight_grids.append((const.value, grid))
+        return const
 
     def _scope(self) -> str:
         """'model/conv2d' for an output 'model/conv2d/Relu': the layer the weights belong to."""
@@ -123,6 +143,11 @@ class Lowering:
     # -- the walk -------------------------------------------------------------------------
 
     def lower_all(self) -> None:
+        if self.keep_quantization:
+            for index in self.model.inputs:
+                grid = self.quantized.activation_grids.get(index)
+                if grid is not None:
+                    self.raw_inputs[index] = self._round_to_grid(index, grid, "TFLite input")
         for op in live_operators(self.model):
             self.lower(op)
 
@@ -130,15 +155,57 @@ class Lowering:
         self._op = op
         if not op.outputs:
             raise self.fail("an operator without outputs")
-        quantized = [self.model.tensors[i] for i in op.inputs + op.outputs if i != -1 and self.model.tensors[i].quantized]
-        if quantized and op.op_type != "DEQUANTIZE":
-            raise self.fail(f"quantized tensor {quantized[0].name!r} (a quantized model; float32 models only)")
         handler = LOWERINGS.get(op.op_type)
         if handler is None:
             out = self.model.tensors[op.outputs[0]].name
             self.unsupported.setdefault(op.op_type, []).append(out)
             return
+        grid = self._rounded_output_grid(op)
+        if grid is None:
+            handler(self, op)
+            return
+        # The operator writes a float tensor, then it is rounded to the file's grid: what the
+        # interpreter's integer kernel stores.
+        final = self.tensor(op.outputs[0])
+        self.tensors[op.outputs[0]] = raw = tf_graph.tensor(final.name, final.shape.dims, final.dtype.name)
         handler(self, op)
+        final.shape = raw.shape
+        self.tensors[op.outputs[0]] = final
+        self._emit_rounding(raw, final, grid, op.op_type)
+
+    def _rounded_output_grid(self, op: TFLiteOperator) -> Grid | None:
+        """The grid --keep-quantization rounds `op`'s output to, if any."""
+        if not self.keep_quantization or len(op.outputs) != 1:
+            return None
+        grid = self.quantized.activation_grids.get(op.outputs[0])
+        if grid is None:
+            return None
+        inputs = [self.quantized.activation_grids.get(i) for i in op.inputs if i in self.quantized.activation_grids]
+        if op.op_type in MOVES and inputs and all(_same_grid(g, grid) for g in inputs):
+            return None
+        return grid
+
+    def _round_to_grid(self, index: int, grid: Grid, origin: str) -> tf_graph.Tensor:
+        final = self.tensor(index)
+        raw = tf_graph.tensor(f"{final.name}/float", final.shape.dims, final.dtype.name)
+        self._emit_rounding(raw, final, grid, origin)
+        return raw
+
+    def _emit_rounding(self, raw: tf_graph.Tensor, final: tf_graph.Tensor, grid: Grid, origin: str) -> None:
+        if len(grid.scale) != 1:
+            raise UnsupportedFeature(f"{self.model.path}: tensor {final.name!r}: per-channel activation scales "
+                                     "are not supported with --keep-quantization")
+        attrs = {"scale": float(grid.scale[0]), "zero_point": int(grid.zero_point[0]), "qmin": grid.qmin,
+                 "qmax": grid.qmax}
+        op = tf_graph.Op("TFLiteFakeQuant", f"{final.name}/quantize", [raw], [final], attrs, origin)
+        final.op = op
+        raw._consumers.append(op)
+        self.ops.append(op)
+
+
+def _same_grid(a: Grid, b: Grid) -> bool:
+    return (a.qmin, a.qmax) == (b.qmin, b.qmax) and np.array_equal(a.scale, b.scale) and \
+        np.array_equal(a.zero_point, b.zero_point)
 
 
 def live_operators(model: TFLiteModel) -> list[TFLiteOperator]:
@@ -349,12 +416,16 @@ def lower_lstm(low: Lowering, op: TFLiteOperator) -> None:
 
 
 def lower_dequantize(low: Lowering, op: TFLiteOperator) -> None:
+    """DEQUANTIZE / QUANTIZE: integer tensors are already seen as the real values they hold
+    (quantization.py), so converting between them and float changes nothing; the rounding of
+    QUANTIZE's output is --keep-quantization's (Lowering.lower)."""
     source = low.source(0)
-    if source.data is None or source.dtype != "float16":
-        raise low.fail("dequantizing a run-time or integer tensor (a quantized model; float32 models only)")
-    # float16 weights: the float32 constant the interpreter computes once.
-    out = low.model.tensors[op.outputs[0]]
-    out.data = source.data.astype(np.float32)  # a constant from here on, for every consumer
+    if source.data is not None:
+        # float16 (or integer) weights: the float32 constant the interpreter computes once.
+        out = low.model.tensors[op.outputs[0]]
+        out.data = source.data.astype(np.float32)  # a constant from here on, for every consumer
+        return
+    low.emit("Identity", [low.tensor(op.inputs[0])])
 
 
 LOWERINGS: dict[str, Callable[[Lowering, TFLiteOperator], None]] = {}
@@ -385,5 +456,5 @@ _register(lower_resize, "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR")
 _register(lower_batch_matmul, "BATCH_MATMUL")
 _register(lower_gather, "GATHER")
 _register(lower_embedding_lookup, "EMBEDDING_LOOKUP")
-_register(lower_dequantize, "DEQUANTIZE")
+_register(lower_dequantize, "DEQUANTIZE", "QUANTIZE")
 _register(lower_lstm, "UNIDIRECTIONAL_SEQUENCE_LSTM")
