@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tf2torch.codegen.emit import STRUCTURES, GeneratedModule, emit_module
-from tf2torch.errors import BadModelFile, ConversionError, VerificationUnavailable, model_file_boundary
+from tf2torch.errors import (
+    BadModelFile,
+    ConversionError,
+    UnsupportedFeature,
+    VerificationUnavailable,
+    model_file_boundary,
+)
 from tf2torch.frontends.keras.archive import KerasSource, load_keras_file
 from tf2torch.frontends.keras.importer import import_keras_model
 from tf2torch.frontends.keras.layer_calls import has_layer_graph
@@ -237,6 +243,10 @@ def convert(
     from tf2torch.frontends.tf.dispatch import FRONTENDS, convert_tf, is_tf_source, saved_model_to_keras_file
     from tf2torch.frontends.tflite.reader import is_tflite_file
 
+    tflite = isinstance(source, (str, os.PathLike)) and is_tflite_file(source)
+    if keep_quantization and not tflite:
+        raise UnsupportedFeature(f"{source}: keep_quantization (--keep-quantization) applies to quantized .tflite "
+                                 "files only; convert this model without it")
     if is_onnx_source(source):
         with model_file_boundary(str(source)):
             return convert_onnx(source, model_name=model_name)
@@ -244,13 +254,11 @@ def convert(
         raise ValueError(f"frontend must be one of {FRONTENDS}, got {frontend!r}")
     if structure not in STRUCTURES:
         raise ValueError(f"structure must be one of {STRUCTURES}, got {structure!r}")
-    if frontend == "auto" and isinstance(source, (str, os.PathLike)) and is_tflite_file(source):
+    if frontend == "auto" and tflite:
         from tf2torch.frontends.tflite.convert import convert_tflite
 
         with model_file_boundary(str(source)):
             return convert_tflite(str(source), model_name, keep_quantization)
-    if keep_quantization:
-        raise ValueError("keep_quantization applies to quantized .tflite files only")
     if frontend == "keras" and isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
         with model_file_boundary(str(source)):
             saved_dir, model = saved_model_to_keras_file(str(source), custom_objects)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from tf2torch.api import ConversionResult
-from tf2torch.errors import VerificationUnavailable
+from tf2torch.errors import UnsupportedFeature, VerificationUnavailable
 from tf2torch.frontends.tflite.quantization import QuantizedModel
 
 
@@ -114,6 +114,9 @@ def convert_tflite(path: str, model_name: str | None = None, keep_quantization: 
     from tf2torch.passes.pipeline import run_passes
 
     graph, quantized = import_tflite(path, keep_quantization)
+    if keep_quantization and quantized.kind in ("", "float16"):
+        raise UnsupportedFeature(f"{path}: --keep-quantization: the file has no integer-quantized tensors "
+                                 f"({quantized.kind or 'float32'}); convert it without the flag")
     graph = run_passes(graph)
     if quantized.quantized:
         graph.notes += [quantization_note(quantized, keep_quantization), *quantized.io_notes]
