@@ -41,7 +41,7 @@ LSTM_INPUT_WEIGHTS, LSTM_RECURRENT_WEIGHTS, LSTM_BIASES = (1, 2, 3, 4), (5, 6, 7
 # Operators that only move or select int8 values: their output is on their input's grid already,
 # so --keep-quantization adds no rounding after them when the two grids are the same.
 MOVES = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "TRANSPOSE", "PAD", "PADV2", "MAX_POOL_2D", "STRIDED_SLICE",
-         "GATHER", "CONCATENATION", "RELU", "RELU6"}
+         "GATHER", "CONCATENATION", "RELU", "RELU6", "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND"}
 # The filter dimension of each weighted operator that indexes output channels (per-channel scales).
 OUTPUT_CHANNEL_AXIS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 0, "TRANSPOSE_CONV": 0}
 LSTM_UNSUPPORTED = {9: "peephole", 10: "peephole", 11: "peephole", 16: "projection", 17: "projection",
@@ -65,6 +65,10 @@ class Lowering:
         self.unsupported: dict[str, list[str]] = {}
         self._op: TFLiteOperator | None = None
         self.producers = {i: op for op in model.operators for i in op.outputs}
+        self.consumers: dict[int, list[TFLiteOperator]] = {}
+        for op in model.operators:
+            for i in op.inputs:
+                self.consumers.setdefault(i, []).append(op)
 
     # -- tensors --------------------------------------------------------------------------
 
@@ -247,6 +251,9 @@ def lower_conv(low: Lowering, op: TFLiteOperator) -> None:
     attrs = {"strides": _spatial(o.StrideH(), o.StrideW()), "padding": PADDING[o.Padding()],
              "dilations": _spatial(o.DilationHFactor(), o.DilationWFactor())}
     x = low.tensor(op.inputs[0])
+    dilated = _dilated_conv(low, op, attrs)
+    if dilated is not None:
+        x = dilated
     if op.op_type == "CONV_2D":
         kernel = filt.transpose(1, 2, 3, 0)  # OHWI -> HWIO
         op_type = "Conv2D"
@@ -258,6 +265,43 @@ def lower_conv(low: Lowering, op: TFLiteOperator) -> None:
         op_type = "DepthwiseConv2dNative"
     bias = low.weight(low.data(2, "bias"), "bias") if low.has_input(2) else None
     low.emit_fused(op_type, [x, low.weight(kernel, "kernel")], attrs, bias, _act(o))
+
+
+def _dilated_conv(low: Lowering, op: TFLiteOperator, attrs: dict[str, Any]) -> tf_graph.Tensor | None:
+    """SPACE_TO_BATCH_ND -> conv (VALID, stride 1) -> BATCH_TO_SPACE_ND, how the quantized
+    converter writes a dilated convolution, becomes one convolution with that dilation and the
+    paddings less the crops (explicit padding); returns its input, None for a plain conv."""
+    before = low.producers.get(op.inputs[0])
+    if before is None or before.op_type != "SPACE_TO_BATCH_ND":
+        return None
+    after = low.consumers.get(op.outputs[0], [])
+    if len(after) != 1 or after[0].op_type != "BATCH_TO_SPACE_ND" or attrs["padding"] != "VALID" \
+            or attrs["strides"] != [1] * 4 or attrs["dilations"] != [1] * 4:
+        raise low.fail("SPACE_TO_BATCH_ND other than around a VALID, stride-1 convolution (a dilated convolution)")
+    tensors = low.model.tensors
+    block, pads, crops = (tensors[i].data for i in (before.inputs[1], before.inputs[2], after[0].inputs[2]))
+    if block is None or pads is None or crops is None:
+        raise low.fail("a dilated convolution with run-time block shape, paddings or crops")
+    explicit = np.asarray(pads, np.int64).reshape(-1, 2) - np.asarray(crops, np.int64).reshape(-1, 2)
+    if (explicit < 0).any():
+        raise low.fail("a dilated convolution cropped beyond its padding")
+    attrs.update(padding="EXPLICIT", dilations=[1, *(int(b) for b in np.asarray(block).reshape(-1)), 1],
+                 explicit_paddings=[0, 0, *(int(p) for p in explicit.reshape(-1)), 0, 0])
+    # The convolution now writes what BATCH_TO_SPACE_ND returns (lowered as an Identity).
+    low.tensor(op.outputs[0]).shape = tf_graph.Shape(tuple(tensors[after[0].outputs[0]].shape))
+    return low.tensor(before.inputs[0])
+
+
+def lower_space_batch(low: Lowering, op: TFLiteOperator) -> None:
+    """The two halves of a dilated convolution (see _dilated_conv): the input passes through."""
+    if op.op_type == "SPACE_TO_BATCH_ND":
+        if any(c.op_type not in ("CONV_2D", "DEPTHWISE_CONV_2D") for c in low.consumers.get(op.outputs[0], [])):
+            raise low.fail("SPACE_TO_BATCH_ND other than before a convolution (a dilated convolution)")
+        return  # the convolution reads SPACE_TO_BATCH_ND's input directly
+    before = low.producers.get(op.inputs[0])
+    if before is None or before.op_type not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        raise low.fail("BATCH_TO_SPACE_ND other than after a dilated convolution")
+    low.emit("Identity", [low.tensor(op.inputs[0])])
 
 
 def lower_transpose_conv(low: Lowering, op: TFLiteOperator) -> None:
@@ -440,6 +484,7 @@ def _register(fn: Callable[[Lowering, TFLiteOperator], None], *op_types: str) ->
 
 _register(lower_conv, "CONV_2D", "DEPTHWISE_CONV_2D")
 _register(lower_transpose_conv, "TRANSPOSE_CONV")
+_register(lower_space_batch, "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND")
 _register(lower_fully_connected, "FULLY_CONNECTED")
 _register(lower_pool, "AVERAGE_POOL_2D", "MAX_POOL_2D")
 _register(lower_elementwise, *ELEMENTWISE)
