@@ -207,6 +207,11 @@ def test_dynamic_range_weights_are_dequantized(tmp_path):
     # The interpreter quantizes activations per row at run time: a small error remains.
     assert report.outputs[0].max_rel_error < 0.05, report.table()
     assert _parameters_trainable(result.module)
+    kept = tf2torch.convert(path, keep_quantization=True)  # weights rounded, activations not emulated
+    assert "quantized_weight(nn.Linear(40, 48))" in kept.source_code and "fake_quantize(" not in kept.source_code
+    report = kept.verify(batch_size=3)
+    assert report.outputs[0].status == "DEQUANTIZED" and "run time" in report.table(), report.table()
+    assert report.outputs[0].max_rel_error < 0.05, report.table()
 
 
 def test_keep_quantization_refused_for_a_float_file(tmp_path, capsys):
@@ -234,6 +239,8 @@ def test_cli_verify_with_keep_quantization(int8_file, capsys, monkeypatch, tmp_p
     assert "one quantization step" in capsys.readouterr().out
     assert main(["verify", int8_file, "--quiet"]) == 0
     assert "DEQUANTIZED" in capsys.readouterr().out
+    assert main(["inspect", int8_file]) == 0
+    assert "quantized tensors (full-integer)" in capsys.readouterr().out
 
 
 @pytest.mark.slow  # 1-3 min each: the TFLite converter calibrates a whole application
