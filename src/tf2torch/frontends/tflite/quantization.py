@@ -86,9 +86,9 @@ def _io_notes(model: TFLiteModel, activations: dict[int, Grid]) -> list[str]:
             if grid is not None and model.tensors[i].quantization is not None:
                 dtype = next(k for k, v in INT_RANGES.items() if v == (grid.qmin, grid.qmax))
                 scale, zero_point = float(grid.scale[0]), int(grid.zero_point[0])
-                shifted = f"q - {zero_point}" if zero_point >= 0 else f"q + {-zero_point}"
+                shifted = "q" if zero_point == 0 else f"(q - {zero_point})" if zero_point > 0 else f"(q + {-zero_point})"
                 notes.append(f"The file's {role} {model.tensors[i].name!r} is {dtype}; this model's is the real "
-                             f"value x = ({shifted}) * {scale!r}"
+                             f"value x = {shifted} * {scale!r}"
                              + (" (q = round(x / scale) + zero_point, clipped, gives the file's)." if role == "output"
                                 else "."))
     return notes
