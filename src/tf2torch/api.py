@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tf2torch.codegen.emit import STRUCTURES, GeneratedModule, emit_module
-from tf2torch.errors import BadModelFile, ConversionError, VerificationUnavailable, model_file_boundary
+from tf2torch.errors import (
+    BadModelFile,
+    ConversionError,
+    UnsupportedFeature,
+    VerificationUnavailable,
+    model_file_boundary,
+)
 from tf2torch.frontends.keras.archive import KerasSource, load_keras_file
 from tf2torch.frontends.keras.importer import import_keras_model
 from tf2torch.frontends.keras.layer_calls import has_layer_graph
@@ -223,6 +229,7 @@ def convert(
     limits: Limits = DEFAULT_LIMITS,
     allow_lambda: bool = False,
     structure: str = "blocks",
+    keep_quantization: bool = False,
 ) -> ConversionResult:
     """Convert a .keras / .h5 file or a live keras.Model into a PyTorch module.
 
@@ -242,12 +249,19 @@ def convert(
     the place in it; `limits` bounds the work a file may ask for (tf2torch.limits).
     `structure="blocks"` writes each kind of repeated Keras block as a class; "flat" puts
     every layer in one class.
+    `keep_quantization` (quantized .tflite files): round weights and int8 activations to the
+    file's grid with torch fake-quant, matching the interpreter's integer arithmetic; by default
+    they are dequantized into plain float parameters.
     """
     from tf2torch.frontends.onnx.dispatch import convert_onnx, is_onnx_source
     from tf2torch.frontends.tf.dispatch import FRONTENDS, convert_tf, is_tf_source, saved_model_to_keras_file
     from tf2torch.frontends.tfjs.model_json import is_tfjs_path
     from tf2torch.frontends.tflite.reader import is_tflite_file
 
+    tflite = isinstance(source, (str, os.PathLike)) and is_tflite_file(source)
+    if keep_quantization and not tflite:
+        raise UnsupportedFeature(f"{source}: keep_quantization (--keep-quantization) applies to quantized .tflite "
+                                 "files only; convert this model without it")
     if is_onnx_source(source):
         with model_file_boundary(str(source)):
             return convert_onnx(source, model_name=model_name)
@@ -255,11 +269,11 @@ def convert(
         raise ValueError(f"frontend must be one of {FRONTENDS}, got {frontend!r}")
     if structure not in STRUCTURES:
         raise ValueError(f"structure must be one of {STRUCTURES}, got {structure!r}")
-    if frontend == "auto" and isinstance(source, (str, os.PathLike)) and is_tflite_file(source):
+    if frontend == "auto" and tflite:
         from tf2torch.frontends.tflite.convert import convert_tflite
 
         with model_file_boundary(str(source)):
-            return convert_tflite(str(source), model_name)
+            return convert_tflite(str(source), model_name, keep_quantization)
     if frontend == "auto" and is_tfjs_path(source):
         from tf2torch.frontends.tfjs.dispatch import convert_tfjs_graph_model, tfjs_format
 

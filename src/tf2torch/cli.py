@@ -80,6 +80,7 @@ def _build_parser(version: str) -> argparse.ArgumentParser:
     _add_input_options(convert)
     _add_tf_options(convert)
     _add_custom_code_option(convert)
+    _add_quantization_option(convert)
     convert.set_defaults(handler=_run_convert)
 
     inspect = commands.add_parser("inspect", help="list the layers, their shapes and whether they convert")
@@ -102,6 +103,7 @@ def _build_parser(version: str) -> argparse.ArgumentParser:
     _add_input_options(verify)
     _add_tf_options(verify)
     _add_custom_code_option(verify)
+    _add_quantization_option(verify)
     verify.set_defaults(handler=_run_verify)
     return parser
 
@@ -145,6 +147,16 @@ def _add_custom_code_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_quantization_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--keep-quantization", action="store_true",
+                        help="quantized .tflite: round weights and int8 activations as the file does (torch "
+                             "fake-quant) instead of dequantizing them to float")
+
+
+def _quantization_options(args: argparse.Namespace) -> dict:
+    return {"keep_quantization": True} if args.keep_quantization else {}
+
+
 def _custom_code_options(args: argparse.Namespace) -> dict:
     """convert()'s custom_objects / trace_custom_layers from --custom-code (imported here)."""
     if not args.custom_code:
@@ -179,7 +191,7 @@ def _run_convert(args: argparse.Namespace) -> int:
     custom = _custom_code_options(args)
     structure = "flat" if args.flat else "blocks"
     result = tf2torch.convert(args.source, model_name=args.name, limits=_limits(args), allow_lambda=args.allow_lambda,
-                              structure=structure, **_tf_options(args), **custom)
+                              structure=structure, **_tf_options(args), **custom, **_quantization_options(args))
     objects = custom.get("custom_objects")
     report = layers = None
     if args.verify:
@@ -216,7 +228,8 @@ def _run_verify(args: argparse.Namespace) -> int:
     progress = Progress(5 + args.fp64, "verifying", quiet=args.quiet or args.json)
     custom = _custom_code_options(args)
     objects = custom.get("custom_objects")
-    result = tf2torch.convert(args.source, limits=_limits(args), **_tf_options(args), **custom)
+    result = tf2torch.convert(args.source, limits=_limits(args), **_tf_options(args), **custom,
+                              **_quantization_options(args))
     progress.advance("converted")
     report = result.verify(args.inputs, training=args.train, batch_size=args.batch_size, custom_objects=objects)
     progress.advance("outputs")

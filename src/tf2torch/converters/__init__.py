@@ -14,6 +14,7 @@ from tf2torch.converters import (  # noqa: F401
     norm,
     pool,
     preprocessing,
+    quantization,
     recurrent,
     regularization,
     shape,

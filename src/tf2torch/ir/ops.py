@@ -63,6 +63,7 @@ def _defs(*defs: OpDef) -> dict[str, OpDef]:
 OPS: dict[str, OpDef] = _defs(
     OpDef("dense", Layout.SOURCE),
     OpDef("activation", Layout.ELEMENTWISE, passes_feature_order=True),
+    OpDef("fake_quant", Layout.ELEMENTWISE, passes_feature_order=True),
     OpDef("softmax", Layout.AXIS, axis_attrs=("axis",)),
     OpDef("prelu", Layout.ELEMENTWISE),
     OpDef("conv", Layout.CHANNELS_FIRST),

@@ -19,6 +19,11 @@ class OutputCheck:
     # Computed from a random draw (keras.random): torch's generator is not TensorFlow's, so
     # only the shape and finiteness can be compared.
     random: bool = False
+    # An absolute bound replacing the relative one (e.g. one quantization step of the output).
+    abs_tolerance: float | None = None
+    # A dequantized model against integer arithmetic: the error (the file's quantization error)
+    # is reported, not judged at float tolerance.
+    dequantized: bool = False
 
     @property
     def status(self) -> str:
@@ -26,6 +31,10 @@ class OutputCheck:
             return "FAILED"
         if self.random:
             return "RANDOM"
+        if self.dequantized:
+            return "DEQUANTIZED"
+        if self.abs_tolerance is not None:
+            return "OK" if self.max_abs_error <= self.abs_tolerance else "FAILED"
         return "OK" if self.max_rel_error <= self.tolerance else "FAILED"
 
 
@@ -38,10 +47,11 @@ class VerificationReport:
     reference: str = "Keras"  # what produced the expected outputs (e.g. "onnxruntime")
     silenced: list[str] = field(default_factory=list)  # train mode: noise layers run with rate 0
     traced_for_inference: list[str] = field(default_factory=list)  # train mode: training-only code not converted
+    note: str = ""  # how to read the numbers (e.g. a dequantized quantized model)
 
     @property
     def ok(self) -> bool:
-        return all(o.status in ("OK", "RANDOM") for o in self.outputs)
+        return all(o.status in ("OK", "RANDOM", "DEQUANTIZED") for o in self.outputs)
 
     def table(self) -> str:
         header = f"{'output':<24} {'shape':<20} {'max abs err':>12} {'rel to max':>12}  status"
@@ -57,8 +67,19 @@ class VerificationReport:
         if self.traced_for_inference:
             lines.append("Traced in inference mode (what their call() does only in training is not in train()): "
                          + ", ".join(self.traced_for_inference))
-        lines.append("Result: " + ("OK" if self.ok else f"FAILED (tolerance {self.outputs[0].tolerance:g} relative to max |output|)"))
+        if self.note:
+            lines.append(self.note)
+        lines.append("Result: " + self._result())
         return "\n".join(lines)
+
+    def _result(self) -> str:
+        if not self.ok:
+            bounds = ", ".join(f"{o.abs_tolerance:g} absolute" if o.abs_tolerance is not None else
+                               f"{o.tolerance:g} relative to max |output|" for o in self.outputs)
+            return f"FAILED (tolerance {bounds})"
+        if any(o.status == "DEQUANTIZED" for o in self.outputs):
+            return f"DEQUANTIZED, max abs error {max(o.max_abs_error for o in self.outputs):.3e} (not exact)"
+        return "OK"
 
     def to_dict(self) -> dict:
         return {
@@ -66,9 +87,11 @@ class VerificationReport:
             "noise_off": self.silenced, "traced_for_inference": self.traced_for_inference,
             "outputs": [
                 {"name": o.name, "shape": list(o.shape), "max_abs_error": o.max_abs_error,
-                 "max_rel_error": o.max_rel_error, "tolerance": o.tolerance, "status": o.status}
+                 "max_rel_error": o.max_rel_error, "tolerance": o.tolerance, "status": o.status,
+                 **({"abs_tolerance": o.abs_tolerance} if o.abs_tolerance is not None else {})}
                 for o in self.outputs
             ],
+            **({"note": self.note} if self.note else {}),
         }
 
 

@@ -16,6 +16,7 @@ from tf2torch.frontends.tf.registry import TF_OP_IMPORTERS
 from tf2torch.frontends.tf.values import TFVal, VarRef
 from tf2torch.frontends.tflite import tf_graph
 from tf2torch.frontends.tflite.lowering import Lowering
+from tf2torch.frontends.tflite.quantization import QuantizedModel, dequantize_model
 from tf2torch.frontends.tflite.reader import TFLiteModel, read_tflite
 from tf2torch.ir import Graph, Param, TensorSpec, Value
 
@@ -61,22 +62,32 @@ def _lstm(ctx: OpContext) -> list[TFVal]:
     return [ctx.add("rnn", [x], [spec], attrs, params, name=name).outputs[0]]
 
 
-# Activations TFLite has as builtins (TF graphs spell them out in several ops) and its fused LSTM.
+def _fake_quant(ctx: OpContext) -> list[TFVal]:
+    """A tensor rounded to the file's integer grid (--keep-quantization)."""
+    attrs = {key: ctx.attr(key) for key in ("scale", "zero_point", "qmin", "qmax")}
+    return [ctx.add("fake_quant", [ctx.value(0)], attrs=attrs).outputs[0]]
+
+
+# Activations TFLite has as builtins (TF graphs spell them out in several ops), its fused LSTM
+# and the rounding of an integer tensor.
 TFLITE_ONLY: dict[str, Callable[[OpContext], list[TFVal]]] = {
-    "TFLiteHardSwish": _hard_swish, "TFLiteGelu": _gelu, "TFLiteLSTM": _lstm,
+    "TFLiteHardSwish": _hard_swish, "TFLiteGelu": _gelu, "TFLiteLSTM": _lstm, "TFLiteFakeQuant": _fake_quant,
 }
 
 
-def lower_model(model: TFLiteModel) -> Lowering:
-    lowering = Lowering(model)
+def lower_model(model: TFLiteModel, quantized: QuantizedModel | None = None, keep_quantization: bool = False) -> Lowering:
+    lowering = Lowering(model, quantized, keep_quantization)
     lowering.lower_all()
     return lowering
 
 
-def import_tflite(path: str) -> Graph:
-    """The IR of a float32 .tflite file's first subgraph."""
+def import_tflite(path: str, keep_quantization: bool = False) -> tuple[Graph, QuantizedModel]:
+    """The IR of a .tflite file's first subgraph, and what the file quantized. Integer
+    tensors become the real values they stand for; with `keep_quantization` every tensor the
+    file rounds (weights and int8 activations) is rounded the same way (torch fake-quant)."""
     model = read_tflite(path)
-    lowering = lower_model(model)
+    quantized = dequantize_model(model)
+    lowering = lower_model(model, quantized, keep_quantization)
     if lowering.unsupported:
         raise UnsupportedTFLiteOps(path, lowering.unsupported)
     graph = Graph(Path(path).stem, "tflite")
@@ -86,20 +97,54 @@ def import_tflite(path: str) -> Graph:
     for index in model.inputs:
         t = model.tensors[index]
         if t.dtype not in ("float32", "int32", "int64"):
-            raise ConversionError(f"{path}: input {t.name!r} is {t.dtype}; float32 models only (a quantized model?)")
+            raise ConversionError(f"{path}: input {t.name!r} is {t.dtype}; float32 and integer-quantized models only")
         value = Value(_input_name(t.name), TensorSpec(t.shape, t.dtype))
         graph.inputs.append(value)
         graph.input_names.append(value.name)
-        env[id(lowering.tensor(index))] = value
+        env[id(lowering.raw_inputs.get(index) or lowering.tensor(index))] = value
     for op in lowering.ops:
         _import_op(importer, op, env)
+    _attach_weight_grids(graph, lowering)
     for index in model.outputs:
         value = env.get(id(lowering.tensor(index)))
         if not isinstance(value, Value):
             raise ConversionError(f"{path}: output {model.tensors[index].name!r} does not depend on the inputs")
         graph.outputs.append(value)
         graph.output_names.append(model.tensors[index].name)
-    return graph
+    return graph, quantized
+
+
+def _attach_weight_grids(graph: Graph, lowering: Lowering) -> None:
+    """attrs["weight_grid"] on every node whose kernel the file stores as integers
+    (--keep-quantization): the converter rounds that weight in forward. A kernel is found by
+    identity (or as a view of the lowered array); an importer that copied it while reshaping
+    (depthwise HWCM -> HW1(CM)) kept its element order, so its flat values identify it."""
+    pending = list(lowering.weight_grids)
+    for node in graph.nodes:
+        param = node.params.get("kernel")
+        if param is None or not pending:
+            continue
+        chain = {id(a) for a in _array_chain(param.array)}
+        match = next((i for i, (a, _) in enumerate(pending) if id(a) in chain), None)
+        if match is None:
+            flat = param.array.reshape(-1)
+            same = [i for i, (a, _) in enumerate(pending) if a.size == flat.size and np.array_equal(a.reshape(-1), flat)]
+            match = same[0] if len(same) == 1 else None
+        if match is not None:
+            grid = pending.pop(match)[1]
+            node.attrs["weight_grid"] = {"param": "kernel", "scale": grid.scale, "zero_point": grid.zero_point,
+                                         "qmin": grid.qmin, "qmax": grid.qmax}
+    if pending:
+        raise ConversionError(f"{graph.name}: {len(pending)} quantized kernels were not found in the imported "
+                              "graph (a tf2torch bug: --keep-quantization cannot round them)")
+
+
+def _array_chain(array: np.ndarray) -> list[np.ndarray]:
+    """`array` and the arrays it is a view of (an importer may reshape or transpose a kernel)."""
+    chain = [array]
+    while isinstance(chain[-1].base, np.ndarray):
+        chain.append(chain[-1].base)
+    return chain
 
 
 def _input_name(name: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 
 from tf2torch.frontends.tflite.lowering import LOWERINGS, live_operators
+from tf2torch.frontends.tflite.quantization import dequantize_model
 from tf2torch.frontends.tflite.reader import read_tflite
 
 
@@ -19,6 +20,7 @@ def format_tflite_ops(path: str) -> str:
         return "NO" if name in live else "yes (shape arithmetic, evaluated at conversion)"
 
     quantized = sum(t.quantized for t in model.tensors)
+    kind = dequantize_model(model).kind
     rows = [("operator", "count", "supported")]
     rows += [(name, str(n), support(name)) for name, n in sorted(counts.items())]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
@@ -31,8 +33,8 @@ def format_tflite_ops(path: str) -> str:
     lines.append(f"{len(model.operators)} operators, {len(counts)} types, {len(unsupported)} unsupported, "
                  f"{len(model.tensors)} tensors")
     if quantized:
-        lines.append(f"{quantized} quantized tensors: quantized models are not supported yet (float32 and "
-                     "float16-weight models only).")
+        lines.append(f"{quantized} quantized tensors ({kind}): converted dequantized to float parameters, or "
+                     "rounded as the file does with --keep-quantization.")
     if unsupported:
         lines.append(f"Unsupported operators: {', '.join(unsupported)}.")
     return "\n".join(lines)

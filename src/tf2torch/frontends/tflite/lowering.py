@@ -15,6 +15,7 @@ import numpy as np
 
 from tf2torch.errors import UnsupportedFeature
 from tf2torch.frontends.tflite import tf_graph
+from tf2torch.frontends.tflite.quantization import Grid, QuantizedModel
 from tf2torch.frontends.tflite.reader import TFLiteModel, TFLiteOperator, TFLiteTensor
 from tf2torch.frontends.tflite.shapes import NotStatic, reshape_target, shape_entries
 
@@ -37,6 +38,12 @@ REDUCERS = {"MEAN": "Mean", "SUM": "Sum", "REDUCE_MAX": "Max"}
 UNREAD_INPUTS = {"TRANSPOSE_CONV": {0}, "RESHAPE": {1}, "UNIDIRECTIONAL_SEQUENCE_LSTM": {18, 19}}
 # UNIDIRECTIONAL_SEQUENCE_LSTM inputs: weights per gate (i, f, c, o), then the optional ones.
 LSTM_INPUT_WEIGHTS, LSTM_RECURRENT_WEIGHTS, LSTM_BIASES = (1, 2, 3, 4), (5, 6, 7, 8), (12, 13, 14, 15)
+# Operators that only move or select int8 values: their output is on their input's grid already,
+# so --keep-quantization adds no rounding after them when the two grids are the same.
+MOVES = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "TRANSPOSE", "PAD", "PADV2", "MAX_POOL_2D", "STRIDED_SLICE",
+         "GATHER", "CONCATENATION", "RELU", "RELU6", "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND"}
+# The filter dimension of each weighted operator that indexes output channels (per-channel scales).
+OUTPUT_CHANNEL_AXIS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 0, "TRANSPOSE_CONV": 0}
 LSTM_UNSUPPORTED = {9: "peephole", 10: "peephole", 11: "peephole", 16: "projection", 17: "projection",
                     20: "layer norm", 21: "layer norm", 22: "layer norm", 23: "layer norm"}
 
@@ -44,13 +51,24 @@ LSTM_UNSUPPORTED = {9: "peephole", 10: "peephole", 11: "peephole", 16: "projecti
 class Lowering:
     """Builds the stand-in TF graph of one TFLite subgraph, operator by operator."""
 
-    def __init__(self, model: TFLiteModel) -> None:
+    def __init__(self, model: TFLiteModel, quantized: QuantizedModel | None = None,
+                 keep_quantization: bool = False) -> None:
         self.model = model
+        self.quantized = quantized or QuantizedModel("")
+        self.keep_quantization = keep_quantization
+        # --keep-quantization: each integer kernel's float array (as lowered) and its grid.
+        self.weight_grids: list[tuple[np.ndarray, Grid]] = []
+        # Graph inputs rounded to the file's grid: input index -> the tensor before rounding.
+        self.raw_inputs: dict[int, tf_graph.Tensor] = {}
         self.ops: list[tf_graph.Op] = []
         self.tensors: dict[int, tf_graph.Tensor] = {}
         self.unsupported: dict[str, list[str]] = {}
         self._op: TFLiteOperator | None = None
         self.producers = {i: op for op in model.operators for i in op.outputs}
+        self.consumers: dict[int, list[TFLiteOperator]] = {}
+        for op in model.operators:
+            for i in op.inputs:
+                self.consumers.setdefault(i, []).append(op)
 
     # -- tensors --------------------------------------------------------------------------
 
@@ -108,7 +126,13 @@ class Lowering:
         """A weight, named after the layer its kernel tensor belongs to ('model/dense/MatMul' -> 'model/dense')."""
         kernel = _clean(self.source(kernel_position).name)
         scope = kernel.rsplit("/", 1)[0] if "/" in kernel else self._scope()
-        return tf_graph.const(f"{scope}/{suffix}", np.ascontiguousarray(array, np.float32), "float32")
+        const = tf_graph.const(f"{scope}/{suffix}", np.ascontiguousarray(array, np.float32), "float32")
+        grid = self.quantized.weight_grids.get(self._op.inputs[kernel_position])
+        if self.keep_quantization and suffix == "kernel" and grid is not None:
+            if len(grid.scale) > 1 and grid.axis != OUTPUT_CHANNEL_AXIS.get(self._op.op_type):
+                raise self.fail(f"per-channel weight scales along filter dimension {grid.axis}")
+            self.weight_grids.append((const.value, grid))
+        return const
 
     def _scope(self) -> str:
         """'model/conv2d' for an output 'model/conv2d/Relu': the layer the weights belong to."""
@@ -123,6 +147,11 @@ class Lowering:
     # -- the walk -------------------------------------------------------------------------
 
     def lower_all(self) -> None:
+        if self.keep_quantization:
+            for index in self.model.inputs:
+                grid = self.quantized.activation_grids.get(index)
+                if grid is not None:
+                    self.raw_inputs[index] = self._round_to_grid(index, grid, "TFLite input")
         for op in live_operators(self.model):
             self.lower(op)
 
@@ -130,15 +159,57 @@ class Lowering:
         self._op = op
         if not op.outputs:
             raise self.fail("an operator without outputs")
-        quantized = [self.model.tensors[i] for i in op.inputs + op.outputs if i != -1 and self.model.tensors[i].quantized]
-        if quantized and op.op_type != "DEQUANTIZE":
-            raise self.fail(f"quantized tensor {quantized[0].name!r} (a quantized model; float32 models only)")
         handler = LOWERINGS.get(op.op_type)
         if handler is None:
             out = self.model.tensors[op.outputs[0]].name
             self.unsupported.setdefault(op.op_type, []).append(out)
             return
+        grid = self._rounded_output_grid(op)
+        if grid is None:
+            handler(self, op)
+            return
+        # The operator writes a float tensor, then it is rounded to the file's grid: what the
+        # interpreter's integer kernel stores.
+        final = self.tensor(op.outputs[0])
+        self.tensors[op.outputs[0]] = raw = tf_graph.tensor(final.name, final.shape.dims, final.dtype.name)
         handler(self, op)
+        final.shape = raw.shape
+        self.tensors[op.outputs[0]] = final
+        self._emit_rounding(raw, final, grid, op.op_type)
+
+    def _rounded_output_grid(self, op: TFLiteOperator) -> Grid | None:
+        """The grid --keep-quantization rounds `op`'s output to, if any."""
+        if not self.keep_quantization or len(op.outputs) != 1:
+            return None
+        grid = self.quantized.activation_grids.get(op.outputs[0])
+        if grid is None:
+            return None
+        inputs = [self.quantized.activation_grids.get(i) for i in op.inputs if i in self.quantized.activation_grids]
+        if op.op_type in MOVES and inputs and all(_same_grid(g, grid) for g in inputs):
+            return None
+        return grid
+
+    def _round_to_grid(self, index: int, grid: Grid, origin: str) -> tf_graph.Tensor:
+        final = self.tensor(index)
+        raw = tf_graph.tensor(f"{final.name}/float", final.shape.dims, final.dtype.name)
+        self._emit_rounding(raw, final, grid, origin)
+        return raw
+
+    def _emit_rounding(self, raw: tf_graph.Tensor, final: tf_graph.Tensor, grid: Grid, origin: str) -> None:
+        if len(grid.scale) != 1:
+            raise UnsupportedFeature(f"{self.model.path}: tensor {final.name!r}: per-channel activation scales "
+                                     "are not supported with --keep-quantization")
+        attrs = {"scale": float(grid.scale[0]), "zero_point": int(grid.zero_point[0]), "qmin": grid.qmin,
+                 "qmax": grid.qmax}
+        op = tf_graph.Op("TFLiteFakeQuant", f"{final.name}/quantize", [raw], [final], attrs, origin)
+        final.op = op
+        raw._consumers.append(op)
+        self.ops.append(op)
+
+
+def _same_grid(a: Grid, b: Grid) -> bool:
+    return (a.qmin, a.qmax) == (b.qmin, b.qmax) and np.array_equal(a.scale, b.scale) and \
+        np.array_equal(a.zero_point, b.zero_point)
 
 
 def live_operators(model: TFLiteModel) -> list[TFLiteOperator]:
@@ -180,6 +251,9 @@ def lower_conv(low: Lowering, op: TFLiteOperator) -> None:
     attrs = {"strides": _spatial(o.StrideH(), o.StrideW()), "padding": PADDING[o.Padding()],
              "dilations": _spatial(o.DilationHFactor(), o.DilationWFactor())}
     x = low.tensor(op.inputs[0])
+    dilated = _dilated_conv(low, op, attrs)
+    if dilated is not None:
+        x = dilated
     if op.op_type == "CONV_2D":
         kernel = filt.transpose(1, 2, 3, 0)  # OHWI -> HWIO
         op_type = "Conv2D"
@@ -191,6 +265,43 @@ def lower_conv(low: Lowering, op: TFLiteOperator) -> None:
         op_type = "DepthwiseConv2dNative"
     bias = low.weight(low.data(2, "bias"), "bias") if low.has_input(2) else None
     low.emit_fused(op_type, [x, low.weight(kernel, "kernel")], attrs, bias, _act(o))
+
+
+def _dilated_conv(low: Lowering, op: TFLiteOperator, attrs: dict[str, Any]) -> tf_graph.Tensor | None:
+    """SPACE_TO_BATCH_ND -> conv (VALID, stride 1) -> BATCH_TO_SPACE_ND, how the quantized
+    converter writes a dilated convolution, becomes one convolution with that dilation and the
+    paddings less the crops (explicit padding); returns its input, None for a plain conv."""
+    before = low.producers.get(op.inputs[0])
+    if before is None or before.op_type != "SPACE_TO_BATCH_ND":
+        return None
+    after = low.consumers.get(op.outputs[0], [])
+    if len(after) != 1 or after[0].op_type != "BATCH_TO_SPACE_ND" or attrs["padding"] != "VALID" \
+            or attrs["strides"] != [1] * 4 or attrs["dilations"] != [1] * 4:
+        raise low.fail("SPACE_TO_BATCH_ND other than around a VALID, stride-1 convolution (a dilated convolution)")
+    tensors = low.model.tensors
+    block, pads, crops = (tensors[i].data for i in (before.inputs[1], before.inputs[2], after[0].inputs[2]))
+    if block is None or pads is None or crops is None:
+        raise low.fail("a dilated convolution with run-time block shape, paddings or crops")
+    explicit = np.asarray(pads, np.int64).reshape(-1, 2) - np.asarray(crops, np.int64).reshape(-1, 2)
+    if (explicit < 0).any():
+        raise low.fail("a dilated convolution cropped beyond its padding")
+    attrs.update(padding="EXPLICIT", dilations=[1, *(int(b) for b in np.asarray(block).reshape(-1)), 1],
+                 explicit_paddings=[0, 0, *(int(p) for p in explicit.reshape(-1)), 0, 0])
+    # The convolution now writes what BATCH_TO_SPACE_ND returns (lowered as an Identity).
+    low.tensor(op.outputs[0]).shape = tf_graph.Shape(tuple(tensors[after[0].outputs[0]].shape))
+    return low.tensor(before.inputs[0])
+
+
+def lower_space_batch(low: Lowering, op: TFLiteOperator) -> None:
+    """The two halves of a dilated convolution (see _dilated_conv): the input passes through."""
+    if op.op_type == "SPACE_TO_BATCH_ND":
+        if any(c.op_type not in ("CONV_2D", "DEPTHWISE_CONV_2D") for c in low.consumers.get(op.outputs[0], [])):
+            raise low.fail("SPACE_TO_BATCH_ND other than before a convolution (a dilated convolution)")
+        return  # the convolution reads SPACE_TO_BATCH_ND's input directly
+    before = low.producers.get(op.inputs[0])
+    if before is None or before.op_type not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        raise low.fail("BATCH_TO_SPACE_ND other than after a dilated convolution")
+    low.emit("Identity", [low.tensor(op.inputs[0])])
 
 
 def lower_transpose_conv(low: Lowering, op: TFLiteOperator) -> None:
@@ -349,12 +460,16 @@ def lower_lstm(low: Lowering, op: TFLiteOperator) -> None:
 
 
 def lower_dequantize(low: Lowering, op: TFLiteOperator) -> None:
+    """DEQUANTIZE / QUANTIZE: integer tensors are already seen as the real values they hold
+    (quantization.py), so converting between them and float changes nothing; the rounding of
+    QUANTIZE's output is --keep-quantization's (Lowering.lower)."""
     source = low.source(0)
-    if source.data is None or source.dtype != "float16":
-        raise low.fail("dequantizing a run-time or integer tensor (a quantized model; float32 models only)")
-    # float16 weights: the float32 constant the interpreter computes once.
-    out = low.model.tensors[op.outputs[0]]
-    out.data = source.data.astype(np.float32)  # a constant from here on, for every consumer
+    if source.data is not None:
+        # float16 (or integer) weights: the float32 constant the interpreter computes once.
+        out = low.model.tensors[op.outputs[0]]
+        out.data = source.data.astype(np.float32)  # a constant from here on, for every consumer
+        return
+    low.emit("Identity", [low.tensor(op.inputs[0])])
 
 
 LOWERINGS: dict[str, Callable[[Lowering, TFLiteOperator], None]] = {}
@@ -369,6 +484,7 @@ def _register(fn: Callable[[Lowering, TFLiteOperator], None], *op_types: str) ->
 
 _register(lower_conv, "CONV_2D", "DEPTHWISE_CONV_2D")
 _register(lower_transpose_conv, "TRANSPOSE_CONV")
+_register(lower_space_batch, "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND")
 _register(lower_fully_connected, "FULLY_CONNECTED")
 _register(lower_pool, "AVERAGE_POOL_2D", "MAX_POOL_2D")
 _register(lower_elementwise, *ELEMENTWISE)
@@ -385,5 +501,5 @@ _register(lower_resize, "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR")
 _register(lower_batch_matmul, "BATCH_MATMUL")
 _register(lower_gather, "GATHER")
 _register(lower_embedding_lookup, "EMBEDDING_LOOKUP")
-_register(lower_dequantize, "DEQUANTIZE")
+_register(lower_dequantize, "DEQUANTIZE", "QUANTIZE")
 _register(lower_lstm, "UNIDIRECTIONAL_SEQUENCE_LSTM")

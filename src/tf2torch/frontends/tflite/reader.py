@@ -26,6 +26,15 @@ DTYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 6: "bo
           9: "int8", 10: "float64"}
 
 
+@dataclass(frozen=True)
+class Quantization:
+    """real = (q - zero_point) * scale, per tensor (one scale) or per channel along `axis`."""
+
+    scale: np.ndarray  # float32, one entry or one per channel
+    zero_point: np.ndarray  # int64, as many entries as scale
+    axis: int
+
+
 @dataclass
 class TFLiteTensor:
     index: int
@@ -33,7 +42,11 @@ class TFLiteTensor:
     shape: tuple[int | None, ...]  # -1 in the shape signature (a dynamic dim) -> None
     dtype: str
     data: np.ndarray | None  # a constant's value
-    quantized: bool = False
+    quantization: Quantization | None = None
+
+    @property
+    def quantized(self) -> bool:
+        return self.quantization is not None
 
 
 @dataclass
@@ -159,8 +172,7 @@ def _tensor(path: str, buf: bytes, model: Any, t: Any, index: int, n_buffers: in
         raise BadModelFile(f"{path}: {where} has a negative dimension {shape}")
     code = t.Type()
     dtype = DTYPES.get(code, f"tflite_type_{code}")
-    quant = t.Quantization()
-    quantized = quant is not None and quant.ScaleLength() > 0
+    quantization = _quantization(path, buf, t.Quantization(), shape, where)
     data = None
     b = t.Buffer()
     if not 0 <= b < max(n_buffers, 1):
@@ -177,7 +189,24 @@ def _tensor(path: str, buf: bytes, model: Any, t: Any, index: int, n_buffers: in
                 raise BadModelFile(f"{path}: {where} has shape {shape} ({dtype}, {expected} bytes) "
                                    f"but its buffer holds {len(raw)} bytes")
             data = np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
-    return TFLiteTensor(index, name, tuple(None if d == -1 else d for d in shape), dtype, data, quantized)
+    return TFLiteTensor(index, name, tuple(None if d == -1 else d for d in shape), dtype, data, quantization)
+
+
+def _quantization(path: str, buf: bytes, quant: Any, shape: list[int], where: str) -> Quantization | None:
+    if quant is None or quant.ScaleLength() == 0:
+        return None
+    n = _length(path, buf, quant.ScaleLength(), f"{where}'s quantization scales")
+    scale = np.asarray(quant.ScaleAsNumpy(), np.float32).reshape(-1)
+    zero_point = (np.asarray(quant.ZeroPointAsNumpy(), np.int64).reshape(-1) if quant.ZeroPointLength()
+                  else np.zeros(n, np.int64))
+    axis = int(quant.QuantizedDimension())
+    if len(zero_point) != n:
+        raise BadModelFile(f"{path}: {where} has {n} quantization scales but {len(zero_point)} zero points")
+    if not (np.isfinite(scale).all() and (scale > 0).all()):
+        raise BadModelFile(f"{path}: {where} has a quantization scale that is not a positive number")
+    if n > 1 and not (0 <= axis < len(shape) and shape[axis] == n):
+        raise BadModelFile(f"{path}: {where} has {n} per-channel scales along dimension {axis} of shape {shape}")
+    return Quantization(scale, zero_point, axis)
 
 
 def _buffer_bytes(path: str, buf: bytes, buffer: Any, where: str) -> bytes | None:
