@@ -218,11 +218,11 @@ def test_stochastic_depth_with_keras_random_draws_with_torch_in_training(tmp_pat
     module = result.module
     x = _inputs((5, 3, 4), batch=800, seed=3)
     module.eval()
-    shortcut = torch.from_numpy(x)  # the traced layer's output keeps Keras' channels-last layout
-    full = module(shortcut.permute(0, 3, 1, 2)).detach()
+    shortcut = torch.from_numpy(x).permute(0, 3, 1, 2)  # images in and out are NCHW
+    full = module(shortcut).detach()
     module.train()
     torch.manual_seed(1)
-    drawn = module(shortcut.permute(0, 3, 1, 2)).detach()
+    drawn = module(shortcut).detach()
     assert drawn.shape == shortcut.shape
     kept_branch = (drawn - shortcut).flatten(1)
     branch_eval = (full - shortcut).flatten(1)

@@ -285,8 +285,11 @@ def _keras_batch_norm_momenta(graph: Any, layer: Any, held_by: Any) -> list[str]
     flatten = getattr(layer, "_flatten_layers", None)
     for sub in flatten(include_self=False, recursive=True) if flatten is not None else []:
         if "BatchNormalization" in {cls.__name__ for cls in type(sub).__mro__}:
-            momenta.update({_view(w, layer.name, held_by.variables).path: (float(sub.momentum), sub.name)
-                            for w in sub.weights})
+            for w in sub.weights:
+                path = _view(w, layer.name, held_by.variables).path
+                # The BatchNorm node is named after its variables' owner ("norm/gamma" -> "norm").
+                for key in (path, path.rsplit("/", 1)[0]):
+                    momenta[key] = (float(sub.momentum), sub.name)
     matched = []
     for node in graph.nodes:
         if node.op == "batch_norm" and node.source.name in momenta:
