@@ -17,6 +17,7 @@ from tf2torch.training.state_transfer import (
     load_keras_optimizer_state,
     read_optimizer_variables,
 )
+from tf2torch.training.train_script import explicit_script_covers, render_explicit_script
 from tf2torch.training.weight_map import WeightMap, build_weight_map
 
 
@@ -67,8 +68,13 @@ def training_setup(result: Any, module: torch.nn.Module | None = None, load_opti
 def training_files(result: Any) -> dict[str, bytes]:
     """train.py, plus optimizer.safetensors when the .keras holds optimizer state."""
     ctx = _context(result)
-    script = render_train_script(ctx.spec, ctx.weight_map, result.module, result.graph, ctx.attrs,
-                                 result.class_name, str(result.source_path).rsplit("/", 1)[-1])
+    source_name = str(result.source_path).rsplit("/", 1)[-1]
+    if explicit_script_covers(ctx.spec, result.graph):
+        script = render_explicit_script(ctx.spec, ctx.weight_map, result.module, result.graph, result.class_name,
+                                        source_name)
+    else:
+        script = render_train_script(ctx.spec, ctx.weight_map, result.module, result.graph, ctx.attrs,
+                                     result.class_name, source_name)
     files = {"train.py": script.encode()}
     if ctx.optimizer_variables:
         try:
