@@ -225,7 +225,9 @@ def test_train_py_docstring_shows_the_compile_config_as_written(tmp_path):
 def cnn_adam_schedule() -> keras.Model:
     keras.utils.set_random_seed(6)
     inputs = keras.Input((7, 9, 2), name="image")
-    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)
+    x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    x = keras.layers.BatchNormalization(momentum=0.8, epsilon=0.01, name="bn")(x)
+    x = keras.layers.Activation("relu", name="relu")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     outputs = keras.layers.Dense(3, activation="softmax", name="probs")(x)
     model = keras.Model(inputs, outputs, name="cnn")
@@ -256,6 +258,41 @@ def model_inputs(name: str, rng: np.random.Generator) -> np.ndarray:
 
 
 FIT_MODELS = {"cnn_adam_schedule": cnn_adam_schedule, "lstm_adamw_clipnorm": lstm_adamw_clipnorm}
+
+# What each model's train.py must contain, and code for features its compile config does not use.
+SCRIPT_FEATURES = {
+    "mlp_sgd": (compiled_mlp, ["torch.optim.SGD(params, lr=0.05, momentum=0.9)", "def weight_penalty"],
+                ["class Keras", "clip", "schedule", ".sparse", "is_sparse", "gather_embedding", "Callable", "permute"]),
+    "cnn_adam_schedule": (cnn_adam_schedule, ["class KerasAdam(", "class ExponentialDecay", "self.schedule(step)",
+                                              "permute"],
+                          ["KerasOptimizer", "clip", "weight_decay", ".sparse", "is_sparse", "gather_embedding", "weight_penalty",
+                           "amsgrad", "use_ema"]),
+    "lstm_adamw_clipnorm": (lstm_adamw_clipnorm, ["class KerasAdamW(", "def clip_gradients",
+                                                  "model.embedding.sparse = True", "gather_embedding_gradients(model)"],
+                            ["KerasOptimizer", "schedule", "global_clipnorm", "clipvalue", "weight_penalty",
+                             "amsgrad", "use_ema", "permute"]),
+}
+
+
+@pytest.mark.parametrize("name", list(SCRIPT_FEATURES))
+def test_train_py_has_only_what_the_compile_config_uses(name, tmp_path):
+    """An explicit PyTorch loop (DataLoader, backward, clip, step), ruff-clean, with the code of
+    the model's own optimizer, schedule, clipping and penalties and nothing else."""
+    build, present, absent = SCRIPT_FEATURES[name]
+    build().save(tmp_path / "m.keras")
+    script_path = tf2torch.convert(tmp_path / "m.keras").save(tmp_path / "out") / "train.py"
+    script = script_path.read_text()
+    for text in ["DataLoader(Subset(dataset, range(split)), batch_sampler=sampler)", "(loss * share).backward()",
+                 "optimizer.step()", *present]:
+        assert text in script, text
+    code = script.split('"""', 2)[2]  # the docstring shows the whole compile config
+    for text in ["build_training", "class Training", "train_step", *absent]:
+        assert text not in code, text
+    ruff = Path(sys.executable).with_name("ruff")
+    if ruff.exists():
+        lint = subprocess.run([str(ruff), "check", "--isolated", str(script_path)], capture_output=True, text=True,
+                              check=False)
+        assert lint.returncode == 0, lint.stdout
 
 
 @pytest.mark.slow

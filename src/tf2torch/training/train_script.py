@@ -10,6 +10,7 @@ keep the generic script of render_train.py.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import torch
@@ -179,7 +180,7 @@ class _Script:
             name = metric.args[0]
             kwargs = {k: v for k, v in metric.kwargs.items()}
             lines.append(f"    values = {_call(fn, 'y, y_pred', kwargs)}")
-            lines.append(f"    averages.add({name!r}, float(values.double().sum()), values.numel())")
+            lines.append(f"    averages.add({json.dumps(name)}, float(values.double().sum()), values.numel())")
         return "\n".join(lines)
 
     def clip_source(self) -> str:
@@ -260,7 +261,7 @@ def render_explicit_script(spec: TrainingSpec, weight_map: WeightMap | None, mod
     main = CHECKPOINTS + "\n\n\n" + record + "\n\n\n" + fill(
         DATA,
         input_perms=repr(input_perms),
-        names=repr(names),
+        names=json.dumps(names),
         class_name=class_name,
         sparse_setup=_sparse_setup(script),
         ddp_ignore=_ddp_ignore(script),
@@ -292,7 +293,7 @@ def _ddp_ignore(script: _Script) -> str:
     names = [f"{name}.weight" for name in script.embeddings]
     return ("        # DDP would sum the Embedding's token rows of all processes: gather_embedding_gradients\n"
             "        nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(\n"
-            f"            model, {names!r})\n")
+            f"            model, {json.dumps(names)})\n")
 
 
 def _docstring(spec: TrainingSpec, class_name: str, source_name: str) -> str:

@@ -36,6 +36,24 @@ def fill(template: str, **values: str) -> str:
     return template
 
 
+def defaults_lines(entries: list[str]) -> list[str]:
+    """`super().__init__(params, {...})` with the optimizer's hyper-parameters and step count."""
+    entries = [*entries, '"iterations": 0']
+    flat = f"        super().__init__(params, {{{', '.join(entries)}}})"
+    if len(flat) <= 110:
+        return [flat]
+    return ["        defaults = {", *[f"            {e}," for e in entries], "        }",
+            "        super().__init__(params, defaults)"]
+
+
+def signature(args: list[str]) -> list[str]:
+    """`def __init__(self, params, ...)`, one argument a line when it is long."""
+    flat = f"    def __init__(self, params, {', '.join(args)}) -> None:"
+    if len(flat) <= 110:
+        return [flat]
+    return ["    def __init__(", "        self,", "        params,", *[f"        {a}," for a in args], "    ) -> None:"]
+
+
 def keras_adam_source(ctor: str, weight_decay: bool, amsgrad: bool, sparse: bool, schedule: bool) -> str:
     """keras.optimizers.Adam / AdamW with only the options in use."""
     name = ctor.removeprefix("Keras")
@@ -50,8 +68,7 @@ def keras_adam_source(ctor: str, weight_decay: bool, amsgrad: bool, sparse: bool
         args.append("amsgrad: bool = False")
         hyper.append('"amsgrad": amsgrad')
     init = ["        self.schedule = learning_rate  # called with the number of steps taken, as Keras does",
-            f"        super().__init__(params, {{{', '.join(hyper)}, \"iterations\": 0}})"] if schedule else [
-            f"        super().__init__(params, {{\"lr\": learning_rate, {', '.join(hyper)}, \"iterations\": 0}})"]
+            *defaults_lines(hyper)] if schedule else defaults_lines(['"lr": learning_rate', *hyper])
     lr = "self.schedule(step)" if schedule else 'group["lr"]'
     slots = '"momentum", "velocity"' + (', "velocity_hat"' if amsgrad else "")
     grads = ["                g, g_squared = p.grad, p.grad * p.grad"]
@@ -73,14 +90,14 @@ def keras_adam_source(ctor: str, weight_decay: bool, amsgrad: bool, sparse: bool
     decay = ['                p.sub_(p * torch.tensor(group["weight_decay"]) * lr)'] if weight_decay else []
     if weight_decay and ctor == "KerasAdam":
         decay = ['                if group["weight_decay"]:', "    " + decay[0]]
-    wd_doc = " Weight decay is decoupled:\n    `p -= p * weight_decay * lr` before the update." if weight_decay else ""
+    wd_doc = "\n    Weight decay is decoupled: `p -= p * weight_decay * lr` before the update." if weight_decay else ""
     return "\n".join([
         f"class Keras{name}(torch.optim.Optimizer):",
         f'    """keras.optimizers.{name}: torch.optim.{name} adds epsilon to the bias-corrected root of v;',
         "    Keras folds the bias correction into the step size and adds epsilon to sqrt(v), in",
         f'    float32.{wd_doc}"""',
         "",
-        f"    def __init__(self, params, {', '.join(args)}) -> None:",
+        *signature(args),
         *init,
         "",
         "    @torch.no_grad()",
@@ -117,9 +134,8 @@ def keras_sgd_source(momentum: bool, nesterov: bool, weight_decay: bool, sparse:
     if weight_decay:
         args.append("weight_decay: float | None = None")
         hyper.append('"weight_decay": weight_decay')
-    defaults = ", ".join([*([] if schedule else ['"lr": learning_rate']), *hyper, '"iterations": 0'])
     init = (["        self.schedule = learning_rate  # called with the number of steps taken, as Keras does"]
-            if schedule else []) + [f"        super().__init__(params, {{{defaults}}})"]
+            if schedule else []) + defaults_lines([*([] if schedule else ['"lr": learning_rate']), *hyper])
     grad = ["                g = p.grad"]
     if sparse:
         grad = ["                g = p.grad.to_dense() if p.grad.is_sparse else p.grad  # an Embedding's token rows"]
@@ -141,7 +157,7 @@ def keras_sgd_source(momentum: bool, nesterov: bool, weight_decay: bool, sparse:
         '    """keras.optimizers.SGD: `m = momentum * m - lr * g; p += m`. torch.optim.SGD keeps lr out of',
         '    its momentum buffer, which takes the same steps only at a constant learning rate."""',
         "",
-        f"    def __init__(self, params, {', '.join(args)}) -> None:",
+        *signature(args),
         *init,
         "",
         "    @torch.no_grad()",
