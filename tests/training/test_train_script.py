@@ -222,11 +222,12 @@ def test_train_py_docstring_shows_the_compile_config_as_written(tmp_path):
         assert written in docstring, written
 
 
-def cnn_adam_schedule() -> keras.Model:
+def cnn_adam_schedule(batchnorm: bool = False) -> keras.Model:
     keras.utils.set_random_seed(6)
     inputs = keras.Input((7, 9, 2), name="image")
     x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
-    x = keras.layers.BatchNormalization(momentum=0.8, epsilon=0.01, name="bn")(x)
+    if batchnorm:
+        x = keras.layers.BatchNormalization(momentum=0.8, epsilon=0.01, name="bn")(x)
     x = keras.layers.Activation("relu", name="relu")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     outputs = keras.layers.Dense(3, activation="softmax", name="probs")(x)
@@ -263,7 +264,7 @@ FIT_MODELS = {"cnn_adam_schedule": cnn_adam_schedule, "lstm_adamw_clipnorm": lst
 SCRIPT_FEATURES = {
     "mlp_sgd": (compiled_mlp, ["torch.optim.SGD(params, lr=0.05, momentum=0.9)", "def weight_penalty"],
                 ["class Keras", "clip", "schedule", ".sparse", "is_sparse", "gather_embedding", "Callable", "permute"]),
-    "cnn_adam_schedule": (cnn_adam_schedule, ["class KerasAdam(", "class ExponentialDecay", "self.schedule(step)",
+    "cnn_bn_adam_schedule": (lambda: cnn_adam_schedule(batchnorm=True), ["class KerasAdam(", "class ExponentialDecay", "self.schedule(step)",
                                               "permute"],
                           ["KerasOptimizer", "clip", "weight_decay", ".sparse", "is_sparse", "gather_embedding", "weight_penalty",
                            "amsgrad", "use_ema"]),
