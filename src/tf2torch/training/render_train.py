@@ -69,12 +69,12 @@ def _definitions() -> list[_Definition]:
     return out
 
 
-def library_source(needed: set[str], always: set[str] = _NEEDS_ALWAYS) -> str:
-    """The runtime definitions `needed` (and `always`) depend on, in file order."""
+def library_closure(needed: set[str]) -> list[_Definition]:
+    """The runtime definitions `needed` depends on, in file order."""
     definitions = _definitions()
     by_name = {name: d for d in definitions for name in d.names}
     keep: set[int] = set()
-    todo = list(needed | always)
+    todo = list(needed)
     while todo:
         name = todo.pop()
         d = by_name.get(name)
@@ -82,8 +82,17 @@ def library_source(needed: set[str], always: set[str] = _NEEDS_ALWAYS) -> str:
             continue
         keep.add(id(d))
         todo.extend(d.uses)
-    blocks = [d.source for d in definitions if id(d) in keep]
-    return "\n\n\n".join(blocks)
+    return [d for d in definitions if id(d) in keep]
+
+
+def runtime_definition(name: str) -> str:
+    """The source of one runtime definition."""
+    return next(d.source for d in _definitions() if name in d.names)
+
+
+def library_source(needed: set[str], always: set[str] = _NEEDS_ALWAYS) -> str:
+    """The runtime definitions `needed` (and `always`) depend on, in file order."""
+    return "\n\n\n".join(d.source for d in library_closure(needed | always))
 
 
 # -- the build_training() function -----------------------------------------------------------

@@ -10,6 +10,7 @@ keep the generic script of render_train.py.
 
 from __future__ import annotations
 
+import ast
 import json
 from typing import Any
 
@@ -24,9 +25,12 @@ from tf2torch.training.render_train import (
     _optimizer,
     _used_imports,
     _wrapped,
+    library_closure,
     library_source,
+    runtime_definition,
     weight_params,
 )
+from tf2torch.training.specialize import specialize
 from tf2torch.training.train_script_parts import (
     CHECKPOINTS,
     DATA,
@@ -100,6 +104,33 @@ class _Script:
         self.penalties = weight_params(spec.regularizers, weight_map, module, "regularizer") \
             if spec.regularizers else []
         self.library: set[str] = set()
+        self.functions = self._specialized_functions()
+
+    def _specialized_functions(self) -> dict[str, str]:
+        """Loss and metric functions with their compiled arguments fixed (fn -> source), where
+        each is used with one set of arguments and nothing else in train.py needs it generic."""
+        uses: dict[str, list[dict[str, Any]]] = {}
+        uses.setdefault(self.spec.loss.args[0].name, []).append(self.spec.loss.kwargs)
+        for metric in self.spec.metrics:
+            uses.setdefault(_metric_function(metric, self.spec, self.graph), []).append(metric.kwargs)
+        out = {fn: specialize(runtime_definition(fn), kwargs[0]) for fn, kwargs in uses.items()
+               if all(k == kwargs[0] for k in kwargs)}
+        needed = {n.id for text in out.values() for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Name)}
+        generic = {name for d in library_closure(needed - set(out)) for name in d.names}
+        return {fn: text for fn, text in out.items() if fn not in generic}
+
+    def function_call(self, fn: str, kwargs: dict[str, Any]) -> str:
+        if fn in self.functions:
+            return f"{fn}(y, y_pred)"
+        self.library.add(fn)
+        return _call(fn, "y, y_pred", kwargs)
+
+    def function_sources(self) -> str:
+        """The specialized functions (what they use joins the copied runtime definitions)."""
+        for text in self.functions.values():
+            self.library |= {n.id for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Name)}
+        self.library -= set(self.functions)
+        return "\n\n\n".join(self.functions.values())
 
     # -- definitions --------------------------------------------------------------------------
 
@@ -134,17 +165,17 @@ class _Script:
     def loss_source(self) -> str:
         loss = self.spec.loss
         fn = loss.args[0].name
-        self.library |= {fn, "squeeze_or_expand_to_same_rank"}
+        self.library.add("squeeze_or_expand_to_same_rank")
+        call = self.function_call(fn, loss.kwargs)
         cast = [] if fn == "sparse_categorical_crossentropy" else [
             "    y = y.to(y_pred.dtype)",
             "    y, y_pred = squeeze_or_expand_to_same_rank(y, y_pred)  # (batch,) targets of (batch, 1) outputs"]
         return "\n".join([
             ("def compute_loss(y_pred: torch.Tensor, y: torch.Tensor, sample_weight: torch.Tensor | None = None) "
             "-> torch.Tensor:"),
-            (f'    """Keras\' compiled loss, {docstring_text(_call(fn, "y, y_pred", loss.kwargs))} averaged over the '
-            'batch."""'),
+            f'    """Keras\' compiled loss, {docstring_text(_written(fn, loss.kwargs))}, averaged over the batch."""',
             *cast,
-            f"    values = {_call(fn, 'y, y_pred', loss.kwargs)}",
+            f"    values = {call}",
             "    if sample_weight is not None:  # fit(sample_weight=): still divided by the number of values",
             "        values, sample_weight = squeeze_or_expand_to_same_rank(values, sample_weight.to(values.dtype))",
             "        values = values * sample_weight",
@@ -176,10 +207,8 @@ class _Script:
         ]
         for metric in self.spec.metrics:
             fn = _metric_function(metric, self.spec, self.graph)
-            self.library.add(fn)
             name = metric.args[0]
-            kwargs = {k: v for k, v in metric.kwargs.items()}
-            lines.append(f"    values = {_call(fn, 'y, y_pred', kwargs)}")
+            lines.append(f"    values = {self.function_call(fn, metric.kwargs)}")
             lines.append(f"    averages.add({json.dumps(name)}, float(values.double().sum()), values.numel())")
         return "\n".join(lines)
 
@@ -252,9 +281,10 @@ def render_explicit_script(spec: TrainingSpec, weight_map: WeightMap | None, mod
     _check_outputs(spec, graph)
     script = _Script(spec, weight_map, module, graph)
     definitions = [script.optimizer_source(), script.loss_source(), script.penalty_source(), script.clip_source()]
+    record = script.record_source()
+    definitions.insert(0, script.function_sources())
     if script.sparse:
         definitions.append(GATHER_EMBEDDING_GRADIENTS)
-    record = script.record_source()
     library = library_source(script.library, always=set())
     names = ["loss", *[m.args[0] for m in spec.metrics]]
     input_perms = [None if v.perm is None else tuple(v.perm) for v in graph.inputs]

@@ -40,7 +40,7 @@ def defaults_lines(entries: list[str]) -> list[str]:
     """`super().__init__(params, {...})` with the optimizer's hyper-parameters and step count."""
     entries = [*entries, '"iterations": 0']
     flat = f"        super().__init__(params, {{{', '.join(entries)}}})"
-    if len(flat) <= 110:
+    if len(flat) <= 120:
         return [flat]
     return ["        defaults = {", *[f"            {e}," for e in entries], "        }",
             "        super().__init__(params, defaults)"]
@@ -49,7 +49,7 @@ def defaults_lines(entries: list[str]) -> list[str]:
 def signature(args: list[str]) -> list[str]:
     """`def __init__(self, params, ...)`, one argument a line when it is long."""
     flat = f"    def __init__(self, params, {', '.join(args)}) -> None:"
-    if len(flat) <= 110:
+    if len(flat) <= 120:
         return [flat]
     return ["    def __init__(", "        self,", "        params,", *[f"        {a}," for a in args], "    ) -> None:"]
 
@@ -58,14 +58,14 @@ def keras_adam_source(ctor: str, weight_decay: bool, amsgrad: bool, sparse: bool
     """keras.optimizers.Adam / AdamW with only the options in use."""
     name = ctor.removeprefix("Keras")
     wd_default = "0.004" if ctor == "KerasAdamW" else "None"
-    lr_arg = "learning_rate: Callable[[int], float]" if schedule else "learning_rate: float = 0.001"
-    args = [lr_arg, "beta_1: float = 0.9", "beta_2: float = 0.999", "epsilon: float = 1e-7"]
+    lr_arg = "learning_rate: Callable[[int], float]" if schedule else "learning_rate=0.001"
+    args = [lr_arg, "beta_1=0.9", "beta_2=0.999", "epsilon=1e-7"]
     hyper = ['"beta_1": beta_1', '"beta_2": beta_2', '"epsilon": epsilon']
     if weight_decay:
-        args.append(f"weight_decay: float = {wd_default}")
+        args.append(f"weight_decay={wd_default}")
         hyper.append('"weight_decay": weight_decay')
     if amsgrad:
-        args.append("amsgrad: bool = False")
+        args.append("amsgrad=False")
         hyper.append('"amsgrad": amsgrad')
     init = ["        self.schedule = learning_rate  # called with the number of steps taken, as Keras does",
             *defaults_lines(hyper)] if schedule else defaults_lines(['"lr": learning_rate', *hyper])
@@ -126,13 +126,13 @@ def keras_adam_source(ctor: str, weight_decay: bool, amsgrad: bool, sparse: bool
 def keras_sgd_source(momentum: bool, nesterov: bool, weight_decay: bool, sparse: bool, schedule: bool) -> str:
     """keras.optimizers.SGD with only the options in use (torch.optim.SGD keeps the learning
     rate out of its momentum buffer: the same steps only at a constant learning rate)."""
-    lr_arg = "learning_rate: Callable[[int], float]" if schedule else "learning_rate: float = 0.01"
+    lr_arg = "learning_rate: Callable[[int], float]" if schedule else "learning_rate=0.01"
     args, hyper = [lr_arg], []
     if momentum:
-        args += ["momentum: float = 0.0", "nesterov: bool = False"]
+        args += ["momentum=0.0", "nesterov=False"]
         hyper += ['"momentum": momentum', '"nesterov": nesterov']
     if weight_decay:
-        args.append("weight_decay: float | None = None")
+        args.append("weight_decay=None")
         hyper.append('"weight_decay": weight_decay')
     init = (["        self.schedule = learning_rate  # called with the number of steps taken, as Keras does"]
             if schedule else []) + defaults_lines([*([] if schedule else ['"lr": learning_rate']), *hyper])
