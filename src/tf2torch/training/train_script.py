@@ -192,7 +192,7 @@ class _Script:
                 terms.append(f"{obj.kwargs['l1']!r} * torch.sum(torch.abs({param}))")
             if obj.kwargs.get("l2"):
                 terms.append(f"{obj.kwargs['l2']!r} * torch.sum(torch.square({param}))")
-        body = "\n        + ".join(terms) if terms else "torch.zeros(())"
+        body = "\n            + ".join(terms) if terms else "torch.zeros(())"
         return "\n".join([
             "def weight_penalty(model: nn.Module) -> torch.Tensor:",
             '    """Keras\' kernel / bias regularizers: loss terms (Keras reports the loss with them)."""',
