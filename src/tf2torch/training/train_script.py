@@ -4,8 +4,8 @@ Only what this model's compile config uses is written: the loss and metric funct
 optimizer (torch's own where it takes Keras' steps, else a small Keras-exact
 `torch.optim.Optimizer`), its schedule, clipping, weight penalties and the Embedding
 sparse-gradient path. The step is an explicit loop over a `DataLoader`. Configs this file does
-not cover (several outputs, constraints, activity regularizers, EMA, tf.keras sources, ...)
-keep the generic script of render_train.py.
+not cover (several outputs, constraints, activity regularizers, EMA, a tf.keras Embedding
+with clipping, ...) keep the generic script of render_train.py.
 """
 
 from __future__ import annotations
@@ -51,12 +51,19 @@ _ACCURACY_BY_LOSS = {"sparse_categorical_crossentropy": "sparse_categorical_accu
 def explicit_script_covers(spec: TrainingSpec, graph: Graph) -> bool:
     """Whether this file writes the train.py of `spec` (else render_train.py's generic one)."""
     optimizer = spec.optimizer.kwargs
-    return (spec.keras_major >= 3 and not spec.outputs and spec.loss_weight is None and not spec.weighted_metrics
+    # tf.keras sums an Embedding's token rows right after clipping: only the generic optimizers do
+    keras2_sparse_clip = spec.keras_major < 3 and any(optimizer.get(k) for k in _CLIPS) \
+        and spec.optimizer.ctor in _SPECIALIZED and _has_embeddings(graph)
+    return (not spec.outputs and not keras2_sparse_clip and spec.loss_weight is None and not spec.weighted_metrics
             and not spec.constraints and not spec.activity_regularizers
             and spec.reductions <= {"sum_over_batch_size"} and "ignore_class" not in spec.loss.kwargs
             and all(t.obj.ctor == "L1L2" for t in spec.regularizers)
             and not optimizer.get("use_ema") and not optimizer.get("decay")
             and all(_metric_function(m, spec, graph) is not None for m in spec.metrics))
+
+
+def _has_embeddings(graph: Graph) -> bool:
+    return any(node.op == "embedding" for node in graph.nodes)
 
 
 def _metric_function(metric: Obj, spec: TrainingSpec, graph: Graph) -> str | None:
@@ -100,7 +107,9 @@ class _Script:
         self.specialized = self.optimizer.ctor in _SPECIALIZED
         # Keras on TensorFlow: an Embedding's gradient has one row per token occurrence; clipping
         # measures those rows and Keras 3's adaptive optimizers square them before summing.
-        self.sparse = bool(self.embeddings) and (bool(self.clips) or self.optimizer.ctor != "KerasSGD")
+        # tf.keras sums them before its optimizers see them: a dense gradient without clipping.
+        self.sparse = bool(self.embeddings) and (bool(self.clips) or self.optimizer.ctor != "KerasSGD") \
+            and not (spec.keras_major < 3 and self.specialized)
         self.penalties = weight_params(spec.regularizers, weight_map, module, "regularizer") \
             if spec.regularizers else []
         self.library: set[str] = set()
@@ -159,7 +168,7 @@ class _Script:
             return obj.render(indent=4, width=100)
         kwargs = {k: v for k, v in obj.kwargs.items() if k != "params"}
         if self.specialized:
-            kwargs = {k: v for k, v in kwargs.items() if k not in _CLIPS}
+            kwargs = {k: v for k, v in kwargs.items() if k not in (*_CLIPS, "sum_duplicate_rows")}
         return Obj(obj.ctor, kwargs, args=obj.args or (Name("params"),)).render(indent=4, width=100)
 
     def loss_source(self) -> str:
@@ -205,6 +214,14 @@ class _Script:
             '    """Keras\' running means: the loss weighted by the batch size, each metric over every sample."""',
             '    averages.add("loss", float(loss) * len(y), len(y))',
         ]
+        if self.spec.keras_major < 3 and self.spec.metrics:
+            lines += [
+                "    # tf.keras 2 reshapes the targets before its metrics (compile_utils.match_dtype_and_rank)",
+                "    if y.dim() == 1 and y_pred.dim() == 2:",
+                "        y = y[:, None]",
+                "    if y.is_floating_point():",
+                "        y = y.to(y_pred.dtype)",
+            ]
         for metric in self.spec.metrics:
             fn = _metric_function(metric, self.spec, self.graph)
             name = metric.args[0]
