@@ -32,13 +32,13 @@ from tf2torch.training.render_train import (
 )
 from tf2torch.training.specialize import specialize
 from tf2torch.training.train_script_parts import (
-    CHECKPOINTS,
-    DATA,
-    GATHER_EMBEDDING_GRADIENTS,
     IMPORTS,
+    MAIN,
+    TRAIN_UTILS,
     fill,
     keras_adam_source,
     keras_sgd_source,
+    local_imports,
 )
 from tf2torch.training.weight_map import WeightMap
 
@@ -300,13 +300,11 @@ def render_explicit_script(spec: TrainingSpec, weight_map: WeightMap | None, mod
     definitions = [script.optimizer_source(), script.loss_source(), script.penalty_source(), script.clip_source()]
     record = script.record_source()
     definitions.insert(0, script.function_sources())
-    if script.sparse:
-        definitions.append(GATHER_EMBEDDING_GRADIENTS)
     library = library_source(script.library, always=set())
     names = ["loss", *[m.args[0] for m in spec.metrics]]
     input_perms = [None if v.perm is None else tuple(v.perm) for v in graph.inputs]
-    main = CHECKPOINTS + "\n\n\n" + record + "\n\n\n" + fill(
-        DATA,
+    main = record + "\n\n\n" + fill(
+        MAIN,
         input_perms=repr(input_perms),
         names=json.dumps(names),
         class_name=class_name,
@@ -318,10 +316,12 @@ def render_explicit_script(spec: TrainingSpec, weight_map: WeightMap | None, mod
         penalty=" + weight_penalty(model)" if script.penalties else "",
     )
     code = "\n\n\n".join(part for part in [library, *definitions, main] if part)
+    used = {n.id for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Name)}
+    local = local_imports(class_name, [name for name in TRAIN_UTILS if name in used])
     doc = _docstring(spec, class_name, source_name)
     # isort's spacing: two blank lines before a def or class, one before other statements
     gap = "\n\n\n" if code.startswith(("def ", "class ", "@")) else "\n\n"
-    return doc + "\n".join(_used_imports(IMPORTS, code)) + gap + code
+    return doc + "\n".join(_used_imports(IMPORTS, code + "\n" + local)) + "\n\n" + local + gap + code
 
 
 def _sparse_setup(script: _Script) -> str:
