@@ -226,7 +226,7 @@ def test_train_py_docstring_shows_the_compile_config_as_written(tmp_path):
     docstring = ast.get_docstring(ast.parse(script))
     assert "learning_rate=0.01," in docstring and "0.00999" not in script
     optimizer = " ".join(docstring.split("Optimizer:")[1].split("Loss:")[0].split())
-    assert optimizer.startswith("KerasAdamW(") and optimizer.endswith("amsgrad=True)"), optimizer
+    assert optimizer.startswith("AdamW(") and optimizer.endswith("amsgrad=True)"), optimizer
     for written in ("weight_decay=0.002", "beta_1=0.85", "beta_2=0.995", "epsilon=1e-06", "amsgrad=True",
                     "clipnorm=0.7", "use_ema=True"):
         assert written in docstring, written
@@ -261,16 +261,38 @@ def lstm_adamw_clipnorm() -> keras.Model:
     return model
 
 
+def mlp_adam_ema() -> keras.Model:
+    keras.utils.set_random_seed(8)
+    inputs = keras.Input((6,), name="features")
+    x = keras.layers.Dense(10, activation="tanh", name="hidden")(inputs)
+    outputs = keras.layers.Dense(3, activation="softmax", name="probs")(x)
+    model = keras.Model(inputs, outputs, name="mlp_ema")
+    model.compile(optimizer=keras.optimizers.Adam(0.02, use_ema=True, ema_momentum=0.8, ema_overwrite_frequency=4),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def dense_rmsprop() -> keras.Model:
+    keras.utils.set_random_seed(9)
+    inputs = keras.Input((6,), name="features")
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="probs")(inputs), name="rms")
+    model.compile(optimizer=keras.optimizers.RMSprop(0.01, momentum=0.5), loss="categorical_crossentropy",
+                  metrics=["mae"])
+    return model
+
+
 def model_inputs(name: str, rng: np.random.Generator) -> np.ndarray:
     if name.startswith("cnn"):
         return rng.normal(size=(SAMPLES, 7, 9, 2)).astype(np.float32)
+    if name.startswith("mlp"):
+        return rng.normal(size=(SAMPLES, 6)).astype(np.float32)
     tokens = rng.integers(1, 9, size=(SAMPLES, 6))
     tokens[np.arange(6)[None, :] >= rng.integers(1, 7, size=SAMPLES)[:, None]] = 0  # right padding
     return tokens.astype(np.int32)
 
 
 FIT_MODELS = {"cnn_bn_adam_schedule": lambda: cnn_adam_schedule(batchnorm=True),
-              "lstm_adamw_clipnorm": lstm_adamw_clipnorm}
+              "lstm_adamw_clipnorm": lstm_adamw_clipnorm, "mlp_adam_ema": mlp_adam_ema}
 
 # What each model's train.py must contain, and code for features its compile config does not use.
 SCRIPT_FEATURES = {
@@ -287,6 +309,14 @@ SCRIPT_FEATURES = {
                                                   "model.embedding.sparse = True", "gather_embedding_gradients(model)"],
                             ["KerasOptimizer", "schedule", "global_clipnorm", "clipvalue", "weight_penalty",
                              "amsgrad", "use_ema", "permute"]),
+    # EMA: the Keras-exact Adam, which keeps the averages; fit() ends with the weights := averages
+    "mlp_adam_ema": (mlp_adam_ema, ["class KerasAdam(KerasOptimizer)", "def update_ema",
+                                    "optimizer.finalize_variable_values()", "use_ema=True"],
+                     ["gather_embedding", "weight_penalty", "permute", ".sparse = True"]),
+    # An optimizer without a short class of its own: the Keras-exact one with its base class
+    "dense_rmsprop": (dense_rmsprop, ["class KerasRMSprop(KerasOptimizer)", "def mean_absolute_error"],
+                      ["optimizer.finalize_variable_values()", "gather_embedding", "weight_penalty", "permute",
+                       ".sparse = True"]),
 }
 
 

@@ -4,7 +4,7 @@ Only what this model's compile config uses is written: the loss and metric funct
 optimizer (torch's own where it takes Keras' steps, else a small Keras-exact
 `torch.optim.Optimizer`), its schedule, clipping, weight penalties and the Embedding
 sparse-gradient path. The step is an explicit loop over a `DataLoader`. Configs this file does
-not cover (several outputs, constraints, activity regularizers, EMA, a tf.keras Embedding
+not cover (several outputs, constraints, activity regularizers, a tf.keras Embedding
 with clipping, ...) keep the generic script of render_train.py.
 """
 
@@ -58,7 +58,7 @@ def explicit_script_covers(spec: TrainingSpec, graph: Graph) -> bool:
             and not spec.constraints and not spec.activity_regularizers
             and spec.reductions <= {"sum_over_batch_size"} and "ignore_class" not in spec.loss.kwargs
             and all(t.obj.ctor == "L1L2" for t in spec.regularizers)
-            and not optimizer.get("use_ema") and not optimizer.get("decay")
+            and not optimizer.get("decay")
             and all(_metric_function(m, spec, graph) is not None for m in spec.metrics))
 
 
@@ -104,7 +104,8 @@ class _Script:
         self.optimizer = _optimizer(spec, module)
         kwargs = spec.optimizer.kwargs
         self.clips = {k: kwargs[k] for k in _CLIPS if kwargs.get(k)}
-        self.specialized = self.optimizer.ctor in _SPECIALIZED
+        # EMA: the Keras-exact class, which keeps the averages (and overwrites with them)
+        self.specialized = self.optimizer.ctor in _SPECIALIZED and not kwargs.get("use_ema")
         # Keras on TensorFlow: an Embedding's gradient has one row per token occurrence; clipping
         # measures those rows and Keras 3's adaptive optimizers square them before summing.
         # tf.keras sums them before its optimizers see them: a dense gradient without clipping.
@@ -314,6 +315,8 @@ def render_explicit_script(spec: TrainingSpec, weight_map: WeightMap | None, mod
         step="\n".join(script.step_lines()),
         eval_output=script.output_expression().replace("forward(", "model("),
         penalty=" + weight_penalty(model)" if script.penalties else "",
+        finalize_ema="    optimizer.finalize_variable_values()  # as fit() ends: the weights become their averages\n"
+        if spec.optimizer.kwargs.get("use_ema") else "",
     )
     code = "\n\n\n".join(part for part in [library, *definitions, main] if part)
     used = {n.id for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Name)}

@@ -9,11 +9,13 @@ from __future__ import annotations
 IMPORTS = [
     "from __future__ import annotations",
     "",
+    "import math",
     "import sys",
     "import time",
-    "from collections.abc import Callable",
+    "from collections.abc import Callable, Iterable",
     "from pathlib import Path",
     "",
+    "import numpy as np",
     "import torch",
     "import torch.distributed as dist",
     "import torch.nn.functional as F",
@@ -237,7 +239,7 @@ def main() -> None:
             history.setdefault(key, []).append(value)
         if rank == 0:
             save_epoch(checkpoints, model, optimizer, epoch + 1, generator, history)
-    if rank == 0:
+@finalize_ema@    if rank == 0:
         save_final(checkpoints, model)
     finish_distributed()
 
