@@ -90,8 +90,9 @@ def models(tmp_path_factory):
 def test_convert_writes_model_and_weights(tmp_path, capsys):
     out = tmp_path / "out"
     assert cli.main(["convert", str(EXAMPLE), "-o", str(out)]) == 0
-    # The example was compiled and trained: train.py and the optimizer state come with it.
-    assert sorted(p.name for p in out.iterdir()) == ["model.py", "model.safetensors", "optimizer.safetensors", "train.py", "weights_map.json"]
+    # The example was compiled and trained: train.py (+ train_utils.py) and the optimizer state come with it.
+    assert sorted(p.name for p in out.iterdir()) == ["model.py", "model.safetensors", "optimizer.safetensors", "train.py",
+                                                     "train_utils.py", "weights_map.json"]
     assert "class SmallCnn(nn.Module)" in (out / "model.py").read_text()
     assert "model.py" in capsys.readouterr().out
 
@@ -116,7 +117,8 @@ def test_convert_replaces_existing_output(tmp_path):
     assert (out / "model.py").read_text().startswith('"""SmallCnn')
     assert (out / "keep.txt").read_text() == "mine\n"
     assert sorted(p.name for p in out.iterdir()) == [
-        "keep.txt", "model.py", "model.safetensors", "optimizer.safetensors", "train.py", "weights_map.json"]
+        "keep.txt", "model.py", "model.safetensors", "optimizer.safetensors", "train.py", "train_utils.py",
+        "weights_map.json"]
 
 
 def test_convert_failed_verification_still_writes_and_exits_1(tmp_path, monkeypatch, capsys):

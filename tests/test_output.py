@@ -19,8 +19,10 @@ def result():
     return tf2torch.convert(EXAMPLE)
 
 
-# The bundled example was compiled and trained: save() adds train.py and the optimizer state.
-EXPECTED_FILES = ["model.py", "model.safetensors", "optimizer.safetensors", "train.py", "weights_map.json"]
+# The bundled example was compiled and trained: save() adds train.py (with its train_utils.py)
+# and the optimizer state.
+EXPECTED_FILES = ["model.py", "model.safetensors", "optimizer.safetensors", "train.py", "train_utils.py",
+                  "weights_map.json"]
 
 
 def test_save_writes_all_files_and_no_staging_left(result, tmp_path):
@@ -80,7 +82,8 @@ def test_failed_write_does_not_create_the_directory(result, tmp_path, monkeypatc
 
 def test_files_of_an_earlier_conversion_not_written_again_are_removed(result, tmp_path):
     out = tmp_path / "out"
-    result.save(out)  # compiled: train.py + optimizer.safetensors
+    result.save(out)  # compiled: train.py, train_utils.py, optimizer.safetensors
+    assert (out / "train_utils.py").exists()
     (out / "verification.json").write_text("{}")
     (out / "notes.txt").write_text("the user's own file\n")
     uncompiled = tf2torch.convert(EXAMPLE)

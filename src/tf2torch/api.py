@@ -117,7 +117,7 @@ class ConversionResult:
         return {"weights_map.json": weights_map_json(self.generated, weight_map)}
 
     def _training_files(self) -> dict[str, bytes]:
-        """train.py (+ optimizer.safetensors) when the model was compiled; a compile setting
+        """train.py (+ train_utils.py, optimizer.safetensors) when the model was compiled; a compile setting
         that cannot be translated is a warning here (the model itself is still written)."""
         if not self.compile_config:
             return {}

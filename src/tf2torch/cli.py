@@ -211,7 +211,8 @@ def _run_convert(args: argparse.Namespace) -> int:
     directory = result.save(args.output, report=report, layers=layers)
     written = ["model.py", "model.safetensors"] + (["verification.json"] if report is not None else [])
     written += ["verification.html"] if layers is not None else []
-    written += [n for n in ("train.py", "optimizer.safetensors", "weights_map.json") if n in result._saved_files]
+    written += [n for n in ("train.py", "train_utils.py", "optimizer.safetensors", "weights_map.json")
+                if n in result._saved_files]
     print(f"Converted {args.source} -> {directory}/ ({', '.join(written)}), class {result.class_name}")
     if report is None:
         return EXIT_OK

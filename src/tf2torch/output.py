@@ -20,8 +20,8 @@ from pathlib import Path
 from tf2torch.errors import OutputNotWritable
 
 OUTPUT_FILES = (
-    "model.py", "model.safetensors", "train.py", "optimizer.safetensors", "weights_map.json", "verification.json",
-    "verification.html",
+    "model.py", "model.safetensors", "train.py", "train_utils.py", "optimizer.safetensors", "weights_map.json",
+    "verification.json", "verification.html",
 )
 
 

@@ -69,12 +69,12 @@ def _definitions() -> list[_Definition]:
     return out
 
 
-def library_source(needed: set[str]) -> str:
+def library_closure(needed: set[str]) -> list[_Definition]:
     """The runtime definitions `needed` depends on, in file order."""
     definitions = _definitions()
     by_name = {name: d for d in definitions for name in d.names}
     keep: set[int] = set()
-    todo = list(needed | _NEEDS_ALWAYS)
+    todo = list(needed)
     while todo:
         name = todo.pop()
         d = by_name.get(name)
@@ -82,8 +82,17 @@ def library_source(needed: set[str]) -> str:
             continue
         keep.add(id(d))
         todo.extend(d.uses)
-    blocks = [d.source for d in definitions if id(d) in keep]
-    return "\n\n\n".join(blocks)
+    return [d for d in definitions if id(d) in keep]
+
+
+def runtime_definition(name: str) -> str:
+    """The source of one runtime definition."""
+    return next(d.source for d in _definitions() if name in d.names)
+
+
+def library_source(needed: set[str], always: set[str] = _NEEDS_ALWAYS) -> str:
+    """The runtime definitions `needed` (and `always`) depend on, in file order."""
+    return "\n\n\n".join(d.source for d in library_closure(needed | always))
 
 
 # -- the build_training() function -----------------------------------------------------------
@@ -98,8 +107,9 @@ def _inverse(perm: tuple[int, ...] | None) -> tuple[int, ...] | None:
     return None if perm is None else tuple(int(i) for i in np.argsort(perm))
 
 
-def _weight_terms(terms: list[WeightTerm], weight_map: WeightMap, module: torch.nn.Module, kind: str) -> list[str]:
-    """`(name, param, keras_axes, obj)` entries; frozen weights are skipped as in Keras."""
+def weight_params(terms: list[WeightTerm], weight_map: WeightMap, module: torch.nn.Module,
+                  kind: str) -> list[tuple[str, tuple[int, ...] | None, Obj]]:
+    """`(torch parameter name, keras_axes, obj)` of each term; frozen weights are skipped as in Keras."""
     params = dict(module.named_parameters())
     entries = []
     for term in terms:
@@ -119,8 +129,14 @@ def _weight_terms(terms: list[WeightTerm], weight_map: WeightMap, module: torch.
                 f"layer {term.layer!r}: the {term.what} {kind} {term.obj.ctor} depends on axes, and the torch "
                 "layout of this weight is not a permutation of the Keras layout"
             )
-        entries.append(f"({source.name!r}, model.get_parameter({source.name!r}), {axes!r}, {term.obj.render()})")
+        entries.append((source.name, axes, term.obj))
     return entries
+
+
+def _weight_terms(terms: list[WeightTerm], weight_map: WeightMap, module: torch.nn.Module, kind: str) -> list[str]:
+    """`(name, param, keras_axes, obj)` entries, as text."""
+    return [f"({name!r}, model.get_parameter({name!r}), {axes!r}, {obj.render()})"
+            for name, axes, obj in weight_params(terms, weight_map, module, kind)]
 
 
 def setup_source(spec: TrainingSpec, weight_map: WeightMap | None, module: torch.nn.Module, graph: Graph,

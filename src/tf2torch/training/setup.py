@@ -1,9 +1,10 @@
 """ConversionResult -> training objects (training_setup) and the files of a training run
-(train.py, optimizer.safetensors)."""
+(train.py, train_utils.py, optimizer.safetensors)."""
 
 from __future__ import annotations
 
 import warnings
+from importlib import resources
 from typing import Any
 
 import torch
@@ -17,6 +18,7 @@ from tf2torch.training.state_transfer import (
     load_keras_optimizer_state,
     read_optimizer_variables,
 )
+from tf2torch.training.train_script import explicit_script_covers, render_explicit_script
 from tf2torch.training.weight_map import WeightMap, build_weight_map
 
 
@@ -65,11 +67,20 @@ def training_setup(result: Any, module: torch.nn.Module | None = None, load_opti
 
 
 def training_files(result: Any) -> dict[str, bytes]:
-    """train.py, plus optimizer.safetensors when the .keras holds optimizer state."""
+    """train.py (the explicit one with train_utils.py), plus optimizer.safetensors when the
+    source file holds optimizer state."""
     ctx = _context(result)
-    script = render_train_script(ctx.spec, ctx.weight_map, result.module, result.graph, ctx.attrs,
-                                 result.class_name, str(result.source_path).rsplit("/", 1)[-1])
+    source_name = str(result.source_path).rsplit("/", 1)[-1]
+    explicit = explicit_script_covers(ctx.spec, result.graph)
+    if explicit:
+        script = render_explicit_script(ctx.spec, ctx.weight_map, result.module, result.graph, result.class_name,
+                                        source_name)
+    else:
+        script = render_train_script(ctx.spec, ctx.weight_map, result.module, result.graph, ctx.attrs,
+                                     result.class_name, source_name)
     files = {"train.py": script.encode()}
+    if explicit:
+        files["train_utils.py"] = resources.files("tf2torch.training").joinpath("train_utils.py").read_bytes()
     if ctx.optimizer_variables:
         try:
             training = training_setup(result, module=result.module)
