@@ -160,6 +160,9 @@ class Instance:
     path: str = ""  # attribute path in the structured module: "conv2.0" or "conv2_block1"
     kind: BlockKind | None = None
     source_class: str = ""  # the Keras class of a block the source nests (SourceRef.scope)
+    # The signature without a last `x + inputs` (a block whose residual add is optional).
+    without_residual: tuple | None = None
+    residual: bool = False  # in a kind whose residual add is optional: this block adds it
 
 
 @dataclass
@@ -169,6 +172,7 @@ class Parameter:
     slots: list[tuple[int, int | str]]  # (submodule position, constructor slot)
     default: str | None = None  # a left-out ConvNd keyword's default
     annotation: str = ""
+    flag: bool = False  # a switch forward() reads (the optional residual add)
     # (statement position in the block, n-th number in it): forward() reads self.<name>.
     uses: list[tuple[int, int]] = field(default_factory=list)
 
@@ -178,6 +182,11 @@ class BlockKind:
     class_name: str
     instances: list[Instance]
     parameters: list[Parameter]
+
+    @property
+    def residual(self) -> Parameter | None:
+        """The flag of a kind whose last statement (the residual add) only some blocks run."""
+        return next((p for p in self.parameters if p.flag), None)
 
     @property
     def template(self) -> Instance:
@@ -201,7 +210,7 @@ class BlockKind:
     @property
     def stored(self) -> list[Parameter]:
         """Parameters forward() reads (kept as attributes)."""
-        return [p for p in self.parameters if p.uses]
+        return [p for p in self.parameters if p.uses or p.flag]
 
     def ctor(self, position: int) -> str:
         """The template's constructor of its `position`-th submodule, with the parameters."""
@@ -286,6 +295,7 @@ def find_blocks(graph: Graph, builder: ModuleBuilder, reserved: set[str]) -> Str
     groups: dict[tuple, list[Instance]] = {}
     for instance in named:
         groups.setdefault(instance.signature, []).append(instance)
+    _merge_optional_residuals(groups)
     repeated = [i for group in groups.values() if len(group) >= 2 for i in group]
     # A nested model holding repeated blocks of its own layers (an application used as a
     # backbone: `resnet50/conv2_block1_...`) keeps them: one level of block classes only, and
@@ -337,6 +347,29 @@ def find_blocks(graph: Graph, builder: ModuleBuilder, reserved: set[str]) -> Str
         if id(instance) not in in_sequence:
             instance.path = attr_scope.unique(instance.block)
     return Structure(kinds, extracted, sequences)
+
+
+def _merge_optional_residuals(groups: dict[tuple, list[Instance]]) -> None:
+    """Blocks that differ only by their last statement, a residual add (MobileNet's and
+    EfficientNet's blocks add their input when the shape stays, torchvision's `use_res_connect`),
+    become one kind with a `residual` flag: the group with the add absorbs the one without."""
+    canonical = {_canonical(signature): signature for signature in groups}
+    for signature, group in list(groups.items()):
+        stripped = group[0].without_residual
+        plain = canonical.get(_canonical(stripped)) if stripped is not None else None
+        if plain is None or plain not in groups or signature not in groups:
+            continue
+        for instance in group:
+            instance.residual = True
+        # The template (first instance) has the add; the docstring lists the blocks in order.
+        groups[signature] = group + groups.pop(plain)
+
+
+def _canonical(signature: tuple) -> str:
+    """A signature with its value names numbered by first appearance (they count the flat
+    forward()'s names, which differ between blocks that add their input and blocks that do not)."""
+    names: dict[str, str] = {}
+    return re.sub(r"\bv\d+_\d+\b", lambda m: names.setdefault(m.group(), f"v{len(names)}"), repr(signature))
 
 
 def _strictly_inside(inner: Instance, outer: Instance) -> bool:
@@ -533,7 +566,20 @@ def _signature(instance: Instance, own: list[Statement]) -> tuple:
             current[target] = f"v{len(body)}_{len(current)}"
         body.append((updated, tuple(current[t] for t in st.targets), operator, expr, st.comment))
     subs = tuple((c.shape, s.frozen, s.comment, tuple(sorted(s.state))) for c, s in zip(instance.ctors, instance.subs))
-    return (len(instance.inputs), tuple(current[n] for n in instance.outputs), tuple(body), subs)
+    outputs = tuple(current[n] for n in instance.outputs)
+    if len(body) >= 2 and _adds_input(body[-1], body[-2], outputs) and not instance.numbers[-1]:
+        instance.without_residual = (len(instance.inputs), body[-2][1], tuple(body[:-1]), subs)
+    return (len(instance.inputs), outputs, tuple(body), subs)
+
+
+def _adds_input(last: tuple, previous: tuple, outputs: tuple) -> bool:
+    """Is `last` (a signature statement) `output = <previous value> + <block input>`, the
+    block's only output?"""
+    updated, targets, operator, expr, comment = last
+    if updated or operator != "=" or comment or len(targets) != 1 or outputs != targets or len(previous[1]) != 1:
+        return False
+    terms = sorted(t.strip() for t in expr.split("+"))
+    return len(terms) == 2 and previous[1][0] in terms and any(re.fullmatch(r"i\d+", t) for t in terms)
 
 
 def _class_base(stage: str) -> str:
@@ -581,7 +627,7 @@ def _parameters(group: list[Instance]) -> list[Parameter]:
                 param = Parameter(name, values, [], default, _annotation(values))
                 by_values[values] = param
             param.slots.append((position, slot))
-    for position in range(len(template.numbers)):
+    for position in range(min(len(i.numbers) for i in group)):  # a residual add has no numbers
         for n in range(len(template.numbers[position])):
             values = tuple(i.numbers[position][n] for i in group)
             if len(set(values)) == 1:
@@ -592,6 +638,9 @@ def _parameters(group: list[Instance]) -> list[Parameter]:
                 param = Parameter(scope.unique(caller or "size"), values, [], None, _annotation(values))
                 by_values[values] = param
             param.uses.append((position, n))
+    if template.residual and not all(i.residual for i in group):
+        values = tuple(str(i.residual) for i in group)
+        by_values[values] = Parameter(scope.unique("residual"), values, [], default="True", annotation="bool", flag=True)
     params = list(by_values.values())
     return [p for p in params if p.default is None] + [p for p in params if p.default is not None]
 

@@ -60,11 +60,12 @@ def _returns(count: int) -> str:
 
 def _block_class(kind: BlockKind, builder: ModuleBuilder) -> list[str]:
     template = kind.template
-    names = ", ".join(i.block for i in kind.instances)
+    names = ", ".join(i.block for i in sorted(kind.instances, key=lambda i: i.start))
     what = template.source_class if template.source_class else "Keras blocks"  # `TransformerEncoder transformer_layer_0`
     doc = f'{INDENT}"""{what} {names}."""'
     if len(doc) > LINE_LENGTH:
-        doc = f'{INDENT}"""{what} {kind.instances[0].block} ... {kind.instances[-1].block} ({len(kind.instances)})."""'
+        first, last = min(kind.instances, key=lambda i: i.start), max(kind.instances, key=lambda i: i.start)
+        doc = f'{INDENT}"""{what} {first.block} ... {last.block} ({len(kind.instances)})."""'
     params = ""
     for p in kind.parameters:
         annotation = f": {p.annotation}" if p.annotation else ""
@@ -80,10 +81,16 @@ def _block_class(kind: BlockKind, builder: ModuleBuilder) -> list[str]:
     out += ["", f"{INDENT}def forward(self, {args}) -> {_returns(len(template.outputs))}:"]
     own = builder.statements[template.start:template.stop]
     returned = [template.local_vars[n] for n in template.outputs]
+    if kind.residual is not None:  # the add writes the value it adds to: the same name either way
+        returned = [template.local_vars[own[-2].targets[0]]]
     for position, st in enumerate(own):
         expr = kind.statement(position, rename(st.expr, template.local_vars, template.local_attrs))
         kept = blank_unread_targets(st.targets, own[position + 1:], f"return {', '.join(template.outputs)}")
         targets = ["_" if k == "_" else template.local_vars[t] for k, t in zip(kept, st.targets)]
+        optional = kind.residual is not None and position == len(own) - 1  # the add only some blocks run
+        if optional:
+            out += [f"{INDENT * 2}if self.{kind.residual.name}:", *_statement_lines(st, returned, expr, INDENT * 3)]
+            continue
         if position == len(own) - 1 and st.operator == "=" and targets == returned and len(targets) == 1:
             out += _statement_lines(st, ["return"], expr, INDENT * 2)[:-1] + [f"{INDENT * 2}return {expr}"]
             return out  # `return F.relu(x)` rather than `out = F.relu(x)` + `return out`
