@@ -136,7 +136,8 @@ def test_training_config_of_a_compiled_model_gives_train_py(tmp_path):
     edit_model_json(model_json, lambda d: d["modelTopology"].update(training_config=training_config))
     result = tf2torch.convert(str(model_json))
     out = result.save(tmp_path / "out")
-    assert "Adam(params=params, learning_rate=0.01)" in (out / "train.py").read_text()
+    script = (out / "train.py").read_text()
+    assert "Optimizer: Adam(learning_rate=0.01)" in script and "KerasAdam(params, learning_rate=0.01)" in script
 
 
 HIDE_TENSORFLOW = """
