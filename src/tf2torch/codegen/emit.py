@@ -11,7 +11,7 @@ from tf2torch.codegen.naming import class_name as make_class_name
 from tf2torch.codegen.program import ModuleBuilder, Statement
 from tf2torch.codegen.render import render_module, state_dict
 from tf2torch.codegen.render_structured import render_structured, structure_of
-from tf2torch.converters.quantization import apply_weight_grids
+from tf2torch.converters.quantization import apply_integer_kernels, apply_weight_grids
 from tf2torch.converters.registry import CONVERTERS
 from tf2torch.errors import ConversionError
 from tf2torch.ir import Graph
@@ -59,6 +59,7 @@ def emit_module(graph: Graph, source_name: str, model_name: str, structure: str 
             raise ConversionError(f"no converter for IR op {node.op!r} (layer {node.source.name!r}); this is a tf2torch bug")
         converter(node, builder)
     apply_weight_grids(graph, builder)
+    apply_integer_kernels(graph, builder)
     name = make_class_name(model_name)
     flat = state_dict(builder)
     if structure == "flat":

@@ -4,6 +4,13 @@ Activations: `x = fake_quantize(x, scale, zero_point)` where the file stores the
 integers. Weights: the layer's `weight` is parametrized (torch.nn.utils.parametrize) so that
 forward sees it rounded to the file's per-channel grid while the float tensor stays the
 trainable parameter; both roundings pass gradients straight through.
+
+Integer kernels: a node with attrs["integer_kernel"] (conv, depthwise conv, dense, add, subtract,
+multiply, mean, sigmoid of an int8 file) computes its forward value as LiteRT's default XNNPACK
+kernel does: exact integer sums (in float64: int8 products and their sums stay far below 2**53),
+the kernel's own requantization (float32 multiplier, round half to even; fixed-point for add),
+clamped to the output's integer range. Gradients flow as through the float op (every rounding
+straight-through), so the model still trains.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import numpy as np
 
 from tf2torch.codegen.program import ModuleBuilder
 from tf2torch.converters.registry import register_converter
+from tf2torch.converters.tf_ops import operand
 from tf2torch.errors import ConversionError
 from tf2torch.ir import Graph, Node
 
@@ -46,6 +54,84 @@ def quantized_weight(layer: nn.Module, axis: int = 0) -> nn.Module:
     parametrize.register_parametrization(layer, "weight", FakeQuantizeChannels(channels, axis))
     return layer
 '''
+
+INTEGERS_HELPER = '''
+def to_integers(x: torch.Tensor, scale: torch.Tensor | float) -> torch.Tensor:
+    """The integers q - zero_point that `x` (on the file's grid) stands for, exact in float64; the
+    rounding passes gradients straight through."""
+    q = x / scale
+    return (q + (torch.round(q) - q).detach()).double()
+
+
+def requantize(acc: torch.Tensor, multiplier: torch.Tensor, scale: float, zero_point: int,
+               qmin: int = -128, qmax: int = 127) -> torch.Tensor:
+    """XNNPACK's int8 output stage: the integer accumulator (as float32) times the float32
+    multiplier, rounded half to even, clamped to the output's integer range; returned as the
+    real value it stands for."""
+    q = acc.float() * multiplier
+    q = q + (torch.round(q) - q).detach()
+    return q.clamp(qmin - zero_point, qmax - zero_point) * scale
+'''
+
+INTEGER_HELPERS = {
+    "integer_conv": '''
+def integer_conv(layer: nn.Module, x: torch.Tensor, x_scale: float, scale: float, zero_point: int) -> torch.Tensor:
+    """`layer(x)` (a quantized_weight conv or linear) as TFLite's int8 kernel computes it: exact
+    sums of the input's and weight's integers plus the int32 bias, requantized per channel by
+    x_scale * weight_scale / scale."""
+    weight_scale = layer.parametrizations.weight[0].scale
+    acc_scale = torch.tensor(x_scale, dtype=torch.float32) * weight_scale
+    weight = to_integers(layer.weight, weight_scale.view(-1, *[1] * (layer.weight.dim() - 1)))
+    bias = None if layer.bias is None else to_integers(layer.bias.double(), acc_scale.double())
+    if isinstance(layer, nn.Linear):
+        return requantize(F.linear(to_integers(x, x_scale), weight, bias), acc_scale / scale, scale, zero_point)
+    acc = layer._conv_forward(to_integers(x, x_scale), weight, bias)
+    return requantize(acc, (acc_scale / scale).view(-1, 1, 1), scale, zero_point)
+''',
+    "integer_add": '''
+def integer_add(a: torch.Tensor, b: torch.Tensor, a_scale: float, b_scale: float, scale: float, zero_point: int,
+                qmin: int = -128, qmax: int = 127) -> torch.Tensor:
+    """a + b as XNNPACK's int8 add computes it (a negative b_scale subtracts): each input's
+    integers times a fixed-point multiplier (its scale / scale in float32, 21 bits), summed,
+    shifted right with rounding half up."""
+    ratios = [(torch.tensor(s, dtype=torch.float32) / scale).item() for s in (a_scale, b_scale)]
+    shift = 21 - math.frexp(max(abs(r) for r in ratios))[1]
+    a_multiplier, b_multiplier = (round(r * 2**shift) for r in ratios)
+    acc = to_integers(a, abs(a_scale)) * a_multiplier + to_integers(b, abs(b_scale)) * b_multiplier
+    q = (acc + 2 ** (shift - 1)) / 2**shift
+    q = (q + (torch.floor(q) - q).detach()).float()
+    return q.clamp(qmin - zero_point, qmax - zero_point) * scale
+''',
+    "integer_mul": '''
+def integer_mul(a: torch.Tensor, b: torch.Tensor, a_scale: float, b_scale: float, scale: float, zero_point: int,
+                qmin: int = -128, qmax: int = 127) -> torch.Tensor:
+    """a * b as XNNPACK's int8 multiply computes it: the product of the integers, requantized by
+    a_scale * b_scale / scale."""
+    multiplier = torch.tensor(a_scale, dtype=torch.float32) * b_scale / scale
+    return requantize(to_integers(a, a_scale) * to_integers(b, b_scale), multiplier, scale, zero_point, qmin, qmax)
+''',
+    "integer_mean": '''
+def integer_mean(x: torch.Tensor, dim: tuple[int, ...], keepdim: bool, x_scale: float, scale: float,
+                 zero_point: int, qmin: int = -128, qmax: int = 127) -> torch.Tensor:
+    """x.mean(dim) as XNNPACK's int8 mean computes it: the integer sum, requantized by
+    x_scale / scale / count."""
+    acc = to_integers(x, x_scale).sum(dim=dim, keepdim=keepdim)
+    multiplier = torch.tensor(x_scale, dtype=torch.float32) / scale / math.prod(x.shape[d] for d in dim)
+    return requantize(acc, multiplier, scale, zero_point, qmin, qmax)
+''',
+    "integer_sigmoid": '''
+def integer_sigmoid(x: torch.Tensor, scale: float, zero_point: int, qmin: int = -128, qmax: int = 127) -> torch.Tensor:
+    """torch.sigmoid(x) as TFLite's int8 lookup table computes it: the sigmoid of each input
+    value in float64, rounded to the output grid (gradient: the float sigmoid's)."""
+    y = torch.sigmoid(x)
+    q = torch.round(torch.sigmoid(x.double()) / scale).clamp(qmin - zero_point, qmax - zero_point)
+    return y + ((q * scale).float() - y).detach()
+''',
+}
+# The emulated kernel (attrs["integer_kernel"]["kind"]) -> the helper that computes it.
+INTEGER_KERNEL_HELPERS = {"conv": "integer_conv", "dense": "integer_conv", "add": "integer_add",
+                          "sub": "integer_add", "mul": "integer_mul", "global_pool": "integer_mean",
+                          "sigmoid": "integer_sigmoid"}
 
 # IR op -> the dimension of torch's weight that indexes output channels.
 WEIGHT_CHANNEL_AXIS = {"conv": 0, "depthwise_conv": 0, "dense": 0, "conv_transpose": 1}
@@ -88,3 +174,48 @@ def apply_weight_grids(graph: Graph, b: ModuleBuilder) -> None:
     if quantized:
         raise ConversionError(f"quantized kernels of {sorted(quantized)} have no module to round them in "
                               "(a tf2torch bug)")
+
+
+def apply_integer_kernels(graph: Graph, b: ModuleBuilder) -> None:
+    """Rewrite the statement of every node with attrs["integer_kernel"] into the helper that
+    computes it as the file's int8 kernel does (see the module docstring)."""
+    by_value = {id(st.values[0]): st for st in b.statements if len(st.values) == 1}
+    for node in graph.nodes:
+        kernel = node.attrs.get("integer_kernel")
+        if kernel is None:
+            continue
+        st = by_value.get(id(node.outputs[0]))
+        if st is None:
+            raise ConversionError(f"layer {node.source.name!r}: no statement computes its int8 kernel (a tf2torch bug)")
+        name = INTEGER_KERNEL_HELPERS[kernel["kind"]]
+        if name != "integer_sigmoid":
+            b.helper("to_integers", INTEGERS_HELPER)
+        b.helper(name, INTEGER_HELPERS[name])
+        if name in ("integer_add", "integer_mean"):
+            b.imports.add("import math")
+        if name == "integer_conv":
+            b.use_functional()
+        st.expr, st.operator = f"{name}({', '.join(_kernel_arguments(node, b, st.expr))})", "="
+
+
+def _kernel_arguments(node: Node, b: ModuleBuilder, expr: str) -> list[str]:
+    k = node.attrs["integer_kernel"]
+    scales = list(k["input_scales"])
+    if k["kind"] == "sub":
+        scales[1] = -scales[1]
+    grid = [repr(k["scale"]), str(k["zero_point"])]
+    if (k["qmin"], k["qmax"]) != INT8:
+        grid += [str(k["qmin"]), str(k["qmax"])]
+    if node.op == "tf_binary":  # run-time values or constant parameters, in the file's order
+        inputs = [operand(node, op, b) for op in node.attrs["operands"]]
+        return [*inputs, *map(repr, scales), *grid]
+    inputs = [b.var(v) for v in node.inputs]
+    if node.op in ("conv", "dense"):
+        layer = expr.split("(", 1)[0]
+        if not layer.startswith("self.") or (k["qmin"], k["qmax"]) != INT8:
+            raise ConversionError(f"layer {node.source.name!r}: {expr!r} is not an int8 layer call (a tf2torch bug)")
+        return [layer, *inputs, repr(scales[0]), *grid]
+    if node.op == "global_pool":
+        dims = tuple(range(2, node.inputs[0].rank))
+        return [*inputs, str(dims), str(bool(node.attrs["keepdims"])), repr(scales[0]), *grid]
+    return [*inputs, *grid]  # sigmoid

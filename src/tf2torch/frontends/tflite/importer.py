@@ -18,7 +18,7 @@ from tf2torch.frontends.tflite import tf_graph
 from tf2torch.frontends.tflite.lowering import Lowering
 from tf2torch.frontends.tflite.quantization import QuantizedModel, dequantize_model
 from tf2torch.frontends.tflite.reader import TFLiteModel, read_tflite
-from tf2torch.ir import Graph, Param, TensorSpec, Value
+from tf2torch.ir import Graph, Node, Param, TensorSpec, Value
 
 
 class UnsupportedTFLiteOps(ConversionError):
@@ -105,6 +105,7 @@ def import_tflite(path: str, keep_quantization: bool = False) -> tuple[Graph, Qu
     for op in lowering.ops:
         _import_op(importer, op, env)
     _attach_weight_grids(graph, lowering)
+    _attach_integer_kernels(lowering, env)
     for index in model.outputs:
         value = env.get(id(lowering.tensor(index)))
         if not isinstance(value, Value):
@@ -137,6 +138,31 @@ def _attach_weight_grids(graph: Graph, lowering: Lowering) -> None:
     if pending:
         raise ConversionError(f"{graph.name}: {len(pending)} quantized kernels were not found in the imported "
                               "graph (a tf2torch bug: --keep-quantization cannot round them)")
+
+
+def _attach_integer_kernels(lowering: Lowering, env: dict[int, TFVal]) -> None:
+    """attrs["integer_kernel"] on the node of every int8 operator --keep-quantization emulates
+    (lowering.INTEGER_KERNELS), found from the operator's float output back past its fused
+    activation. An operator whose node is not the plain op expected (e.g. merged with a
+    neighbour, or with a scalar operand) keeps float fake-quant; verification judges either."""
+    for raw, info in lowering.integer_kernels:
+        value = env.get(id(raw))
+        node = value.producer if isinstance(value, Value) else None
+        if node is not None and info["fused_activation"] and node.op == "activation":
+            node = node.inputs[0].producer
+        if node is not None and _is_kernel_node(node, info["kind"]):
+            node.attrs["integer_kernel"] = {k: v for k, v in info.items() if k != "fused_activation"}
+
+
+def _is_kernel_node(node: Node, kind: str) -> bool:
+    if kind in ("add", "sub", "mul"):
+        return node.op == "tf_binary" and node.attrs["fn"] == kind and \
+            all(op[0] not in ("scalar", "sym") for op in node.attrs["operands"])
+    if kind == "sigmoid":
+        return node.op == "activation" and node.attrs.get("fn") == "sigmoid"
+    if kind == "global_pool":
+        return node.op == "global_pool" and node.attrs.get("kind") == "avg"
+    return node.op == kind
 
 
 def _array_chain(array: np.ndarray) -> list[np.ndarray]:

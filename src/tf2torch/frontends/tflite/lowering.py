@@ -44,6 +44,10 @@ MOVES = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "TRANSPOSE", "PAD", "PADV2", "MAX_
          "GATHER", "CONCATENATION", "RELU", "RELU6", "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND"}
 # The filter dimension of each weighted operator that indexes output channels (per-channel scales).
 OUTPUT_CHANNEL_AXIS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 0, "TRANSPOSE_CONV": 0}
+# Operators whose int8 kernel --keep-quantization emulates exactly (integer sums, the kernel's
+# own requantization; converters/quantization.py), by the IR op their node becomes.
+INTEGER_KERNELS = {"CONV_2D": "conv", "DEPTHWISE_CONV_2D": "conv", "FULLY_CONNECTED": "dense", "ADD": "add",
+                   "SUB": "sub", "MUL": "mul", "MEAN": "global_pool", "LOGISTIC": "sigmoid"}
 LSTM_UNSUPPORTED = {9: "peephole", 10: "peephole", 11: "peephole", 16: "projection", 17: "projection",
                     20: "layer norm", 21: "layer norm", 22: "layer norm", 23: "layer norm"}
 
@@ -58,6 +62,9 @@ class Lowering:
         self.keep_quantization = keep_quantization
         # --keep-quantization: each integer kernel's float array (as lowered) and its grid.
         self.weight_grids: list[tuple[np.ndarray, Grid]] = []
+        # --keep-quantization: the float output of each emulated int8 kernel (INTEGER_KERNELS),
+        # with what its emulation needs (input scales, output grid, fused activation).
+        self.integer_kernels: list[tuple[tf_graph.Tensor, dict[str, Any]]] = []
         # Graph inputs rounded to the file's grid: input index -> the tensor before rounding.
         self.raw_inputs: dict[int, tf_graph.Tensor] = {}
         self.ops: list[tf_graph.Op] = []
@@ -176,6 +183,19 @@ class Lowering:
         final.shape = raw.shape
         self.tensors[op.outputs[0]] = final
         self._emit_rounding(raw, final, grid, op.op_type)
+        self._note_integer_kernel(op, raw, grid)
+
+    def _note_integer_kernel(self, op: TFLiteOperator, raw: tf_graph.Tensor, grid: Grid) -> None:
+        inputs = [self.quantized.activation_grids.get(i) or self.quantized.weight_grids.get(i) for i in op.inputs[:2]]
+        if op.op_type not in INTEGER_KERNELS or inputs[0] is None or len(grid.scale) != 1:
+            return
+        if op.op_type in ("ADD", "SUB", "MUL") and (inputs[1] is None or len(inputs[1].scale) != 1):
+            return
+        scales = [float(inputs[0].scale[0])] + ([float(inputs[1].scale[0])] if op.op_type in ("ADD", "SUB", "MUL") else [])
+        info = {"kind": INTEGER_KERNELS[op.op_type], "input_scales": scales, "scale": float(grid.scale[0]),
+                "zero_point": int(grid.zero_point[0]), "qmin": grid.qmin, "qmax": grid.qmax,
+                "fused_activation": _act(op.options) if op.options is not None else 0}
+        self.integer_kernels.append((raw, info))
 
     def _rounded_output_grid(self, op: TFLiteOperator) -> Grid | None:
         """The grid --keep-quantization rounds `op`'s output to, if any."""
