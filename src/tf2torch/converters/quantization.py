@@ -55,14 +55,15 @@ def quantized_weight(layer: nn.Module, axis: int = 0) -> nn.Module:
     return layer
 '''
 
-INTEGERS_HELPER = '''
+TO_INTEGERS_HELPER = '''
 def to_integers(x: torch.Tensor, scale: torch.Tensor | float) -> torch.Tensor:
     """The integers q - zero_point that `x` (on the file's grid) stands for, exact in float64; the
     rounding passes gradients straight through."""
     q = x / scale
     return (q + (torch.round(q) - q).detach()).double()
+'''
 
-
+REQUANTIZE_HELPER = '''
 def requantize(acc: torch.Tensor, multiplier: torch.Tensor, scale: float, zero_point: int,
                qmin: int = -128, qmax: int = 127) -> torch.Tensor:
     """XNNPACK's int8 output stage: the integer accumulator (as float32) times the float32
@@ -74,8 +75,8 @@ def requantize(acc: torch.Tensor, multiplier: torch.Tensor, scale: float, zero_p
 '''
 
 INTEGER_HELPERS = {
-    "integer_conv": '''
-def integer_conv(layer: nn.Module, x: torch.Tensor, x_scale: float, scale: float, zero_point: int) -> torch.Tensor:
+    "integer_layer": '''
+def integer_layer(layer: nn.Module, x: torch.Tensor, x_scale: float, scale: float, zero_point: int) -> torch.Tensor:
     """`layer(x)` (a quantized_weight conv or linear) as TFLite's int8 kernel computes it: exact
     sums of the input's and weight's integers plus the int32 bias, requantized per channel by
     x_scale * weight_scale / scale."""
@@ -129,7 +130,7 @@ def integer_sigmoid(x: torch.Tensor, scale: float, zero_point: int, qmin: int = 
 ''',
 }
 # The emulated kernel (attrs["integer_kernel"]["kind"]) -> the helper that computes it.
-INTEGER_KERNEL_HELPERS = {"conv": "integer_conv", "dense": "integer_conv", "add": "integer_add",
+INTEGER_KERNEL_HELPERS = {"conv": "integer_layer", "dense": "integer_layer", "add": "integer_add",
                           "sub": "integer_add", "mul": "integer_mul", "global_pool": "integer_mean",
                           "sigmoid": "integer_sigmoid"}
 
@@ -189,11 +190,13 @@ def apply_integer_kernels(graph: Graph, b: ModuleBuilder) -> None:
             raise ConversionError(f"layer {node.source.name!r}: no statement computes its int8 kernel (a tf2torch bug)")
         name = INTEGER_KERNEL_HELPERS[kernel["kind"]]
         if name != "integer_sigmoid":
-            b.helper("to_integers", INTEGERS_HELPER)
+            b.helper("to_integers", TO_INTEGERS_HELPER)
+        if name in ("integer_layer", "integer_mul", "integer_mean"):
+            b.helper("requantize", REQUANTIZE_HELPER)
         b.helper(name, INTEGER_HELPERS[name])
         if name in ("integer_add", "integer_mean"):
             b.imports.add("import math")
-        if name == "integer_conv":
+        if name == "integer_layer":
             b.use_functional()
         st.expr, st.operator = f"{name}({', '.join(_kernel_arguments(node, b, st.expr))})", "="
 

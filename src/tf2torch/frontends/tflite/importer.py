@@ -112,6 +112,7 @@ def import_tflite(path: str, keep_quantization: bool = False) -> tuple[Graph, Qu
             raise ConversionError(f"{path}: output {model.tensors[index].name!r} does not depend on the inputs")
         graph.outputs.append(value)
         graph.output_names.append(model.tensors[index].name)
+    _drop_repeated_rounding(graph)
     return graph, quantized
 
 
@@ -152,6 +153,22 @@ def _attach_integer_kernels(lowering: Lowering, env: dict[int, TFVal]) -> None:
             node = node.inputs[0].producer
         if node is not None and _is_kernel_node(node, info["kind"]):
             node.attrs["integer_kernel"] = {k: v for k, v in info.items() if k != "fused_activation"}
+
+
+def _drop_repeated_rounding(graph: Graph) -> None:
+    """An emulated int8 kernel already returns values on its output grid, and a ReLU keeps them
+    there: the fake_quant after them would change nothing, so it goes (a ReLU6's stays: 6 need
+    not be on the grid)."""
+    for node in list(graph.nodes):
+        if node.op != "fake_quant":
+            continue
+        producer = node.inputs[0].producer
+        if producer is not None and producer.op == "activation" and producer.attrs.get("fn") == "relu":
+            producer = producer.inputs[0].producer
+        kernel = producer.attrs.get("integer_kernel") if producer is not None else None
+        if kernel is not None and all(kernel[k] == node.attrs[k] for k in ("scale", "zero_point", "qmin", "qmax")):
+            graph.replace_uses(node.outputs[0], node.inputs[0])
+            graph.nodes.remove(node)
 
 
 def _is_kernel_node(node: Node, kind: str) -> bool:
