@@ -56,11 +56,15 @@ def quantized_weight(layer: nn.Module, axis: int = 0) -> nn.Module:
 '''
 
 TO_INTEGERS_HELPER = '''
+def straight_through(x: torch.Tensor, rounding=torch.round) -> torch.Tensor:
+    """`rounding(x)` in forward, the identity's gradient in backward (straight-through estimator)."""
+    rounded = rounding(x)
+    return x + (rounded - x).detach() if x.requires_grad else rounded
+
+
 def to_integers(x: torch.Tensor, scale: torch.Tensor | float) -> torch.Tensor:
-    """The integers q - zero_point that `x` (on the file's grid) stands for, exact in float64; the
-    rounding passes gradients straight through."""
-    q = x / scale
-    return (q + (torch.round(q) - q).detach()).double()
+    """The integers q - zero_point that `x` (on the file's grid) stands for, exact in float64."""
+    return straight_through(x / scale).double()
 '''
 
 REQUANTIZE_HELPER = '''
@@ -69,8 +73,7 @@ def requantize(acc: torch.Tensor, multiplier: torch.Tensor, scale: float, zero_p
     """XNNPACK's int8 output stage: the integer accumulator (as float32) times the float32
     multiplier, rounded half to even, clamped to the output's integer range; returned as the
     real value it stands for."""
-    q = acc.float() * multiplier
-    q = q + (torch.round(q) - q).detach()
+    q = straight_through(acc.float() * multiplier)
     return q.clamp(qmin - zero_point, qmax - zero_point) * scale
 '''
 
@@ -86,7 +89,13 @@ def integer_layer(layer: nn.Module, x: torch.Tensor, x_scale: float, scale: floa
     bias = None if layer.bias is None else to_integers(layer.bias.double(), acc_scale.double())
     if isinstance(layer, nn.Linear):
         return requantize(F.linear(to_integers(x, x_scale), weight, bias), acc_scale / scale, scale, zero_point)
-    acc = layer._conv_forward(to_integers(x, x_scale), weight, bias)
+    x = to_integers(x, x_scale)
+    # Integer sums are exact in float32 while every partial sum stays below 2**24 (|x| <= 255):
+    # true of depthwise kernels, whose float64 convolution torch runs one channel at a time.
+    bound = 255 * weight.abs().flatten(1).sum(1) + (0 if bias is None else bias.abs())
+    if layer.groups > 1 and bound.max() < 2**24:
+        x, weight, bias = x.float(), weight.float(), None if bias is None else bias.float()
+    acc = layer._conv_forward(x, weight, bias)
     return requantize(acc, (acc_scale / scale).view(-1, 1, 1), scale, zero_point)
 ''',
     "integer_add": '''
@@ -99,8 +108,7 @@ def integer_add(a: torch.Tensor, b: torch.Tensor, a_scale: float, b_scale: float
     shift = 21 - math.frexp(max(abs(r) for r in ratios))[1]
     a_multiplier, b_multiplier = (round(r * 2**shift) for r in ratios)
     acc = to_integers(a, abs(a_scale)) * a_multiplier + to_integers(b, abs(b_scale)) * b_multiplier
-    q = (acc + 2 ** (shift - 1)) / 2**shift
-    q = (q + (torch.floor(q) - q).detach()).float()
+    q = straight_through((acc + 2 ** (shift - 1)) / 2**shift, torch.floor).float()
     return q.clamp(qmin - zero_point, qmax - zero_point) * scale
 ''',
     "integer_mul": '''
