@@ -6,7 +6,7 @@ forward sees it rounded to the file's per-channel grid while the float tensor st
 trainable parameter; both roundings pass gradients straight through.
 
 Integer kernels: a node with attrs["integer_kernel"] (conv, depthwise conv, dense, add, subtract,
-multiply, mean, sigmoid of an int8 file) computes its forward value as LiteRT's default XNNPACK
+multiply, mean, sigmoid, tanh, hard-swish of an int8 file) computes its forward value as LiteRT's default XNNPACK
 kernel does: exact integer sums (in float64: int8 products and their sums stay far below 2**53),
 the kernel's own requantization (float32 multiplier, round half to even; fixed-point for add),
 clamped to the output's integer range. Gradients flow as through the float op (every rounding
@@ -128,19 +128,25 @@ def integer_mean(x: torch.Tensor, dim: tuple[int, ...], keepdim: bool, x_scale: 
     multiplier = torch.tensor(x_scale, dtype=torch.float32) / scale / math.prod(x.shape[d] for d in dim)
     return requantize(acc, multiplier, scale, zero_point, qmin, qmax)
 ''',
-    "integer_sigmoid": '''
-def integer_sigmoid(x: torch.Tensor, scale: float, zero_point: int, qmin: int = -128, qmax: int = 127) -> torch.Tensor:
-    """torch.sigmoid(x) as TFLite's int8 lookup table computes it: the sigmoid of each input
-    value in float64, rounded to the output grid (gradient: the float sigmoid's)."""
-    y = torch.sigmoid(x)
-    q = torch.round(torch.sigmoid(x.double()) / scale).clamp(qmin - zero_point, qmax - zero_point)
-    return y + ((q * scale).float() - y).detach()
+    "lookup_table": '''
+def lookup_table(x: torch.Tensor, fn: str, scale: float, zero_point: int, qmin: int = -128, qmax: int = 127) -> torch.Tensor:
+    """torch.<fn>(x) ("sigmoid", "tanh" or "hardswish") as XNNPACK's int8 lookup table computes
+    it: fn of each input value in float32 (sigmoid and tanh through float64), then
+    fn * (1 / scale) + zero_point rounded half to even. The gradient is the float fn's."""
+    if fn == "hardswish":
+        y = F.hardswish(x)
+        exact = (x / 6) * torch.clamp(x + 3, 0, 6)  # XNNPACK's order of float32 operations
+    else:
+        y = getattr(torch, fn)(x)
+        exact = getattr(torch, fn)(x.double()).float()
+    q = torch.round(exact * (1 / torch.tensor(scale, dtype=torch.float32)) + zero_point).clamp(qmin, qmax)
+    return y + ((q - zero_point) * scale - y).detach()
 ''',
 }
 # The emulated kernel (attrs["integer_kernel"]["kind"]) -> the helper that computes it.
 INTEGER_KERNEL_HELPERS = {"conv": "integer_layer", "dense": "integer_layer", "add": "integer_add",
                           "sub": "integer_add", "mul": "integer_mul", "global_pool": "integer_mean",
-                          "sigmoid": "integer_sigmoid"}
+                          "sigmoid": "lookup_table", "tanh": "lookup_table", "hardswish": "lookup_table"}
 
 # IR op -> the dimension of torch's weight that indexes output channels.
 WEIGHT_CHANNEL_AXIS = {"conv": 0, "depthwise_conv": 0, "dense": 0, "conv_transpose": 1}
@@ -197,14 +203,14 @@ def apply_integer_kernels(graph: Graph, b: ModuleBuilder) -> None:
         if st is None:
             raise ConversionError(f"layer {node.source.name!r}: no statement computes its int8 kernel (a tf2torch bug)")
         name = INTEGER_KERNEL_HELPERS[kernel["kind"]]
-        if name != "integer_sigmoid":
+        if name != "lookup_table":
             b.helper("to_integers", TO_INTEGERS_HELPER)
         if name in ("integer_layer", "integer_mul", "integer_mean"):
             b.helper("requantize", REQUANTIZE_HELPER)
         b.helper(name, INTEGER_HELPERS[name])
         if name in ("integer_add", "integer_mean"):
             b.imports.add("import math")
-        if name == "integer_layer":
+        if name in ("integer_layer", "lookup_table"):
             b.use_functional()
         st.expr, st.operator = f"{name}({', '.join(_kernel_arguments(node, b, st.expr))})", "="
 
@@ -229,4 +235,4 @@ def _kernel_arguments(node: Node, b: ModuleBuilder, expr: str) -> list[str]:
     if node.op == "global_pool":
         dims = tuple(range(2, node.inputs[0].rank))
         return [*inputs, str(dims), str(bool(node.attrs["keepdims"])), repr(scales[0]), *grid]
-    return [*inputs, *grid]  # sigmoid
+    return [inputs[0], repr(k["kind"]), *grid]  # a lookup table

@@ -149,8 +149,10 @@ def _attach_integer_kernels(lowering: Lowering, env: dict[int, TFVal]) -> None:
     for raw, info in lowering.integer_kernels:
         value = env.get(id(raw))
         node = value.producer if isinstance(value, Value) else None
-        if node is not None and info["fused_activation"] and node.op == "activation":
-            node = node.inputs[0].producer
+        if node is not None and info["fused_activation"]:
+            # A fused ReLU / ReLU6 clamps the integers; any other fused activation is not emulated.
+            fused = node.op == "activation" and node.attrs.get("fn") in ("relu", "relu6")
+            node = node.inputs[0].producer if fused else None
         if node is not None and _is_kernel_node(node, info["kind"]):
             node.attrs["integer_kernel"] = {k: v for k, v in info.items() if k != "fused_activation"}
 
@@ -171,12 +173,16 @@ def _drop_repeated_rounding(graph: Graph) -> None:
             graph.nodes.remove(node)
 
 
+# Emulated int8 lookup-table kernels -> the IR activation they import as.
+ACTIVATION_FNS = {"sigmoid": "sigmoid", "tanh": "tanh", "hardswish": "hard_silu"}
+
+
 def _is_kernel_node(node: Node, kind: str) -> bool:
     if kind in ("add", "sub", "mul"):
         return node.op == "tf_binary" and node.attrs["fn"] == kind and \
             all(op[0] not in ("scalar", "sym") for op in node.attrs["operands"])
-    if kind == "sigmoid":
-        return node.op == "activation" and node.attrs.get("fn") == "sigmoid"
+    if kind in ACTIVATION_FNS:
+        return node.op == "activation" and node.attrs.get("fn") == ACTIVATION_FNS[kind]
     if kind == "global_pool":
         return node.op == "global_pool" and node.attrs.get("kind") == "avg"
     return node.op == kind

@@ -47,7 +47,8 @@ OUTPUT_CHANNEL_AXIS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 
 # Operators whose int8 kernel --keep-quantization emulates exactly (integer sums, the kernel's
 # own requantization; converters/quantization.py), by the IR op their node becomes.
 INTEGER_KERNELS = {"CONV_2D": "conv", "DEPTHWISE_CONV_2D": "conv", "FULLY_CONNECTED": "dense", "ADD": "add",
-                   "SUB": "sub", "MUL": "mul", "MEAN": "global_pool", "LOGISTIC": "sigmoid"}
+                   "SUB": "sub", "MUL": "mul", "MEAN": "global_pool", "LOGISTIC": "sigmoid", "TANH": "tanh",
+                   "HARD_SWISH": "hardswish"}
 LSTM_UNSUPPORTED = {9: "peephole", 10: "peephole", 11: "peephole", 16: "projection", 17: "projection",
                     20: "layer norm", 21: "layer norm", 22: "layer norm", 23: "layer norm"}
 
