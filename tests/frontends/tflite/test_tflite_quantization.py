@@ -161,6 +161,12 @@ def test_keep_quantization_computes_the_int8_kernels_exactly(tmp_path):
     np.testing.assert_array_equal(got, expected)
     report = result.verify([x])
     assert report.ok and report.outputs[0].max_abs_error == 0, report.table()
+    # Trainable: every parameter (weights, biases, the dilated conv's separate bias) gets a
+    # straight-through gradient through the integer arithmetic.
+    module = result.module.train()
+    module(torch.from_numpy(x).permute(0, 3, 1, 2)).square().mean().backward()
+    assert _parameters_trainable(module)
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
 
 
 @pytest.mark.slow  # ~15 s each: one TFLite conversion with calibration per variant

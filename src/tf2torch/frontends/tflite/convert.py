@@ -110,8 +110,9 @@ def quantization_note(quantized: QuantizedModel, keep: bool) -> str:
     if quantized.kind == "float16":
         return "float16 weights: converted to float32 once, as the interpreter does."
     if keep and quantized.kind == "full-integer":
-        return ("--keep-quantization: weights and int8 activations rounded to the file's grid (torch fake-quant); "
-                "tolerance: one quantization step of each output.")
+        return ("--keep-quantization: conv, dense, add, sub, mul, mean, sigmoid, tanh and hard-swish compute "
+                "the integers LiteRT's int8 (XNNPACK) kernels compute; other integer tensors are rounded to the "
+                "file's grid (torch fake-quant); tolerance: one quantization step of each output.")
     if keep:
         return ("--keep-quantization on a dynamic-range file: weights are rounded to the file's grid, but the "
                 "interpreter also quantizes activations at run time, per batch row, which the model does not emulate.")
