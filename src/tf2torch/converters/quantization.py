@@ -79,7 +79,8 @@ def requantize(acc: torch.Tensor, multiplier: torch.Tensor, scale: float, zero_p
 
 INTEGER_HELPERS = {
     "integer_layer": '''
-def integer_layer(layer: nn.Module, x: torch.Tensor, x_scale: float, scale: float, zero_point: int) -> torch.Tensor:
+def integer_layer(layer: nn.Module, x: torch.Tensor, x_scale: float, scale: float, zero_point: int,
+                  qmin: int = -128, qmax: int = 127) -> torch.Tensor:
     """`layer(x)` (a quantized_weight conv or linear) as TFLite's int8 kernel computes it: exact
     sums of the input's and weight's integers plus the int32 bias, requantized per channel by
     x_scale * weight_scale / scale."""
@@ -88,7 +89,8 @@ def integer_layer(layer: nn.Module, x: torch.Tensor, x_scale: float, scale: floa
     weight = to_integers(layer.weight, weight_scale.view(-1, *[1] * (layer.weight.dim() - 1)))
     bias = None if layer.bias is None else to_integers(layer.bias.double(), acc_scale.double())
     if isinstance(layer, nn.Linear):
-        return requantize(F.linear(to_integers(x, x_scale), weight, bias), acc_scale / scale, scale, zero_point)
+        acc = F.linear(to_integers(x, x_scale), weight, bias)
+        return requantize(acc, acc_scale / scale, scale, zero_point, qmin, qmax)
     x = to_integers(x, x_scale)
     # Integer sums are exact in float32 while every partial sum stays below 2**24 (|x| <= 255):
     # true of depthwise kernels, whose float64 convolution torch runs one channel at a time.
@@ -96,7 +98,7 @@ def integer_layer(layer: nn.Module, x: torch.Tensor, x_scale: float, scale: floa
     if layer.groups > 1 and bound.max() < 2**24:
         x, weight, bias = x.float(), weight.float(), None if bias is None else bias.float()
     acc = layer._conv_forward(x, weight, bias)
-    return requantize(acc, (acc_scale / scale).view(-1, 1, 1), scale, zero_point)
+    return requantize(acc, (acc_scale / scale).view(-1, 1, 1), scale, zero_point, qmin, qmax)
 ''',
     "integer_add": '''
 def integer_add(a: torch.Tensor, b: torch.Tensor, a_scale: float, b_scale: float, scale: float, zero_point: int,
@@ -229,8 +231,8 @@ def _kernel_arguments(node: Node, b: ModuleBuilder, expr: str) -> list[str]:
     inputs = [b.var(v) for v in node.inputs]
     if node.op in ("conv", "dense"):
         layer = expr.split("(", 1)[0]
-        if not layer.startswith("self.") or (k["qmin"], k["qmax"]) != INT8:
-            raise ConversionError(f"layer {node.source.name!r}: {expr!r} is not an int8 layer call (a tf2torch bug)")
+        if not layer.startswith("self."):
+            raise ConversionError(f"layer {node.source.name!r}: {expr!r} is not a layer call (a tf2torch bug)")
         return [layer, *inputs, repr(scales[0]), *grid]
     if node.op == "global_pool":
         dims = tuple(range(2, node.inputs[0].rank))
