@@ -74,3 +74,82 @@ def test_rounded_kernel_stays_a_float_parameter(per_channel):
                                atol=1e-6)
     out.sum().backward()
     assert fc.parametrizations.weight.original.grad is not None  # trainable through the rounding
+
+
+# -- integer kernels (attrs["integer_kernel"]) against XNNPACK's int8 formulas in numpy integers --
+
+F32 = np.float32
+
+
+def _quantized_input(graph: Graph, name: str, shape: tuple, scale: float, zero_point: int) -> Value:
+    x = Value(name, TensorSpec(shape, "float32"))
+    graph.inputs.append(x)
+    graph.input_names.append(name)
+    attrs = {"scale": scale, "zero_point": zero_point, "qmin": -128, "qmax": 127}
+    return graph.add_node("fake_quant", [x], [x.spec], SourceRef("tflite", "QUANTIZE", f"{name}_q"), attrs).outputs[0]
+
+
+def _on_grid(rng, shape, scale: float, zero_point: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random int8 values and the real values they stand for, as the file's tensors are."""
+    q = rng.integers(-128, 128, size=shape)
+    return q, ((q - zero_point) * F32(scale)).astype(np.float32)
+
+
+def test_integer_dense_is_xnnpack_integer_arithmetic():
+    """Exact int32 sums, then the float32 multiplier fl32(fl32(sx * sw) / sy), rounded half to
+    even: bit for bit, on an output range (uint8-like 0..200) other than int8's."""
+    rng = np.random.default_rng(3)
+    sx, zx, sy, zy = 0.037, 5, 0.11, -7
+    sw = rng.uniform(0.002, 0.01, size=4).astype(np.float32)
+    w_int = rng.integers(-127, 128, size=(4, 7))
+    b_int = rng.integers(-3000, 3000, size=4)
+    acc_scale = F32(sx) * sw
+    graph = Graph("quant", "tflite")
+    x = _quantized_input(graph, "x", (None, 7), sx, zx)
+    params = {"kernel": Param((w_int * sw[:, None]).T.astype(np.float32), "IO"),
+              "bias": Param((b_int * acc_scale.astype(np.float64)).astype(np.float32), "O")}
+    node = graph.add_node("dense", [x], [TensorSpec((None, 4), "float32")], SourceRef("tflite", "dense", "fc"),
+                          {"in_features": 7, "units": 4}, params)
+    node.attrs["weight_grid"] = {"param": "kernel", "qmin": -128, "qmax": 127, "scale": sw,
+                                 "zero_point": np.zeros(4, np.int64)}
+    node.attrs["integer_kernel"] = {"kind": "dense", "input_scales": [sx], "scale": sy, "zero_point": zy,
+                                    "qmin": 0, "qmax": 200}
+    graph.outputs.append(node.outputs[0])
+    graph.output_names.append("y")
+    module, source = _module(run_passes(graph))
+    assert f"integer_layer(self.fc, x, {sx!r}, {sy!r}, {zy}, 0, 200)" in source
+    q, real = _on_grid(rng, (64, 7), sx, zx)
+    acc = (q - zx) @ w_int.T + b_int
+    expected_q = np.clip(np.rint(acc.astype(np.float32) * ((acc_scale / F32(sy)).astype(np.float32))) + zy, 0, 200)
+    got = module(torch.from_numpy(real))
+    np.testing.assert_array_equal(got.detach().numpy(), ((expected_q - zy) * F32(sy)).astype(np.float32))
+    got.sum().backward()  # straight through every rounding: the float parameters get gradients
+    assert module.fc.parametrizations.weight.original.grad.abs().sum() > 0 and module.fc.bias.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("fn", ["add", "sub"])
+def test_integer_add_is_xnnpack_fixed_point(fn):
+    """XNNPACK's int8 add: multipliers lrintf(scale_ratio * 2**shift) with 21 bits for the larger
+    ratio, a rounding bias of 2**(shift - 1), an arithmetic shift right; sub negates b's."""
+    rng = np.random.default_rng(4)
+    sa, za, sb, zb, sy, zy = 0.021, -3, 0.0537, 10, 0.047, 2
+    graph = Graph("quant", "tflite")
+    a = _quantized_input(graph, "a", (None, 9), sa, za)
+    b = _quantized_input(graph, "b", (None, 9), sb, zb)
+    attrs = {"fn": fn, "operands": [("value", 0), ("value", 1)], "exprs": [],
+             "integer_kernel": {"kind": fn, "input_scales": [sa, sb], "scale": sy, "zero_point": zy,
+                                "qmin": -128, "qmax": 127}}
+    node = graph.add_node("tf_binary", [a, b], [TensorSpec((None, 9), "float32")], SourceRef("tflite", fn, "s"), attrs)
+    graph.outputs.append(node.outputs[0])
+    graph.output_names.append("y")
+    module, source = _module(run_passes(graph))
+    assert "integer_add(" in source and (fn == "add") == (f", {-sb!r}, " not in source)
+    qa, ra = _on_grid(rng, (200, 9), sa, za)
+    qb, rb = _on_grid(rng, (200, 9), sb, zb)
+    ratios = [F32(sa) / F32(sy), (1 if fn == "add" else -1) * (F32(sb) / F32(sy))]
+    shift = 20 - (int(np.array(max(abs(r) for r in ratios), np.float32).view(np.int32)) >> 23) + 127
+    ma, mb = (int(np.rint(r * F32(2.0**shift))) for r in ratios)
+    acc = (1 << (shift - 1)) + (qa - za) * ma + (qb - zb) * mb
+    expected_q = np.clip((acc >> shift) + zy, -128, 127)
+    got = module(torch.from_numpy(ra), torch.from_numpy(rb)).detach().numpy()
+    np.testing.assert_array_equal(got, ((expected_q - zy) * F32(sy)).astype(np.float32))
