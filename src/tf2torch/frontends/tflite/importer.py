@@ -185,7 +185,7 @@ def _is_kernel_node(node: Node, kind: str) -> bool:
         return node.op == "activation" and node.attrs.get("fn") == ACTIVATION_FNS[kind]
     if kind == "global_pool":
         return node.op == "global_pool" and node.attrs.get("kind") == "avg"
-    return node.op == kind
+    return node.op == kind and "weight_grid" in node.attrs  # conv / dense: integer weights only
 
 
 def _array_chain(array: np.ndarray) -> list[np.ndarray]:

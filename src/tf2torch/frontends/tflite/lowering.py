@@ -45,7 +45,7 @@ MOVES = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "TRANSPOSE", "PAD", "PADV2", "MAX_
 # The filter dimension of each weighted operator that indexes output channels (per-channel scales).
 OUTPUT_CHANNEL_AXIS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 0, "TRANSPOSE_CONV": 0}
 # Operators whose int8 kernel --keep-quantization emulates exactly (integer sums, the kernel's
-# own requantization; converters/quantization.py), by the IR op their node becomes.
+# own requantization; converters/quantization.py), by the kernel kind the importer matches.
 INTEGER_KERNELS = {"CONV_2D": "conv", "DEPTHWISE_CONV_2D": "conv", "FULLY_CONNECTED": "dense", "ADD": "add",
                    "SUB": "sub", "MUL": "mul", "MEAN": "global_pool", "LOGISTIC": "sigmoid", "TANH": "tanh",
                    "HARD_SWISH": "hardswish"}
