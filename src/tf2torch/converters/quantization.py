@@ -6,7 +6,7 @@ forward sees it rounded to the file's per-channel grid while the float tensor st
 trainable parameter; both roundings pass gradients straight through.
 
 Integer kernels: a node with attrs["integer_kernel"] (conv, depthwise conv, dense, add, subtract,
-multiply, mean, sigmoid, tanh, hard-swish of an int8 file) computes its forward value as LiteRT's default XNNPACK
+multiply, mean, sigmoid, tanh of an int8 file) computes its forward value as LiteRT's default XNNPACK
 kernel does: exact integer sums (in float64: int8 products and their sums stay far below 2**53),
 the kernel's own requantization (float32 multiplier, round half to even; fixed-point for add),
 clamped to the output's integer range. Gradients flow as through the float op (every rounding
@@ -132,15 +132,11 @@ def integer_mean(x: torch.Tensor, dim: tuple[int, ...], keepdim: bool, x_scale: 
 ''',
     "lookup_table": '''
 def lookup_table(x: torch.Tensor, fn: str, scale: float, zero_point: int, qmin: int = -128, qmax: int = 127) -> torch.Tensor:
-    """torch.<fn>(x) ("sigmoid", "tanh" or "hardswish") as XNNPACK's int8 lookup table computes
-    it: fn of each input value in float32 (sigmoid and tanh through float64), then
-    fn * (1 / scale) + zero_point rounded half to even. The gradient is the float fn's."""
-    if fn == "hardswish":
-        y = F.hardswish(x)
-        exact = (x / 6) * torch.clamp(x + 3, 0, 6)  # XNNPACK's order of float32 operations
-    else:
-        y = getattr(torch, fn)(x)
-        exact = getattr(torch, fn)(x.double()).float()
+    """torch.<fn>(x) ("sigmoid" or "tanh") as XNNPACK's int8 lookup table computes it: fn of
+    each input value (through float64, to float32), then fn * (1 / scale) + zero_point rounded
+    half to even. The gradient is the float fn's."""
+    y = getattr(torch, fn)(x)
+    exact = getattr(torch, fn)(x.double()).float()
     q = torch.round(exact * (1 / torch.tensor(scale, dtype=torch.float32)) + zero_point).clamp(qmin, qmax)
     return y + ((q - zero_point) * scale - y).detach()
 ''',
@@ -148,7 +144,7 @@ def lookup_table(x: torch.Tensor, fn: str, scale: float, zero_point: int, qmin: 
 # The emulated kernel (attrs["integer_kernel"]["kind"]) -> the helper that computes it.
 INTEGER_KERNEL_HELPERS = {"conv": "integer_layer", "dense": "integer_layer", "add": "integer_add",
                           "sub": "integer_add", "mul": "integer_mul", "global_pool": "integer_mean",
-                          "sigmoid": "lookup_table", "tanh": "lookup_table", "hardswish": "lookup_table"}
+                          "sigmoid": "lookup_table", "tanh": "lookup_table"}
 
 # IR op -> the dimension of torch's weight that indexes output channels.
 WEIGHT_CHANNEL_AXIS = {"conv": 0, "depthwise_conv": 0, "dense": 0, "conv_transpose": 1}
@@ -212,7 +208,7 @@ def apply_integer_kernels(graph: Graph, b: ModuleBuilder) -> None:
         b.helper(name, INTEGER_HELPERS[name])
         if name in ("integer_add", "integer_mean"):
             b.imports.add("import math")
-        if name in ("integer_layer", "lookup_table"):
+        if name == "integer_layer":
             b.use_functional()
         st.expr, st.operator = f"{name}({', '.join(_kernel_arguments(node, b, st.expr))})", "="
 

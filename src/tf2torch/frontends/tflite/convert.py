@@ -110,7 +110,7 @@ def quantization_note(quantized: QuantizedModel, keep: bool) -> str:
     if quantized.kind == "float16":
         return "float16 weights: converted to float32 once, as the interpreter does."
     if keep and quantized.kind == "full-integer":
-        return ("--keep-quantization: conv, dense, add, sub, mul, mean, sigmoid, tanh and hard-swish compute "
+        return ("--keep-quantization: conv, dense, add, sub, mul, mean, sigmoid and tanh compute "
                 "the integers LiteRT's int8 (XNNPACK) kernels compute; other integer tensors are rounded to the "
                 "file's grid (torch fake-quant); tolerance: one quantization step of each output.")
     if keep:

@@ -174,7 +174,7 @@ def _drop_repeated_rounding(graph: Graph) -> None:
 
 
 # Emulated int8 lookup-table kernels -> the IR activation they import as.
-ACTIVATION_FNS = {"sigmoid": "sigmoid", "tanh": "tanh", "hardswish": "hard_silu"}
+ACTIVATION_FNS = {"sigmoid": "sigmoid", "tanh": "tanh"}
 
 
 def _is_kernel_node(node: Node, kind: str) -> bool:
