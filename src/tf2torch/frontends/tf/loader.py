@@ -21,6 +21,7 @@ from tf2torch.errors import BadModelFile, ConversionError, VerificationUnavailab
 from tf2torch.frontends.tf import ops  # noqa: F401  (fills TF_OP_IMPORTERS)
 from tf2torch.frontends.tf.context import spec_of
 from tf2torch.frontends.tf.importer import GraphImporter
+from tf2torch.frontends.tf.name_scopes import scope_objects
 from tf2torch.frontends.tf.values import TFVal, VarRef
 from tf2torch.input_files import check_model_path, file_kind
 from tf2torch.ir import Graph, Value
@@ -221,7 +222,11 @@ def import_saved_model(path: str, signature: str = "serving_default", *, toleran
     variables = _by_object_path(loaded, list(fn.variables))
     imported = import_concrete_function(fn, path, Path(path).name, tolerant=tolerant, keep=loaded, by_name=True,
                                         variables=variables)
-    _scope_by_object_path(imported.graph, {v.path.rsplit("/", 1)[0] for v in variables if isinstance(v, VariableView)})
+    layers = {v.path.rsplit("/", 1)[0] for v in variables if isinstance(v, VariableView)}
+    if layers:
+        _scope_by_object_path(imported.graph, layers)
+    else:  # no attribute tree (Keras' `model.export` keeps its variables in lists): name scopes
+        scope_objects(imported.graph, imported.importer.scopes)
     _keras_input_order(loaded, imported.graph)
     imported.runner.input_names = list(imported.graph.input_names)  # fed in the graph's order
     return imported
@@ -347,6 +352,7 @@ def import_graph_def(
         names.append(input_name)
     results = importer.import_graph(tf_graph, bindings, output_tensors)
     _finish(graph, importer, results, [t.name.split(":")[0] if t.name.endswith(":0") else t.name for t in output_tensors])
+    scope_objects(graph, importer.scopes)
 
     def _import() -> None:
         tf.graph_util.import_graph_def(graph_def if reference is None else reference, name="")

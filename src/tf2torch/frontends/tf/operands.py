@@ -78,7 +78,9 @@ class OperandBuilder:
             self._seen[id(x)] = key
             if isinstance(x, VarRef):
                 self.params[key] = Param(np.asarray(x.array), "tf", x.trainable)
-                self.var_names[key] = x.name
+                # A name other variables share (Keras 3's `net/kernel`) says less than the op's scope.
+                leaf = x.name.rsplit("/", 1)[-1]
+                self.var_names[key] = f"{self.ctx.name}/{leaf}" if x.ambiguous else x.name
             else:
                 arr = np.asarray(x)
                 self.params[key] = Param(arr, "tf", False)

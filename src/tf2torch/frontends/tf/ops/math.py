@@ -231,7 +231,7 @@ def _identity_operand(ctx: OpContext, fn: str, a: TFVal, b: TFVal) -> Value | No
 
 
 def _flat(var: VarRef) -> VarRef:
-    return VarRef(var.name, var.array.reshape(-1), var.trainable)
+    return VarRef(var.name, var.array.reshape(-1), var.trainable, var.ambiguous)
 
 
 def _fold_batch_norm(ctx: OpContext, y: TFVal, shift: TFVal) -> Value | None:
@@ -330,7 +330,10 @@ def _fold_layer_norm(ctx: OpContext, p: Value, q: Value) -> Value | None:
         if params["gamma"].array.size != channels or params["beta"].array.size != channels:
             return None
         attrs = {"normalized_shape": (channels,), "eps": shifted[1]}
-        name = ctx.importer.claim_name(gname.rsplit("/", 1)[0] if "/" in gname else gname, gname)
+        layer = gname.rsplit("/", 1)[0] if "/" in gname else gname
+        if layer == gm.source.name and "/" in layer:  # named after its op (a constant): the op's scope
+            layer = layer.rsplit("/", 1)[0].removesuffix("/batchnorm")
+        name = ctx.importer.claim_name(layer, gname)
         return ctx.add("layer_norm", [x], [x.spec], attrs, params, name=name).outputs[0]
     return None
 
