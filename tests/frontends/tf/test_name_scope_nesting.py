@@ -18,9 +18,7 @@ from conftest import perturb_weights, set_batchnorm_statistics
 from tf2torch.frontends.tf.name_scopes import class_name_of, counter_free_scopes
 
 
-def _bottleneck(x, filters: int, stride: int, name: str, project: bool):
-    import keras
-
+def _bottleneck(keras, x, filters: int, stride: int, name: str, project: bool):
     shortcut = x
     if project:
         shortcut = keras.layers.Conv2D(filters * 2, 1, strides=stride, name=f"{name}_0_conv")(x)
@@ -37,16 +35,14 @@ def _bottleneck(x, filters: int, stride: int, name: str, project: bool):
     return keras.layers.Activation("relu", name=f"{name}_out")(x)
 
 
-def _resnet_like():
+def _resnet_like(keras):
     """Two stages (3 and 2 bottlenecks, the first of each with a projection shortcut)."""
-    import keras
-
     inputs = keras.Input((13, 11, 3), name="image")
     x = keras.layers.Conv2D(8, 3, strides=2, name="conv1_conv")(inputs)
     x = keras.layers.Activation("relu", name="conv1_relu")(x)
     for stage, (filters, blocks) in enumerate([(4, 3), (8, 2)], start=2):
         for b in range(1, blocks + 1):
-            x = _bottleneck(x, filters, 2 if b == 1 and stage > 2 else 1, f"conv{stage}_block{b}", b == 1)
+            x = _bottleneck(keras, x, filters, 2 if b == 1 and stage > 2 else 1, f"conv{stage}_block{b}", b == 1)
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     model = keras.Model(inputs, keras.layers.Dense(5, name="predictions")(x))
     perturb_weights(model)
@@ -99,13 +95,24 @@ def _freeze(model, spec, path) -> None:
 
 @pytest.fixture(scope="module")
 def resnet_like(tmp_path_factory):
+    import keras
     import tensorflow as tf
 
     directory = tmp_path_factory.mktemp("resnet_like")
-    model = _resnet_like()
+    model = _resnet_like(keras)
     model.export(str(directory / "exported"), verbose=False)
     _freeze(model, tf.TensorSpec([None, 13, 11, 3], tf.float32, name="image"), directory / "frozen.pb")
     return directory
+
+
+@pytest.fixture(scope="module")
+def tf_keras_saved_model(tmp_path_factory):
+    """tf_keras' `model.save(directory)`: its object graph tracks a functional model's layers
+    by position (`layer_with_weights-4`), its variables carry the Keras layer names."""
+    tf_keras = pytest.importorskip("tf_keras")
+    path = tmp_path_factory.mktemp("tf_keras") / "resnet_like"
+    _resnet_like(tf_keras).save(str(path))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -123,9 +130,9 @@ def _instances(module: torch.nn.Module, class_name: str) -> int:
     return sum(type(m).__name__ == class_name for m in module.modules())
 
 
-@pytest.mark.parametrize("source", ["exported", "frozen.pb"])
-def test_resnet_like_gets_block_classes_and_stage_loops(resnet_like, source, tmp_path):
-    result = tf2torch.convert(resnet_like / source)
+@pytest.mark.parametrize("source", ["exported", "frozen.pb", "tf_keras"])
+def test_resnet_like_gets_block_classes_and_stage_loops(resnet_like, tf_keras_saved_model, source, tmp_path):
+    result = tf2torch.convert(tf_keras_saved_model if source == "tf_keras" else resnet_like / source)
     code = result.source_code
     assert code.count("class Block(nn.Module):") == 1 and code.count("class Block2(nn.Module):") == 1, code
     assert re.search(r"self\.conv2 = nn\.Sequential\(\s*Block2\(", code), code
@@ -136,7 +143,7 @@ def test_resnet_like_gets_block_classes_and_stage_loops(resnet_like, source, tmp
     assert "self.conv2 = nn.Conv2d(" in code and "self.conv0 = nn.Conv2d(" in code, code
     keys = set(result.state_dict)
     assert {"conv1_conv.weight", "conv2.0.conv0.weight", "conv2.2.conv3.bias", "conv3.1.conv2.weight"} <= keys, keys
-    assert not any(k.endswith("_1.weight") for k in keys), keys
+    assert not any(k.endswith("_1.weight") or "layer_with_weights" in k for k in keys), keys
     report = result.verify(batch_size=3)
     assert report.outputs and report.ok, report.table()
     layers = json.loads((result.save(tmp_path / "out") / "weights_map.json").read_text())["layers"]
@@ -155,6 +162,7 @@ def test_custom_block_scope_becomes_one_class_per_keras_class(subclassed, source
     for line in ("self.dense_1 = nn.Linear(12, 24)", "self.dense_2 = nn.Linear(24, 12)",
                  "self.layer_normalization = nn.LayerNorm(12, eps=1e-05)", "self.dense = nn.Linear(9, 12)"):
         assert line in code, (line, code)
+    assert "requires_grad_(False)" not in code  # a frozen graph's LayerNorm trains, as its Linears do
     keys = set(result.state_dict)
     assert {"dense.weight", "residual_mlps.3.dense_2.bias", "residual_mlps.0.layer_normalization.weight"} <= keys
     assert not any(k.startswith("net") for k in keys), keys
@@ -175,14 +183,23 @@ def test_flat_keeps_the_keras_names(resnet_like):
 
 
 def test_counters_are_dropped_only_where_every_sibling_has_one():
-    keras3 = ["net_1/dense_1/MatMul", "net_1/residual_mlp_1/dense_1_1/MatMul", "net_1/residual_mlp_1_2/dense_3_1/MatMul",
-              "net_1/residual_mlp_1/layer_normalization_1/moments/mean"]
+    # Keras 3 (the model's own scope `net_1/` is the common prefix the importer drops first).
+    keras3 = ["dense_1/MatMul", "residual_mlp_1/dense_1_1/MatMul", "residual_mlp_1_2/dense_3_1/MatMul",
+              "residual_mlp_1_2/dense_4_1/MatMul", "residual_mlp_1/layer_normalization_1/moments/mean"]
     renames = counter_free_scopes(keras3)
-    assert renames["net_1/residual_mlp_1_2/dense_3_1"] == "net/residual_mlp_1/dense_3"
-    assert renames["net_1/residual_mlp_1/layer_normalization_1/moments"] == "net/residual_mlp/layer_normalization/moments"
+    assert renames["residual_mlp_1_2/dense_3_1"] == "residual_mlp_1/dense_3"
+    assert renames["residual_mlp_1/layer_normalization_1/moments"] == "residual_mlp/layer_normalization/moments"
     # Keras 2: a scope without a counter among the siblings: the numbers are the layers' own.
     keras2 = ["model/dense_1/MatMul", "model/conv2d/Conv2D", "model/dense/MatMul"]
     assert counter_free_scopes(keras2)["model/dense_1"] == "model/dense_1"
     # Dropping them would merge two scopes: kept.
     assert counter_free_scopes(["a_1/x", "a_2/x"]) == {"a_1": "a_1", "a_2": "a_2"}
+    # The call scopes of a graph frozen from a loaded SavedModel name nothing.
+    inlined = ["net/StatefulPartitionedCall/residual_mlp/StatefulPartitionedCall/dense_1/MatMul",
+               "net/StatefulPartitionedCall/residual_mlp/StatefulPartitionedCall/norm/mul",
+               "Func/net/StatefulPartitionedCall/input/_3"]
+    renames = counter_free_scopes(inlined)
+    assert renames["net/StatefulPartitionedCall/residual_mlp/StatefulPartitionedCall/dense_1"] == "net/residual_mlp/dense_1"
+    # One scope alone says nothing about counters: `dense_1` may be the layer's name.
+    assert counter_free_scopes(["block/dense_1/MatMul"])["block/dense_1"] == "block/dense_1"
     assert class_name_of("residual_mlp_1") == "ResidualMlp" and class_name_of("encoder") == "Encoder"

@@ -17,7 +17,7 @@ import numpy as np
 
 from tf2torch.errors import ConversionError, unsupported_ops_message
 from tf2torch.frontends.tf.context import OpContext, static_array
-from tf2torch.frontends.tf.name_scopes import counter_free_scopes, rename_scope
+from tf2torch.frontends.tf.name_scopes import INLINED, counter_free_scopes, rename_scope
 from tf2torch.frontends.tf.registry import TF_OP_IMPORTERS
 from tf2torch.frontends.tf.values import ShapeVec, TFVal, VarRef
 from tf2torch.ir import Graph, Value
@@ -135,7 +135,7 @@ class GraphImporter:
         env: dict[str, TFVal] = dict(bindings)
         order = _topological(outputs, set(env))
         saved = self._prefix, self._renames
-        self._prefix = _common_prefix([op.name for op in order])
+        self._prefix = _common_prefix([op.name for op in order if not op.name.startswith(INLINED)])
         self._renames = counter_free_scopes(op.name.removeprefix(self._prefix) for op in order)
         self.scopes.update(path.lower() for path in self._renames.values())
         try:

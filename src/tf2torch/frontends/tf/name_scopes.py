@@ -17,13 +17,18 @@ from collections.abc import Iterable
 from tf2torch.ir import Graph
 
 _COUNTER = re.compile(r"^(?P<base>.+)_\d+$")
+# The scopes of inlined function calls (a restored Keras layer's `StatefulPartitionedCall`,
+# in a graph frozen from a loaded SavedModel): no Keras name, dropped from paths.
+_CALL = re.compile(r"(Stateful)?PartitionedCall(_\d+)?")
+# Grappler's plumbing of the calls it inlined (`Func/net/StatefulPartitionedCall/input/_3`).
+INLINED = "Func/"
 
 
 def counter_free_scopes(op_names: Iterable[str]) -> dict[str, str]:
     """Scope path -> the same path without TensorFlow's uniquifying counters.
 
-    A level's counters are dropped only where every sibling scope carries one (as every
-    Keras 3 layer scope does) and dropping them keeps the siblings apart; otherwise the
+    A level's counters are dropped only where two or more sibling scopes all carry one (as
+    every Keras 3 layer scope does) and dropping them keeps the siblings apart; otherwise the
     numbers may be the layers' own (`dense_1` in a Keras 2 graph) and stay."""
     children: dict[str, set[str]] = {}
     for name in op_names:
@@ -37,13 +42,20 @@ def counter_free_scopes(op_names: Iterable[str]) -> dict[str, str]:
         names = sorted(children.get(raw, ()))
         stripped = [_COUNTER.match(n) for n in names]
         bases = [m.group("base") for m in stripped if m is not None]
-        keep = len(bases) != len(names) or len(set(bases)) != len(bases)
+        keep = len(names) < 2 or len(bases) != len(names) or len(set(bases)) != len(bases)
         for name, base in zip(names, names if keep else bases):
             child_raw = f"{raw}/{name}" if raw else name
             child_clean = f"{clean}/{base}" if clean else base
             renames[child_raw] = child_clean
             pending.append((child_raw, child_clean))
+    # A call scope merges into its parent; other scopes must stay apart.
+    without_calls = {raw: "/".join(p for p in clean.split("/") if not _CALL.fullmatch(p)) for raw, clean in renames.items()}
+    named = [without_calls[raw] for raw in renames
+             if not _CALL.fullmatch(raw.rsplit("/", 1)[-1]) and not raw.startswith(INLINED)]
+    if len(set(named)) == len(named):
+        return without_calls
     return renames
+
 
 
 def rename_scope(name: str, renames: dict[str, str]) -> str:
@@ -51,7 +63,8 @@ def rename_scope(name: str, renames: dict[str, str]) -> str:
     if "/" not in name or not renames:
         return name
     scope, _, leaf = name.rpartition("/")
-    return f"{renames.get(scope, scope)}/{leaf}"
+    scope = renames.get(scope, scope)
+    return f"{scope}/{leaf}" if scope else leaf
 
 
 def scope_objects(graph: Graph, scopes: set[str]) -> None:
@@ -78,3 +91,26 @@ def class_name_of(scope: str) -> str:
     match = _COUNTER.match(scope)
     words = [w for w in re.split(r"[_\W]+", match.group("base") if match else scope) if w]
     return "".join(w[:1].upper() + w[1:] for w in words) or "Block"
+
+
+def name_scope_outputs(graph: Graph) -> None:
+    """A value that is the only one leaving its name scope (`conv1_relu/relu`, read by the next
+    layers) is named after the scope: `conv1_relu`, the Keras layer whose output it is."""
+    inside: dict[int, str] = {}
+    for node in graph.nodes:
+        for value in node.outputs:
+            inside[id(value)] = value.name.rpartition("/")[0]
+    leaving: dict[str, list] = {}
+    for node in graph.nodes:
+        for value in node.inputs:
+            scope = inside.get(id(value), "")
+            if scope and not node.source.name.startswith(f"{scope}/") and value not in leaving.get(scope, []):
+                leaving.setdefault(scope, []).append(value)
+    for value in graph.outputs:
+        scope = inside.get(id(value), "")
+        if scope and value not in leaving.get(scope, []):
+            leaving.setdefault(scope, []).append(value)
+    taken = {v.name for node in graph.nodes for v in node.outputs}
+    for scope, values in leaving.items():
+        if len(values) == 1 and scope not in taken:
+            values[0].name = scope

@@ -325,8 +325,10 @@ def _fold_layer_norm(ctx: OpContext, p: Value, q: Value) -> Value | None:
             continue
         (gname, gamma), (_, bparam) = _param_operand(gm), beta
         channels = int(x.spec.shape[-1])
-        params = {"gamma": Param(np.asarray(gamma.array, np.float32).reshape(-1), "C", gamma.trainable),
-                  "beta": Param(np.asarray(bparam.array, np.float32).reshape(-1), "C", bparam.trainable)}
+        # A frozen graph's weights are constants: they train, as its other layers' do.
+        trains = ctx.importer.const_weights_trainable
+        params = {"gamma": Param(np.asarray(gamma.array, np.float32).reshape(-1), "C", gamma.trainable or trains),
+                  "beta": Param(np.asarray(bparam.array, np.float32).reshape(-1), "C", bparam.trainable or trains)}
         if params["gamma"].array.size != channels or params["beta"].array.size != channels:
             return None
         attrs = {"normalized_shape": (channels,), "eps": shifted[1]}
