@@ -333,8 +333,9 @@ def _fold_layer_norm(ctx: OpContext, p: Value, q: Value) -> Value | None:
             return None
         attrs = {"normalized_shape": (channels,), "eps": shifted[1]}
         layer = gname.rsplit("/", 1)[0] if "/" in gname else gname
-        if layer == gm.source.name and "/" in layer:  # named after its op (a constant): the op's scope
-            layer = layer.rsplit("/", 1)[0].removesuffix("/batchnorm")
+        if layer == gm.source.name and "/" in layer:  # named after its op (a shared variable name)
+            layer = layer.rsplit("/", 1)[0]
+        layer = layer.removesuffix("/batchnorm")  # tf.nn.batch_normalization's scope
         name = ctx.importer.claim_name(layer, gname)
         return ctx.add("layer_norm", [x], [x.spec], attrs, params, name=name).outputs[0]
     return None
