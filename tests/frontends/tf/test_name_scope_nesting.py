@@ -174,6 +174,33 @@ def test_custom_block_scope_becomes_one_class_per_keras_class(subclassed, source
         assert result.module(torch.randn(7, 9)).shape == (7, 3)
 
 
+def test_layer_of_a_numbered_block_leaves_the_block_to_the_names(tmp_path):
+    """`layer_0_att` (a MultiHeadAttention, whose scope holds query/key/value) is a layer of
+    block `layer_0`: the block is the class, as from the `.keras` file, not the attention."""
+    import keras
+    import tensorflow as tf
+
+    inputs = keras.Input((7, 16), name="tokens")
+    x = inputs
+    for i in range(2):
+        x = keras.layers.LayerNormalization(name=f"layer_{i}_norm1")(
+            x + keras.layers.MultiHeadAttention(2, 8, name=f"layer_{i}_att")(x, x))
+        ffn = keras.layers.Dense(16, name=f"layer_{i}_ffn2")(keras.layers.Dense(32, activation="gelu",
+                                                                               name=f"layer_{i}_ffn1")(x))
+        x = keras.layers.LayerNormalization(name=f"layer_{i}_norm2")(x + ffn)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="logits")(x))
+    perturb_weights(model)
+    _freeze(model, tf.TensorSpec([None, 7, 16], tf.float32, name="tokens"), tmp_path / "encoder.pb")
+    result = tf2torch.convert(tmp_path / "encoder.pb")
+    code = result.source_code
+    assert code.count("class Layer(nn.Module):") == 1 and "class LayerAtt" not in code, code
+    assert "self.layers = nn.Sequential(Layer(), Layer())" in code, code
+    assert "self.att_query = nn.Linear(16, 16, bias=False)" in code and "self.ffn1 = nn.Linear(16, 32)" in code, code
+    assert "self.logits = nn.Linear(16, 3)" in code, code  # not `logits_tensordot`
+    report = result.verify(batch_size=3)
+    assert report.outputs and report.ok, report.table()
+
+
 def test_flat_keeps_the_keras_names(resnet_like):
     flat = tf2torch.convert(resnet_like / "frozen.pb", structure="flat")
     assert "class Block" not in flat.source_code
@@ -203,3 +230,4 @@ def test_counters_are_dropped_only_where_every_sibling_has_one():
     # One scope alone says nothing about counters: `dense_1` may be the layer's name.
     assert counter_free_scopes(["block/dense_1/MatMul"])["block/dense_1"] == "block/dense_1"
     assert class_name_of("residual_mlp_1") == "ResidualMlp" and class_name_of("encoder") == "Encoder"
+    assert class_name_of("layer_0_att") == class_name_of("layer_1_att") == "LayerAtt"

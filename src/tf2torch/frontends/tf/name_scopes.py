@@ -20,6 +20,9 @@ _COUNTER = re.compile(r"^(?P<base>.+)_\d+$")
 # The scopes of inlined function calls (a restored Keras layer's `StatefulPartitionedCall`,
 # in a graph frozen from a loaded SavedModel): no Keras name, dropped from paths.
 _CALL = re.compile(r"(Stateful)?PartitionedCall(_\d+)?")
+# A layer of a numbered block (`layer_0_att`, a MultiHeadAttention in block `layer_0`): the
+# Keras names propose the block around it (codegen.blocks), as they do for the `.keras` file.
+_IN_NUMBERED_BLOCK = re.compile(r"_\d+[a-z]?_[a-z]")
 # Grappler's plumbing of the calls it inlined (`Func/net/StatefulPartitionedCall/input/_3`).
 INLINED = "Func/"
 
@@ -27,25 +30,30 @@ INLINED = "Func/"
 def counter_free_scopes(op_names: Iterable[str]) -> dict[str, str]:
     """Scope path -> the same path without TensorFlow's uniquifying counters.
 
-    A level's counters are dropped only where two or more sibling scopes all carry one (as
-    every Keras 3 layer scope does) and dropping them keeps the siblings apart; otherwise the
-    numbers may be the layers' own (`dense_1` in a Keras 2 graph) and stay."""
+    Counters are dropped only in a Keras 3 graph, recognised by its top-level scopes (two or
+    more, every one with a counter); a Keras 2 graph's numbers are the layers' own (`dense_1`)
+    and stay. A counter stays where dropping it would merge two names of a level (`einsum_1`,
+    TensorFlow's second `einsum` op scope, next to `einsum`)."""
     children: dict[str, set[str]] = {}
+    leaves: dict[str, set[str]] = {}
     for name in op_names:
-        parts = name.split("/")[:-1]
-        for depth in range(len(parts)):
+        parts = name.split("/")
+        for depth in range(len(parts) - 1):
             children.setdefault("/".join(parts[:depth]), set()).add(parts[depth])
+        leaves.setdefault("/".join(parts[:-1]), set()).add(parts[-1])
+    top = children.get("", set())
+    keras3 = len(top) >= 2 and all(_COUNTER.match(n) for n in top)
     renames: dict[str, str] = {}
     pending = [("", "")]
     while pending:
         raw, clean = pending.pop()
         names = sorted(children.get(raw, ()))
-        stripped = [_COUNTER.match(n) for n in names]
-        bases = [m.group("base") for m in stripped if m is not None]
-        keep = len(names) < 2 or len(bases) != len(names) or len(set(bases)) != len(bases)
-        for name, base in zip(names, names if keep else bases):
+        finals = [_without_counter(n, names, leaves.get(raw, set())) if keras3 else n for n in names]
+        if len(set(finals)) != len(finals):
+            finals = names
+        for name, final in zip(names, finals):
             child_raw = f"{raw}/{name}" if raw else name
-            child_clean = f"{clean}/{base}" if clean else base
+            child_clean = f"{clean}/{final}" if clean else final
             renames[child_raw] = child_clean
             pending.append((child_raw, child_clean))
     # A call scope merges into its parent; other scopes must stay apart.
@@ -56,6 +64,17 @@ def counter_free_scopes(op_names: Iterable[str]) -> dict[str, str]:
         return without_calls
     return renames
 
+
+def _without_counter(name: str, siblings: list[str], leaves: set[str]) -> str:
+    """`name` without its counter, unless another sibling has the same base or is that name
+    without a counter of its own (`einsum` next to `einsum_1`), or an op of the level is."""
+    match = _COUNTER.match(name)
+    if match is None:
+        return name
+    base = match.group("base")
+    same_base = [n for n in siblings if (m := _COUNTER.match(n)) is not None and m.group("base") == base]
+    plain = {n for n in siblings if _COUNTER.match(n) is None} | leaves
+    return base if len(same_base) == 1 and base not in plain else name
 
 
 def rename_scope(name: str, renames: dict[str, str]) -> str:
@@ -79,7 +98,7 @@ def scope_objects(graph: Graph, scopes: set[str]) -> None:
         parts = node.source.name.split("/")
         if node.params and len(parts) >= 2 and f"{parts[0]}/{parts[1]}" in scopes:
             layers.setdefault(parts[0], set()).add(parts[1])
-    objects = {scope for scope, held in layers.items() if len(held) >= 2}
+    objects = {scope for scope, held in layers.items() if len(held) >= 2 and not _IN_NUMBERED_BLOCK.search(scope)}
     for node in graph.nodes:
         parts = node.source.name.split("/")
         if len(parts) >= 2 and parts[0] in objects and not node.source.scope:
@@ -87,9 +106,9 @@ def scope_objects(graph: Graph, scopes: set[str]) -> None:
 
 
 def class_name_of(scope: str) -> str:
-    """`residual_mlp_1` -> `ResidualMlp`: the class Keras named the layer after."""
-    match = _COUNTER.match(scope)
-    words = [w for w in re.split(r"[_\W]+", match.group("base") if match else scope) if w]
+    """`residual_mlp_1` -> `ResidualMlp`, the class Keras named the layer after; numbers are
+    instance indices (`layer_0_att` and `layer_1_att` are both a `LayerAtt`)."""
+    words = [w for w in re.split(r"[_\W]+", scope) if w and not w.isdigit()]
     return "".join(w[:1].upper() + w[1:] for w in words) or "Block"
 
 
