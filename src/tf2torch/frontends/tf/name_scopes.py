@@ -10,6 +10,7 @@ the author nested (a custom layer, a nested model): it becomes a submodule of it
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import re
 from collections.abc import Iterable
@@ -48,7 +49,7 @@ def counter_free_scopes(op_names: Iterable[str]) -> dict[str, str]:
     while pending:
         raw, clean = pending.pop()
         names = sorted(children.get(raw, ()))
-        finals = [_without_counter(n, names, leaves.get(raw, set())) if keras3 else n for n in names]
+        finals = _without_counters(names, leaves.get(raw, set())) if keras3 else names
         if len(set(finals)) != len(finals):
             finals = names
         for name, final in zip(names, finals):
@@ -65,16 +66,14 @@ def counter_free_scopes(op_names: Iterable[str]) -> dict[str, str]:
     return renames
 
 
-def _without_counter(name: str, siblings: list[str], leaves: set[str]) -> str:
-    """`name` without its counter, unless another sibling has the same base or is that name
+def _without_counters(names: list[str], leaves: set[str]) -> list[str]:
+    """Each name without its counter, unless a sibling has the same base or is that base
     without a counter of its own (`einsum` next to `einsum_1`), or an op of the level is."""
-    match = _COUNTER.match(name)
-    if match is None:
-        return name
-    base = match.group("base")
-    same_base = [n for n in siblings if (m := _COUNTER.match(n)) is not None and m.group("base") == base]
-    plain = {n for n in siblings if _COUNTER.match(n) is None} | leaves
-    return base if len(same_base) == 1 and base not in plain else name
+    matches = [_COUNTER.match(n) for n in names]
+    bases = collections.Counter(m.group("base") for m in matches if m is not None)
+    plain = {n for n, m in zip(names, matches) if m is None} | leaves
+    return [m.group("base") if m is not None and bases[m.group("base")] == 1 and m.group("base") not in plain else n
+            for n, m in zip(names, matches)]
 
 
 def rename_scope(name: str, renames: dict[str, str]) -> str:
