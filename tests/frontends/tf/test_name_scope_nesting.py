@@ -201,6 +201,7 @@ def test_layer_of_a_numbered_block_leaves_the_block_to_the_names(tmp_path):
     assert report.outputs and report.ok, report.table()
 
 
+@pytest.mark.slow
 def test_flat_keeps_the_keras_names(resnet_like):
     flat = tf2torch.convert(resnet_like / "frozen.pb", structure="flat")
     assert "class Block" not in flat.source_code
