@@ -305,11 +305,10 @@ def convert(
         if not isinstance(source, (str, os.PathLike)):
             return convert_tf(source, model_name=model_name, signature=signature, inputs=inputs, outputs=outputs)
         with model_file_boundary(str(source)):
-            # A SavedModel's object graph gives its nesting (frontends/tf/loader.py); the op
-            # names of a frozen GraphDef propose no blocks it could be checked against.
-            tf_structure = structure if Path(source).is_dir() else "flat"
+            # A SavedModel's object graph, else its name scopes, give its nesting; a frozen
+            # GraphDef's name scopes (frontends/tf/name_scopes.py).
             return convert_tf(source, model_name=model_name, signature=signature, inputs=inputs, outputs=outputs,
-                              structure=tf_structure)
+                              structure=structure)
     keras_model = None
     temp_dir = None
     if isinstance(source, (str, os.PathLike)):

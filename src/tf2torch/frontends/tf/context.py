@@ -111,7 +111,7 @@ class OpContext:
             base = var.name.rsplit("/", 1)[0] if "/" in var.name else var.name
         else:
             base = self.name.rsplit("/", 1)[0] if "/" in self.name else self.name
-            base = base.removesuffix("/batchnorm")
+            base = base.removesuffix("/batchnorm").removesuffix("/tensordot")  # TF helpers' scopes
         owner = var.name if var is not None else self.op.name
         return self.importer.claim_name(base, owner)
 

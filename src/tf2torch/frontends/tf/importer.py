@@ -17,6 +17,7 @@ import numpy as np
 
 from tf2torch.errors import ConversionError, unsupported_ops_message
 from tf2torch.frontends.tf.context import OpContext, static_array
+from tf2torch.frontends.tf.name_scopes import INLINED, counter_free_scopes, rename_scope
 from tf2torch.frontends.tf.registry import TF_OP_IMPORTERS
 from tf2torch.frontends.tf.values import ShapeVec, TFVal, VarRef
 from tf2torch.ir import Graph, Value
@@ -51,6 +52,8 @@ class GraphImporter:
     unsupported: dict[str, list[str]] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)  # op type -> first error (tolerant mode)
     _prefix: str = ""
+    _renames: dict[str, str] = field(default_factory=dict)  # raw scope path -> without TF's counters
+    scopes: set[str] = field(default_factory=set)  # every (clean) scope path of the imported ops
     layer_owners: dict[str, str] = field(default_factory=dict)
     tf_uses: dict[int, int] = field(default_factory=dict)  # id(Value) -> TF consumers of its tensor
     # BatchToSpaceND op name -> what its SpaceToBatchND left to finish (a dilated convolution)
@@ -63,7 +66,7 @@ class GraphImporter:
     def clean_name(self, name: str) -> str:
         if self._prefix and name.startswith(self._prefix):
             name = name[len(self._prefix):]
-        return (name or "t").lower()
+        return (rename_scope(name, self._renames) or "t").lower()
 
     # -- graphs and functions -------------------------------------------------------------
 
@@ -131,13 +134,15 @@ class GraphImporter:
     def import_graph(self, tf_graph: Any, bindings: dict[str, TFVal], outputs: list) -> list[TFVal]:
         env: dict[str, TFVal] = dict(bindings)
         order = _topological(outputs, set(env))
-        saved_prefix = self._prefix
-        self._prefix = _common_prefix([op.name for op in order])
+        saved = self._prefix, self._renames
+        self._prefix = _common_prefix([op.name for op in order if not op.name.startswith(INLINED)])
+        self._renames = counter_free_scopes(op.name.removeprefix(self._prefix) for op in order)
+        self.scopes.update(path.lower() for path in self._renames.values())
         try:
             for op in order:
                 self._import_op(op, env)
         finally:
-            self._prefix = saved_prefix
+            self._prefix, self._renames = saved
         return [env.get(t.name) for t in outputs]
 
     def _import_op(self, op: Any, env: dict[str, TFVal]) -> None:

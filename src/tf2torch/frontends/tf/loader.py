@@ -21,6 +21,7 @@ from tf2torch.errors import BadModelFile, ConversionError, VerificationUnavailab
 from tf2torch.frontends.tf import ops  # noqa: F401  (fills TF_OP_IMPORTERS)
 from tf2torch.frontends.tf.context import spec_of
 from tf2torch.frontends.tf.importer import GraphImporter
+from tf2torch.frontends.tf.name_scopes import name_scope_outputs, scope_objects
 from tf2torch.frontends.tf.values import TFVal, VarRef
 from tf2torch.input_files import check_model_path, file_kind
 from tf2torch.ir import Graph, Value
@@ -221,7 +222,12 @@ def import_saved_model(path: str, signature: str = "serving_default", *, toleran
     variables = _by_object_path(loaded, list(fn.variables))
     imported = import_concrete_function(fn, path, Path(path).name, tolerant=tolerant, keep=loaded, by_name=True,
                                         variables=variables)
-    _scope_by_object_path(imported.graph, {v.path.rsplit("/", 1)[0] for v in variables if isinstance(v, VariableView)})
+    layers = {v.path.rsplit("/", 1)[0] for v in variables if isinstance(v, VariableView)}
+    if layers:
+        _scope_by_object_path(imported.graph, layers)
+    else:  # no attribute tree (Keras' `model.export` keeps its variables in lists): name scopes
+        scope_objects(imported.graph, imported.importer.scopes)
+    name_scope_outputs(imported.graph)
     _keras_input_order(loaded, imported.graph)
     imported.runner.input_names = list(imported.graph.input_names)  # fed in the graph's order
     return imported
@@ -235,10 +241,28 @@ def _by_object_path(loaded: Any, variables: list[Any]) -> list[Any]:
     from tf2torch.frontends.tf.keras_layers import VariableView
 
     paths = object_graph_paths(loaded)
-    named = [paths.get(id(v.handle)) for v in variables]
+    named = [_keras_layer_path(paths.get(id(v.handle)), v) for v in variables]
     if len({p for p in named if p}) != sum(1 for p in named if p):
         return variables  # two variables on one path: keep TensorFlow's names
     return [v if p is None else VariableView(p, v.handle, bool(v.trainable), v) for v, p in zip(variables, named)]
+
+
+# tf_keras tracks the layers of a functional or Sequential model by position
+# (`layer_with_weights-4`, `layer-7`): not an attribute the author wrote.
+_POSITIONAL_LAYER = re.compile(r"layer(_with_weights)?-\d+")
+
+
+def _keras_layer_path(path: str | None, variable: Any) -> str | None:
+    """`layer_with_weights-4/kernel` -> `conv2_block1_1_conv/kernel`: from a layer tracked by
+    position on, the variable's own name (its Keras layer and weight) names it."""
+    if path is None:
+        return None
+    parts = path.split("/")
+    first = next((i for i, p in enumerate(parts) if _POSITIONAL_LAYER.fullmatch(p)), None)
+    if first is None:
+        return path
+    own = str(variable.name).removesuffix(":0").split("/")[-2:]
+    return "/".join(parts[:first] + own)
 
 
 def _scope_by_object_path(graph: Graph, layers: set[str]) -> None:
@@ -347,6 +371,8 @@ def import_graph_def(
         names.append(input_name)
     results = importer.import_graph(tf_graph, bindings, output_tensors)
     _finish(graph, importer, results, [t.name.split(":")[0] if t.name.endswith(":0") else t.name for t in output_tensors])
+    scope_objects(graph, importer.scopes)
+    name_scope_outputs(graph)
 
     def _import() -> None:
         tf.graph_util.import_graph_def(graph_def if reference is None else reference, name="")

@@ -8,6 +8,7 @@ whatever layout they have, since a dimension is read through `Value.torch_axis`.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -78,11 +79,15 @@ class OperandBuilder:
             self._seen[id(x)] = key
             if isinstance(x, VarRef):
                 self.params[key] = Param(np.asarray(x.array), "tf", x.trainable)
-                self.var_names[key] = x.name
+                # A name other variables share (Keras 3's `net/kernel`) says less than the op's scope.
+                leaf = x.name.rsplit("/", 1)[-1]
+                self.var_names[key] = f"{self.ctx.name}/{leaf}" if x.ambiguous else x.name
             else:
                 arr = np.asarray(x)
                 self.params[key] = Param(arr, "tf", False)
-                self.var_names[key] = f"{self.ctx.name}/const{len(self.params) - 1}"
+                # Named after its op without TensorFlow's counter (`bn/batchnorm/mul_1` -> `bn/batchnorm/mul`).
+                index = len(self.params) - 1
+                self.var_names[key] = re.sub(r"_\d+$", "", self.ctx.name) + (str(index) if index else "")
         return ("param", key)
 
     def add(self, op: str, attrs: dict, spec: TensorSpec | list[TensorSpec] | None = None) -> Node:

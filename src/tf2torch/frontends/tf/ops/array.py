@@ -22,7 +22,7 @@ from tf2torch.ir import Param, TensorSpec, Value
 
 
 def _reshape_var(var: VarRef, shape: list[int]) -> VarRef:
-    return VarRef(var.name, var.array.reshape(shape), var.trainable)
+    return VarRef(var.name, var.array.reshape(shape), var.trainable, var.ambiguous)
 
 
 @register_tf_op("Reshape")
@@ -93,7 +93,7 @@ def import_transpose(ctx: OpContext) -> list[TFVal]:
     perm = tuple(int(p) for p in ctx.const(1))
     x = ctx.inputs[0]
     if isinstance(x, VarRef):
-        return [VarRef(x.name, np.transpose(x.array, perm), x.trainable)]
+        return [VarRef(x.name, np.transpose(x.array, perm), x.trainable, x.ambiguous)]
     x = ctx.value(0)
     chain = _elementwise_chain(ctx, x)
     producer = (chain[0].inputs[0] if chain else x).producer
@@ -136,7 +136,7 @@ def import_expand_dims(ctx: OpContext) -> list[TFVal]:
     x = ctx.inputs[0]
     axis = int(np.asarray(ctx.const(1)).reshape(-1)[0])
     if isinstance(x, VarRef):
-        return [VarRef(x.name, np.expand_dims(x.array, axis), x.trainable)]
+        return [VarRef(x.name, np.expand_dims(x.array, axis), x.trainable, x.ambiguous)]
     if isinstance(x, ShapeVec) and x.scalar:
         return [ShapeVec(x.items, dtype=x.dtype)]
     x = ctx.value(0)
@@ -150,7 +150,7 @@ def import_squeeze(ctx: OpContext) -> list[TFVal]:
     if isinstance(x, ShapeVec) and len(x.items) == 1:
         return [ShapeVec(x.items, scalar=True, dtype=x.dtype)]
     if isinstance(x, VarRef):
-        return [VarRef(x.name, np.squeeze(x.array, tuple(dims) or None), x.trainable)]
+        return [VarRef(x.name, np.squeeze(x.array, tuple(dims) or None), x.trainable, x.ambiguous)]
     x = ctx.value(0)
     if not dims:
         dims = [i for i, d in enumerate(x.spec.shape) if d == 1]

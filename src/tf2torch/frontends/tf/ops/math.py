@@ -231,7 +231,7 @@ def _identity_operand(ctx: OpContext, fn: str, a: TFVal, b: TFVal) -> Value | No
 
 
 def _flat(var: VarRef) -> VarRef:
-    return VarRef(var.name, var.array.reshape(-1), var.trainable)
+    return VarRef(var.name, var.array.reshape(-1), var.trainable, var.ambiguous)
 
 
 def _fold_batch_norm(ctx: OpContext, y: TFVal, shift: TFVal) -> Value | None:
@@ -325,12 +325,18 @@ def _fold_layer_norm(ctx: OpContext, p: Value, q: Value) -> Value | None:
             continue
         (gname, gamma), (_, bparam) = _param_operand(gm), beta
         channels = int(x.spec.shape[-1])
-        params = {"gamma": Param(np.asarray(gamma.array, np.float32).reshape(-1), "C", gamma.trainable),
-                  "beta": Param(np.asarray(bparam.array, np.float32).reshape(-1), "C", bparam.trainable)}
+        # A frozen graph's weights are constants: they train, as its other layers' do.
+        trains = ctx.importer.const_weights_trainable
+        params = {"gamma": Param(np.asarray(gamma.array, np.float32).reshape(-1), "C", gamma.trainable or trains),
+                  "beta": Param(np.asarray(bparam.array, np.float32).reshape(-1), "C", bparam.trainable or trains)}
         if params["gamma"].array.size != channels or params["beta"].array.size != channels:
             return None
         attrs = {"normalized_shape": (channels,), "eps": shifted[1]}
-        name = ctx.importer.claim_name(gname.rsplit("/", 1)[0] if "/" in gname else gname, gname)
+        layer = gname.rsplit("/", 1)[0] if "/" in gname else gname
+        if layer == gm.source.name and "/" in layer:  # named after its op (a shared variable name)
+            layer = layer.rsplit("/", 1)[0]
+        layer = layer.removesuffix("/batchnorm")  # tf.nn.batch_normalization's scope
+        name = ctx.importer.claim_name(layer, gname)
         return ctx.add("layer_norm", [x], [x.spec], attrs, params, name=name).outputs[0]
     return None
 
