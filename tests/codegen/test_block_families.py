@@ -42,8 +42,9 @@ def _application(name: str, size: int, **kwargs):
 def _convert(name: str, size: int, tmp_path: Path, tolerance: float = 1e-4, **kwargs):
     """The structured module against TensorFlow, and bit for bit against the flat one (the
     blocks change how the code reads, never what it computes). InceptionV3's random network
-    is ill-conditioned enough at 75 px that fp32 rounding alone reaches 1.5e-4 x max
-    (tests/e2e/test_applications.py shows that in float64): it gets a looser `tolerance`."""
+    (and InceptionResNetV2's, ResNet101's) is ill-conditioned enough at small sizes that fp32
+    rounding alone reaches 2.4e-4 x max (tests/e2e/test_applications.py shows that in
+    float64): they get a looser `tolerance`."""
     model, batch = _application(name, size, **kwargs)
     path = tmp_path / f"{name}.keras"
     model.save(path)
@@ -124,7 +125,7 @@ def test_resnet50v2_preactivation_blocks(tmp_path):
 
 @pytest.mark.slow
 def test_resnet101_same_blocks_more_of_them(tmp_path):
-    model, result, _flat = _convert("ResNet101", 64, tmp_path)
+    model, result, _flat = _convert("ResNet101", 64, tmp_path, tolerance=5e-4)
     blocks = _matching(model, r"^(conv\d_block\d+)_out$")
     _assert_one_instance_per_block(result, blocks, lambda layer: _match(r"^(conv\d_block\d+)_", layer))
     assert len(result.module.conv4) == len([b for b in blocks if b.startswith("conv4")]) == 23
@@ -176,9 +177,14 @@ def test_efficientnetv2b0_fused_and_mbconv_blocks(tmp_path):
     model, result, _flat = _convert("EfficientNetV2B0", 96, tmp_path)
     names = set(_names(model))
     ids = _matching(model, r"^(block\d+[a-z])_")
-    # block1a is the only fused block without an expansion: it repeats nothing.
-    repeated = [b for b in ids if b != "block1a"]
-    assert "block1a" in ids and "block1a_expand_conv" not in names and len(repeated) == 20
+    # block1a, the only fused block without an expansion, and the one MBConv block that
+    # changes width without a stride (no residual add, no dropout) have structures of their own.
+    unique = [b for b in ids if f"{b}_expand_conv" not in names]
+    unique += [b for b in ids if f"{b}_dwconv2" in names and f"{b}_add" not in names
+               and model.get_layer(f"{b}_dwconv2").strides == (1, 1)]
+    assert unique == ["block1a", "block5a"]
+    repeated = [b for b in ids if b not in unique]
+    assert len(repeated) == 19
     _assert_one_instance_per_block(result, repeated, lambda layer: _match(r"^(block\d+[a-z])_", layer))
 
 
@@ -215,7 +221,7 @@ def test_inceptionv3_modules_by_structure(tmp_path):
 
 @pytest.mark.slow
 def test_inceptionresnetv2_residual_modules(tmp_path):
-    model, result, flat = _convert("InceptionResNetV2", 75, tmp_path)
+    model, result, flat = _convert("InceptionResNetV2", 75, tmp_path, tolerance=5e-4)
     names = set(_names(model))
     ids = _matching(model, r"^(block(?:35|17|8)_\d+)_")
     # The last block8 has no activation and scale 1: a structure of its own.

@@ -247,6 +247,8 @@ class Structure:
     kinds: list[BlockKind]
     instances: list[Instance]  # extracted, in forward() order
     sequences: list[Sequence]
+    # Kinds that are nested models with block classes of their own, by class name (nested_blocks).
+    nested: dict = field(default_factory=dict)
 
     def key_map(self, builder: ModuleBuilder) -> dict[str, str]:
         """Flat state-dict key prefix (`conv2_block1_1_conv`) -> structured (`conv2.0.conv1`)."""
@@ -310,11 +312,8 @@ def find_blocks(graph: Graph, builder: ModuleBuilder, reserved: set[str]) -> Str
     for group in structural_instances(statements, lambda st: _reads_writes(st, variables), returned, claimed,
                                       structural_instance, lambda i: i.signature):
         groups[("structure", group[0].signature)] = group
-    repeated = [i for group in groups.values() if len(group) >= 2 for i in group]
-    # A nested model holding repeated blocks of its own layers (an application used as a
-    # backbone: `resnet50/conv2_block1_...`) keeps them: one level of block classes only, and
-    # the repeated ones say more. (Op-name fragments of a TF graph do not count.)
-    scoped = [s for s in scoped if not any(_strictly_inside(n, s) and n.block.startswith(f"{s.block}/") for n in repeated)]
+    # A nested model holding repeated blocks of its own (an application used as a backbone)
+    # is a class too; nested_blocks finds its blocks inside it.
     source_groups: dict[tuple, list[Instance]] = {}
     for instance in scoped:  # every source block is a class, one class per class and structure
         instance.source_class = source_classes[instance.block]
@@ -593,7 +592,7 @@ def _ordered_subs(subs_by_attr: dict[str, Submodule], attrs: list[str]) -> list[
 def _local_names(instance: Instance, own: list[Statement], variables: set[str], reserved: set[str]) -> None:
     attrs = NameScope(MODULE_RESERVED)
     for sub in instance.subs:
-        instance.local_attrs[sub.attr] = attrs.unique(local_name(sub.attr, instance.block))
+        instance.local_attrs[sub.attr] = attrs.unique(local_name(sub.attr, identifier(instance.block)))
     scope = NameScope(reserved | {"x"})
     single = len(instance.inputs) == 1
     writes = {t for st in own for t in st.targets}
@@ -603,11 +602,11 @@ def _local_names(instance: Instance, own: list[Statement], variables: set[str], 
         elif n == 0 and "x" not in instance.inputs:  # the block's main input; the others (a mask) keep their names
             instance.local_vars[name] = scope.unique("inputs")
         else:
-            instance.local_vars[name] = scope.unique("inputs" if single else local_name(name, instance.block))
+            instance.local_vars[name] = scope.unique("inputs" if single else local_name(name, identifier(instance.block)))
     for st in own:
         for name in st.targets:
             if name not in instance.local_vars:
-                instance.local_vars[name] = "x" if name == "x" else scope.unique(local_name(name, instance.block))
+                instance.local_vars[name] = "x" if name == "x" else scope.unique(local_name(name, identifier(instance.block)))
 
 
 def _signature(instance: Instance, own: list[Statement]) -> tuple:
@@ -667,7 +666,7 @@ def _source_class_base(instance: Instance) -> str:
     class says nothing, by its name without the index (`res_2` -> `Res`)."""
     if instance.source_class not in _CONTAINERS:
         return identifier(instance.source_class)
-    tokens = [t for t in re.split(r"[_/]", instance.stage) if t]
+    tokens = [t for t in re.split(r"[_/]", instance.stage) if t[:1].isalpha()]  # not `1.00` (`mobilenetv2_1.00_224`)
     if any(t.lower() in BLOCK_WORDS for t in tokens):
         return _class_base(instance.stage)  # `convnext_tiny_downsampling_block_0` -> `DownsamplingBlock`
     return identifier(tokens[-1][:1].upper() + tokens[-1][1:]) if tokens else "Block"  # `convnext_tiny_stem` -> `Stem`
