@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import re
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -509,6 +510,8 @@ class _Variables(set):
     def __init__(self, names: set[str]) -> None:
         super().__init__(names)
         self.flow: dict[int, tuple[list[str], list[str]]] = {}
+        # name -> (positions of the statements that read or write it, whether each reads it)
+        self.accesses: dict[str, tuple[list[int], list[bool]]] | None = None
 
 
 def _variables(graph: Graph, builder: ModuleBuilder) -> _Variables:
@@ -529,14 +532,21 @@ def _reads_writes(st: Statement, variables: set[str]) -> tuple[list[str], list[s
 
 
 def _live_after(name: str, statements: list[Statement], stop: int, variables: set[str], returned: list[str]) -> bool:
-    """Is the value `name` holds after statement `stop - 1` read later?"""
-    for st in statements[stop:]:
-        reads, writes = _reads_writes(st, variables)
-        if name in reads:
-            return True
-        if name in writes:
-            return False
-    return name in returned
+    """Is the value `name` holds after statement `stop - 1` read later? (Asked for every
+    candidate block's values: an index of each name's accesses keeps it logarithmic.)"""
+    if not isinstance(variables, _Variables):
+        variables = _Variables(set(variables))
+    if variables.accesses is None:
+        variables.accesses = {}
+        for position, st in enumerate(statements):
+            reads, writes = _reads_writes(st, variables)
+            for n in dict.fromkeys(reads + writes):
+                positions, is_read = variables.accesses.setdefault(n, ([], []))
+                positions.append(position)
+                is_read.append(n in reads)
+    positions, is_read = variables.accesses.get(name, ([], []))
+    k = bisect_left(positions, stop)
+    return is_read[k] if k < len(positions) else name in returned
 
 
 def _instance(

@@ -77,12 +77,15 @@ def _is_candidate(own: list[Statement], reads_writes: ReadsWrites) -> bool:
 
 
 def _output_layer(own: list[Statement]) -> tuple[str, str] | None:
-    """The name and class of the layer computing the segment's last value."""
-    for st in reversed(own):
-        for value in st.values:
-            if value.producer is not None:
-                return value.producer.source.name, value.producer.source.kind
-    return None
+    """The name and class of the last layer of the segment whose name Keras did not make up
+    (`block35_1_ac` rather than the `custom_scale_layer_3` before it); else of the last layer."""
+    layers = [(v.producer.source.name, v.producer.source.kind) for st in own for v in st.values if v.producer is not None]
+    named = [layer for layer in layers if not _made_up(*layer)]
+    return (named or layers or [None])[-1]
+
+
+def _made_up(layer: str, kind: str) -> bool:
+    return re.sub(r"_\d+$", "", layer.rsplit("/", 1)[-1]) == _snake(kind)
 
 
 def structural_instances(
@@ -96,7 +99,7 @@ def structural_instances(
     found: list[list] = []
     for width in CUT_WIDTHS:
         groups: dict[tuple, list] = {}
-        for start, stop in segments(counts, width, statements):
+        for start, stop in _with_named_tails(segments(counts, width, statements), statements):
             own = statements[start:stop]
             if any(p in taken for p in range(start, stop)) or not _is_candidate(own, reads_writes):
                 continue
@@ -115,10 +118,25 @@ def structural_instances(
     return found
 
 
+def _with_named_tails(ranges: list[tuple[int, int]], statements: list[Statement]) -> list[tuple[int, int]]:
+    """A range without submodules whose layers are all named after the block before it
+    (InceptionResNetV2's `block35_3_ac` after the add of `block35_3`) is part of that block."""
+    merged: list[tuple[int, int]] = []
+    for start, stop in ranges:
+        own = statements[start:stop]
+        if merged and not any(self_attributes(st.expr) for st in own):
+            before = _output_layer(statements[merged[-1][0]:merged[-1][1]])
+            names = {block_name(v.producer.source.name)[0] for st in own for v in st.values if v.producer is not None}
+            if before is not None and names == {block_name(before[0])[0]}:
+                merged[-1] = (merged[-1][0], stop)
+                continue
+        merged.append((start, stop))
+    return merged
+
+
 def _block_and_stage(layer: str, kind: str) -> tuple[str, str]:
     block, stage = block_name(layer)
-    made_up = re.sub(r"_\d+$", "", layer.rsplit("/", 1)[-1]) == _snake(kind)
-    if made_up or not _PLAIN.match(stage.rsplit("/", 1)[-1]):
+    if _made_up(layer, kind) or not _PLAIN.match(stage.rsplit("/", 1)[-1]):
         return identifier(layer), "block_"  # a name Keras made up (`add_5`) names no kind of block
     return block, stage
 
