@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import re
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -26,6 +27,7 @@ from functools import lru_cache
 from tf2torch.codegen.code_names import free_names, number_callers, numbers, rename, replace_numbers, self_attributes
 from tf2torch.codegen.naming import MODULE_RESERVED, NameScope, identifier
 from tf2torch.codegen.program import ModuleBuilder, Statement, Submodule
+from tf2torch.codegen.structural_blocks import structural_instances, tidy_local_names
 from tf2torch.ir import Graph, SourceRef
 
 BLOCK_WORDS = ("block", "layer", "stage", "unit", "cell")
@@ -75,6 +77,8 @@ def local_name(name: str, block: str) -> str:
         rest = rest[len(block_words):]  # a nested model's layer named after it: `stem/stem_conv` -> `conv`
     if len(rest) > 1 and rest[-1] == block_words[-1]:
         rest = rest[:-1]  # the block's own index repeated at the end
+    if len(rest) > 2 and block_words[-1].isdigit() and rest[1] == block_words[-1]:
+        rest = [rest[0]] + rest[2:]  # or after the layer's kind: `conv_dw_3_bn` in `conv_3` -> `dw_bn`
     if len(rest) > 1 and rest[0].isdigit() and not rest[1][0].isdigit():
         rest = [rest[1] + rest[0]] + rest[2:]
     return identifier("_".join(rest))
@@ -244,6 +248,8 @@ class Structure:
     kinds: list[BlockKind]
     instances: list[Instance]  # extracted, in forward() order
     sequences: list[Sequence]
+    # Kinds that are nested models with block classes of their own, by class name (nested_blocks).
+    nested: dict = field(default_factory=dict)
 
     def key_map(self, builder: ModuleBuilder) -> dict[str, str]:
         """Flat state-dict key prefix (`conv2_block1_1_conv`) -> structured (`conv2.0.conv1`)."""
@@ -280,7 +286,7 @@ def find_blocks(graph: Graph, builder: ModuleBuilder, reserved: set[str]) -> Str
 
     def instances_of(propose: Callable[[SourceRef], tuple[str, str] | None]) -> list[Instance]:
         found = []
-        for block, stage, start, stop in _candidate_runs(statements, variables, propose):
+        for block, stage, start, stop in _candidate_runs(statements, variables, propose, returned):
             if stop - start < 2:
                 continue
             instance = _instance(block, stage, start, stop, statements, variables, attr_uses, pinned, subs_by_attr,
@@ -289,6 +295,13 @@ def find_blocks(graph: Graph, builder: ModuleBuilder, reserved: set[str]) -> Str
                 found.append(instance)
         return found
 
+    def structural_instance(block: str, stage: str, start: int, stop: int) -> Instance | None:
+        instance = _instance(block, stage, start, stop, statements, variables, attr_uses, pinned, subs_by_attr,
+                             returned, reserved)
+        if instance is not None:
+            tidy_local_names(instance.local_attrs, instance.local_vars, reserved)
+        return instance
+
     named = instances_of(lambda ref: block_of(ref.name))
     # A class around one submodule (a keras_hub Dense with its activation) says nothing.
     scoped = [i for i in instances_of(source_block) if len(i.subs) >= 2]
@@ -296,11 +309,12 @@ def find_blocks(graph: Graph, builder: ModuleBuilder, reserved: set[str]) -> Str
     for instance in named:
         groups.setdefault(instance.signature, []).append(instance)
     _merge_optional_residuals(groups)
-    repeated = [i for group in groups.values() if len(group) >= 2 for i in group]
-    # A nested model holding repeated blocks of its own layers (an application used as a
-    # backbone: `resnet50/conv2_block1_...`) keeps them: one level of block classes only, and
-    # the repeated ones say more. (Op-name fragments of a TF graph do not count.)
-    scoped = [s for s in scoped if not any(_strictly_inside(n, s) and n.block.startswith(f"{s.block}/") for n in repeated)]
+    claimed = {p for group in groups.values() if len(group) >= 2 for i in group for p in range(i.start, i.stop)}
+    for group in structural_instances(statements, lambda st: _reads_writes(st, variables), returned, claimed,
+                                      structural_instance, lambda i: i.signature):
+        groups[("structure", group[0].signature)] = group
+    # A nested model holding repeated blocks of its own (an application used as a backbone)
+    # is a class too; nested_blocks finds its blocks inside it.
     source_groups: dict[tuple, list[Instance]] = {}
     for instance in scoped:  # every source block is a class, one class per class and structure
         instance.source_class = source_classes[instance.block]
@@ -382,6 +396,7 @@ def _overlap(a: Instance, b: Instance) -> bool:
 
 def _candidate_runs(
     statements: list[Statement], variables: set[str], propose: Callable[[SourceRef], tuple[str, str] | None],
+    returned: list[str],
 ) -> list[tuple[str, str, int, int]]:
     """Maximal runs of statements computing values of one proposed block; a block whose
     statements are not contiguous is left out. An unnamed residual add right after a block
@@ -414,12 +429,64 @@ def _candidate_runs(
         if owner is not None:
             while j < len(owners) and owners[j] is None and _combines(statements, i, j, variables):
                 j += 1
+            j = _single_output_tail(statements, owners, i, j, variables, returned)
             runs.append((owner[0], owner[1], i, j))
         i = j
+    runs = _pair_numbered_runs(runs)
     seen: dict[str, int] = {}
     for block, *_ in runs:
         seen[block] = seen.get(block, 0) + 1
     return [r for r in runs if seen[r[0]] == 1]
+
+
+def _single_output_tail(
+    statements: list[Statement], owners: list, start: int, stop: int, variables: set[str], returned: list[str],
+) -> int:
+    """A run with two live results (Xception's block: the pooled branch and its unnamed
+    shortcut conv) extends over the unnamed statements that read only its values, up to the
+    first one after which a single result is live (the unnamed `add` joining them)."""
+    written: set[str] = set()
+    inputs: set[str] = set()
+    for st in statements[start:stop]:
+        reads, writes = _reads_writes(st, variables)
+        inputs.update(n for n in reads if n not in written)
+        written.update(writes)
+
+    def live(end: int) -> int:
+        return sum(_live_after(n, statements, end, variables, returned) for n in written)
+
+    if live(stop) < 2:
+        return stop
+    end = stop
+    while end < len(owners) and owners[end] is None:
+        reads, writes = _reads_writes(statements[end], variables)
+        if not set(reads) <= inputs | written:
+            break
+        written.update(writes)
+        end += 1
+        if live(end) == 1:
+            return end
+    return stop
+
+
+# `conv_dw_3` + `conv_pw_3` (MobileNet's depthwise-separable block): a prefix, a layer kind, the index.
+_NUMBERED_PART = re.compile(r"^(?P<prefix>[A-Za-z]+_)[A-Za-z]+_(?P<index>\d+)$")
+
+
+def _pair_numbered_runs(runs: list[tuple[str, str, int, int]]) -> list[tuple[str, str, int, int]]:
+    """Adjacent runs of one prefix and index (`conv_dw_3`, `conv_pw_3`) are one block `conv_3`."""
+    merged: list[tuple[str, str, int, int]] = []
+    for run in runs:
+        if merged and merged[-1][3] == run[2]:
+            previous = _NUMBERED_PART.match(merged[-1][0]) or re.match(r"^(?P<prefix>[A-Za-z]+_)(?P<index>\d+)$",
+                                                                        merged[-1][0])
+            current = _NUMBERED_PART.match(run[0])
+            if previous and current and (previous["prefix"], previous["index"]) == (current["prefix"], current["index"]):
+                block = previous["prefix"] + previous["index"]
+                merged[-1] = (block, previous["prefix"], merged[-1][2], run[3])
+                continue
+        merged.append(run)
+    return merged
 
 
 def _combines(statements: list[Statement], start: int, stop: int, variables: set[str]) -> bool:
@@ -443,6 +510,8 @@ class _Variables(set):
     def __init__(self, names: set[str]) -> None:
         super().__init__(names)
         self.flow: dict[int, tuple[list[str], list[str]]] = {}
+        # name -> (positions of the statements that read or write it, whether each reads it)
+        self.accesses: dict[str, tuple[list[int], list[bool]]] | None = None
 
 
 def _variables(graph: Graph, builder: ModuleBuilder) -> _Variables:
@@ -463,14 +532,21 @@ def _reads_writes(st: Statement, variables: set[str]) -> tuple[list[str], list[s
 
 
 def _live_after(name: str, statements: list[Statement], stop: int, variables: set[str], returned: list[str]) -> bool:
-    """Is the value `name` holds after statement `stop - 1` read later?"""
-    for st in statements[stop:]:
-        reads, writes = _reads_writes(st, variables)
-        if name in reads:
-            return True
-        if name in writes:
-            return False
-    return name in returned
+    """Is the value `name` holds after statement `stop - 1` read later? (Asked for every
+    candidate block's values: an index of each name's accesses keeps it logarithmic.)"""
+    if not isinstance(variables, _Variables):
+        variables = _Variables(set(variables))
+    if variables.accesses is None:
+        variables.accesses = {}
+        for position, st in enumerate(statements):
+            reads, writes = _reads_writes(st, variables)
+            for n in dict.fromkeys(reads + writes):
+                positions, is_read = variables.accesses.setdefault(n, ([], []))
+                positions.append(position)
+                is_read.append(n in reads)
+    positions, is_read = variables.accesses.get(name, ([], []))
+    k = bisect_left(positions, stop)
+    return is_read[k] if k < len(positions) else name in returned
 
 
 def _instance(
@@ -526,7 +602,7 @@ def _ordered_subs(subs_by_attr: dict[str, Submodule], attrs: list[str]) -> list[
 def _local_names(instance: Instance, own: list[Statement], variables: set[str], reserved: set[str]) -> None:
     attrs = NameScope(MODULE_RESERVED)
     for sub in instance.subs:
-        instance.local_attrs[sub.attr] = attrs.unique(local_name(sub.attr, instance.block))
+        instance.local_attrs[sub.attr] = attrs.unique(local_name(sub.attr, identifier(instance.block)))
     scope = NameScope(reserved | {"x"})
     single = len(instance.inputs) == 1
     writes = {t for st in own for t in st.targets}
@@ -536,11 +612,11 @@ def _local_names(instance: Instance, own: list[Statement], variables: set[str], 
         elif n == 0 and "x" not in instance.inputs:  # the block's main input; the others (a mask) keep their names
             instance.local_vars[name] = scope.unique("inputs")
         else:
-            instance.local_vars[name] = scope.unique("inputs" if single else local_name(name, instance.block))
+            instance.local_vars[name] = scope.unique("inputs" if single else local_name(name, identifier(instance.block)))
     for st in own:
         for name in st.targets:
             if name not in instance.local_vars:
-                instance.local_vars[name] = "x" if name == "x" else scope.unique(local_name(name, instance.block))
+                instance.local_vars[name] = "x" if name == "x" else scope.unique(local_name(name, identifier(instance.block)))
 
 
 def _signature(instance: Instance, own: list[Statement]) -> tuple:
@@ -600,7 +676,7 @@ def _source_class_base(instance: Instance) -> str:
     class says nothing, by its name without the index (`res_2` -> `Res`)."""
     if instance.source_class not in _CONTAINERS:
         return identifier(instance.source_class)
-    tokens = [t for t in re.split(r"[_/]", instance.stage) if t]
+    tokens = [t for t in re.split(r"[_/]", instance.stage) if t[:1].isalpha()]  # not `1.00` (`mobilenetv2_1.00_224`)
     if any(t.lower() in BLOCK_WORDS for t in tokens):
         return _class_base(instance.stage)  # `convnext_tiny_downsampling_block_0` -> `DownsamplingBlock`
     return identifier(tokens[-1][:1].upper() + tokens[-1][1:]) if tokens else "Block"  # `convnext_tiny_stem` -> `Stem`

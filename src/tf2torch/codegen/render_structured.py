@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from tf2torch.codegen.blocks import BlockKind, Instance, Sequence, Structure, find_blocks
 from tf2torch.codegen.code_names import rename
+from tf2torch.codegen.nested_blocks import Nested, nest_blocks
 from tf2torch.codegen.program import ModuleBuilder, Statement, Submodule
 from tf2torch.codegen.render import (
     INDENT,
@@ -25,7 +26,10 @@ def module_level_names(builder: ModuleBuilder, class_name: str) -> set[str]:
 
 
 def structure_of(graph: Graph, builder: ModuleBuilder, class_name: str) -> Structure:
-    return find_blocks(graph, builder, module_level_names(builder, class_name))
+    reserved = module_level_names(builder, class_name)
+    structure = find_blocks(graph, builder, reserved)
+    structure.nested = nest_blocks(structure, builder.statements, reserved)
+    return structure
 
 
 def render_structured(
@@ -33,9 +37,20 @@ def render_structured(
 ) -> str:
     out = header(graph, builder, class_name, source_name)
     for kind in structure.kinds:
-        out += _block_class(kind, builder) + ["", ""]
+        out += _kind_classes(kind, builder, structure.nested)
     out += _model_class(graph, builder, structure, class_name)
     return finish(out + load_model_lines(class_name))
+
+
+def _kind_classes(kind: BlockKind, builder: ModuleBuilder, nested: dict[str, Nested]) -> list[str]:
+    """A block kind's class; for a nested model with blocks of its own, their classes first."""
+    inner = nested.get(kind.class_name)
+    if inner is None:
+        return _block_class(kind, builder) + ["", ""]
+    out: list[str] = []
+    for sub in inner.structure.kinds:
+        out += _kind_classes(sub, inner.part, nested)  # type: ignore[arg-type]  (a Part reads like a builder)
+    return out + _model_class(inner.part, inner.part, inner.structure, kind.class_name) + ["", ""]  # type: ignore[arg-type]
 
 
 def _submodule_lines(attr: str, sub: Submodule, ctor: str, indent: str) -> list[str]:
