@@ -68,6 +68,8 @@ def _block_class(kind: BlockKind, builder: ModuleBuilder) -> list[str]:
         doc = f'{INDENT}"""{what} {first.block} ... {last.block} ({len(kind.instances)})."""'
     params = ""
     for p in kind.parameters:
+        if p.derived:
+            continue
         annotation = f": {p.annotation}" if p.annotation else ""
         default = "" if p.default is None else (f" = {p.default}" if annotation else f"={p.default}")
         params += f", {p.name}{annotation}{default}"
@@ -75,8 +77,12 @@ def _block_class(kind: BlockKind, builder: ModuleBuilder) -> list[str]:
     out += _wrapped_def(f"{INDENT}def __init__(", f"self{params}", ") -> None:")
     out.append(f"{INDENT * 2}super().__init__()")
     out += [f"{INDENT * 2}self.{p.name} = {p.name}" for p in kind.stored]
+    part, switch = kind.optional, kind.switch
     for position, sub in enumerate(template.subs):
-        out += _submodule_lines(template.local_attrs[sub.attr], sub, kind.ctor(position), INDENT * 2)
+        ctor = kind.ctor(position)
+        if part is not None and switch is not None and position in part.subs:
+            ctor += f" if {switch.name} else None"
+        out += _submodule_lines(template.local_attrs[sub.attr], sub, ctor, INDENT * 2)
     args = ", ".join(f"{template.local_vars[n]}: torch.Tensor" for n in template.inputs)
     out += ["", f"{INDENT}def forward(self, {args}) -> {_returns(len(template.outputs))}:"]
     own = builder.statements[template.start:template.stop]
@@ -84,6 +90,14 @@ def _block_class(kind: BlockKind, builder: ModuleBuilder) -> list[str]:
     if kind.residual is not None:  # the add writes the value it adds to: the same name either way
         returned = [template.local_vars[own[-2].targets[0]]]
     for position, st in enumerate(own):
+        indent = INDENT * 2
+        if part is not None and position in part.statements:
+            indent = INDENT * 3
+            if position == part.statements.start:  # the blocks without it use their input instead
+                first = template.local_attrs[template.subs[part.subs[0]].attr]
+                value, source = template.local_vars[part.value], template.local_vars[part.source]
+                out += [f"{INDENT * 2}{value} = {source}"] if value != source else []
+                out.append(f"{INDENT * 2}if self.{first} is not None:")
         expr = kind.statement(position, rename(st.expr, template.local_vars, template.local_attrs))
         kept = blank_unread_targets(st.targets, own[position + 1:], f"return {', '.join(template.outputs)}")
         targets = ["_" if k == "_" else template.local_vars[t] for k, t in zip(kept, st.targets)]
@@ -94,7 +108,7 @@ def _block_class(kind: BlockKind, builder: ModuleBuilder) -> list[str]:
         if position == len(own) - 1 and st.operator == "=" and targets == returned and len(targets) == 1:
             out += _statement_lines(st, ["return"], expr, INDENT * 2)[:-1] + [f"{INDENT * 2}return {expr}"]
             return out  # `return F.relu(x)` rather than `out = F.relu(x)` + `return out`
-        out += _statement_lines(st, targets, expr, INDENT * 2)
+        out += _statement_lines(st, targets, expr, indent)
     out.append(f"{INDENT * 2}return {', '.join(returned)}")
     return out
 
