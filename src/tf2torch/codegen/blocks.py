@@ -33,7 +33,7 @@ BLOCK_WORDS = ("block", "layer", "stage", "unit", "cell")
 # word followed by an index; what precedes the index is the stage.
 _BLOCK_NAME = re.compile(r"^(?P<stage>.*(?:" + "|".join(BLOCK_WORDS) + r")_?)(?P<index>\d+[a-z]?)(?=[_/])")
 # Constructor keywords whose absence means a known default (torch.nn.ConvNd).
-_CONV = re.compile(r"^nn\.Conv(Transpose)?[123]d$")
+_CONV = re.compile(r"^(nn\.Conv(Transpose)?|SameConv)[123]d$")
 _CONV_DEFAULTS = {"stride": "1", "padding": "0", "dilation": "1", "groups": "1"}
 _POSITIONAL_NAMES = {
     "Conv": ("in_channels", "out_channels", "kernel_size"),
@@ -129,6 +129,33 @@ def parse_ctor(text: str) -> Ctor | None:
             numbers.pop(key, None)
             shape.append(f"{key}={value_text}")
     return Ctor(func, positional, keywords, numbers, tuple(shape))
+
+
+def as_same_conv(ctor: Ctor) -> Ctor:
+    """`nn.Conv2d(..., padding=1)` with stride 1 as `SameConv2d(...)`: TF's 'same' padding
+    for every input size, the same convolution. In a model with stride-2 SameConvs, their
+    blocks and the stride-1 blocks then share one class (`stride` a constructor argument)."""
+    match = re.fullmatch(r"nn\.Conv([123])d", ctor.func)
+    if match is None or len(ctor.positional) < 2 or any(k not in ("kernel_size", "padding", "groups", "bias", "dilation")
+                                                          for k, _ in ctor.keywords):
+        return ctor
+    try:
+        n = int(match.group(1))
+        values = {k: ast.literal_eval(v) for k, v in ctor.keywords if k != "bias"}
+        kernel = ast.literal_eval(ctor.positional[2]) if len(ctor.positional) > 2 else values.pop("kernel_size")
+    except (ValueError, SyntaxError, KeyError):
+        return ctor
+    dims = [_per_dim(kernel, n), _per_dim(values.get("dilation", 1), n), _per_dim(values.get("padding", 0), n)]
+    if any(not isinstance(v, int) for dim in dims for v in dim):
+        return ctor
+    if any((k - 1) * d != 2 * p for k, d, p in zip(*dims)) or not any(dims[2]):
+        return ctor  # not 'same', or a 1x1 conv (the same class either way)
+    parts = ctor.positional + [f"{k}={v}" for k, v in ctor.keywords if k != "padding"]
+    return parse_ctor(f"SameConv{n}d({', '.join(parts)})") or ctor
+
+
+def _per_dim(value: object, n: int) -> tuple:
+    return value if isinstance(value, tuple) else (value,) * n
 
 
 def _is_number(node: ast.AST) -> bool:
@@ -244,12 +271,15 @@ class BlockKind:
         ctor = self.template.ctors[position]
         by_slot = {slot: p.name for p in self.parameters for sub, slot in p.slots if sub == position}
         parts = [by_slot.get(i, text) for i, text in enumerate(ctor.positional)]
-        used = set()
+        used = {key for key, _ in ctor.keywords}
+        # Left-out keywords a parameter sets (`stride=stride`) go after kernel_size, where torch has them.
+        added = [f"{key}={name}" for key, name in by_slot.items() if isinstance(key, str) and key not in used]
         for key, text in ctor.keywords:
             parts.append(f"{key}={by_slot.get(key, text)}")
-            used.add(key)
-        parts += [f"{key}={name}" for key, name in by_slot.items() if isinstance(key, str) and key not in used]
-        return f"{ctor.func}({', '.join(parts)})"
+            if key == "kernel_size":
+                parts += added
+                added = []
+        return f"{ctor.func}({', '.join(parts + added)})"
 
 
 @dataclass
@@ -299,6 +329,7 @@ def find_blocks(graph: Graph, builder: ModuleBuilder, reserved: set[str]) -> Str
     subs_by_attr = {sub.attr: sub for sub in builder.submodules}
     returned = [builder.var(v) for v in graph.outputs]
     source_classes: dict[str, str] = {}
+    same_convs = any(name.startswith("SameConv") for name in builder.helpers)
 
     def source_block(ref: SourceRef) -> tuple[str, str] | None:
         if not ref.scope:
@@ -313,7 +344,7 @@ def find_blocks(graph: Graph, builder: ModuleBuilder, reserved: set[str]) -> Str
             if stop - start < 2:
                 continue
             instance = _instance(block, stage, start, stop, statements, variables, attr_uses, pinned, subs_by_attr,
-                                 returned, reserved)
+                                 returned, reserved, same_convs)
             if instance is not None:
                 found.append(instance)
         return found
@@ -407,10 +438,15 @@ def _merge_optional_parts(groups: dict[tuple, list[Instance]], statements: list[
         group = groups.get(signature)
         if group is None or any(i.residual or i.optional or not i.has_optional for i in group):
             continue
-        for part, stripped in _optional_parts(group[0], statements, variables):
+        template = group[0]
+        for part, stripped in _optional_parts(template, statements, variables):
             plain = canonical.get(_canonical(stripped))
             other = groups.get(plain) if plain != signature else None
             if other is None or any(i.residual or i.optional or not i.has_optional for i in other):
+                continue
+            # The same layers by name too: not a depthwise conv standing in for an expansion.
+            kept = [template.local_attrs[s.attr] for n, s in enumerate(template.subs) if n not in part.subs]
+            if kept != [other[0].local_attrs[s.attr] for s in other[0].subs]:
                 continue
             for instance in group:
                 instance.optional = part
@@ -592,7 +628,7 @@ def _live_after(name: str, statements: list[Statement], stop: int, variables: se
 
 def _instance(
     block: str, stage: str, start: int, stop: int, statements: list[Statement], variables: set[str], attr_uses: dict[str, int],
-    pinned: set[str], subs_by_attr: dict[str, Submodule], returned: list[str], reserved: set[str],
+    pinned: set[str], subs_by_attr: dict[str, Submodule], returned: list[str], reserved: set[str], same_convs: bool = False,
 ) -> Instance | None:
     own = statements[start:stop]
     attrs: list[str] = []
@@ -629,6 +665,8 @@ def _instance(
     ctors = [parse_ctor(s.ctor) for s in subs]
     if any(c is None for c in ctors):
         return None
+    if same_convs:
+        ctors = [as_same_conv(c) for c in ctors]  # type: ignore[arg-type]
     instance = Instance(block, stage, start, stop, subs, inputs, outputs, written, ctors=ctors)  # type: ignore[arg-type]
     _local_names(instance, own, variables, reserved)
     instance.signature = _signature(instance, own)
@@ -771,7 +809,7 @@ def _parameters(group: list[Instance]) -> list[Parameter]:
             if len(set(values)) == 1:
                 continue
             param = by_values.get(values)
-            if param is None:
+            if param is None or param.derived:
                 caller = number_callers(template.expressions[position])[n]
                 param = Parameter(scope.unique(caller or "size"), values, [], None, _annotation(values))
                 by_values[values] = param
