@@ -216,7 +216,17 @@ class Parameter:
     annotation: str = ""
     flag: bool = False  # a switch forward() reads (the optional residual add)
     switch: bool = False  # whether a block has its kind's optional part (constructor only)
-    derived: bool = False  # `name` is an expression of another parameter (`4 * out_channels`)
+    base: Parameter | None = None  # derived: `name` is `factor * base.name` (`4 * out_channels`)
+    factor: int = 1
+
+    @property
+    def derived(self) -> bool:
+        return self.base is not None
+
+    @property
+    def read(self) -> str:
+        """How forward() reads it."""
+        return f"{self.factor} * self.{self.base.name}" if self.base is not None else f"self.{self.name}"
     # (statement position in the block, n-th number in it): forward() reads self.<name>.
     uses: list[tuple[int, int]] = field(default_factory=list)
 
@@ -259,12 +269,13 @@ class BlockKind:
 
     def statement(self, position: int, expr: str) -> str:
         """The template's `position`-th statement `expr` reading the parameters it depends on."""
-        return replace_numbers(expr, {n: f"self.{p.name}" for p in self.parameters for k, n in p.uses if k == position})
+        return replace_numbers(expr, {n: p.read for p in self.parameters for k, n in p.uses if k == position})
 
     @property
     def stored(self) -> list[Parameter]:
         """Parameters forward() reads (kept as attributes)."""
-        return [p for p in self.parameters if p.uses or p.flag]
+        read = {id(p.base) for p in self.parameters if p.uses and p.base is not None}
+        return [p for p in self.parameters if (p.uses or p.flag or id(p) in read) and not p.derived]
 
     def ctor(self, position: int) -> str:
         """The template's constructor of its `position`-th submodule, with the parameters."""
@@ -809,7 +820,7 @@ def _parameters(group: list[Instance]) -> list[Parameter]:
             if len(set(values)) == 1:
                 continue
             param = by_values.get(values)
-            if param is None or param.derived:
+            if param is None:
                 caller = number_callers(template.expressions[position])[n]
                 param = Parameter(scope.unique(caller or "size"), values, [], None, _annotation(values))
                 by_values[values] = param
@@ -841,7 +852,7 @@ def _matching(values: tuple[str | None, ...], params) -> Parameter | None:
             continue
         ratios = {int(a) / int(b) for a, b in pairs}
         if len(ratios) == 1 and (ratio := ratios.pop()) > 1 and ratio.is_integer():
-            return Parameter(f"{int(ratio)} * {p.name}", values, [], derived=True)  # type: ignore[arg-type]
+            return Parameter(f"{int(ratio)} * {p.name}", values, [], base=p, factor=int(ratio))  # type: ignore[arg-type]
     return None
 
 
