@@ -393,6 +393,7 @@ def find_blocks(graph: Graph, builder: ModuleBuilder, reserved: set[str]) -> Str
     class_scope = NameScope(reserved)
     for base, groups_of_base in kinds_by_stage.items():
         groups_of_base.sort(key=len, reverse=True)  # the most frequent kind gets the plain name
+        groups_of_base = [g for g in groups_of_base if _rebuilds(g, _parameters(g))]
         for n, group in enumerate(groups_of_base):
             name = base if n == 0 else f"{base}{n + 1}"  # Block, Block2, ...
             while name in class_scope:
@@ -835,8 +836,43 @@ def _parameters(group: list[Instance]) -> list[Parameter]:
     params = list({id(p): p for p in by_values.values()}.values())
     for p in params:  # a block without the optional part: any value will do
         known = next(v for v in p.values if v is not None)
-        p.values = tuple((p.default or known) if v is None else v for v in p.values)
+        p.values = tuple(_filler(p, i) or p.default or known if v is None else v for v, i in zip(p.values, group))
     return [p for p in params if p.default is None] + [p for p in params if p.default is not None]
+
+
+def _filler(p: Parameter, instance: Instance) -> str | None:
+    """The input channels of a block whose first layer is the optional part it lacks
+    (EfficientNet's first block without expansion): those of its own first layer, not a number
+    from another block."""
+    if (0, 0) not in p.slots or not instance.ctors:
+        return None
+    return instance.ctors[0].numbers.get(0)
+
+
+def _rebuilds(group: list[Instance], params: list[Parameter]) -> bool:
+    """Does the class give every block its own constructor numbers and forward() numbers?
+    (A check of the parameter inference: a block it cannot rebuild stays inline.)"""
+    template = group[0]
+    by_slot = {(position, slot): p for p in params for position, slot in p.slots}
+    by_use = {use: p for p in params for use in p.uses}
+    for index, instance in enumerate(group):
+        for position, ctor in enumerate(template.ctors):
+            own = _own_position(instance, template, position, "subs")
+            for slot, text in ctor.numbers.items() if own is not None else ():
+                p = by_slot.get((position, slot))
+                if (_value(p, index) if p is not None else text) != instance.ctors[own].numbers.get(slot, ""):  # type: ignore[index]
+                    return False
+        for position, texts in enumerate(template.numbers):
+            own = _own_position(instance, template, position, "statements")
+            for n, text in enumerate(texts) if own is not None and own < len(instance.numbers) else ():
+                p = by_use.get((position, n))
+                if (_value(p, index) if p is not None else text) != instance.numbers[own][n]:  # type: ignore[index]
+                    return False
+    return True
+
+
+def _value(p: Parameter, index: int) -> str:
+    return str(p.factor * int(p.base.values[index])) if p.base is not None else p.values[index]  # type: ignore[return-value, arg-type]
 
 
 def _matching(values: tuple[str | None, ...], params) -> Parameter | None:

@@ -149,8 +149,18 @@ def _sequential(sequence: Sequence) -> list[str]:
         items = [item.strip("[]") for item in items[0][1:-1].split(", ")] if items[0].startswith("[") else items
         return [f"{INDENT * 2}self.{sequence.attr} = nn.ModuleList(["] + [
             f"{INDENT * 3}{item}," for item in items] + [f"{INDENT * 2}])"]
-    return [f"{INDENT * 2}self.{sequence.attr} = {container}("] + [f"{INDENT * 3}{item}," for item in items] + [
-        f"{INDENT * 2})"]
+    return [f"{INDENT * 2}self.{sequence.attr} = {container}("] + _packed(items, INDENT * 3) + [f"{INDENT * 2})"]
+
+
+def _packed(items: list[str], indent: str) -> list[str]:
+    """`items`, comma-separated, as many on a line as fit (a stage of MobileNet's blocks)."""
+    lines = [indent]
+    for item in items:
+        if len(lines[-1]) + len(item) + 2 > LINE_LENGTH and lines[-1].strip():
+            lines[-1] = lines[-1].rstrip()
+            lines.append(indent)
+        lines[-1] += f"{item}, "
+    return [line.rstrip() for line in lines]
 
 
 def _loop(sequence: Sequence) -> list[str]:

@@ -40,9 +40,8 @@ class CroppedConv{n}d(nn.Conv{n}d):
 
 SAME_CONV_HELPER = '''
 class SameConv{n}d(nn.Conv{n}d):
-    """A convolution with TensorFlow's 'same' padding for the input's size. The asymmetric
-    case (the extra cell at the end) pads one stride more at the start and drops the first
-    output: no F.pad copy of the input. The same constructor for every stride."""
+    """A convolution with TensorFlow's 'same' padding for the input's size, any stride. When it is
+    asymmetric, one stride more at the start and the first output dropped: no F.pad copy."""
 
     def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         padding, crop = [], []
