@@ -95,7 +95,9 @@ def _check_family(family) -> None:
     assert children == sequences
     # Issue 14's target: at least 2x shorter than the flat rendering.
     assert 2 * _lines(result.source_code) <= _lines(flat.source_code), (_lines(result.source_code), _lines(flat.source_code))
-    report = result.verify([batch], keras_model=model, tolerance=1e-4)
+    # fp32 rounding through ResNet50's 50 random layers at 64 px is ~1.4e-4 x max |logit| in
+    # the flat module of main too (tests/e2e/test_applications.py checks it against float64).
+    report = result.verify([batch], keras_model=model, tolerance=3e-4 if name == "ResNet50" else 1e-4)
     assert report.ok, report.table()
     x = torch.from_numpy(batch).permute(0, 3, 1, 2)
     with torch.no_grad():  # bit for bit what the flat module computes
