@@ -161,6 +161,29 @@ def test_convnext_tiny_blocks(family):
     _check_family(family)
 
 
+@pytest.mark.slow
+def test_bert_encoder_layers_in_a_loop(tmp_path):
+    """keras_hub BERT with BERT-base's 12 layers (small widths: the line counts do not depend on them)."""
+    keras_hub = pytest.importorskip("keras_hub")
+    backbone = keras_hub.models.BertBackbone(vocabulary_size=50, num_layers=12, num_heads=2, hidden_dim=8,
+                                             intermediate_dim=16, max_sequence_length=16)
+    perturb_weights(backbone)
+    path = tmp_path / "bert.keras"
+    backbone.save(str(path))
+    result, flat = tf2torch.convert(str(path)), tf2torch.convert(str(path), structure="flat")
+    assert _instances(result.module)["TransformerEncoder"] == 12
+    assert "self.transformer_layers = nn.ModuleList(TransformerEncoder() for _ in range(12))" in result.source_code
+    assert "sequence_output = self.embeddings_dropout(x)" in result.source_code  # no `sequence_output = h` copy
+    assert 2 * _lines(result.source_code) <= _lines(flat.source_code), (_lines(result.source_code), _lines(flat.source_code))
+    rng = np.random.default_rng(1)
+    mask = np.ones((3, 9), "int32")
+    mask[1, 5:] = 0
+    inputs = {"token_ids": rng.integers(0, 50, (3, 9)).astype("int32"),
+              "segment_ids": rng.integers(0, 2, (3, 9)).astype("int32"), "padding_mask": mask}
+    report = result.verify([inputs[n] for n in result.graph.input_names], keras_model=backbone, tolerance=1e-4)
+    assert report.ok, report.table()
+
+
 def _user_model(path: Path) -> Path:
     """A functional model with three residual blocks named `stage_blockN_*` (the middle ones
     identical), an odd spatial size and a projection in the first block."""

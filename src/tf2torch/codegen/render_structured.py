@@ -4,7 +4,7 @@ blocks that chain in an `nn.Sequential`, the rest as in the flat rendering."""
 from __future__ import annotations
 
 from tf2torch.codegen.blocks import BlockKind, Instance, Sequence, Structure, find_blocks
-from tf2torch.codegen.code_names import rename
+from tf2torch.codegen.code_names import free_names, rename
 from tf2torch.codegen.program import ModuleBuilder, Statement, Submodule
 from tf2torch.codegen.render import (
     INDENT,
@@ -174,6 +174,17 @@ def _loop(sequence: Sequence) -> list[str]:
     return lines + [f"{INDENT * 2}for block in self.{sequence.attr}:", f"{INDENT * 3}{out} = block({args})"]
 
 
+def _renames_previous(statements: list[Statement], sequence: Sequence, result: str) -> bool:
+    """Is the loop's input written by the statement just before it and read nowhere after the
+    loop (the blocks read it inside their classes)?"""
+    first, last = sequence.instances[0], sequence.instances[-1]
+    name = first.inputs[0]
+    previous = statements[first.start - 1] if first.start else None
+    if previous is None or previous.targets != [name] or previous.operator != "=" or name in sequence.shared_inputs:
+        return False
+    return not any(name in free_names(text) for text in [st.expr for st in statements[last.stop:]] + [result])
+
+
 def _model_class(graph: Graph, builder: ModuleBuilder, structure: Structure, class_name: str) -> list[str]:
     owner: dict[str, Instance] = {sub.attr: i for i in structure.instances for sub in i.subs}
     sequence_of = {id(i): s for s in structure.sequences for i in s.instances}
@@ -218,7 +229,14 @@ def _model_class(graph: Graph, builder: ModuleBuilder, structure: Structure, cla
             continue
         sequence = sequence_of.get(id(instance))
         if sequence is not None:
-            out += _loop(sequence)
+            loop = _loop(sequence)
+            inline = not any(i.start < position <= i.stop for i in structure.instances)  # the line before is its own
+            if len(loop) == 3 and inline and _renames_previous(statements, sequence, result):
+                # `h = self.dropout(x)` + `sequence_output = h` -> `sequence_output = self.dropout(x)`
+                previous = statements[position - 1]
+                out[-1] = f"{INDENT * 2}{sequence.instances[-1].outputs[0]} {previous.operator} {previous.expr}"
+                loop = loop[1:]
+            out += loop
             position = sequence.instances[-1].stop
         else:
             out.append(f"{INDENT * 2}{', '.join(instance.outputs)} = self.{instance.path}({', '.join(instance.inputs)})")
