@@ -241,6 +241,17 @@ def test_user_blocks_verify_layers_and_export(user_model, tmp_path):
         torch.testing.assert_close(exported.module()(x), result.module(x))
 
 
+def test_a_class_that_cannot_rebuild_its_blocks_is_not_written(user_model, monkeypatch):
+    """The parameter inference is checked: a class whose constructor would not give every
+    block its own numbers (here: no parameters at all, the channels differ) is not used."""
+    from tf2torch.codegen import blocks
+
+    monkeypatch.setattr(blocks, "_parameters", lambda group: [])
+    result = tf2torch.convert(user_model)
+    assert "class Block" not in result.source_code
+    assert result.verify(batch_size=2).ok
+
+
 def test_written_files_are_lint_clean_with_a_layer_map(user_model, tmp_path):
     import json
 

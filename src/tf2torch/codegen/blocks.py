@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -471,7 +471,9 @@ def _merge_optional_parts(groups: dict[tuple, list[Instance]], statements: list[
             break
 
 
-def _optional_parts(instance: Instance, statements: list[Statement], variables: set[str]):
+def _optional_parts(
+    instance: Instance, statements: list[Statement], variables: set[str],
+) -> Iterator[tuple[OptionalPart, tuple]]:
     """(part, the block's signature without it) for each run of up to three statements that
     computes one value from one block input alone, read by the statements after it."""
     own = statements[instance.start:instance.stop]
@@ -482,7 +484,11 @@ def _optional_parts(instance: Instance, statements: list[Statement], variables: 
                 yield found
 
 
-def _without(instance: Instance, own: list[Statement], start: int, stop: int, variables: set[str]):
+def _without(
+    instance: Instance, own: list[Statement], start: int, stop: int, variables: set[str],
+) -> tuple[OptionalPart, tuple] | None:
+    """Statements [start, stop) of `instance` as an optional part, with the block's signature
+    when they are left out and the later statements read their source instead, or None."""
     run = own[start:stop]
     written: set[str] = set()
     sources: set[str] = set()
@@ -499,16 +505,19 @@ def _without(instance: Instance, own: list[Statement], start: int, stop: int, va
     if value in instance.outputs or any(s.attr in attrs and s.frozen for s in instance.subs):
         return None
     later: list[Statement] = []
-    live, read, feeds_add = True, False, False
+    live, read, feeds_add, rebound = True, False, False, False
     for st in own[stop:]:
         reads, writes = _reads_writes(st, variables)
         if any(n in reads for n in written - {value}) or (live and st.operator != "=" and value in writes):
             return None
         if live and value in reads:
+            if rebound:
+                return None  # the blocks without the part would read another value of `source`
             read = True
             feeds_add = feeds_add or st.operator == "+=" or " + " in st.expr
             st = Statement(st.targets, rename(st.expr, {value: source}, {}), st.comment, st.values, st.operator)
         live = live and value not in writes
+        rebound = rebound or source in writes
         later.append(st)
     if not read:
         return None
