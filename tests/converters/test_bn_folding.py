@@ -22,7 +22,7 @@ MODEL_TOLERANCE = 1e-5
 
 def _mobile_block(keras):
     """MobileNetV2 / EfficientNet-style: stem conv, expand, depthwise, project, residual."""
-    inputs = keras.Input((16, 13, 3))  # even height: TF pads the stem asymmetrically (CroppedConv2d)
+    inputs = keras.Input((16, 13, 3))  # even height: TF pads the stem asymmetrically (SameConv2d)
     x = keras.layers.Conv2D(8, 3, strides=2, padding="same", use_bias=False, name="stem")(inputs)
     x = keras.layers.BatchNormalization(epsilon=1e-3, momentum=0.9, name="stem_bn")(x)
     stem = keras.layers.ReLU(6.0, name="stem_relu")(x)
@@ -240,7 +240,7 @@ def test_optimize_for_inference_folds_the_same_pairs(converted):
     from tf2torch import optimize_for_inference
 
     result, module, x = converted("mobile")
-    assert "CroppedConv2d" in result.source_code
+    assert "SameConv2d" in result.source_code
     fast = optimize_for_inference(module)
     assert not any(isinstance(m, BATCH_NORMS) for m in fast.modules())
     with torch.no_grad():

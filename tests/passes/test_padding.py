@@ -24,6 +24,7 @@ def test_zero_padding_folds_into_conv(keras, tmp_path, padding, conv_padding, fo
     outputs = keras.layers.ReLU(name="relu")(x)
     result = convert_and_compare(keras.Model(inputs, outputs), tmp_path, batch_size=3)
     assert ("F.pad(" not in result.source_code) == folded
+    assert ("CroppedConv2d" in result.source_code) == (padding == ((0, 1), (0, 1)))  # not TF 'same' padding
 
 
 def test_zero_padding_read_twice_is_kept(keras, tmp_path):

@@ -19,7 +19,7 @@ IMAGE = (9, 7, 3)  # odd spatial size
 
 
 def block_net():
-    """Three residual blocks `stage_blockN_*`; the last two are identical (one class)."""
+    """Three residual blocks `stage_blockN_*`, one class (the first's projection shortcut is optional)."""
     inputs = keras.Input(IMAGE, name="image")
     x = keras.layers.Conv2D(6, 3, padding="same", name="stem")(inputs)
     for i in (1, 2, 3):
@@ -56,13 +56,15 @@ def test_train_py_and_weights_map_use_nested_keys(compiled, tmp_path):
     result = tf2torch.convert(tmp_path / "block_net.keras")
     assert "class Block(nn.Module):" in result.source_code
     directory = result.save(tmp_path / "out")
-    assert "stage_blocks.1.mix" in (directory / "train.py").read_text()  # the activity hook's module path
+    assert "stage_blocks.2.mix" in (directory / "train.py").read_text()  # the activity hook's module path
     content = json.loads((directory / "weights_map.json").read_text())
-    assert content["layers"]["stage_block3_conv"] == "stage_blocks.1.conv"
+    assert content["layers"]["stage_block3_conv"] == "stage_blocks.2.conv"
+    assert content["layers"]["stage_block1_shortcut"] == "stage_blocks.0.shortcut"
     by_keras = {entry["keras"]: entry for entry in content["weights"]}
     kernel = by_keras["stage_block2_conv/vars/0"]
-    assert kernel["torch"] == "stage_blocks.0.conv.weight" and kernel["permute"] == [3, 2, 0, 1]
+    assert kernel["torch"] == "stage_blocks.1.conv.weight" and kernel["permute"] == [3, 2, 0, 1]
     assert by_keras["stage_block2_mix/vars/0"]["permute"] == [1, 0]
     assert "permute" not in by_keras["stage_block2_bn/vars/0"]
     assert by_keras["stem/vars/1"]["torch"] == "stem.bias"
-    assert by_keras["stage_block3_bn/vars/2"]["torch"] == "stage_blocks.1.bn.running_mean"
+    assert by_keras["stage_block3_bn/vars/2"]["torch"] == "stage_blocks.2.bn.running_mean"
+    assert by_keras["stage_block1_shortcut/vars/0"]["torch"] == "stage_blocks.0.shortcut.weight"

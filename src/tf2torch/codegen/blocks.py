@@ -20,7 +20,7 @@ from __future__ import annotations
 import ast
 import re
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -35,7 +35,7 @@ BLOCK_WORDS = ("block", "layer", "stage", "unit", "cell")
 # word followed by an index; what precedes the index is the stage.
 _BLOCK_NAME = re.compile(r"^(?P<stage>.*(?:" + "|".join(BLOCK_WORDS) + r")_?)(?P<index>\d+[a-z]?)(?=[_/])")
 # Constructor keywords whose absence means a known default (torch.nn.ConvNd).
-_CONV = re.compile(r"^nn\.Conv(Transpose)?[123]d$")
+_CONV = re.compile(r"^(nn\.Conv(Transpose)?|SameConv)[123]d$")
 _CONV_DEFAULTS = {"stride": "1", "padding": "0", "dilation": "1", "groups": "1"}
 _POSITIONAL_NAMES = {
     "Conv": ("in_channels", "out_channels", "kernel_size"),
@@ -135,12 +135,52 @@ def parse_ctor(text: str) -> Ctor | None:
     return Ctor(func, positional, keywords, numbers, tuple(shape))
 
 
+def as_same_conv(ctor: Ctor) -> Ctor:
+    """`nn.Conv2d(..., padding=1)` with stride 1 as `SameConv2d(...)`: TF's 'same' padding
+    for every input size, the same convolution. In a model with stride-2 SameConvs, their
+    blocks and the stride-1 blocks then share one class (`stride` a constructor argument)."""
+    match = re.fullmatch(r"nn\.Conv([123])d", ctor.func)
+    if match is None or len(ctor.positional) < 2 or any(k not in ("kernel_size", "padding", "groups", "bias", "dilation")
+                                                          for k, _ in ctor.keywords):
+        return ctor
+    try:
+        n = int(match.group(1))
+        values = {k: ast.literal_eval(v) for k, v in ctor.keywords if k != "bias"}
+        kernel = ast.literal_eval(ctor.positional[2]) if len(ctor.positional) > 2 else values.pop("kernel_size")
+    except (ValueError, SyntaxError, KeyError):
+        return ctor
+    dims = [_per_dim(kernel, n), _per_dim(values.get("dilation", 1), n), _per_dim(values.get("padding", 0), n)]
+    if any(not isinstance(v, int) for dim in dims for v in dim):
+        return ctor
+    if any((k - 1) * d != 2 * p for k, d, p in zip(*dims)) or not any(dims[2]):
+        return ctor  # not 'same', or a 1x1 conv (the same class either way)
+    parts = ctor.positional + [f"{k}={v}" for k, v in ctor.keywords if k != "padding"]
+    return parse_ctor(f"SameConv{n}d({', '.join(parts)})") or ctor
+
+
+def _per_dim(value: object, n: int) -> tuple:
+    return value if isinstance(value, tuple) else (value,) * n
+
+
 def _is_number(node: ast.AST) -> bool:
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
         node = node.operand
     if isinstance(node, ast.Tuple):
         return bool(node.elts) and all(_is_number(e) for e in node.elts)
     return isinstance(node, ast.Constant) and type(node.value) in (int, float)
+
+
+@dataclass
+class OptionalPart:
+    """Statements of a block that only some blocks of its kind have (ResNet's projection
+    shortcut, EfficientNet's expansion conv): they compute `value` from the block input
+    `source`, which the blocks without them use in its place."""
+
+    statements: range  # positions in the template's statements
+    subs: list[int]  # positions in the template's submodules
+    value: str  # flat variable names in the template
+    source: str
+    feeds_add: bool  # its value is added (a shortcut)
 
 
 @dataclass
@@ -167,6 +207,8 @@ class Instance:
     # The signature without a last `x + inputs` (a block whose residual add is optional).
     without_residual: tuple | None = None
     residual: bool = False  # in a kind whose residual add is optional: this block adds it
+    optional: OptionalPart | None = None  # of a template whose kind has an optional part
+    has_optional: bool = True  # False: this block lacks its kind's optional part
 
 
 @dataclass
@@ -177,6 +219,18 @@ class Parameter:
     default: str | None = None  # a left-out ConvNd keyword's default
     annotation: str = ""
     flag: bool = False  # a switch forward() reads (the optional residual add)
+    switch: bool = False  # whether a block has its kind's optional part (constructor only)
+    base: Parameter | None = None  # derived: `name` is `factor * base.name` (`4 * out_channels`)
+    factor: int = 1
+
+    @property
+    def derived(self) -> bool:
+        return self.base is not None
+
+    @property
+    def read(self) -> str:
+        """How forward() reads it."""
+        return f"{self.factor} * self.{self.base.name}" if self.base is not None else f"self.{self.name}"
     # (statement position in the block, n-th number in it): forward() reads self.<name>.
     uses: list[tuple[int, int]] = field(default_factory=list)
 
@@ -196,10 +250,20 @@ class BlockKind:
     def template(self) -> Instance:
         return self.instances[0]
 
+    @property
+    def optional(self) -> OptionalPart | None:
+        return self.template.optional
+
+    @property
+    def switch(self) -> Parameter | None:
+        return next((p for p in self.parameters if p.switch), None)
+
     def arguments(self, instance: Instance) -> str:
         args = []
         index = next(n for n, i in enumerate(self.instances) if i is instance)
         for p in self.parameters:
+            if p.derived:
+                continue
             value = p.values[index]
             if p.default is None:
                 args.append(value)
@@ -209,24 +273,28 @@ class BlockKind:
 
     def statement(self, position: int, expr: str) -> str:
         """The template's `position`-th statement `expr` reading the parameters it depends on."""
-        return replace_numbers(expr, {n: f"self.{p.name}" for p in self.parameters for k, n in p.uses if k == position})
+        return replace_numbers(expr, {n: p.read for p in self.parameters for k, n in p.uses if k == position})
 
     @property
     def stored(self) -> list[Parameter]:
         """Parameters forward() reads (kept as attributes)."""
-        return [p for p in self.parameters if p.uses or p.flag]
+        read = {id(p.base) for p in self.parameters if p.uses and p.base is not None}
+        return [p for p in self.parameters if (p.uses or p.flag or id(p) in read) and not p.derived]
 
     def ctor(self, position: int) -> str:
         """The template's constructor of its `position`-th submodule, with the parameters."""
         ctor = self.template.ctors[position]
         by_slot = {slot: p.name for p in self.parameters for sub, slot in p.slots if sub == position}
         parts = [by_slot.get(i, text) for i, text in enumerate(ctor.positional)]
-        used = set()
+        used = {key for key, _ in ctor.keywords}
+        # Left-out keywords a parameter sets (`stride=stride`) go after kernel_size, where torch has them.
+        added = [f"{key}={name}" for key, name in by_slot.items() if isinstance(key, str) and key not in used]
         for key, text in ctor.keywords:
             parts.append(f"{key}={by_slot.get(key, text)}")
-            used.add(key)
-        parts += [f"{key}={name}" for key, name in by_slot.items() if isinstance(key, str) and key not in used]
-        return f"{ctor.func}({', '.join(parts)})"
+            if key == "kernel_size":
+                parts += added
+                added = []
+        return f"{ctor.func}({', '.join(parts + added)})"
 
 
 @dataclass
@@ -257,8 +325,10 @@ class Structure:
         for instance in self.instances:
             assert instance.kind is not None
             template = instance.kind.template  # whose attribute names the class uses
-            for sub, named in zip(instance.subs, template.subs):
-                moved[sub.attr] = f"{instance.path}.{template.local_attrs[named.attr]}"
+            for position, named in enumerate(template.subs):
+                own = _own_position(instance, template, position, "subs")
+                if own is not None:
+                    moved[instance.subs[own].attr] = f"{instance.path}.{template.local_attrs[named.attr]}"
         return {sub.attr: moved.get(sub.attr, sub.attr) for sub in builder.submodules}
 
 
@@ -276,6 +346,7 @@ def find_blocks(graph: Graph, builder: ModuleBuilder, reserved: set[str]) -> Str
     subs_by_attr = {sub.attr: sub for sub in builder.submodules}
     returned = [builder.var(v) for v in graph.outputs]
     source_classes: dict[str, str] = {}
+    same_convs = any(name.startswith("SameConv") for name in builder.helpers)
 
     def source_block(ref: SourceRef) -> tuple[str, str] | None:
         if not ref.scope:
@@ -290,7 +361,7 @@ def find_blocks(graph: Graph, builder: ModuleBuilder, reserved: set[str]) -> Str
             if stop - start < 2:
                 continue
             instance = _instance(block, stage, start, stop, statements, variables, attr_uses, pinned, subs_by_attr,
-                                 returned, reserved)
+                                 returned, reserved, same_convs)
             if instance is not None:
                 found.append(instance)
         return found
@@ -309,6 +380,7 @@ def find_blocks(graph: Graph, builder: ModuleBuilder, reserved: set[str]) -> Str
     for instance in named:
         groups.setdefault(instance.signature, []).append(instance)
     _merge_optional_residuals(groups)
+    _merge_optional_parts(groups, statements, variables)
     claimed = {p for group in groups.values() if len(group) >= 2 for i in group for p in range(i.start, i.stop)}
     for group in structural_instances(statements, lambda st: _reads_writes(st, variables), returned, claimed,
                                       structural_instance, lambda i: i.signature):
@@ -335,6 +407,7 @@ def find_blocks(graph: Graph, builder: ModuleBuilder, reserved: set[str]) -> Str
     class_scope = NameScope(reserved)
     for base, groups_of_base in kinds_by_stage.items():
         groups_of_base.sort(key=len, reverse=True)  # the most frequent kind gets the plain name
+        groups_of_base = [g for g in groups_of_base if _rebuilds(g, _parameters(g))]
         for n, group in enumerate(groups_of_base):
             name = base if n == 0 else f"{base}{n + 1}"  # Block, Block2, ...
             while name in class_scope:
@@ -377,6 +450,107 @@ def _merge_optional_residuals(groups: dict[tuple, list[Instance]]) -> None:
             instance.residual = True
         # The template (first instance) has the add; the docstring lists the blocks in order.
         groups[signature] = group + groups.pop(plain)
+
+
+def _merge_optional_parts(groups: dict[tuple, list[Instance]], statements: list[Statement], variables: set[str]) -> None:
+    """Blocks that are other blocks plus a side path computed from their input (ResNet's
+    projection shortcut, EfficientNet's expansion conv) become one kind whose constructor
+    leaves the path's submodules None (torchvision's `downsample`): the group with the path
+    absorbs the group that uses the block input in its place."""
+    canonical: dict[str, tuple] = {}
+    for signature in groups:
+        canonical.setdefault(_canonical(signature), signature)
+    for signature in list(groups):
+        group = groups.get(signature)
+        if group is None or any(i.residual or i.optional or not i.has_optional for i in group):
+            continue
+        template = group[0]
+        for part, stripped in _optional_parts(template, statements, variables):
+            plain = canonical.get(_canonical(stripped))
+            other = groups.get(plain) if plain != signature else None
+            if other is None or any(i.residual or i.optional or not i.has_optional for i in other):
+                continue
+            # The same layers by name too: not a depthwise conv standing in for an expansion.
+            kept = [template.local_attrs[s.attr] for n, s in enumerate(template.subs) if n not in part.subs]
+            if kept != [other[0].local_attrs[s.attr] for s in other[0].subs]:
+                continue
+            for instance in group:
+                instance.optional = part
+            names = group[0].local_vars
+            if part.feeds_add and "shortcut" not in names.values():
+                names[part.value] = "shortcut"
+            for instance in other:
+                instance.has_optional = False
+            groups[signature] = group + groups.pop(plain)  # type: ignore[arg-type]
+            break
+
+
+def _optional_parts(
+    instance: Instance, statements: list[Statement], variables: set[str],
+) -> Iterator[tuple[OptionalPart, tuple]]:
+    """(part, the block's signature without it) for each run of up to three statements that
+    computes one value from one block input alone, read by the statements after it."""
+    own = statements[instance.start:instance.stop]
+    for start in range(len(own)):
+        for stop in range(start + 1, min(start + 3, len(own)) + 1):
+            found = _without(instance, own, start, stop, variables)
+            if found is not None:
+                yield found
+
+
+def _without(
+    instance: Instance, own: list[Statement], start: int, stop: int, variables: set[str],
+) -> tuple[OptionalPart, tuple] | None:
+    """Statements [start, stop) of `instance` as an optional part, with the block's signature
+    when they are left out and the later statements read their source instead, or None."""
+    run = own[start:stop]
+    written: set[str] = set()
+    sources: set[str] = set()
+    for st in run:
+        reads, writes = _reads_writes(st, variables)
+        if st.operator != "=" or any(n not in written and n not in instance.inputs for n in reads):
+            return None
+        sources.update(n for n in reads if n not in written)
+        written.update(writes)
+    attrs = {a for st in run for a in self_attributes(st.expr)} - {"training"}
+    if len(sources) != 1 or len(run[-1].targets) != 1 or not attrs:
+        return None
+    value, source = run[-1].targets[0], sources.pop()
+    if value in instance.outputs or any(s.attr in attrs and s.frozen for s in instance.subs):
+        return None
+    later: list[Statement] = []
+    live, read, feeds_add, rebound = True, False, False, False
+    for st in own[stop:]:
+        reads, writes = _reads_writes(st, variables)
+        if any(n in reads for n in written - {value}) or (live and st.operator != "=" and value in writes):
+            return None
+        if live and value in reads:
+            if rebound:
+                return None  # the blocks without the part would read another value of `source`
+            read = True
+            feeds_add = feeds_add or st.operator == "+=" or " + " in st.expr
+            st = Statement(st.targets, rename(st.expr, {value: source}, {}), st.comment, st.values, st.operator)
+        live = live and value not in writes
+        rebound = rebound or source in writes
+        later.append(st)
+    if not read:
+        return None
+    keep = [n for n, sub in enumerate(instance.subs) if sub.attr not in attrs]
+    stripped = _dataflow(instance.inputs, instance.outputs, [instance.subs[n] for n in keep],
+                         [instance.ctors[n] for n in keep], own[:start] + later)[0]
+    part = OptionalPart(range(start, stop), [n for n in range(len(instance.subs)) if n not in keep], value, source,
+                        feeds_add)
+    return part, stripped
+
+
+def _own_position(instance: Instance, template: Instance, position: int, what: str) -> int | None:
+    """Where `instance` has the template's `position`-th submodule (`what="subs"`) or
+    statement; None for the optional part it lacks."""
+    part = template.optional
+    if part is None or instance.has_optional:
+        return position
+    skipped = list(part.subs if what == "subs" else part.statements)
+    return None if position in skipped else position - sum(1 for n in skipped if n < position)
 
 
 def _canonical(signature: tuple) -> str:
@@ -551,7 +725,7 @@ def _live_after(name: str, statements: list[Statement], stop: int, variables: se
 
 def _instance(
     block: str, stage: str, start: int, stop: int, statements: list[Statement], variables: set[str], attr_uses: dict[str, int],
-    pinned: set[str], subs_by_attr: dict[str, Submodule], returned: list[str], reserved: set[str],
+    pinned: set[str], subs_by_attr: dict[str, Submodule], returned: list[str], reserved: set[str], same_convs: bool = False,
 ) -> Instance | None:
     own = statements[start:stop]
     attrs: list[str] = []
@@ -588,6 +762,8 @@ def _instance(
     ctors = [parse_ctor(s.ctor) for s in subs]
     if any(c is None for c in ctors):
         return None
+    if same_convs:
+        ctors = [as_same_conv(c) for c in ctors]  # type: ignore[arg-type]
     instance = Instance(block, stage, start, stop, subs, inputs, outputs, written, ctors=ctors)  # type: ignore[arg-type]
     _local_names(instance, own, variables, reserved)
     instance.signature = _signature(instance, own)
@@ -623,15 +799,27 @@ def _signature(instance: Instance, own: list[Statement]) -> tuple:
     """Equal for blocks that differ only in weights, names and constructor numbers. Values
     are numbered per assignment (`x = f(x)` and `a = f(b)` are the same dataflow), so a
     block's statements compare equal whichever names the flat forward() gave them."""
-    current = {name: f"i{n}" for n, name in enumerate(instance.inputs)}
-    attrs = {sub.attr: f"m{n}" for n, sub in enumerate(instance.subs)}
+    signature, instance.numbers, instance.expressions, instance.without_residual = _dataflow(
+        instance.inputs, instance.outputs, instance.subs, instance.ctors, own)
+    return signature
+
+
+def _dataflow(
+    inputs_: list[str], outputs_: list[str], subs_: list[Submodule], ctors: list[Ctor], own: list[Statement],
+) -> tuple[tuple, list[list[str]], list[str], tuple | None]:
+    """(signature, number literals per statement, renamed statements, the signature without
+    a last residual add or None)."""
+    current = {name: f"i{n}" for n, name in enumerate(inputs_)}
+    attrs = {sub.attr: f"m{n}" for n, sub in enumerate(subs_)}
     body = []
     inputs = set(current.values())
+    all_numbers: list[list[str]] = []
+    expressions: list[str] = []
     for st in own:
         expr = rename(st.expr, current, attrs)
-        instance.numbers.append(numbers(expr))
-        instance.expressions.append(expr)
-        expr = replace_numbers(expr, dict.fromkeys(range(len(instance.numbers[-1])), "#"))
+        all_numbers.append(numbers(expr))
+        expressions.append(expr)
+        expr = replace_numbers(expr, dict.fromkeys(range(len(all_numbers[-1])), "#"))
         operator = st.operator
         if operator == "+=" and len(st.targets) == 1 and current[st.targets[0]] not in inputs:
             # `x += y` on a value made inside the block is `x = y + x` (the flat code writes the
@@ -641,11 +829,12 @@ def _signature(instance: Instance, own: list[Statement]) -> tuple:
         for target in st.targets:
             current[target] = f"v{len(body)}_{len(current)}"
         body.append((updated, tuple(current[t] for t in st.targets), operator, expr, st.comment))
-    subs = tuple((c.shape, s.frozen, s.comment, tuple(sorted(s.state))) for c, s in zip(instance.ctors, instance.subs))
-    outputs = tuple(current[n] for n in instance.outputs)
-    if len(body) >= 2 and _adds_input(body[-1], body[-2], outputs) and not instance.numbers[-1]:
-        instance.without_residual = (len(instance.inputs), body[-2][1], tuple(body[:-1]), subs)
-    return (len(instance.inputs), outputs, tuple(body), subs)
+    subs = tuple((c.shape, s.frozen, s.comment, tuple(sorted(s.state))) for c, s in zip(ctors, subs_))
+    outputs = tuple(current[n] for n in outputs_)
+    without_residual = None
+    if len(body) >= 2 and _adds_input(body[-1], body[-2], outputs) and not all_numbers[-1]:
+        without_residual = (len(inputs_), body[-2][1], tuple(body[:-1]), subs)
+    return (len(inputs_), outputs, tuple(body), subs), all_numbers, expressions, without_residual
 
 
 def _adds_input(last: tuple, previous: tuple, outputs: tuple) -> bool:
@@ -685,27 +874,35 @@ def _source_class_base(instance: Instance) -> str:
 def _parameters(group: list[Instance]) -> list[Parameter]:
     """Numbers that differ between the blocks, one parameter per distinct pattern: in the
     submodule constructors, and in forward() (a reshape to the block's channel count)."""
-    by_values: dict[tuple[str, ...], Parameter] = {}
+    by_values: dict[tuple[str | None, ...], Parameter] = {}
     scope = NameScope(MODULE_RESERVED | {"self"})
     template = group[0]
     for position, ctor in enumerate(template.ctors):
+        own = [_own_position(i, template, position, "subs") for i in group]
         for slot in ctor.numbers:
-            values = tuple(i.ctors[position].numbers.get(slot, "") for i in group)
-            if len(set(values)) == 1:
+            values = tuple(None if n is None else i.ctors[n].numbers.get(slot, "") for i, n in zip(group, own))
+            sub = template.subs[position]
+            base = _slot_name(ctor.func, slot, template.local_attrs[sub.attr])
+            if len({v for v in values if v is not None}) == 1:
+                # Constant, unless in an optional part that one block has: its stride is the block's.
+                param = next((p for p in by_values.values() if p.name == base), None) if None in values else None
+                if param is not None and _matching(values, [param]) is param:
+                    param.slots.append((position, slot))
                 continue
-            param = by_values.get(values)
+            param = by_values.get(values) or _matching(values, list(by_values.values()))
             if param is None:
                 default = _CONV_DEFAULTS.get(slot) if isinstance(slot, str) and _CONV.match(ctor.func) else None
-                sub = template.subs[position]
-                base = _slot_name(ctor.func, slot, template.local_attrs[sub.attr])
                 name = scope.unique(base) if base not in scope else scope.unique(
                     f"{template.local_attrs[sub.attr]}_{base}")
                 param = Parameter(name, values, [], default, _annotation(values))
-                by_values[values] = param
+            by_values.setdefault(values, param)
             param.slots.append((position, slot))
-    for position in range(min(len(i.numbers) for i in group)):  # a residual add has no numbers
+    for position in range(len(template.numbers)):
+        own = [_own_position(i, template, position, "statements") for i in group]
+        if any(k is None or k >= len(i.numbers) for i, k in zip(group, own)):
+            continue  # a residual add has no numbers; an optional part's are the same in every block with it
         for n in range(len(template.numbers[position])):
-            values = tuple(i.numbers[position][n] for i in group)
+            values = tuple(i.numbers[k][n] for i, k in zip(group, own))  # type: ignore[index]
             if len(set(values)) == 1:
                 continue
             param = by_values.get(values)
@@ -717,8 +914,76 @@ def _parameters(group: list[Instance]) -> list[Parameter]:
     if template.residual and not all(i.residual for i in group):
         values = tuple(str(i.residual) for i in group)
         by_values[values] = Parameter(scope.unique("residual"), values, [], default="True", annotation="bool", flag=True)
-    params = list(by_values.values())
+    if template.optional is not None:
+        values = tuple(str(i.has_optional) for i in group)
+        by_values[values] = Parameter(scope.unique(_switch_name(template)), values, [], default="False",
+                                      annotation="bool", switch=True)
+    params = list({id(p): p for p in by_values.values()}.values())
+    for p in params:  # a block without the optional part: any value will do
+        known = next(v for v in p.values if v is not None)
+        p.values = tuple(_filler(p, i) or p.default or known if v is None else v for v, i in zip(p.values, group))
     return [p for p in params if p.default is None] + [p for p in params if p.default is not None]
+
+
+def _filler(p: Parameter, instance: Instance) -> str | None:
+    """The input channels of a block whose first layer is the optional part it lacks
+    (EfficientNet's first block without expansion): those of its own first layer, not a number
+    from another block."""
+    if (0, 0) not in p.slots or not instance.ctors:
+        return None
+    return instance.ctors[0].numbers.get(0)
+
+
+def _rebuilds(group: list[Instance], params: list[Parameter]) -> bool:
+    """Does the class give every block its own constructor numbers and forward() numbers?
+    (A check of the parameter inference: a block it cannot rebuild stays inline.)"""
+    template = group[0]
+    by_slot = {(position, slot): p for p in params for position, slot in p.slots}
+    by_use = {use: p for p in params for use in p.uses}
+    for index, instance in enumerate(group):
+        for position, ctor in enumerate(template.ctors):
+            own = _own_position(instance, template, position, "subs")
+            for slot, text in ctor.numbers.items() if own is not None else ():
+                p = by_slot.get((position, slot))
+                if (_value(p, index) if p is not None else text) != instance.ctors[own].numbers.get(slot, ""):  # type: ignore[index]
+                    return False
+        for position, texts in enumerate(template.numbers):
+            own = _own_position(instance, template, position, "statements")
+            for n, text in enumerate(texts) if own is not None and own < len(instance.numbers) else ():
+                p = by_use.get((position, n))
+                if (_value(p, index) if p is not None else text) != instance.numbers[own][n]:  # type: ignore[index]
+                    return False
+    return True
+
+
+def _value(p: Parameter, index: int) -> str:
+    return str(p.factor * int(p.base.values[index])) if p.base is not None else p.values[index]  # type: ignore[return-value, arg-type]
+
+
+def _matching(values: tuple[str | None, ...], params) -> Parameter | None:
+    """A parameter equal to `values` where both are known, or one `values` is a whole
+    multiple of (Bottleneck's `4 * out_channels`), as a derived parameter."""
+    for p in params:
+        if not p.derived and all(a is None or b is None or a == b for a, b in zip(values, p.values)):
+            p.values = tuple(b if b is not None else a for a, b in zip(values, p.values))
+            return p
+    for p in params:
+        pairs = [(a, b) for a, b in zip(values, p.values) if a is not None]
+        if len(pairs) < 2 or p.derived or p.annotation != "int" or any(b is None or not a.isdigit() or b == "0" for a, b in pairs):
+            continue
+        ratios = {int(a) / int(b) for a, b in pairs}
+        if len(ratios) == 1 and (ratio := ratios.pop()) > 1 and ratio.is_integer():
+            return Parameter(f"{int(ratio)} * {p.name}", values, [], base=p, factor=int(ratio))  # type: ignore[arg-type]
+    return None
+
+
+def _switch_name(template: Instance) -> str:
+    """`projection` for a part feeding the residual add; else `with_<first submodule>`."""
+    part = template.optional
+    assert part is not None
+    if part.feeds_add:
+        return "projection"
+    return f"with_{template.local_attrs[template.subs[part.subs[0]].attr]}"
 
 
 def _slot_name(func: str, slot: int | str, attr: str) -> str:
@@ -730,9 +995,9 @@ def _slot_name(func: str, slot: int | str, attr: str) -> str:
     return f"{attr}_arg{slot}"
 
 
-def _annotation(values: tuple[str, ...]) -> str:
+def _annotation(values: tuple[str | None, ...]) -> str:
     kinds = set()
-    for text in values:
+    for text in filter(None, values):
         value = ast.literal_eval(text)
         kinds.add("tuple" if isinstance(value, tuple) else type(value).__name__)
     if kinds == {"int"}:

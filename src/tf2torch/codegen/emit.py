@@ -51,6 +51,7 @@ def emit_module(graph: Graph, source_name: str, model_name: str, structure: str 
     codegen.blocks); "flat" puts every layer in one class."""
     if structure not in STRUCTURES:
         raise ValueError(f"structure must be one of {STRUCTURES}, got {structure!r}")
+    batch_norms_after_their_layers(graph)
     builder = ModuleBuilder(graph)
     use_channels_last_memory(graph, builder)
     for node in graph.nodes:
@@ -72,6 +73,23 @@ def emit_module(graph: Graph, source_name: str, model_name: str, structure: str 
         for key, array in sub.state.items():
             state[f"{paths[sub.attr]}.{key}"] = array
     return GeneratedModule(name, source, state, builder, structure, paths)
+
+
+def batch_norms_after_their_layers(graph: Graph) -> None:
+    """Move each BatchNorm whose input is a conv / dense output read by it alone to right after
+    that layer (Keras orders layers by depth: ResNet's shortcut conv, its residual-branch conv,
+    then both BatchNorms). The pair then folds into one call (bn_folding), and blocks with and
+    without a shortcut list their statements alike. Only the order of independent nodes changes."""
+    nodes = graph.nodes
+    for bn in [n for n in nodes if n.op == "batch_norm" and len(n.inputs) == 1]:
+        producer = bn.inputs[0].producer
+        if producer is None or producer.op not in ("conv", "dense"):
+            continue
+        readers = graph.consumers(bn.inputs[0])
+        if len(readers) != 1 or readers[0] is not bn:
+            continue
+        nodes.remove(bn)
+        nodes.insert(next(i for i, n in enumerate(nodes) if n is producer) + 1, bn)
 
 
 def use_channels_last_memory(graph: Graph, builder: ModuleBuilder) -> None:

@@ -4,7 +4,7 @@ blocks that chain in an `nn.Sequential`, the rest as in the flat rendering."""
 from __future__ import annotations
 
 from tf2torch.codegen.blocks import BlockKind, Instance, Sequence, Structure, find_blocks
-from tf2torch.codegen.code_names import rename
+from tf2torch.codegen.code_names import free_names, rename
 from tf2torch.codegen.nested_blocks import Nested, nest_blocks
 from tf2torch.codegen.program import ModuleBuilder, Statement, Submodule
 from tf2torch.codegen.render import (
@@ -83,6 +83,8 @@ def _block_class(kind: BlockKind, builder: ModuleBuilder) -> list[str]:
         doc = f'{INDENT}"""{what} {first.block} ... {last.block} ({len(kind.instances)})."""'
     params = ""
     for p in kind.parameters:
+        if p.derived:
+            continue
         annotation = f": {p.annotation}" if p.annotation else ""
         default = "" if p.default is None else (f" = {p.default}" if annotation else f"={p.default}")
         params += f", {p.name}{annotation}{default}"
@@ -90,8 +92,12 @@ def _block_class(kind: BlockKind, builder: ModuleBuilder) -> list[str]:
     out += _wrapped_def(f"{INDENT}def __init__(", f"self{params}", ") -> None:")
     out.append(f"{INDENT * 2}super().__init__()")
     out += [f"{INDENT * 2}self.{p.name} = {p.name}" for p in kind.stored]
+    part, switch = kind.optional, kind.switch
     for position, sub in enumerate(template.subs):
-        out += _submodule_lines(template.local_attrs[sub.attr], sub, kind.ctor(position), INDENT * 2)
+        ctor = kind.ctor(position)
+        if part is not None and switch is not None and position in part.subs:
+            ctor += f" if {switch.name} else None"
+        out += _submodule_lines(template.local_attrs[sub.attr], sub, ctor, INDENT * 2)
     args = ", ".join(f"{template.local_vars[n]}: torch.Tensor" for n in template.inputs)
     out += ["", f"{INDENT}def forward(self, {args}) -> {_returns(len(template.outputs))}:"]
     own = builder.statements[template.start:template.stop]
@@ -99,6 +105,14 @@ def _block_class(kind: BlockKind, builder: ModuleBuilder) -> list[str]:
     if kind.residual is not None:  # the add writes the value it adds to: the same name either way
         returned = [template.local_vars[own[-2].targets[0]]]
     for position, st in enumerate(own):
+        indent = INDENT * 2
+        if part is not None and position in part.statements:
+            indent = INDENT * 3
+            if position == part.statements.start:  # the blocks without it use their input instead
+                first = template.local_attrs[template.subs[part.subs[0]].attr]
+                value, source = template.local_vars[part.value], template.local_vars[part.source]
+                out += [f"{INDENT * 2}{value} = {source}"] if value != source else []
+                out.append(f"{INDENT * 2}if self.{first} is not None:")
         expr = kind.statement(position, rename(st.expr, template.local_vars, template.local_attrs))
         kept = blank_unread_targets(st.targets, own[position + 1:], f"return {', '.join(template.outputs)}")
         targets = ["_" if k == "_" else template.local_vars[t] for k, t in zip(kept, st.targets)]
@@ -109,7 +123,7 @@ def _block_class(kind: BlockKind, builder: ModuleBuilder) -> list[str]:
         if position == len(own) - 1 and st.operator == "=" and targets == returned and len(targets) == 1:
             out += _statement_lines(st, ["return"], expr, INDENT * 2)[:-1] + [f"{INDENT * 2}return {expr}"]
             return out  # `return F.relu(x)` rather than `out = F.relu(x)` + `return out`
-        out += _statement_lines(st, targets, expr, INDENT * 2)
+        out += _statement_lines(st, targets, expr, indent)
     out.append(f"{INDENT * 2}return {', '.join(returned)}")
     return out
 
@@ -150,8 +164,18 @@ def _sequential(sequence: Sequence) -> list[str]:
         items = [item.strip("[]") for item in items[0][1:-1].split(", ")] if items[0].startswith("[") else items
         return [f"{INDENT * 2}self.{sequence.attr} = nn.ModuleList(["] + [
             f"{INDENT * 3}{item}," for item in items] + [f"{INDENT * 2}])"]
-    return [f"{INDENT * 2}self.{sequence.attr} = {container}("] + [f"{INDENT * 3}{item}," for item in items] + [
-        f"{INDENT * 2})"]
+    return [f"{INDENT * 2}self.{sequence.attr} = {container}("] + _packed(items, INDENT * 3) + [f"{INDENT * 2})"]
+
+
+def _packed(items: list[str], indent: str) -> list[str]:
+    """`items`, comma-separated, as many on a line as fit (a stage of MobileNet's blocks)."""
+    lines = [indent]
+    for item in items:
+        if len(lines[-1]) + len(item) + 2 > LINE_LENGTH and lines[-1].strip():
+            lines[-1] = lines[-1].rstrip()
+            lines.append(indent)
+        lines[-1] += f"{item}, "
+    return [line.rstrip() for line in lines]
 
 
 def _loop(sequence: Sequence) -> list[str]:
@@ -163,6 +187,17 @@ def _loop(sequence: Sequence) -> list[str]:
     lines = [] if first.inputs[0] == out else [f"{INDENT * 2}{out} = {first.inputs[0]}"]
     args = ", ".join([out, *sequence.shared_inputs])
     return lines + [f"{INDENT * 2}for block in self.{sequence.attr}:", f"{INDENT * 3}{out} = block({args})"]
+
+
+def _renames_previous(statements: list[Statement], sequence: Sequence, result: str) -> bool:
+    """Is the loop's input written by the statement just before it and read nowhere after the
+    loop (the blocks read it inside their classes)?"""
+    first, last = sequence.instances[0], sequence.instances[-1]
+    name = first.inputs[0]
+    previous = statements[first.start - 1] if first.start else None
+    if previous is None or previous.targets != [name] or previous.operator != "=" or name in sequence.shared_inputs:
+        return False
+    return not any(name in free_names(text) for text in [st.expr for st in statements[last.stop:]] + [result])
 
 
 def _model_class(graph: Graph, builder: ModuleBuilder, structure: Structure, class_name: str) -> list[str]:
@@ -209,7 +244,14 @@ def _model_class(graph: Graph, builder: ModuleBuilder, structure: Structure, cla
             continue
         sequence = sequence_of.get(id(instance))
         if sequence is not None:
-            out += _loop(sequence)
+            loop = _loop(sequence)
+            inline = not any(i.start < position <= i.stop for i in structure.instances)  # the line before is its own
+            if len(loop) == 3 and inline and _renames_previous(statements, sequence, result):
+                # `h = self.dropout(x)` + `sequence_output = h` -> `sequence_output = self.dropout(x)`
+                previous = statements[position - 1]
+                out[-1] = f"{INDENT * 2}{sequence.instances[-1].outputs[0]} {previous.operator} {previous.expr}"
+                loop = loop[1:]
+            out += loop
             position = sequence.instances[-1].stop
         else:
             out.append(f"{INDENT * 2}{', '.join(instance.outputs)} = self.{instance.path}({', '.join(instance.inputs)})")

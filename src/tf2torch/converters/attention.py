@@ -14,22 +14,16 @@ from tf2torch.ir import Node
 
 MHA_HELPER = '''
 class MultiHeadAttention(nn.Module):
-    """keras.layers.MultiHeadAttention: per-head projections, then
-    F.scaled_dot_product_attention (an explicit softmax when the scores are returned).
-
-    Masks are Keras masks (True = attend). Keras scales the query by 1/sqrt(key_dim)
-    before QK^T; SDPA's `scale` does the same. `masked_value` is what Keras puts at
-    masked scores; `zero_masked_rows`: Keras' Softmax gives all-zero probabilities to a
-    fully masked row (Keras 3, einsum path) instead of a uniform row. `use_gate`: each
-    head's output is multiplied by sigmoid(gate(query)) before the output projection.
-    """
+    """keras.layers.MultiHeadAttention through F.scaled_dot_product_attention (a softmax when the
+    scores are returned). Masks are Keras' (True = attend); `masked_value` is what Keras puts at
+    masked scores; `zero_masked_rows`: Keras 3 gives a fully masked row zero probabilities, not
+    uniform ones; `use_gate`: each head's output times sigmoid(gate(query))."""
 
     def __init__(
         self, num_heads: int, key_dim: int, query_features: int, value_dim: int | None = None,
-        key_features: int | None = None, value_features: int | None = None,
-        output_shape: tuple[int, ...] | None = None, use_bias: bool = True, dropout: float = 0.0,
-        rank: int = 3, attention_axes: tuple[int, ...] = (1,), masked_value: float = -1e9,
-        zero_masked_rows: bool = False, use_gate: bool = False,
+        key_features: int | None = None, value_features: int | None = None, output_shape: tuple[int, ...] | None = None,
+        use_bias: bool = True, dropout: float = 0.0, rank: int = 3, attention_axes: tuple[int, ...] = (1,),
+        masked_value: float = -1e9, zero_masked_rows: bool = False, use_gate: bool = False,
     ) -> None:
         super().__init__()
         value_dim = value_dim or key_dim
@@ -41,8 +35,7 @@ class MultiHeadAttention(nn.Module):
         self.attention_axes = attention_axes
         self.masked_value = masked_value
         self.zero_masked_rows = zero_masked_rows
-        # Projected tensors are (batch, *axes, heads, head_dim) (rank + 1 dims); attention runs
-        # on (batch, *other axes, heads, attention positions, head_dim).
+        # (batch, *axes, heads, head_dim) -> (batch, *other axes, heads, attention positions, head_dim)
         others = [a for a in range(1, rank - 1) if a not in attention_axes]
         self.split_order = (0, *others, rank - 1, *attention_axes, rank)
         self.merge_order = tuple(self.split_order.index(a) for a in range(rank + 1))
@@ -69,8 +62,7 @@ class MultiHeadAttention(nn.Module):
     def forward(
         self, query: torch.Tensor, value: torch.Tensor, key: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None, query_mask: torch.Tensor | None = None,
-        value_mask: torch.Tensor | None = None, use_causal_mask: bool = False,
-        return_attention_scores: bool = False,
+        value_mask: torch.Tensor | None = None, use_causal_mask: bool = False, return_attention_scores: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         key = value if key is None else key
         q = self.split_heads(self.query(query), self.key_dim)

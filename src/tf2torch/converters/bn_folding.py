@@ -21,39 +21,32 @@ from tf2torch.ir import Node
 
 FOLD_HELPERS = '''
 def folds_batch_norm(layer: nn.Module, bn: nn.Module, x: torch.Tensor) -> bool:
-    """Whether `bn(layer(x))` may run as one layer with folded weights: both modules in eval
-    mode, eager execution (torch.fx, torch.compile, torch.export and torch.jit see the two
-    layers) and no hooks waiting for either module to run (activity regularizers)."""
-    if layer.training or bn.training or isinstance(x, torch.fx.Proxy):
+    """May `bn(layer(x))` run as one layer? In eval mode, eagerly (torch.fx, compile, export and
+    jit must see both layers) and with no hooks waiting for either (activity regularizers)."""
+    if layer.training or bn.training or isinstance(x, torch.fx.Proxy) or torch.jit.is_tracing():
         return False
-    if torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing():
+    if torch.compiler.is_compiling() or torch.compiler.is_exporting():
         return False
     return not any(m._forward_hooks or m._forward_pre_hooks for m in (layer, bn))
 
 
 def folded_weights(layer: nn.Module, bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    """`layer`'s weight and bias with the eval-mode BatchNorm `bn` applied to its output.
-
-    Without autograd the result is cached on `bn` for as long as every tensor involved keeps
-    its memory and version counter (an optimizer step, load_state_dict, a training-mode pass
-    or .to() change one of them). With autograd it is recomputed, so gradients reach the
-    parameters of both layers."""
+    """`layer`'s weight and bias with the eval-mode BatchNorm `bn` applied. Without autograd
+    they are cached on `bn` while every tensor keeps its memory and version (an optimizer step,
+    load_state_dict, .to() change them); with it recomputed, so gradients reach both layers."""
     tensors = [t for t in (layer.weight, layer.bias, bn.weight, bn.bias, bn.running_mean, bn.running_var) if t is not None]
-    if torch.is_grad_enabled() or any(t.is_inference() for t in tensors):
-        return fold_batch_norm(layer, bn)
-    key = [(t.data_ptr(), t._version) for t in tensors]
+    cache = not torch.is_grad_enabled() and not any(t.is_inference() for t in tensors)
+    key = [(t.data_ptr(), t._version) for t in tensors] if cache else None
     cached = bn.__dict__.get("folded")
-    if cached is None or cached[0] != key:
+    if not cache or cached is None or cached[0] != key:
+        scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+        bias = -bn.running_mean if layer.bias is None else layer.bias - bn.running_mean
+        weight = layer.weight * scale.reshape([-1] + [1] * (layer.weight.dim() - 1))
         # Holding the source tensors keeps their memory from being reused at the same address.
-        cached = bn.__dict__["folded"] = (key, *fold_batch_norm(layer, bn), [t.detach() for t in tensors])
+        cached = (key, weight, bias * scale + bn.bias, [t.detach() for t in tensors] if cache else None)
+        if cache:
+            bn.__dict__["folded"] = cached
     return cached[1], cached[2]
-
-
-def fold_batch_norm(layer: nn.Module, bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
-    bias = -bn.running_mean if layer.bias is None else layer.bias - bn.running_mean
-    weight = layer.weight * scale.reshape([-1] + [1] * (layer.weight.dim() - 1))
-    return weight, bias * scale + bn.bias
 '''
 
 CONV_BN_HELPER = '''

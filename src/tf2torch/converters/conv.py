@@ -38,6 +38,42 @@ class CroppedConv{n}d(nn.Conv{n}d):
 '''
 
 
+SAME_CONV_HELPER = '''
+class SameConv{n}d(nn.Conv{n}d):
+    """A convolution with TensorFlow's 'same' padding for the input's size, any stride. When it is
+    asymmetric, one stride more at the start and the first output dropped: no F.pad copy."""
+
+    def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        padding, crop = [], []
+        for i, (k, s, d) in enumerate(zip(self.kernel_size, self.stride, self.dilation)):
+            size = x.shape[2 + i]
+            out = (size + s - 1) // s
+            total = (out - 1) * s + (k - 1) * d + 1 - size  # not negative: the kernel spans a stride
+            odd = total % 2
+            padding.append(total // 2 + odd * s)
+            crop.append(slice(odd, out + odd))
+        y = F.conv{n}d(x, weight, bias, self.stride, padding, self.dilation, self.groups)
+        return y[(slice(None), slice(None), *crop)]
+'''
+
+
+def tf_same_pads(sizes: tuple, kernel_size: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...]) -> list:
+    """TensorFlow's (left, right) 'same' padding per spatial dimension of these sizes."""
+    pads = []
+    for n, k, s, d in zip(sizes, kernel_size, stride, dilation):
+        total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
+        pads.append((total // 2, total - total // 2))
+    return pads
+
+
+def is_same_conv(pads: list, in_sizes: tuple, kernel_size: tuple[int, ...], stride: tuple[int, ...],
+                 dilation: tuple[int, ...]) -> bool:
+    """Are `pads` TF's 'same' padding for `in_sizes`, for a kernel spanning at least a stride
+    in every dimension (what SameConv computes)?"""
+    return (None not in in_sizes and all((k - 1) * d + 1 >= s for k, s, d in zip(kernel_size, stride, dilation))
+            and [tuple(p) for p in pads] == tf_same_pads(in_sizes, kernel_size, stride, dilation))
+
+
 def torch_pad_list(pads: list[tuple[int, int]]) -> tuple[int, ...]:
     """[(top, bottom), (left, right)] -> F.pad's (left, right, top, bottom)."""
     flat: list[int] = []
@@ -105,6 +141,10 @@ def convert_conv(node: Node, b: ModuleBuilder) -> None:
     elif all(left == right for left, right in pads):
         if any(left for left, _ in pads):
             kwargs["padding"] = compact(tuple(left for left, _ in pads))
+    elif not masked and rank in (1, 2, 3) and is_same_conv(
+            pads, node.inputs[0].torch_shape[2:], a["kernel_size"], a["stride"], a["dilation"]):
+        cls = b.helper(f"SameConv{rank}d", SAME_CONV_HELPER.format(n=rank))
+        b.use_functional()
     elif not masked and (cropped := symmetric_padding_with_crop(
         pads, a["stride"], tuple((k - 1) * d + 1 for k, d in zip(a["kernel_size"], a["dilation"])),
         node.inputs[0].torch_shape[2:], node.outputs[0].torch_shape[2:],

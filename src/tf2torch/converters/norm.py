@@ -15,14 +15,12 @@ from tf2torch.ir import Node
 # torch.fx can trace them.
 BIASED_BN_HELPER = '''
 class {name}(nn.BatchNorm{n}d):
-    """BatchNorm whose running variance tracks the *biased* batch variance, as Keras does
-    (torch's own BatchNorm tracks the unbiased one). Inference is plain BatchNorm."""
+    """BatchNorm whose running variance tracks the biased batch variance, as Keras' does."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
-        # One fused pass: with momentum 1, torch writes the batch mean and *unbiased*
-        # variance into these fresh buffers; the running variance gets the biased one.
+        # One fused pass; momentum 1 writes the batch mean and unbiased variance into these.
         mean, var = torch.zeros_like(self.running_mean), torch.zeros_like(self.running_var)
         x = F.batch_norm(x, mean, var, self.weight, self.bias, True, 1.0, self.eps)
         with torch.no_grad():
