@@ -89,15 +89,14 @@ def test_backbone_keeps_its_block_classes(classifier):
     inner = result.module.get_submodule(attr)
     assert type(inner).__name__ == "Mobilenetv2" and "Mobilenetv2" in _classes(result.source_code)
     assert f"self.{attr} = Mobilenetv2()" in result.source_code
-    # The backbone's inverted residuals, as Keras numbers them: block_N is blocks[N - 2]
-    # (block_1, stride 2 with its own padding at this size, stays in the backbone's body).
+    # The backbone's inverted residuals, as Keras numbers them: block_N is blocks[N - 1].
     names = [layer.name for layer in backbone.layers]
     numbers = sorted({int(m.group(1)) for m in map(re.compile(r"^block_(\d+)_project$").match, names) if m})
-    assert len(inner.blocks) == len(numbers) - 1 == 15
+    assert len(inner.blocks) == len(numbers) == 16
     kinds = {type(block).__name__ for block in inner.blocks}
     assert kinds <= {"Block", "Block2"} and kinds <= set(_classes(result.source_code))
-    for number in numbers[1:]:
-        assert f"{attr}.blocks.{number - 2}.project.weight" in result.state_dict, number
+    for number in numbers:
+        assert f"{attr}.blocks.{number - 1}.project.weight" in result.state_dict, number
     report = result.verify([batch], keras_model=model, tolerance=1e-4)
     assert report.outputs and report.ok, report.table()
     flat = tf2torch.convert(_path, structure="flat")
@@ -112,7 +111,7 @@ def test_backbone_weights_map_and_export(classifier, tmp_path):
     directory = result.save(tmp_path / "out")
     layers = json.loads((directory / "weights_map.json").read_text())["layers"]
     attr = identifier(backbone.name)
-    assert layers[f"{backbone.name}/block_5_expand"] == f"{attr}.blocks.3.expand"
+    assert layers[f"{backbone.name}/block_5_expand"] == f"{attr}.blocks.4.expand"
     assert layers["logits"] == "logits"
     module = result.module
     for layer, path in layers.items():  # every entry resolves to a module with its weights
