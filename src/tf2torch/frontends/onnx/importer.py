@@ -157,6 +157,8 @@ class OnnxImporter:
             parts = (node.name or "").strip("/").split("/")
             if len(parts) > 1 and re.fullmatch(rf"{node.op_type}(_\d+)?", parts[-1]):
                 parts = parts[:-1]  # PyTorch exports name nodes '/module/OpType': the module says it all
+            if node.op_type == "Loop" and len(parts) > 1 and parts[-1] == "while_loop":
+                parts = parts[:-1]  # tf2onnx's '<layer>/while_loop': the recurrent layer's name
             base = python_name("/".join(parts) or node.output[0])
             name, i = base, 1
             while name in self._names:
