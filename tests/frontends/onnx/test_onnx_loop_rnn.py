@@ -18,13 +18,15 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.mark.parametrize("name, loops, modules", [
-    ("keras_loop_rnns", 6, ['nn.RNN(5, 6, batch_first=True, nonlinearity="relu")',
+    ("keras_loop_rnns", 7, ['nn.RNN(5, 6, batch_first=True, nonlinearity="relu")',
                             "KerasGRU(6, 5, reset_after=False, return_sequences=True)",
                             "nn.GRU(5, 4, batch_first=True)", "nn.RNN(8, 3, batch_first=True)",
-                            "KerasGRU(3, 4, activation=torch.relu, return_sequences=True)"]),
-    ("tf_keras_loop_rnns", 4, ["nn.RNN(5, 6, batch_first=True)",
+                            "KerasLSTM(3, 5, activation=F.silu, return_sequences=True)",
+                            "KerasGRU(5, 4, activation=torch.relu, return_sequences=True)"]),
+    ("tf_keras_loop_rnns", 5, ["nn.RNN(5, 6, batch_first=True)",
                                "KerasGRU(6, 5, reset_after=False, return_sequences=True)",
-                               "nn.RNN(5, 4, batch_first=True)"]),
+                               "KerasLSTM(5, 6, activation=F.softsign, return_sequences=True)",
+                               "nn.RNN(6, 4, batch_first=True)"]),
 ])
 def test_tf2onnx_recurrent_loops_become_recurrent_modules_matching_keras_and_onnxruntime(name, loops, modules):
     import torch

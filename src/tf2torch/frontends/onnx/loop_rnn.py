@@ -25,8 +25,10 @@ from tf2torch.ir import TensorSpec, Value
 
 # ops a weight may go through before its MatMul (tf2onnx's gate splits of the recurrent kernel)
 WEIGHT_VIEWS = {"Slice", "Split", "Squeeze", "Identity"}
-# SimpleRNN activation: the op that makes the new state -> the IR activation name
-SIMPLE_ACTIVATIONS = {"Tanh": "tanh", "Relu": "relu", "Sigmoid": "sigmoid", "Add": "linear"}
+# a cell's activation op -> the IR activation name
+UNARY_ACTIVATIONS = {"Tanh": "tanh", "Relu": "relu", "Softsign": "softsign", "Elu": "elu", "Selu": "selu",
+                     "Softplus": "softplus"}
+GATE_SIGMOIDS = {"simple_rnn": 0, "gru": 2, "lstm": 3}  # sigmoids of the gates (recurrent_activation)
 GATES = {1: "simple_rnn", 3: "gru", 4: "lstm"}
 CHECK_TOLERANCE = 1e-5
 
@@ -117,8 +119,9 @@ def import_loop(ctx: OnnxContext) -> list[OnnxVal]:
     state_in = [carried[k][0] for k in states]
     cell_nodes = body.slice_to(new_states, {gather.output[0], *state_in, *weights})
     leaves = _leaves(ctx, body, cell_nodes, weights, {gather.output[0], *state_in}, refuse)
-    cell = _recognise(body, cell_nodes, leaves, gather.output[0], new_states[0], len(states), refuse)
-    _check_against_body(ctx, cell, cell_nodes, leaves, gather.output[0], state_in, new_states, refuse)
+    cell = _recognise(body, cell_nodes, leaves, gather.output[0], len(states), refuse)
+    cell["activation"] = _check_against_body(ctx, cell, cell_nodes, leaves, gather.output[0], state_in, new_states,
+                                             refuse)
     initial_states = _initial_states([carried[k][2] for k in states], refuse)
     node = _rnn_node(ctx, sequence, cell, initial_states)
     outputs: list[OnnxVal] = []
@@ -217,7 +220,7 @@ def _weight_matmuls(body: LoopBody, name: str) -> list:
     return found
 
 
-def _recognise(body: LoopBody, nodes: list, leaves: dict, x_t: str, new_h: str, n_states: int, refuse) -> dict:
+def _recognise(body: LoopBody, nodes: list, leaves: dict, x_t: str, n_states: int, refuse) -> dict:
     """Kernel, recurrent kernel and bias by role; the cell kind from their shapes."""
     kernel = recurrent = bias = None
     n_recurrent_matmuls = 0
@@ -250,23 +253,34 @@ def _recognise(body: LoopBody, nodes: list, leaves: dict, x_t: str, new_h: str, 
         expected = (2, gates * units) if reset_after else (gates * units,)
         if bias.shape != expected:
             raise refuse(f"bias {bias.shape} where the {kind} cell has {expected}")
-    # GRU / LSTM: the one non-sigmoid activation in the cell (the check below confirms it)
-    found = {SIMPLE_ACTIVATIONS[n.op_type] for n in nodes if n.op_type in ("Tanh", "Relu")}
-    activation = found.pop() if len(found) == 1 else "tanh"
-    if kind == "simple_rnn":
-        producer = body.producers.get(new_h)
-        activation = SIMPLE_ACTIVATIONS.get(producer.op_type if producer is not None else "")
-        if activation is None:
-            raise refuse(f"its SimpleRNN activation is {producer.op_type if producer is not None else 'absent'}")
     return {"kind": kind, "units": int(units), "kernel": kernel, "recurrent_kernel": recurrent, "bias": bias,
-            "reset_after": reset_after, "activation": activation}
+            "reset_after": reset_after, "activations": _activation_candidates(kind, nodes)}
+
+
+def _activation_candidates(kind: str, nodes: list) -> list[str]:
+    """The cell activations its ops allow, likeliest first (the check against the body decides):
+    the one activation op beside the gates' sigmoids; with none, sigmoid or silu (x * sigmoid(x))
+    when there are more sigmoids than gates, else linear."""
+    found = {UNARY_ACTIVATIONS[n.op_type] for n in nodes if n.op_type in UNARY_ACTIVATIONS}
+    if len(found) == 1:
+        return list(found)
+    if found:
+        return []
+    if sum(n.op_type == "Sigmoid" for n in nodes) > GATE_SIGMOIDS[kind]:
+        return ["sigmoid", "silu"]
+    return ["linear"]
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1 / (1 + np.exp(-x))
 
 
-KERAS_ACTIVATIONS = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0), "sigmoid": _sigmoid, "linear": lambda x: x}
+KERAS_ACTIVATIONS = {
+    "tanh": np.tanh, "relu": lambda x: np.maximum(x, 0), "sigmoid": _sigmoid, "linear": lambda x: x,
+    "softsign": lambda x: x / (1 + np.abs(x)), "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
+    "selu": lambda x: 1.0507009873554805 * np.where(x > 0, x, 1.6732632423543772 * np.expm1(np.minimum(x, 0))),
+    "softplus": lambda x: np.logaddexp(0, x), "silu": lambda x: x * _sigmoid(x),
+}
 
 
 def keras_cell_step(cell: dict, x: np.ndarray, states: list[np.ndarray]) -> list[np.ndarray]:
@@ -295,8 +309,9 @@ def keras_cell_step(cell: dict, x: np.ndarray, states: list[np.ndarray]) -> list
 
 
 def _check_against_body(ctx: OnnxContext, cell: dict, nodes: list, leaves: dict, x_t: str, state_in: list[str],
-                        new_states: list[str], refuse) -> None:
-    """The body's own cell nodes (onnx's reference evaluator) agree with the recognised Keras cell."""
+                        new_states: list[str], refuse) -> str:
+    """The body's own cell nodes (onnx's reference evaluator) agree with the recognised Keras cell
+    for one of its candidate activations: that activation."""
     from onnx import TensorProto, helper
     from onnx.reference import ReferenceEvaluator
 
@@ -315,11 +330,13 @@ def _check_against_body(ctx: OnnxContext, cell: dict, nodes: list, leaves: dict,
     except Exception as exc:  # noqa: BLE001  (any failure of the body on its own: not a recognisable cell)
         raise refuse(f"its cell does not run on its own ({type(exc).__name__})") from None
     as64 = {n: np.asarray(v, np.float64) for n, v in feeds.items()}
-    expected = keras_cell_step(cell, as64[x_t], [as64[n] for n in state_in])
-    for got, want in zip(actual, expected):
-        if np.shape(got) != want.shape or not np.allclose(got, want, rtol=CHECK_TOLERANCE, atol=CHECK_TOLERANCE):
-            raise refuse(f"its cell does not compute a Keras {cell['kind']} cell with activation "
-                         f"{cell['activation']} and a sigmoid recurrent activation")
+    for activation in cell["activations"]:
+        expected = keras_cell_step(dict(cell, activation=activation), as64[x_t], [as64[n] for n in state_in])
+        if all(np.shape(got) == want.shape and np.allclose(got, want, rtol=CHECK_TOLERANCE, atol=CHECK_TOLERANCE)
+               for got, want in zip(actual, expected)):
+            return activation
+    raise refuse(f"its cell does not compute a Keras {cell['kind']} cell with a sigmoid recurrent activation "
+                 f"(activations tried: {', '.join(cell['activations']) or 'none'})")
 
 
 def _initial_states(initial: list[OnnxVal], refuse) -> list[Value]:
