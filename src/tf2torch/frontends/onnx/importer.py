@@ -155,6 +155,8 @@ class OnnxImporter:
         cached = self.__dict__.setdefault("_node_names", {})
         if key not in cached:
             parts = (node.name or "").strip("/").split("/")
+            if len(parts) > 1 and parts[0] == "StatefulPartitionedCall":
+                parts = parts[1:]  # tf2onnx's SavedModel exports: the serving function's call, on every node
             if len(parts) > 1 and re.fullmatch(rf"{node.op_type}(_\d+)?", parts[-1]):
                 parts = parts[:-1]  # PyTorch exports name nodes '/module/OpType': the module says it all
             if node.op_type == "Loop" and len(parts) > 1 and parts[-1] == "while_loop":

@@ -23,13 +23,13 @@ def import_flatten(ctx: OnnxContext) -> list[OnnxVal]:
 def import_reshape(ctx: OnnxContext) -> list[OnnxVal]:
     x = ctx.value(0)
     if isinstance(ctx.inputs[1], ShapeVec) and not all(isinstance(i, int) for i in ctx.inputs[1].items):
-        items = _run_time_shape(ctx, x, ctx.inputs[1].items)
+        items, others = _run_time_shape(ctx, x, ctx.inputs[1].items)
         # Sizes ONNX's shape inference could not know (a reshape to computed sizes) but we do: later
         # `Shape`s of tensors with the same symbolic dim see the number.
         for symbol, item in zip(ctx.importer.symbols.get(ctx.node.output[0], ()), items):
             if symbol is not None and isinstance(item, int) and item >= 0:
                 ctx.importer.symbol_sizes[symbol] = item
-        return [ctx.add("tf_reshape", [x], {"shape": items}).outputs[0]]
+        return [ctx.add("tf_reshape", [x] + others, {"shape": items}).outputs[0]]
     shape = [int(d) for d in ctx.const(1)]
     if int(ctx.attr("allowzero", 0)) and 0 in shape:
         raise ctx.unsupported("Reshape with allowzero=1 and a zero dim")
@@ -42,9 +42,11 @@ class _NotOwnDim(Exception):
     pass
 
 
-def _run_time_shape(ctx: OnnxContext, x: Value, items: list) -> list:
-    """The target sizes in terms of `x`'s own dims. One size that cannot be (e.g. the larger of two
-    tensors' batch sizes) is left to torch as -1: the element count fixes it, as ONNX requires."""
+def _run_time_shape(ctx: OnnxContext, x: Value, items: list) -> tuple[list, list[Value]]:
+    """The target sizes in terms of `x`'s own dims, and the other tensors whose sizes they read.
+    One size that cannot be (e.g. the larger of two tensors' batch sizes) is left to torch as -1:
+    the element count fixes it, as ONNX requires. Several are read off the tensors they come
+    from (tf2onnx's Tensordot of a Dense on NHWC: [N*H*W, C] back to the input's N, H, W)."""
     resolved: list = []
     for item in items:
         try:
@@ -52,10 +54,22 @@ def _run_time_shape(ctx: OnnxContext, x: Value, items: list) -> list:
         except _NotOwnDim:
             resolved.append(None)
     if resolved.count(None) == 1 and -1 not in resolved:
-        return [-1 if item is None else item for item in resolved]
-    if None in resolved:
+        return [-1 if item is None else item for item in resolved], []
+    if None not in resolved:
+        return resolved, []
+    others: list[Value] = []
+    return [_other_dim(ctx, item, others) if r is None else r for r, item in zip(resolved, items)], others
+
+
+def _other_dim(ctx: OnnxContext, item: tuple, others: list[Value]) -> tuple:
+    """A run-time size of another tensor, as ("dim", its input index on the reshape, axis)."""
+    if item[0] == "fn":
+        return ("fn", item[1], tuple(a if isinstance(a, int) else _other_dim(ctx, a, others) for a in item[2]))
+    if item[0] != "dim" or not isinstance(item[1], Value):
         raise ctx.unsupported("a Reshape to a run-time size not found among its input's dims")
-    return resolved
+    if item[1] not in others:
+        others.append(item[1])
+    return ("dim", 1 + others.index(item[1]), item[2])
 
 
 def _own_dim(ctx: OnnxContext, x: Value, item: int | tuple) -> int | tuple:
