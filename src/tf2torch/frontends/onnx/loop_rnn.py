@@ -83,7 +83,9 @@ def import_loop(ctx: OnnxContext) -> list[OnnxVal]:
         raise refuse("it has no single scan output (a Keras recurrent loop collects one: the states of all steps)")
     carried = [(body_in[2 + k], body_out[1 + k], ctx.inputs[2 + k]) for k in range(n_carried)]
     gathers = [n for n in body.graph.node if n.op_type == "Gather"]
-    if len(gathers) != 1 or int(next((a.i for a in gathers[0].attribute if a.name == "axis"), 0)) != 0:
+    if len(gathers) > 1:
+        raise refuse("it reads more than one sequence per step (a masked layer reads its mask too)")
+    if not gathers or int(next((a.i for a in gathers[0].attribute if a.name == "axis"), 0)) != 0:
         raise refuse("it does not read one step per iteration (one Gather of the time-major sequence)")
     gather = gathers[0]
     time_in = gather.input[1]
@@ -128,8 +130,8 @@ def import_loop(ctx: OnnxContext) -> list[OnnxVal]:
     for k, (inp, _, initial) in enumerate(carried):
         if k in states:
             outputs.append(node.outputs[1 + states.index(k)])
-        elif k in counters:
-            outputs.append(np.asarray(steps, dtype=initial.dtype if isinstance(initial, np.ndarray) else np.int64))
+        elif k in counters:  # a counter ends `steps` past its start (unknown: absent, read by nothing in Keras')
+            outputs.append(initial + steps if isinstance(initial, np.ndarray) else None)
         else:
             outputs.append(weights[inp])
     seq = node.outputs[0]
