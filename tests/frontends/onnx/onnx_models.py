@@ -268,3 +268,17 @@ def batch_major_lstm(path: Path) -> Path:
     seq = g.op("Reshape", [g.op("ReduceMean", [y], axes=[1], keepdims=0), g.constant("b6", np.array([0, 6], np.int64))])
     out = g.op("Concat", [seq, g.op("Reshape", [c, g.constant("b6_", np.array([0, 6], np.int64))])], axis=1)
     return g.model([("sequence", ["batch", 6, 5])], (out, ["batch", 12]), path)
+
+
+def tensordot_dense(path: Path) -> Path:
+    """tf2onnx's Tensordot of a Keras Dense on an NHWC tensor with dynamic N, H, W: the free dims'
+    product (ReduceProd with axes=[0]) flattens it, the MatMul's [N*H*W, units] is reshaped back
+    to sizes read off the Dense's input, which the reshaped tensor does not have."""
+    g = GraphBuilder(7)
+    shape = g.op("Shape", ["x"])
+    free = g.op("Gather", [shape, g.constant("free", np.array([0, 1, 2], np.int64))], axis=0)
+    rows = g.op("Unsqueeze", [g.op("ReduceProd", [free], axes=[0], keepdims=0), g.constant("axis0", np.array([0], np.int64))])
+    flat = g.op("Reshape", ["x", g.op("Concat", [rows, g.constant("channels", np.array([5], np.int64))], axis=0)])
+    y = g.op("MatMul", [flat, g.weight("dense.kernel", (5, 6))])
+    y = g.op("Reshape", [y, g.op("Concat", [free, g.constant("units", np.array([6], np.int64))], axis=0)])
+    return g.model([("x", ["n", "h", "w", 5])], (y, ["n", "h", "w", 6]), path)

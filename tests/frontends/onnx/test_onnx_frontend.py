@@ -23,6 +23,7 @@ from onnx_models import (
     shape_ops,
     small_cnn,
     small_mlp,
+    tensordot_dense,
     torch_exported_cnn,
 )
 
@@ -52,6 +53,15 @@ def _assert_close(expected: np.ndarray, actual: np.ndarray) -> None:
 def _trainable_fraction(module) -> float:
     params = list(module.parameters())
     return sum(p.numel() for p in params if p.requires_grad) / sum(p.numel() for p in params)
+
+
+def test_tensordot_reshape_reads_sizes_off_another_tensor(tmp_path):
+    path = tensordot_dense(tmp_path / "tensordot.onnx")
+    result = tf2torch.convert(path)
+    assert "nn.Linear(5, 6, bias=False)" in result.source_code
+    for shape in [(3, 7, 5, 5), (2, 4, 9, 5)]:  # the sizes follow the input at run time
+        x = np.random.default_rng(sum(shape)).normal(size=shape).astype(np.float32)
+        _assert_close(_onnxruntime(path, x), _torch(result, x))
 
 
 @pytest.mark.parametrize("batch", [1, 4])

@@ -134,20 +134,20 @@ def test_unsupported_recurrent_forms_are_clear_cli_errors(tmp_path, capsys, inpu
     assert not out.exists()
 
 
-def test_a_loop_is_refused_naming_the_node_and_the_way_out(tmp_path):
-    body = helper.make_graph(
-        [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Add", ["h_in", "h_in"], ["h_out"])],
-        "body", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
-                 helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-                 helper.make_tensor_value_info("h_in", TensorProto.FLOAT, [2])],
-        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("h_out", TensorProto.FLOAT, [2])])
-    trips = onnx.numpy_helper.from_array(np.array(3, np.int64), "trips")
-    node = helper.make_node("Loop", ["trips", "", "x"], ["y"], name="rnn/while_loop", body=body)
-    graph = helper.make_graph([node], "net", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])], [trips])
-    path = tmp_path / "loop.onnx"
+def test_an_if_is_refused_naming_the_node_and_the_way_out(tmp_path):
+    """Of the control-flow ops only tf2onnx's Loops of Keras recurrent layers are folded
+    (test_onnx_loop_rnn.py); an If is refused."""
+    def branch(name: str, op: str):
+        return helper.make_graph([helper.make_node(op, ["x"], [f"{name}_y"])], name, [],
+                                 [helper.make_tensor_value_info(f"{name}_y", TensorProto.FLOAT, [2])])
+
+    node = helper.make_node("If", ["flag"], ["y"], name="rnn/cond", then_branch=branch("then", "Relu"),
+                            else_branch=branch("else", "Neg"))
+    graph = helper.make_graph([node], "net", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2]),
+                                              helper.make_tensor_value_info("flag", TensorProto.BOOL, [])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    path = tmp_path / "if.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     with pytest.raises(UnsupportedOnnxOps) as error:
         tf2torch.convert(path)
-    assert "Loop (x1, e.g. 'rnn/while_loop')" in str(error.value) and "tf2torch convert model.keras" in str(error.value)
+    assert "If (x1, e.g. 'rnn/cond')" in str(error.value) and "tf2torch convert model.keras" in str(error.value)

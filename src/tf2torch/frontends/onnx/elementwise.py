@@ -13,6 +13,11 @@ from tf2torch.ir import Value
 BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Pow": "pow", "Max": "maximum", "Min": "minimum",
           "Less": "lt", "LessOrEqual": "le", "Greater": "gt", "GreaterOrEqual": "ge", "Equal": "eq",
           "And": "logical_and", "Or": "logical_or"}
+# Comparisons and logic are exact in numpy: folded when every operand is a constant or a static
+# size (tf2onnx's initial condition of a recurrent layer's Loop). Arithmetic on constants stays refused.
+FOLDED_ON_CONSTANTS = {"Less": np.less, "LessOrEqual": np.less_equal, "Greater": np.greater,
+                       "GreaterOrEqual": np.greater_equal, "Equal": np.equal, "And": np.logical_and,
+                       "Or": np.logical_or}
 
 
 @register_onnx_op(*BINARY)
@@ -21,6 +26,10 @@ def import_binary(ctx: OnnxContext) -> list[OnnxVal]:
         return [ctx.inputs[0] if isinstance(ctx.inputs[0], Value) else ctx.inputs[1]]
     if len(ctx.inputs) != 2:
         raise ctx.unsupported(f"{ctx.type} with {len(ctx.inputs)} inputs")
+    static = [isinstance(v, np.ndarray) or (isinstance(v, ShapeVec) and all(isinstance(i, int) for i in v.items))
+              for v in ctx.inputs]
+    if ctx.type in FOLDED_ON_CONSTANTS and all(static):
+        return [np.asarray(FOLDED_ON_CONSTANTS[ctx.type](ctx.const(0), ctx.const(1)))]
     if all(isinstance(v, np.ndarray) for v in ctx.inputs):
         raise ctx.unsupported("arithmetic on constants only")
     if ctx.type in ("Max", "Min") and all(isinstance(v, ShapeVec) for v in ctx.inputs):

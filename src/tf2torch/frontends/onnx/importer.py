@@ -50,11 +50,9 @@ class UnsupportedOnnxOps(ConversionError):
     def __init__(self, source: str, ops: dict[str, list[str]]) -> None:
         self.ops = ops
         message = unsupported_ops_message(source, ops, "ONNX op")
-        if "Loop" in ops or "If" in ops:
-            message += ("\nLoop / If are control flow; tf2onnx writes them for a Keras RNN it could not rewrite "
-                        "into an ONNX LSTM / GRU / RNN op (SimpleRNN, Keras 3 GRU, masked layers). Convert the "
-                        "Keras model itself (tf2torch convert model.keras), or export it with tf_keras, whose "
-                        "LSTM / GRU tf2onnx rewrites.")
+        if "If" in ops:
+            message += ("\nIf is control flow (of the Loops, only those of Keras recurrent layers are folded into "
+                        "modules). Convert the Keras model itself (tf2torch convert model.keras).")
         super().__init__(message)
 
 
@@ -148,6 +146,7 @@ class OnnxImporter:
     symbols: dict[str, tuple[str | None, ...]] = field(default_factory=dict)  # tensor name -> dim_params
     value_symbols: dict[int, tuple[str | None, ...]] = field(default_factory=dict)  # id(Value) -> dim_params
     symbol_sizes: dict[str, int] = field(default_factory=dict)  # dim_params a Reshape showed to be static
+    env: dict[str, OnnxVal] = field(default_factory=dict)  # tensor name -> imported value (subgraphs read it)
     _names: set[str] = field(default_factory=set)
 
     def node_name(self, node: Any) -> str:
@@ -156,8 +155,12 @@ class OnnxImporter:
         cached = self.__dict__.setdefault("_node_names", {})
         if key not in cached:
             parts = (node.name or "").strip("/").split("/")
+            if len(parts) > 1 and parts[0] == "StatefulPartitionedCall":
+                parts = parts[1:]  # tf2onnx's SavedModel exports: the serving function's call, on every node
             if len(parts) > 1 and re.fullmatch(rf"{node.op_type}(_\d+)?", parts[-1]):
                 parts = parts[:-1]  # PyTorch exports name nodes '/module/OpType': the module says it all
+            if node.op_type == "Loop" and len(parts) > 1 and parts[-1] == "while_loop":
+                parts = parts[:-1]  # tf2onnx's '<layer>/while_loop': the recurrent layer's name
             base = python_name("/".join(parts) or node.output[0])
             name, i = base, 1
             while name in self._names:
@@ -173,7 +176,8 @@ class OnnxImporter:
         from tf2torch.frontends.onnx import ops  # noqa: F401  (fills ONNX_OP_IMPORTERS)
 
         onnx_graph = model.graph
-        env: dict[str, OnnxVal] = {"": None}
+        env = self.env
+        env[""] = None
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
         for tensor in onnx_graph.initializer:
             env[tensor.name] = self.initializers[tensor.name] = np.array(numpy_helper.to_array(tensor))
@@ -210,7 +214,7 @@ class OnnxImporter:
                 if not name:
                     continue  # an optional output left out
                 if isinstance(out, Value) and name in self.specs:
-                    out.spec = self.specs[name]
+                    out.spec = _known_dims(self.specs[name], out.spec)
                     self.value_symbols.setdefault(id(out), self.symbols[name])
                 env[name] = out
         for item in onnx_graph.output:
@@ -220,6 +224,15 @@ class OnnxImporter:
             self.graph.outputs.append(out)
             self.graph.output_names.append(item.name)
         return self.graph
+
+
+def _known_dims(declared: TensorSpec, computed: TensorSpec) -> TensorSpec:
+    """The file's declared spec, its unknown dims filled from the importer's own (a Loop's scan
+    output, declared with no sizes, has as many steps as its input)."""
+    if len(declared.shape) != len(computed.shape) or None not in declared.shape:
+        return declared
+    dims = tuple(c if d is None and isinstance(c, int) else d for d, c in zip(declared.shape, computed.shape))
+    return TensorSpec(dims, declared.dtype)
 
 
 def import_onnx_model(model: Any, file: str) -> Graph:

@@ -4,6 +4,7 @@ from tf2torch.frontends.onnx import (  # noqa: F401
     conv,
     elementwise,
     linear,
+    loop_rnn,
     pool,
     recurrent,
     reduction,

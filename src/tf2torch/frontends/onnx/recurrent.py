@@ -81,7 +81,7 @@ def _initial_states(ctx: OnnxContext, kind: str, n_dirs: int, batch_first: bool)
     return states
 
 
-def _batch_first(ctx: OnnxContext, x: Value) -> Value:
+def to_batch_first(ctx: OnnxContext, x: Value) -> Value:
     """x as [batch, steps, features]: tf2onnx's own time-major Transpose is undone, not doubled."""
     producer = x.producer
     if producer is not None and producer.op == "tf_transpose" and tuple(producer.attrs["dims"]) == (1, 0, 2):
@@ -114,7 +114,7 @@ def import_recurrent(ctx: OnnxContext) -> list[OnnxVal]:
     x = ctx.value(0)
     if x.rank != 3:
         raise ctx.unsupported(f"a rank-{x.rank} input")
-    x = x if batch_first else _batch_first(ctx, x)
+    x = x if batch_first else to_batch_first(ctx, x)
     batch, steps, input_size = x.spec.shape
     direction = ctx.attr("direction", "forward")
     n_dirs = 2 if direction == "bidirectional" else 1

@@ -34,6 +34,10 @@ def import_reduce(ctx: OnnxContext) -> list[OnnxVal]:
 def import_reduce_prod(ctx: OnnxContext) -> list[OnnxVal]:
     """Only of a run-time shape (tf2onnx's batch-matmul reshapes multiply batch dims)."""
     shape = ctx.inputs[0]
-    if not isinstance(shape, ShapeVec) or (len(ctx.inputs) > 1 and ctx.node.input[1]) or ctx.attr("axes"):
+    axes = ctx.attr("axes")
+    if axes is None and len(ctx.inputs) > 1 and ctx.node.input[1]:
+        axes = ctx.const(1)
+    # a shape is 1-D: axes [0] (tf2onnx's Tensordot of a Dense on NHWC) is the whole of it too
+    if not isinstance(shape, ShapeVec) or (axes is not None and [int(a) for a in axes] not in ([0], [-1])):
         raise ctx.unsupported("ReduceProd other than of a whole shape")
     return [ShapeVec([shape_product(shape.items)], scalar=not int(ctx.attr("keepdims", 1)))]

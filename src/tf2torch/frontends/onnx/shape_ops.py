@@ -23,13 +23,13 @@ def import_flatten(ctx: OnnxContext) -> list[OnnxVal]:
 def import_reshape(ctx: OnnxContext) -> list[OnnxVal]:
     x = ctx.value(0)
     if isinstance(ctx.inputs[1], ShapeVec) and not all(isinstance(i, int) for i in ctx.inputs[1].items):
-        items = _run_time_shape(ctx, x, ctx.inputs[1].items)
+        items, others = _run_time_shape(ctx, x, ctx.inputs[1].items)
         # Sizes ONNX's shape inference could not know (a reshape to computed sizes) but we do: later
         # `Shape`s of tensors with the same symbolic dim see the number.
         for symbol, item in zip(ctx.importer.symbols.get(ctx.node.output[0], ()), items):
             if symbol is not None and isinstance(item, int) and item >= 0:
                 ctx.importer.symbol_sizes[symbol] = item
-        return [ctx.add("tf_reshape", [x], {"shape": items}).outputs[0]]
+        return [ctx.add("tf_reshape", [x] + others, {"shape": items}).outputs[0]]
     shape = [int(d) for d in ctx.const(1)]
     if int(ctx.attr("allowzero", 0)) and 0 in shape:
         raise ctx.unsupported("Reshape with allowzero=1 and a zero dim")
@@ -42,9 +42,11 @@ class _NotOwnDim(Exception):
     pass
 
 
-def _run_time_shape(ctx: OnnxContext, x: Value, items: list) -> list:
-    """The target sizes in terms of `x`'s own dims. One size that cannot be (e.g. the larger of two
-    tensors' batch sizes) is left to torch as -1: the element count fixes it, as ONNX requires."""
+def _run_time_shape(ctx: OnnxContext, x: Value, items: list) -> tuple[list, list[Value]]:
+    """The target sizes in terms of `x`'s own dims, and the other tensors whose sizes they read.
+    One size that cannot be (e.g. the larger of two tensors' batch sizes) is left to torch as -1:
+    the element count fixes it, as ONNX requires. Several are read off the tensors they come
+    from (tf2onnx's Tensordot of a Dense on NHWC: [N*H*W, C] back to the input's N, H, W)."""
     resolved: list = []
     for item in items:
         try:
@@ -52,10 +54,22 @@ def _run_time_shape(ctx: OnnxContext, x: Value, items: list) -> list:
         except _NotOwnDim:
             resolved.append(None)
     if resolved.count(None) == 1 and -1 not in resolved:
-        return [-1 if item is None else item for item in resolved]
-    if None in resolved:
+        return [-1 if item is None else item for item in resolved], []
+    if None not in resolved:
+        return resolved, []
+    others: list[Value] = []
+    return [_other_dim(ctx, item, others) if r is None else r for r, item in zip(resolved, items)], others
+
+
+def _other_dim(ctx: OnnxContext, item: tuple, others: list[Value]) -> tuple:
+    """A run-time size of another tensor, as ("dim", its input index on the reshape, axis)."""
+    if item[0] == "fn":
+        return ("fn", item[1], tuple(a if isinstance(a, int) else _other_dim(ctx, a, others) for a in item[2]))
+    if item[0] != "dim" or not isinstance(item[1], Value):
         raise ctx.unsupported("a Reshape to a run-time size not found among its input's dims")
-    return resolved
+    if item[1] not in others:
+        others.append(item[1])
+    return ("dim", 1 + others.index(item[1]), item[2])
 
 
 def _own_dim(ctx: OnnxContext, x: Value, item: int | tuple) -> int | tuple:
@@ -119,7 +133,9 @@ def import_transpose(ctx: OnnxContext) -> list[OnnxVal]:
         x, dims = inner.inputs[0], tuple(inner.attrs["dims"][d] for d in dims)
     if dims == tuple(range(x.rank)):
         return [x]
-    return [ctx.add("tf_transpose", [x], {"dims": dims}).outputs[0]]
+    # the permuted input spec: files often declare no shape for inner tensors (a Loop's outputs)
+    spec = TensorSpec(tuple(x.spec.shape[d] for d in dims), x.spec.dtype)
+    return [ctx.add("tf_transpose", [x], {"dims": dims}, specs=[spec]).outputs[0]]
 
 
 def _is_pointwise(node: Node) -> bool:
@@ -170,7 +186,11 @@ def import_concat(ctx: OnnxContext) -> list[OnnxVal]:
         return [np.concatenate(ctx.inputs, axis=int(ctx.attr("axis")))]
     values = [ctx.value(i) for i in range(len(ctx.inputs))]
     axis = int(ctx.attr("axis")) % values[0].rank
-    return [ctx.add("concat", values, {"axis": axis}).outputs[0]]
+    sizes = [v.spec.shape[axis] for v in values]
+    shape = list(values[0].spec.shape)
+    shape[axis] = sum(sizes) if all(isinstance(n, int) for n in sizes) else None
+    # the computed spec, for files that declare none (the outputs of a Loop); a declared one wins
+    return [ctx.add("concat", values, {"axis": axis}, specs=[TensorSpec(tuple(shape), values[0].spec.dtype)]).outputs[0]]
 
 
 @register_onnx_op("Identity", "Dropout")
@@ -198,6 +218,11 @@ def _axes(ctx: OnnxContext, rank: int) -> list[int] | None:
 
 @register_onnx_op("Squeeze")
 def import_squeeze(ctx: OnnxContext) -> list[OnnxVal]:
+    if isinstance(ctx.inputs[0], ShapeVec) and len(ctx.inputs[0].items) == 1:
+        return [ShapeVec(ctx.inputs[0].items, scalar=True)]  # a 1-item shape -> a 0-d size (a step count)
+    if isinstance(ctx.inputs[0], np.ndarray):
+        axes = _axes(ctx, ctx.inputs[0].ndim)
+        return [np.squeeze(ctx.inputs[0], axis=None if axes is None else tuple(axes))]
     x = ctx.value(0)
     axes = _axes(ctx, x.rank)
     inner = x.producer
@@ -284,6 +309,8 @@ def import_gather(ctx: OnnxContext) -> list[OnnxVal]:
 @register_onnx_op("Expand")
 def import_expand(ctx: OnnxContext) -> list[OnnxVal]:
     value, shape = ctx.inputs[0], ctx.inputs[1]
+    if isinstance(value, ShapeVec) and all(isinstance(i, int) for i in value.items):
+        value = ctx.const(0)  # a static size (tf2onnx's sequence lengths of a reversal)
     if not isinstance(value, np.ndarray) or value.size != 1:
         raise ctx.unsupported("Expand of a run-time tensor or of a non-scalar constant")
     if isinstance(shape, ShapeVec):
@@ -309,3 +336,18 @@ def import_tile(ctx: OnnxContext) -> list[OnnxVal]:
     x = ctx.value(0)
     repeats = [int(r) for r in ctx.const(1)]
     return [ctx.add("tf_tile", [x], {"source": ("value", 0), "multiples": repeats}).outputs[0]]
+
+
+@register_onnx_op("ReverseSequence")
+def import_reverse_sequence(ctx: OnnxContext) -> list[OnnxVal]:
+    """tf2onnx's reversal of a sequence (Keras go_backwards, the backward half of Bidirectional):
+    every length must be the whole sequence, the case a flip of the time axis computes."""
+    x = ctx.value(0)
+    time_axis = int(ctx.attr("time_axis", 0))
+    steps = x.spec.shape[time_axis]
+    lengths = ctx.inputs[1]
+    full = (isinstance(lengths, Filled) and lengths.value == steps) or (
+        isinstance(lengths, np.ndarray) and np.all(lengths == steps))
+    if steps is None or not full:
+        raise ctx.unsupported("ReverseSequence with lengths other than the whole (static) sequence (padded batches)")
+    return [ctx.add("tf_flip", [x], {"dims": (time_axis,)}, specs=[x.spec]).outputs[0]]
