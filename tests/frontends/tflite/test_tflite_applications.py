@@ -2,9 +2,11 @@
 statistics: tests/e2e/test_applications.py) written to float32 .tflite by TensorFlow's TFLite
 converter, converted and compared with the LiteRT interpreter: max abs error <= 1e-5 x max
 |output| (1e-4 for deep models), or, above it, no farther from the exact result (the same
-Keras model in float64) than LiteRT's own float32 result is; every parameter trainable. Behind the `zoo` marker
-(`pytest -m zoo tests/frontends/tflite/test_tflite_applications.py`); ~0.5-3 min per model,
-most of it in the TFLite converter."""
+Keras model in float64) than LiteRT's own float32 result is; every parameter trainable; every
+BatchNorm the file still has (the converter folds those after a conv) one ChannelAffine module.
+Behind the `zoo` marker (`pytest -m zoo tests/frontends/tflite/test_tflite_applications.py -rP`
+prints one table row per model: docs/tflite_zoo.md); ~1-5 min per model on 2 cores, most of it
+in the TFLite converter."""
 
 from __future__ import annotations
 
