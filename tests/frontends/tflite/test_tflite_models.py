@@ -185,7 +185,9 @@ def _preactivation(keras):
     x = layers.ReLU()(layers.BatchNormalization(epsilon=1e-2)(x))
     y = layers.BatchNormalization()(layers.Conv2D(10, 3, padding="same", use_bias=False)(x))
     x = layers.BatchNormalization(center=False)(layers.Add()([x, y]))
-    x = layers.GlobalAveragePooling2D()(layers.Activation("relu")(x))
+    # A per-channel constant scale added to a run-time tensor (LayerScale + residual) is no BatchNorm.
+    x = layers.Activation("relu")(x) * np.linspace(0.5, 1.5, 10).astype(np.float32) + y
+    x = layers.GlobalAveragePooling2D()(x)
     return keras.Model(inp, layers.BatchNormalization(scale=False)(x), name="preactivation")
 
 
@@ -201,7 +203,8 @@ def test_batchnorm_left_as_scale_and_offset_becomes_trainable_module(tmp_path):
     result = tf2torch.convert(_write_tflite(model, tmp_path / "preactivation.tflite"))
     _check(result, batch_size=3)
     source = result.source_code
-    assert source.count(" = ChannelAffine(") == 3 and "Variable(" not in source  # the one after the conv is folded
+    assert source.count(" = ChannelAffine(") == 3  # the one after the conv is folded
+    assert source.count(" = Variable(") == 1  # the LayerScale-like constant stays a multiplication
     assert _trainable_fraction(result.module) == 1.0
     # Each module's scale and offset are its Keras BatchNorm's, gamma / sqrt(var + eps) and
     # beta - mean * scale (the statistics themselves are not in the file).
