@@ -1,4 +1,4 @@
-"""batch_norm, layer_norm and group_norm."""
+"""batch_norm, channel_affine (a BatchNorm folded to a scale and an offset), layer_norm and group_norm."""
 
 from __future__ import annotations
 
@@ -84,6 +84,34 @@ def convert_batch_norm(node: Node, b: ModuleBuilder) -> None:
     mod = b.submodule(node, ctor, state, frozen=frozen, comment=comment)
     if not fold_into_producer(node, b, mod):
         b.emit(node.outputs[0], f"{mod}({b.var(node.inputs[0])})")
+
+
+CHANNEL_AFFINE_HELPER = '''
+class ChannelAffine(nn.Module):
+    """x * weight + bias per channel: a BatchNormalization whose moving statistics the exporter
+    folded into its scale and offset (they cannot be recovered, so there is nothing to update)."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(shape))
+        self.bias = nn.Parameter(torch.zeros(shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight + self.bias
+'''
+
+
+@register_converter("channel_affine")
+def convert_channel_affine(node: Node, b: ModuleBuilder) -> None:
+    x = node.inputs[0]
+    cls = b.helper("ChannelAffine", CHANNEL_AFFINE_HELPER)
+    # The vectors broadcast along the channel axis wherever the layout put it: (C,) or (C, 1, 1).
+    shape = [1] * (x.rank - x.torch_axis(-1))
+    shape[0] = node.attrs["channels"]
+    state = {key: state_array(node.params[key].array.reshape(shape)) for key in ("weight", "bias")}
+    frozen = tuple(key for key in ("weight", "bias") if not node.params[key].trainable)
+    mod = b.submodule(node, call(cls, tuple(shape)), state, frozen=frozen)
+    b.emit(node.outputs[0], f"{mod}({b.var(x)})")
 
 
 AXES_LN_HELPER = '''

@@ -75,6 +75,7 @@ OPS: dict[str, OpDef] = _defs(
     OpDef("global_pool", Layout.CHANNELS_FIRST),
     OpDef("adaptive_pool", Layout.CHANNELS_FIRST),
     OpDef("batch_norm", Layout.CHANNELS_FIRST),
+    OpDef("channel_affine", Layout.ELEMENTWISE),  # x * weight + bias per channel: a BatchNorm without statistics
     OpDef("layer_norm", Layout.SOURCE),
     OpDef("group_norm", Layout.CHANNELS_FIRST),
     # SpectralNormalization around a Dense / Conv: that op, plus attrs["spectral"].

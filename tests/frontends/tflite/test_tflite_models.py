@@ -176,6 +176,51 @@ def test_lstm_text_classifier_matches_litert(tmp_path):
     assert frozen and all(name.endswith("bias_hh_l0") for name in frozen)  # Keras' LSTM has one bias
 
 
+def _preactivation(keras):
+    """BatchNorms the TFLite converter cannot fold into a conv: after a concatenation (DenseNet),
+    after an add with a fused ReLU (ResNetV2), on a rank-2 output, and one it folds (after a conv)."""
+    layers = keras.layers
+    inp = keras.Input((9, 7, 3))
+    x = layers.Concatenate()([layers.Conv2D(6, 3, padding="same")(inp), layers.Conv2D(4, 1)(inp)])
+    x = layers.ReLU()(layers.BatchNormalization(epsilon=1e-2)(x))
+    y = layers.BatchNormalization()(layers.Conv2D(10, 3, padding="same", use_bias=False)(x))
+    x = layers.BatchNormalization(center=False)(layers.Add()([x, y]))
+    # A per-channel constant scale added to a run-time tensor (LayerScale + residual) is no BatchNorm.
+    x = layers.Activation("relu")(x) * np.linspace(0.5, 1.5, 10).astype(np.float32) + y
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, layers.BatchNormalization(scale=False)(x), name="preactivation")
+
+
+def test_batchnorm_left_as_scale_and_offset_becomes_trainable_module(tmp_path):
+    import keras
+    import torch
+
+    import tf2torch
+
+    model = _preactivation(keras)
+    perturb_weights(model, seed=7)
+    set_batchnorm_statistics(model, np.random.default_rng(1).normal(size=(4, 9, 7, 3)).astype(np.float32))
+    result = tf2torch.convert(_write_tflite(model, tmp_path / "preactivation.tflite"))
+    _check(result, batch_size=3)
+    source = result.source_code
+    assert source.count(" = ChannelAffine(") == 3  # the one after the conv is folded
+    assert source.count(" = Variable(") == 1  # the LayerScale-like constant stays a multiplication
+    assert _trainable_fraction(result.module) == 1.0
+    # Each module's scale and offset are its Keras BatchNorm's, gamma / sqrt(var + eps) and
+    # beta - mean * scale (the statistics themselves are not in the file).
+    norms = [layer for layer in model.layers if type(layer).__name__ == "BatchNormalization"]
+    affines = [m for m in result.module.modules() if type(m).__name__ == "ChannelAffine"]
+    for layer, module in zip([norms[0], norms[2], norms[3]], affines):
+        w = {v.path.rsplit("/", 1)[-1]: np.asarray(v.numpy(), np.float64) for v in layer.weights}
+        scale = w.get("gamma", 1.0) / np.sqrt(w["moving_variance"] + layer.epsilon)
+        offset = w.get("beta", 0.0) - w["moving_mean"] * scale
+        np.testing.assert_allclose(module.weight.detach().numpy().reshape(-1), scale, rtol=1e-5)
+        np.testing.assert_allclose(module.bias.detach().numpy().reshape(-1), offset, rtol=1e-5, atol=1e-6)
+    out = result.module.train()(torch.randn(2, 3, 9, 7))
+    out.square().sum().backward()
+    assert all(m.weight.grad is not None and m.bias.grad is not None for m in affines)
+
+
 @pytest.mark.slow  # ~50 s: the TFLite converter on MobileNetV2 dominates
 def test_mobilenet_v2_end_to_end(tmp_path, keras):
     import tf2torch

@@ -15,6 +15,7 @@ from tf2torch.frontends.tf.importer import GraphImporter, _common_prefix
 from tf2torch.frontends.tf.registry import TF_OP_IMPORTERS
 from tf2torch.frontends.tf.values import TFVal, VarRef
 from tf2torch.frontends.tflite import tf_graph
+from tf2torch.frontends.tflite.channel_affine import OP_TYPE as CHANNEL_AFFINE
 from tf2torch.frontends.tflite.lowering import Lowering
 from tf2torch.frontends.tflite.quantization import QuantizedModel, dequantize_model
 from tf2torch.frontends.tflite.reader import TFLiteModel, read_tflite
@@ -62,16 +63,28 @@ def _lstm(ctx: OpContext) -> list[TFVal]:
     return [ctx.add("rnn", [x], [spec], attrs, params, name=name).outputs[0]]
 
 
+def _channel_affine(ctx: OpContext) -> list[TFVal]:
+    """A BatchNormalization the converter left as x * scale + offset (channel_affine.py): one
+    module, named after its layer, with the two vectors as trainable parameters."""
+    x, scale, offset = ctx.value(0), ctx.inputs[1], ctx.inputs[2]
+    base = scale.name.rsplit("/", 1)[0] if "/" in scale.name else scale.name
+    name = ctx.importer.claim_name(base.removesuffix("/batchnorm"), scale.name)
+    params = {"weight": Param(scale.array, "C", True), "bias": Param(offset.array, "C", True)}
+    attrs = {"channels": int(scale.array.size)}
+    return [ctx.add("channel_affine", [x], [x.spec], attrs, params, name=name).outputs[0]]
+
+
 def _fake_quant(ctx: OpContext) -> list[TFVal]:
     """A tensor rounded to the file's integer grid (--keep-quantization)."""
     attrs = {key: ctx.attr(key) for key in ("scale", "zero_point", "qmin", "qmax")}
     return [ctx.add("fake_quant", [ctx.value(0)], attrs=attrs).outputs[0]]
 
 
-# Activations TFLite has as builtins (TF graphs spell them out in several ops), its fused LSTM
-# and the rounding of an integer tensor.
+# Activations TFLite has as builtins (TF graphs spell them out in several ops), its fused LSTM,
+# the rounding of an integer tensor and a BatchNormalization left as a scale and an offset.
 TFLITE_ONLY: dict[str, Callable[[OpContext], list[TFVal]]] = {
     "TFLiteHardSwish": _hard_swish, "TFLiteGelu": _gelu, "TFLiteLSTM": _lstm, "TFLiteFakeQuant": _fake_quant,
+    CHANNEL_AFFINE: _channel_affine,
 }
 
 

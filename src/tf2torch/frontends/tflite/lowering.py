@@ -15,6 +15,7 @@ import numpy as np
 
 from tf2torch.errors import UnsupportedFeature
 from tf2torch.frontends.tflite import tf_graph
+from tf2torch.frontends.tflite.channel_affine import lower_channel_affine
 from tf2torch.frontends.tflite.quantization import Grid, QuantizedModel
 from tf2torch.frontends.tflite.reader import TFLiteModel, TFLiteOperator, TFLiteTensor
 from tf2torch.frontends.tflite.shapes import NotStatic, reshape_target, shape_entries
@@ -73,6 +74,7 @@ class Lowering:
         self.ops: list[tf_graph.Op] = []
         self.tensors: dict[int, tf_graph.Tensor] = {}
         self.unsupported: dict[str, list[str]] = {}
+        self.absorbed: set[int] = set()  # operators lowered together with an earlier one
         self._op: TFLiteOperator | None = None
         self.producers = {i: op for op in model.operators for i in op.outputs}
         self.consumers: dict[int, list[TFLiteOperator]] = {}
@@ -166,6 +168,8 @@ class Lowering:
             self.lower(op)
 
     def lower(self, op: TFLiteOperator) -> None:
+        if op.index in self.absorbed:
+            return
         self._op = op
         if not op.outputs:
             raise self.fail("an operator without outputs")
@@ -360,6 +364,8 @@ def lower_pool(low: Lowering, op: TFLiteOperator) -> None:
 
 
 def lower_elementwise(low: Lowering, op: TFLiteOperator) -> None:
+    if op.op_type == "MUL" and lower_channel_affine(low, op):
+        return
     activation = _act(op.options) if op.options is not None else 0
     inputs = [low.tensor(i) for i in op.inputs[:2]]
     low.emit_fused(ELEMENTWISE[op.op_type], inputs, {}, None, activation)
