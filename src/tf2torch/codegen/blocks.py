@@ -37,6 +37,9 @@ _BLOCK_NAME = re.compile(r"^(?P<stage>.*(?:" + "|".join(BLOCK_WORDS) + r")_?)(?P
 # Constructor keywords whose absence means a known default (torch.nn.ConvNd).
 _CONV = re.compile(r"^(nn\.Conv(Transpose)?|SameConv)[123]d$")
 _CONV_DEFAULTS = {"stride": "1", "padding": "0", "dilation": "1", "groups": "1"}
+# Constructor numbers that are never a channel count's base.
+_GEOMETRY = frozenset({"stride", "kernel_size", "padding", "dilation", "groups"})
+
 _POSITIONAL_NAMES = {
     "Conv": ("in_channels", "out_channels", "kernel_size"),
     "Linear": ("in_features", "out_features"),
@@ -971,6 +974,8 @@ def _matching(values: tuple[str | None, ...], params) -> Parameter | None:
         pairs = [(a, b) for a, b in zip(values, p.values) if a is not None]
         if len(pairs) < 2 or p.derived or p.annotation != "int" or any(b is None or not a.isdigit() or b == "0" for a, b in pairs):
             continue
+        if p.name in _GEOMETRY:  # `4 * stride` channels would be a coincidence, not a design
+            continue
         ratios = {int(a) / int(b) for a, b in pairs}
         if len(ratios) == 1 and (ratio := ratios.pop()) > 1 and ratio.is_integer():
             return Parameter(f"{int(ratio)} * {p.name}", values, [], base=p, factor=int(ratio))  # type: ignore[arg-type]
@@ -992,6 +997,8 @@ def _slot_name(func: str, slot: int | str, attr: str) -> str:
     for family, names in _POSITIONAL_NAMES.items():
         if family in func.rsplit(".", 1)[-1] and slot < len(names):
             return names[slot]
+    if func == "Variable" and slot == 0:
+        return f"{attr}_shape"
     return f"{attr}_arg{slot}"
 
 
