@@ -76,6 +76,7 @@ def _subclassed():
                 x = block(x)
             return self.head(x)
 
+    keras.backend.clear_session()  # Keras' layer names count from zero, whatever ran before in this process
     model = Net()
     model(np.zeros((2, 9), np.float32))
     rng = np.random.default_rng(0)
