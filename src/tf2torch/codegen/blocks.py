@@ -622,12 +622,7 @@ def _single_output_tail(
     """A run with two live results (Xception's block: the pooled branch and its unnamed
     shortcut conv) extends over the unnamed statements that read only its values, up to the
     first one after which a single result is live (the unnamed `add` joining them)."""
-    written: set[str] = set()
-    inputs: set[str] = set()
-    for st in statements[start:stop]:
-        reads, writes = _reads_writes(st, variables)
-        inputs.update(n for n in reads if n not in written)
-        written.update(writes)
+    inputs, written = _inputs_and_results(statements, start, stop, variables)
 
     def live(end: int) -> int:
         return sum(_live_after(n, statements, end, variables, returned) for n in written)
@@ -666,15 +661,21 @@ def _pair_numbered_runs(runs: list[tuple[str, str, int, int]]) -> list[tuple[str
     return merged
 
 
-def _combines(statements: list[Statement], start: int, stop: int, variables: set[str]) -> bool:
-    """Does statement `stop` read both an input of statements [start, stop) and a value they
-    computed, and nothing else?"""
+def _inputs_and_results(statements: list[Statement], start: int, stop: int, variables: set[str]) -> tuple[set[str], set[str]]:
+    """The names statements [start, stop) read before writing them, and the names they write."""
     inputs: set[str] = set()
     written: set[str] = set()
     for st in statements[start:stop]:
         reads, writes = _reads_writes(st, variables)
         inputs.update(n for n in reads if n not in written)
         written.update(writes)
+    return inputs, written
+
+
+def _combines(statements: list[Statement], start: int, stop: int, variables: set[str]) -> bool:
+    """Does statement `stop` read both an input of statements [start, stop) and a value they
+    computed, and nothing else?"""
+    inputs, written = _inputs_and_results(statements, start, stop, variables)
     inputs -= written  # names still holding the block's input values
     reads = set(_reads_writes(statements[stop], variables)[0])
     return bool(reads & inputs) and bool(reads & written) and reads <= inputs | written

@@ -12,6 +12,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from tf_frontend_helpers import residual_mlp_net
 
 import tf2torch
 from conftest import perturb_weights, set_batchnorm_statistics
@@ -47,41 +48,6 @@ def _resnet_like(keras):
     model = keras.Model(inputs, keras.layers.Dense(5, name="predictions")(x))
     perturb_weights(model)
     set_batchnorm_statistics(model, np.random.default_rng(1).standard_normal((6, 13, 11, 3)).astype(np.float32))
-    return model
-
-
-def _subclassed():
-    import keras
-
-    class ResidualMlp(keras.layers.Layer):
-        def __init__(self, dim: int, **kwargs) -> None:
-            super().__init__(**kwargs)
-            self.d1 = keras.layers.Dense(dim * 2, activation="relu")
-            self.d2 = keras.layers.Dense(dim)
-            self.norm = keras.layers.LayerNormalization(epsilon=1e-5)
-
-        def call(self, x):
-            return self.norm(x + self.d2(self.d1(x)))
-
-    class Net(keras.Model):
-        def __init__(self) -> None:
-            super().__init__()
-            self.stem = keras.layers.Dense(12)
-            self.blocks = [ResidualMlp(12) for _ in range(4)]
-            self.head = keras.layers.Dense(3)
-
-        def call(self, x):
-            x = self.stem(x)
-            for block in self.blocks:
-                x = block(x)
-            return self.head(x)
-
-    keras.backend.clear_session()  # Keras' layer names count from zero, whatever ran before in this process
-    model = Net()
-    model(np.zeros((2, 9), np.float32))
-    rng = np.random.default_rng(0)
-    for weight in model.weights:
-        weight.assign(rng.normal(0.0, 0.3, weight.shape).astype(np.float32))
     return model
 
 
@@ -121,7 +87,7 @@ def subclassed(tmp_path_factory):
     import tensorflow as tf
 
     directory = tmp_path_factory.mktemp("subclassed")
-    model = _subclassed()
+    model = residual_mlp_net()
     model.export(str(directory / "exported"), verbose=False)
     _freeze(model, tf.TensorSpec([None, 9], tf.float32, name="x"), directory / "frozen.pb")
     return directory

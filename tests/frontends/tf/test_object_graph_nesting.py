@@ -7,46 +7,17 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
+from tf_frontend_helpers import residual_mlp_net
 
 import tf2torch
 
 
 def _export_subclassed(path) -> None:
-    import keras
     import tensorflow as tf
 
-    class ResidualMlp(keras.layers.Layer):
-        def __init__(self, dim: int, **kwargs) -> None:
-            super().__init__(**kwargs)
-            self.d1 = keras.layers.Dense(dim * 2, activation="relu")
-            self.d2 = keras.layers.Dense(dim)
-            self.norm = keras.layers.LayerNormalization(epsilon=1e-5)
-
-        def call(self, x):
-            return self.norm(x + self.d2(self.d1(x)))
-
-    class Net(keras.Model):
-        def __init__(self) -> None:
-            super().__init__()
-            self.stem = keras.layers.Dense(12)
-            self.blocks = [ResidualMlp(12) for _ in range(4)]
-            self.head = keras.layers.Dense(3)
-
-        def call(self, x):
-            x = self.stem(x)
-            for block in self.blocks:
-                x = block(x)
-            return self.head(x)
-
-    keras.utils.set_random_seed(0)
-    model = Net()
-    model(np.zeros((2, 9), np.float32))
-    rng = np.random.default_rng(0)
-    for weight in model.weights:
-        weight.assign(rng.normal(0.0, 0.3, weight.shape).astype(np.float32))
+    model = residual_mlp_net()
 
     @tf.function(input_signature=[tf.TensorSpec([None, 9], tf.float32)])
     def serve(x):

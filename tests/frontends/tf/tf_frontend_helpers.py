@@ -44,3 +44,41 @@ def assert_matches(result, batch_sizes=(3,), inputs=None, tolerance: float = 1e-
 def forward_source(source: str) -> str:
     start = source.index("    def forward(self")
     return source[start:source.index("\ndef load_model")]
+
+
+def residual_mlp_net(blocks: int = 4):
+    """A subclassed Keras model holding a list of custom blocks (`self.blocks = [ResidualMlp(12)
+    ...]`), built on a (2, 9) input, weights drawn from a fixed generator. Keras' layer names
+    count from zero (clear_session), whatever ran before in this process."""
+    import keras
+
+    class ResidualMlp(keras.layers.Layer):
+        def __init__(self, dim: int, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self.d1 = keras.layers.Dense(dim * 2, activation="relu")
+            self.d2 = keras.layers.Dense(dim)
+            self.norm = keras.layers.LayerNormalization(epsilon=1e-5)
+
+        def call(self, x):
+            return self.norm(x + self.d2(self.d1(x)))
+
+    class Net(keras.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = keras.layers.Dense(12)
+            self.blocks = [ResidualMlp(12) for _ in range(blocks)]
+            self.head = keras.layers.Dense(3)
+
+        def call(self, x):
+            x = self.stem(x)
+            for block in self.blocks:
+                x = block(x)
+            return self.head(x)
+
+    keras.backend.clear_session()
+    model = Net()
+    model(np.zeros((2, 9), np.float32))
+    rng = np.random.default_rng(0)
+    for weight in model.weights:
+        weight.assign(rng.normal(0.0, 0.3, weight.shape).astype(np.float32))
+    return model
