@@ -463,3 +463,27 @@ def test_mobilenet_correct_pad_folds_into_a_cropped_depthwise_conv(keras, tmp_pa
     result = convert_and_compare(keras.Model(inputs, outputs), tmp_path, batch_size=3, training=training)
     assert "F.pad(" not in result.source_code and "conv_bn(self.depthwise, self.depthwise_bn" in result.source_code
     assert "SameConv2d(" in result.source_code  # correct_pad's padding is TF 'same' here
+
+
+@pytest.mark.parametrize("kernel,stride", [(2, 3), (1, 2), (3, 2)])
+def test_same_conv_helper_matches_tf_same_padding_at_every_size(kernel, stride):
+    """SameConv works its padding out per call: at sizes other than the converted one too, and
+    where TF pads nothing because the kernel is shorter than a stride."""
+    import tensorflow as tf
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from tf2torch.converters.conv import SAME_CONV_HELPER
+
+    namespace = {"nn": nn, "torch": torch, "F": F}
+    exec(SAME_CONV_HELPER.format(n=2), namespace)  # noqa: S102 - our own helper class, as model.py defines it
+    torch.manual_seed(0)
+    conv = namespace["SameConv2d"](3, 4, kernel, stride=stride)
+    for size in (9, 10, 11):
+        x = np.random.default_rng(size).standard_normal((2, size, size + 2, 3)).astype(np.float32)
+        kernel_hwio = conv.weight.detach().numpy().transpose(2, 3, 1, 0)
+        expected = tf.nn.conv2d(x, kernel_hwio, stride, "SAME").numpy() + conv.bias.detach().numpy()
+        with torch.no_grad():
+            got = conv(torch.from_numpy(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)

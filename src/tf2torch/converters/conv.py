@@ -48,7 +48,7 @@ class SameConv{n}d(nn.Conv{n}d):
         for i, (k, s, d) in enumerate(zip(self.kernel_size, self.stride, self.dilation)):
             size = x.shape[2 + i]
             out = (size + s - 1) // s
-            total = (out - 1) * s + (k - 1) * d + 1 - size  # not negative: the kernel spans a stride
+            total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)  # negative when the kernel is shorter than a stride
             odd = total % 2
             padding.append(total // 2 + odd * s)
             crop.append(slice(odd, out + odd))
